@@ -1,0 +1,166 @@
+//! The pipeline: capture files in, handshakes with their certificates out.
+//!
+//! frames (capture) → segments (decode) → stream bytes (reassembly) → TLS events (tls) →
+//! handshakes (handshake). Certificates leave each handshake as soon as it is finished and are
+//! kept once per distinct certificate in the [`CertStore`], so memory grows with the number of
+//! live handshakes and distinct certificates, not with the capture.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::capture::{CaptureError, CaptureSummary, read_capture};
+use crate::certs::{CertStore, Sighting, TrustStore};
+use crate::decode::{Decoded, decode};
+use crate::handshake::{Handshake, TlsConn};
+use crate::reassembly::{At, Reassembler, TcpStats};
+
+/// Most per-frame decode warnings listed per capture (the rest are counted).
+const MAX_FRAME_WARNINGS: usize = 20;
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Extra trust anchors (`--trust`): PEM or DER files, or directories of them.
+    pub trust: Vec<PathBuf>,
+    /// Leave Mozilla's roots out (`--no-default-trust`).
+    pub no_default_trust: bool,
+}
+
+/// What reading one capture produced besides handshakes.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaptureResult {
+    #[serde(flatten)]
+    pub summary: CaptureSummary,
+    pub tcp_segments: u64,
+    pub tcp_connections: u64,
+    pub tcp_gaps: u64,
+    pub other_frames: u64,
+    pub undecodable_frames: u64,
+}
+
+/// A finished handshake and the capture it came from.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub capture: usize,
+    pub hs: Handshake,
+}
+
+pub struct Analysis {
+    pub captures: Vec<CaptureResult>,
+    pub sessions: Vec<Session>,
+    /// Every certificate sent in any capture.
+    pub store: CertStore,
+    pub trust: TrustStore,
+}
+
+/// Builds the trust store from the options.
+pub fn trust_store(opts: &Options) -> anyhow::Result<TrustStore> {
+    let mut trust = TrustStore::new(!opts.no_default_trust);
+    for p in &opts.trust {
+        trust.add_path(p)?;
+    }
+    Ok(trust)
+}
+
+/// Reads every capture and extracts its handshakes. Captures are analyzed together: a
+/// certificate seen in one helps to name what another server failed to send.
+pub fn analyze(paths: &[String], opts: &Options) -> anyhow::Result<Analysis> {
+    let trust = trust_store(opts)?;
+    let mut store = CertStore::default();
+    let mut captures = Vec::new();
+    let mut sessions = Vec::new();
+    for (index, path) in paths.iter().enumerate() {
+        let (result, mut hs) = analyze_capture(path)?;
+        for h in &mut hs {
+            intern(&mut store, index, h);
+        }
+        sessions.extend(hs.into_iter().map(|hs| Session { capture: index, hs }));
+        captures.push(result);
+    }
+    Ok(Analysis {
+        captures,
+        sessions,
+        store,
+        trust,
+    })
+}
+
+/// Moves a handshake's certificates into the store, leaving their hashes.
+fn intern(store: &mut CertStore, capture: usize, hs: &mut Handshake) {
+    let server = hs.server;
+    let stream = hs.stream;
+    if let Some(c) = hs.certificate.as_mut() {
+        let seen = Sighting {
+            capture,
+            stream,
+            frame: c.at.frame,
+            server,
+        };
+        c.shas = c.certs.iter().map(|d| store.add(d, Some(seen))).collect();
+        c.certs = Vec::new();
+    }
+    if let Some(c) = hs.client_certificate.as_mut() {
+        let seen = Sighting {
+            capture,
+            stream,
+            frame: c.at.frame,
+            server: hs.client,
+        };
+        c.shas = c.certs.iter().map(|d| store.add(d, Some(seen))).collect();
+        c.certs = Vec::new();
+    }
+}
+
+/// Reads one capture through the pipeline.
+pub fn analyze_capture(path: &str) -> Result<(CaptureResult, Vec<Handshake>), CaptureError> {
+    let mut reasm = Reassembler::new(TlsConn::new);
+    let mut other = 0u64;
+    let mut undecodable = 0u64;
+    let mut frame_warnings = Vec::new();
+    let summary = read_capture(path, |frame| match decode(frame.linktype, frame.data) {
+        Ok(Decoded::Tcp(seg)) => reasm.process(
+            At {
+                frame: frame.number,
+                ts: frame.ts,
+            },
+            &seg,
+        ),
+        Ok(Decoded::Other) => other += 1,
+        Err(e) => {
+            undecodable += 1;
+            if frame_warnings.len() < MAX_FRAME_WARNINGS {
+                frame_warnings.push(format!("frame {}: {e}; skipped", frame.number));
+            }
+        }
+    })?;
+    let (mut handshakes, stats): (Vec<Handshake>, TcpStats) = reasm.finish();
+    handshakes.sort_by_key(|h| {
+        (
+            h.client_hellos
+                .first()
+                .map(|c| c.at.frame)
+                .or_else(|| h.server_hellos.first().map(|s| s.at.frame))
+                .unwrap_or(h.first_at.frame),
+            h.stream,
+        )
+    });
+    let mut summary = summary;
+    if undecodable > frame_warnings.len() as u64 {
+        frame_warnings.push(format!(
+            "{} more undecodable frames not listed",
+            undecodable - frame_warnings.len() as u64
+        ));
+    }
+    summary.warnings.extend(frame_warnings);
+    Ok((
+        CaptureResult {
+            summary,
+            tcp_segments: stats.segments,
+            tcp_connections: stats.connections,
+            tcp_gaps: stats.gaps,
+            other_frames: other,
+            undecodable_frames: undecodable,
+        },
+        handshakes,
+    ))
+}

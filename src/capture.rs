@@ -1,0 +1,379 @@
+//! Stage 1: capture files to frames.
+//!
+//! Reads classic pcap (micro- and nanosecond, either byte order) and pcapng (several sections and
+//! interfaces, each with its own link type and timestamp resolution), gzip-compressed or not,
+//! from a file or standard input. The format is detected by magic bytes, never by file name.
+//!
+//! Frames are handed to a callback as borrowed slices of the reader's buffer, so nothing is
+//! allocated per packet, and memory stays at the reader's buffer size whatever the file size.
+//! Frame numbers are Wireshark's: 1-based, in file order, across all interfaces.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use pcap_parser::pcapng::Block;
+use pcap_parser::traits::PcapReaderIterator;
+use pcap_parser::{Linktype, PcapBlockOwned, PcapError};
+use serde::Serialize;
+
+/// Initial size of the reader's buffer; it grows for larger blocks up to [`MAX_BLOCK`].
+const BUFFER_SIZE: usize = 1 << 20;
+/// Largest single block accepted (a pcapng block or pcap record). Anything larger is corruption.
+const MAX_BLOCK: usize = 256 << 20;
+
+/// A point in time, in nanoseconds since the Unix epoch (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn from_parts(secs: i64, nanos: u32) -> Self {
+        Timestamp(
+            secs.saturating_mul(1_000_000_000)
+                .saturating_add(nanos as i64),
+        )
+    }
+    pub fn secs(self) -> i64 {
+        self.0.div_euclid(1_000_000_000)
+    }
+    /// Milliseconds from `earlier` to `self`, as a float for display.
+    pub fn millis_since(self, earlier: Timestamp) -> f64 {
+        (self.0 - earlier.0) as f64 / 1e6
+    }
+    /// RFC 3339 in UTC with microseconds, e.g. `2026-11-24T17:49:38.123456Z`.
+    pub fn to_rfc3339(self) -> String {
+        let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128) else {
+            return format!("{}ns", self.0);
+        };
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.microsecond()
+        )
+    }
+}
+
+/// The container format of a capture, as detected from its magic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Pcap,
+    Pcapng,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+}
+
+/// One captured frame, borrowed from the reader's buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// Wireshark's frame number (1-based, file order).
+    pub number: u64,
+    pub ts: Timestamp,
+    pub linktype: Linktype,
+    /// The captured bytes (possibly fewer than `orig_len` when the snap length cut the frame).
+    pub data: &'a [u8],
+    pub orig_len: u32,
+}
+
+/// What was learned about the file itself while reading it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaptureSummary {
+    pub path: String,
+    pub format: Option<Format>,
+    pub compression: Compression,
+    /// Number of frames read.
+    pub frames: u64,
+    /// True when the file ends in the middle of a block or record.
+    pub truncated: bool,
+    pub warnings: Vec<String>,
+}
+
+/// An input that cannot be read as a capture at all (exit status 2).
+#[derive(Debug)]
+pub struct CaptureError {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+impl std::error::Error for CaptureError {}
+
+/// Opens `path` (or standard input for `-`) and calls `on_frame` for every frame in file order.
+pub fn read_capture(
+    path: &str,
+    on_frame: impl FnMut(&Frame<'_>),
+) -> Result<CaptureSummary, CaptureError> {
+    let err = |message: String| CaptureError {
+        path: path.to_string(),
+        message,
+    };
+    let input: Box<dyn Read + Send> = if path == "-" {
+        Box::new(io::stdin())
+    } else {
+        let p = Path::new(path);
+        if p.is_dir() {
+            return Err(err("is a directory, not a capture file".into()));
+        }
+        Box::new(File::open(p).map_err(|e| err(format!("cannot open: {e}")))?)
+    };
+    read_from(path, input, on_frame)
+}
+
+/// Reads a capture from any byte source (file, pipe, decompressor, memory).
+pub fn read_from(
+    path: &str,
+    mut input: Box<dyn Read + Send>,
+    on_frame: impl FnMut(&Frame<'_>),
+) -> Result<CaptureSummary, CaptureError> {
+    let err = |message: String| CaptureError {
+        path: path.to_string(),
+        message,
+    };
+    let mut head =
+        read_prefix(&mut input, 64 << 10).map_err(|e| err(format!("read error: {e}")))?;
+    let mut compression = Compression::None;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        compression = Compression::Gzip;
+        let gz = flate2::read::MultiGzDecoder::new(io::Cursor::new(head).chain(input));
+        input = Box::new(gz);
+        head = read_prefix(&mut input, 64 << 10)
+            .map_err(|e| err(format!("gzip stream is corrupt: {e}")))?;
+    }
+    if head.is_empty() {
+        return Err(err("the file is empty".into()));
+    }
+    let format = match head.get(..4) {
+        Some([0x0a, 0x0d, 0x0d, 0x0a]) => Format::Pcapng,
+        Some([0xd4, 0xc3, 0xb2, 0xa1])
+        | Some([0xa1, 0xb2, 0xc3, 0xd4])
+        | Some([0x4d, 0x3c, 0xb2, 0xa1])
+        | Some([0xa1, 0xb2, 0x3c, 0x4d]) => Format::Pcap,
+        _ => {
+            return Err(err(format!(
+                "not a pcap or pcapng capture (offset 0: magic bytes {})",
+                hex::encode(&head[..head.len().min(4)])
+            )));
+        }
+    };
+    let prefix_len = head.len();
+    let source = io::Cursor::new(head).chain(input);
+    let capacity = BUFFER_SIZE.max(prefix_len);
+    let reader = pcap_parser::create_reader(capacity, source).map_err(|e| {
+        err(format!(
+            "offset 0: cannot parse the {} file header ({e:?})",
+            match format {
+                Format::Pcap => "pcap",
+                Format::Pcapng => "pcapng",
+            }
+        ))
+    })?;
+    let mut summary = CaptureSummary {
+        path: path.to_string(),
+        format: Some(format),
+        compression,
+        frames: 0,
+        truncated: false,
+        warnings: Vec::new(),
+    };
+    let result = pump(reader, &mut summary, on_frame);
+    if let Err(message) = result {
+        if summary.frames == 0 {
+            return Err(err(message));
+        }
+        summary.warnings.push(message);
+    }
+    Ok(summary)
+}
+
+/// Reads up to `limit` bytes, looping over short reads (pipes deliver data in small pieces).
+fn read_prefix(input: &mut dyn Read, limit: usize) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(limit);
+    input.take(limit as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Per-interface state of a pcapng section.
+#[derive(Clone, Copy)]
+struct Interface {
+    linktype: Linktype,
+    snaplen: u32,
+    /// Timestamp units per second.
+    resolution: u64,
+    offset_secs: i64,
+}
+
+/// Drives the reader; returns `Err(message)` for corruption that stops the reading.
+fn pump(
+    mut reader: Box<dyn PcapReaderIterator + Send + '_>,
+    summary: &mut CaptureSummary,
+    mut on_frame: impl FnMut(&Frame<'_>),
+) -> Result<(), String> {
+    let mut legacy_linktype = Linktype::ETHERNET;
+    let mut legacy_nanos = false;
+    let mut interfaces: Vec<Interface> = Vec::new();
+    let mut capacity = BUFFER_SIZE;
+    loop {
+        let offset_before = reader.consumed();
+        match reader.next() {
+            Ok((len, block)) => {
+                let frame = match block {
+                    PcapBlockOwned::LegacyHeader(h) => {
+                        legacy_linktype = h.network;
+                        legacy_nanos = h.is_nanosecond_precision();
+                        None
+                    }
+                    PcapBlockOwned::Legacy(b) => {
+                        let nanos = if legacy_nanos {
+                            b.ts_usec
+                        } else {
+                            b.ts_usec.saturating_mul(1000)
+                        };
+                        Some((
+                            Timestamp::from_parts(b.ts_sec as i64, nanos),
+                            legacy_linktype,
+                            b.data,
+                            b.origlen,
+                        ))
+                    }
+                    PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+                        interfaces.clear();
+                        None
+                    }
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        interfaces.push(Interface {
+                            linktype: idb.linktype,
+                            snaplen: idb.snaplen,
+                            resolution: idb.ts_resolution().unwrap_or(1_000_000),
+                            offset_secs: idb.ts_offset(),
+                        });
+                        None
+                    }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                        let number = summary.frames + 1;
+                        match interfaces.get(epb.if_id as usize) {
+                            Some(iface) => {
+                                let raw = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
+                                let nanos =
+                                    (raw as u128 * 1_000_000_000 / iface.resolution as u128) as i64;
+                                let ts = Timestamp(
+                                    nanos.saturating_add(iface.offset_secs * 1_000_000_000),
+                                );
+                                let caplen = (epb.caplen as usize).min(epb.data.len());
+                                Some((ts, iface.linktype, &epb.data[..caplen], epb.origlen))
+                            }
+                            None => {
+                                summary.warnings.push(format!(
+                                    "frame {number} (offset {offset_before}): packet names interface {} which was never described; frame skipped",
+                                    epb.if_id
+                                ));
+                                summary.frames += 1;
+                                None
+                            }
+                        }
+                    }
+                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                        let number = summary.frames + 1;
+                        match interfaces.first() {
+                            Some(iface) => {
+                                let mut caplen = (spb.origlen as usize).min(spb.data.len());
+                                if iface.snaplen > 0 {
+                                    caplen = caplen.min(iface.snaplen as usize);
+                                }
+                                Some((
+                                    Timestamp::default(),
+                                    iface.linktype,
+                                    &spb.data[..caplen],
+                                    spb.origlen,
+                                ))
+                            }
+                            None => {
+                                summary.warnings.push(format!(
+                                    "frame {number} (offset {offset_before}): simple packet block without an interface; frame skipped"
+                                ));
+                                summary.frames += 1;
+                                None
+                            }
+                        }
+                    }
+                    _ => None,
+                };
+                if let Some((ts, linktype, data, orig_len)) = frame {
+                    summary.frames += 1;
+                    on_frame(&Frame {
+                        number: summary.frames,
+                        ts,
+                        linktype,
+                        data,
+                        orig_len,
+                    });
+                }
+                reader.consume(len);
+            }
+            Err(PcapError::Eof) => return Ok(()),
+            Err(PcapError::Incomplete(_)) => {
+                if reader.reader_exhausted() {
+                    return truncated(summary, offset_before);
+                }
+                reader
+                    .refill()
+                    .map_err(|e| format!("read error at offset {offset_before}: {e:?}"))?;
+            }
+            Err(PcapError::BufferTooSmall) => {
+                if capacity >= MAX_BLOCK {
+                    return Err(format!(
+                        "offset {offset_before}: a block larger than {} MiB; the file is corrupt from here on, {} frames read before it",
+                        MAX_BLOCK >> 20,
+                        summary.frames
+                    ));
+                }
+                capacity *= 4;
+                reader.grow(capacity);
+                reader
+                    .refill()
+                    .map_err(|e| format!("read error at offset {offset_before}: {e:?}"))?;
+            }
+            Err(PcapError::UnexpectedEof) => return truncated(summary, offset_before),
+            Err(e) => {
+                return Err(format!(
+                    "offset {offset_before}: corrupt block after frame {} ({}); the rest of the file was not read",
+                    summary.frames,
+                    describe_error(&e)
+                ));
+            }
+        }
+    }
+}
+
+fn truncated(summary: &mut CaptureSummary, offset: usize) -> Result<(), String> {
+    summary.truncated = true;
+    summary.warnings.push(format!(
+        "the capture is truncated: it ends inside the record that starts at offset {offset}, after frame {}",
+        summary.frames
+    ));
+    Ok(())
+}
+
+fn describe_error(e: &PcapError<&[u8]>) -> String {
+    match e {
+        PcapError::HeaderNotRecognized => "unrecognized header".into(),
+        PcapError::NomError(_, kind) | PcapError::OwnedNomError(_, kind) => {
+            format!("parse error: {kind:?}")
+        }
+        other => format!("{other:?}"),
+    }
+}

@@ -1,0 +1,767 @@
+//! Stage 4b: TLS events to handshakes.
+//!
+//! One [`TlsConn`] per TCP connection turns both directions' TLS events into a [`Handshake`]:
+//! who is client and server, the hellos, the certificate message (every DER certificate in the
+//! order sent), and what each side did afterwards, each with the frame that completed it. It
+//! tells the reassembler when it needs no more bytes, so memory is held only for handshakes that
+//! are still being decided.
+
+use std::net::SocketAddr;
+
+use serde::Serialize;
+use tls_parser::{TlsExtension, TlsMessage, TlsMessageHandshake};
+
+use crate::reassembly::{At, ConnInfo, Dir, StreamHandler};
+use crate::tls::{TlsDirection, TlsEvent};
+
+pub const TLS13: u16 = 0x0304;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Client,
+    Server,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientHello {
+    pub at: At,
+    pub legacy_version: u16,
+    /// From the supported_versions extension, in the client's order (GREASE removed).
+    pub supported_versions: Vec<u16>,
+    pub sni: Option<String>,
+    pub alpn: Vec<String>,
+    pub cipher_suites: Vec<u16>,
+    pub session_id: Vec<u8>,
+    /// An SSLv2-compatible hello (no extensions, so no SNI).
+    pub sslv2: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerHello {
+    pub at: At,
+    pub legacy_version: u16,
+    pub selected_version: Option<u16>,
+    pub cipher_suite: u16,
+    pub session_id: Vec<u8>,
+    pub hello_retry: bool,
+}
+
+impl ServerHello {
+    pub fn version(&self) -> u16 {
+        self.selected_version.unwrap_or(self.legacy_version)
+    }
+}
+
+/// A Certificate handshake message.
+#[derive(Debug, Clone)]
+pub struct CertificateMsg {
+    pub at: At,
+    /// The DER certificates, until the pipeline moves them into the certificate store.
+    pub certs: Vec<Vec<u8>>,
+    /// SHA-256 of each certificate, in the order sent (filled by the pipeline).
+    pub shas: Vec<crate::certs::Sha>,
+}
+
+/// Something a side did, in capture order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    ChangeCipherSpec,
+    Alert {
+        level: u8,
+        description: u8,
+    },
+    EncryptedAlert,
+    ClientKeyExchange,
+    EncryptedHandshake,
+    ApplicationData,
+    Fin,
+    Rst,
+    /// Bytes of this side were not captured.
+    Gap {
+        len: u64,
+    },
+    Malformed(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub side: Side,
+    pub at: At,
+    pub kind: EventKind,
+}
+
+/// Everything chainsniff learned about one TLS handshake.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    /// Wireshark's `tcp.stream`.
+    pub stream: u64,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    /// Every ClientHello (a second one follows a HelloRetryRequest).
+    pub client_hellos: Vec<ClientHello>,
+    pub server_hellos: Vec<ServerHello>,
+    pub certificate: Option<CertificateMsg>,
+    pub client_certificate: Option<CertificateMsg>,
+    pub certificate_status: Option<At>,
+    pub server_key_exchange: Option<At>,
+    pub certificate_request: Option<At>,
+    pub server_hello_done: Option<At>,
+    pub events: Vec<Event>,
+    /// The capture ended while the handshake was still being decided.
+    pub capture_ended: bool,
+    /// A record or handshake message of the server was cut off (gap or end of capture).
+    pub server_cut: bool,
+    /// The connection's first packet (for the timeline).
+    pub first_at: At,
+    /// Encrypted records the client sent after a TLS 1.3 ServerHello.
+    pub client_encrypted_records: u32,
+}
+
+impl Handshake {
+    /// The negotiated version: the ServerHello's (selected supported_version first), else `None`.
+    pub fn version(&self) -> Option<u16> {
+        self.server_hellos
+            .iter()
+            .rev()
+            .find(|s| !s.hello_retry)
+            .map(|s| s.version())
+    }
+
+    pub fn sni(&self) -> Option<&str> {
+        self.client_hellos.first().and_then(|c| c.sni.as_deref())
+    }
+
+    pub fn first(&self, side: Side, pred: impl Fn(&EventKind) -> bool) -> Option<&Event> {
+        self.events.iter().find(|e| e.side == side && pred(&e.kind))
+    }
+}
+
+/// Readable name of a protocol version.
+pub fn version_name(v: u16) -> String {
+    match v {
+        0x0002 => "SSL 2.0".into(),
+        0x0300 => "SSL 3.0".into(),
+        0x0301 => "TLS 1.0".into(),
+        0x0302 => "TLS 1.1".into(),
+        0x0303 => "TLS 1.2".into(),
+        0x0304 => "TLS 1.3".into(),
+        v if v >> 8 == 0x7f => format!("TLS 1.3 (draft {})", v & 0xff),
+        v => format!("0x{v:04x}"),
+    }
+}
+
+fn is_grease(v: u16) -> bool {
+    v & 0x0f0f == 0x0a0a && (v >> 8) == (v & 0xff)
+}
+
+/// The SHA-256 of the HelloRetryRequest "random" (RFC 8446, 4.1.3).
+const HRR_RANDOM: [u8; 32] = [
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+];
+
+/// Most events kept per handshake (the first few of each side are what matters).
+const MAX_EVENTS: usize = 64;
+
+/// The TLS stage of one TCP connection.
+pub struct TlsConn {
+    info: ConnInfo,
+    dirs: [TlsDirection; 2],
+    /// The direction the client sends in, once known.
+    client_dir: Option<Dir>,
+    hs: Handshake,
+    seen_tls: bool,
+    server_done: bool,
+    client_done: bool,
+    /// Application data records seen without any handshake (capture started mid-connection).
+    orphan_records: u32,
+}
+
+impl TlsConn {
+    pub fn new(info: ConnInfo) -> Self {
+        TlsConn {
+            info,
+            dirs: Default::default(),
+            client_dir: None,
+            hs: Handshake {
+                stream: info.stream,
+                client: info.first_src,
+                server: info.first_dst,
+                client_hellos: Vec::new(),
+                server_hellos: Vec::new(),
+                certificate: None,
+                client_certificate: None,
+                certificate_status: None,
+                server_key_exchange: None,
+                certificate_request: None,
+                server_hello_done: None,
+                events: Vec::new(),
+                capture_ended: false,
+                server_cut: false,
+                first_at: info.first_at,
+                client_encrypted_records: 0,
+            },
+            seen_tls: false,
+            server_done: false,
+            client_done: false,
+            orphan_records: 0,
+        }
+    }
+
+    fn side(&self, dir: Dir) -> Side {
+        match self.client_dir {
+            Some(c) if c == dir => Side::Client,
+            Some(_) => Side::Server,
+            None if dir == Dir::Forward => Side::Client,
+            None => Side::Server,
+        }
+    }
+
+    fn set_client(&mut self, client: Dir) {
+        if self.client_dir == Some(client) {
+            return;
+        }
+        let swapped =
+            self.client_dir.is_none() && client == Dir::Backward || self.client_dir.is_some();
+        self.client_dir = Some(client);
+        let (c, s) = if client == Dir::Forward {
+            (self.info.first_src, self.info.first_dst)
+        } else {
+            (self.info.first_dst, self.info.first_src)
+        };
+        self.hs.client = c;
+        self.hs.server = s;
+        if swapped {
+            for e in &mut self.hs.events {
+                e.side = match e.side {
+                    Side::Client => Side::Server,
+                    Side::Server => Side::Client,
+                };
+            }
+        }
+    }
+
+    fn push(&mut self, side: Side, at: At, kind: EventKind) {
+        if self.hs.events.len() < MAX_EVENTS {
+            self.hs.events.push(Event { side, at, kind });
+        }
+    }
+
+    fn tls13(&self) -> bool {
+        self.hs
+            .version()
+            .is_some_and(|v| v == TLS13 || v >> 8 == 0x7f)
+    }
+
+    fn on_event(&mut self, dir: Dir, at: At, ev: TlsEvent<'_>) {
+        match ev {
+            TlsEvent::Handshake { msg_type, body } => self.on_message(dir, at, msg_type, body),
+            TlsEvent::Sslv2ClientHello { body } => {
+                self.seen_tls = true;
+                self.set_client(dir);
+                if let Some(ch) = parse_sslv2_hello(at, body) {
+                    self.hs.client_hellos.push(ch);
+                }
+            }
+            TlsEvent::ChangeCipherSpec => {
+                let side = self.side(dir);
+                self.push(side, at, EventKind::ChangeCipherSpec);
+                if side == Side::Server && !self.tls13() && self.seen_tls {
+                    // Abbreviated (resumed) handshake, or the end of the server's full flight.
+                    self.server_done = true;
+                }
+                if side == Side::Client && !self.tls13() && self.server_done {
+                    self.client_done = true;
+                }
+            }
+            TlsEvent::Alert { level, description } => {
+                let side = self.side(dir);
+                self.push(side, at, EventKind::Alert { level, description });
+                if level == 2 {
+                    match side {
+                        Side::Client => self.client_done = true,
+                        Side::Server => self.server_done = true,
+                    }
+                }
+            }
+            TlsEvent::EncryptedAlert => {
+                let side = self.side(dir);
+                self.push(side, at, EventKind::EncryptedAlert);
+            }
+            TlsEvent::EncryptedHandshake => {
+                let side = self.side(dir);
+                if self
+                    .hs
+                    .first(side, |k| *k == EventKind::EncryptedHandshake)
+                    .is_none()
+                {
+                    self.push(side, at, EventKind::EncryptedHandshake);
+                }
+            }
+            TlsEvent::ApplicationData | TlsEvent::Heartbeat => {
+                if !self.seen_tls {
+                    self.orphan_records += 1;
+                    return;
+                }
+                let side = self.side(dir);
+                if self
+                    .hs
+                    .first(side, |k| *k == EventKind::ApplicationData)
+                    .is_none()
+                {
+                    self.push(side, at, EventKind::ApplicationData);
+                }
+                match side {
+                    Side::Client if self.tls13() => {
+                        self.hs.client_encrypted_records += 1;
+                        if self.hs.client_encrypted_records >= 2 {
+                            self.client_done = true;
+                        }
+                    }
+                    Side::Client => self.client_done = true,
+                    Side::Server => self.server_done = true,
+                }
+            }
+            TlsEvent::Oversized { msg_type, len } => {
+                let side = self.side(dir);
+                self.push(
+                    side,
+                    at,
+                    EventKind::Malformed(format!(
+                        "handshake message type {msg_type} declares {len} bytes, more than the {} kept; skipped",
+                        crate::tls::MAX_HANDSHAKE
+                    )),
+                );
+            }
+            TlsEvent::Malformed(what) => {
+                if self.seen_tls {
+                    let side = self.side(dir);
+                    self.push(side, at, EventKind::Malformed(what.to_string()));
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, dir: Dir, at: At, msg_type: u8, body: &[u8]) {
+        // Re-frame for tls-parser, which parses a message with its 4-byte header.
+        let side_before = self.side(dir);
+        let mut framed = Vec::with_capacity(body.len() + 4);
+        framed.push(msg_type);
+        framed.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        framed.extend_from_slice(body);
+        let parsed = tls_parser::parse_tls_message_handshake(&framed);
+        let msg = match parsed {
+            Ok((_, TlsMessage::Handshake(m))) => m,
+            _ => {
+                if self.seen_tls || msg_type == 1 || msg_type == 2 {
+                    self.push(
+                        side_before,
+                        at,
+                        EventKind::Malformed(format!(
+                            "handshake message type {msg_type} ({} bytes) could not be parsed",
+                            body.len()
+                        )),
+                    );
+                }
+                // A Certificate message tls-parser rejects is still split by hand below.
+                if msg_type == 11 {
+                    self.seen_tls = true;
+                    self.certificate(dir, at, parse_certificate_list(body));
+                }
+                return;
+            }
+        };
+        self.seen_tls = true;
+        match msg {
+            TlsMessageHandshake::ClientHello(ch) => {
+                self.set_client(dir);
+                let mut out = ClientHello {
+                    at,
+                    legacy_version: ch.version.0,
+                    supported_versions: Vec::new(),
+                    sni: None,
+                    alpn: Vec::new(),
+                    cipher_suites: ch.ciphers.iter().map(|c| c.0).collect(),
+                    session_id: ch.session_id.unwrap_or_default().to_vec(),
+                    sslv2: false,
+                };
+                if let Some(ext) = ch.ext {
+                    if let Ok((_, exts)) = tls_parser::parse_tls_client_hello_extensions(ext) {
+                        for e in exts {
+                            match e {
+                                TlsExtension::SNI(names) => {
+                                    out.sni = names
+                                        .first()
+                                        .map(|(_, n)| String::from_utf8_lossy(n).into_owned());
+                                }
+                                TlsExtension::SupportedVersions(vs) => {
+                                    out.supported_versions =
+                                        vs.iter().map(|v| v.0).filter(|v| !is_grease(*v)).collect()
+                                }
+                                TlsExtension::ALPN(protos) => {
+                                    out.alpn = protos
+                                        .iter()
+                                        .map(|p| String::from_utf8_lossy(p).into_owned())
+                                        .collect()
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                self.hs.client_hellos.push(out);
+            }
+            TlsMessageHandshake::ServerHello(sh) => {
+                self.set_client(dir.reverse());
+                let mut selected = None;
+                if let Some(ext) = sh.ext {
+                    if let Ok((_, exts)) = tls_parser::parse_tls_server_hello_extensions(ext) {
+                        for e in exts {
+                            if let TlsExtension::SupportedVersions(vs) = e {
+                                selected = vs.first().map(|v| v.0);
+                            }
+                        }
+                    }
+                }
+                let hello_retry = sh.random == HRR_RANDOM;
+                self.server_hello(ServerHello {
+                    at,
+                    legacy_version: sh.version.0,
+                    selected_version: selected,
+                    cipher_suite: sh.cipher.0,
+                    session_id: sh.session_id.unwrap_or_default().to_vec(),
+                    hello_retry,
+                });
+            }
+            TlsMessageHandshake::ServerHelloV13Draft18(sh) => {
+                self.set_client(dir.reverse());
+                self.server_hello(ServerHello {
+                    at,
+                    legacy_version: sh.version.0,
+                    selected_version: Some(sh.version.0),
+                    cipher_suite: sh.cipher.0,
+                    session_id: Vec::new(),
+                    hello_retry: false,
+                });
+            }
+            TlsMessageHandshake::HelloRetryRequest(hrr) => {
+                self.set_client(dir.reverse());
+                self.server_hello(ServerHello {
+                    at,
+                    legacy_version: hrr.version.0,
+                    selected_version: Some(hrr.version.0),
+                    cipher_suite: hrr.cipher.0,
+                    session_id: Vec::new(),
+                    hello_retry: true,
+                });
+            }
+            TlsMessageHandshake::Certificate(c) => {
+                let certs = c.cert_chain.iter().map(|c| c.data.to_vec()).collect();
+                self.certificate(dir, at, certs);
+            }
+            TlsMessageHandshake::CertificateStatus(_) => self.hs.certificate_status = Some(at),
+            TlsMessageHandshake::ServerKeyExchange(_) => self.hs.server_key_exchange = Some(at),
+            TlsMessageHandshake::CertificateRequest(_) => self.hs.certificate_request = Some(at),
+            TlsMessageHandshake::ServerDone(_) => {
+                self.hs.server_hello_done = Some(at);
+                self.server_done = true;
+            }
+            TlsMessageHandshake::ClientKeyExchange(_) => {
+                let side = self.side(dir);
+                self.push(side, at, EventKind::ClientKeyExchange);
+            }
+            _ => {}
+        }
+    }
+
+    fn server_hello(&mut self, sh: ServerHello) {
+        let tls13 = !sh.hello_retry && (sh.version() == TLS13 || sh.version() >> 8 == 0x7f);
+        self.hs.server_hellos.push(sh);
+        if tls13 {
+            // The rest of the server's flight, the Certificate included, is encrypted.
+            self.server_done = true;
+        }
+    }
+
+    fn certificate(&mut self, dir: Dir, at: At, certs: Vec<Vec<u8>>) {
+        let msg = CertificateMsg {
+            at,
+            certs,
+            shas: Vec::new(),
+        };
+        if self.side(dir) == Side::Client {
+            self.hs.client_certificate.get_or_insert(msg);
+        } else if self.hs.certificate.is_none() {
+            self.hs.certificate = Some(msg);
+        }
+    }
+}
+
+/// Splits a Certificate message body by hand (24-bit list length, then 24-bit lengths).
+/// Used when tls-parser rejects the message, so that what was sent is still reported.
+fn parse_certificate_list(body: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let Some(rest) = body.get(3..) else {
+        return out;
+    };
+    let mut rest = rest;
+    while rest.len() >= 3 {
+        let len = ((rest[0] as usize) << 16) | ((rest[1] as usize) << 8) | rest[2] as usize;
+        let Some(cert) = rest.get(3..3 + len) else {
+            break;
+        };
+        out.push(cert.to_vec());
+        rest = &rest[3 + len..];
+    }
+    out
+}
+
+/// An SSLv2 CLIENT-HELLO body: msg type, version, cipher-spec/session-id/challenge lengths.
+fn parse_sslv2_hello(at: At, body: &[u8]) -> Option<ClientHello> {
+    if body.len() < 9 || body[0] != 1 {
+        return None;
+    }
+    let version = u16::from_be_bytes([body[1], body[2]]);
+    let cs_len = u16::from_be_bytes([body[3], body[4]]) as usize;
+    let specs = body.get(9..9 + cs_len).unwrap_or_default();
+    let cipher_suites = specs
+        .chunks_exact(3)
+        .filter(|c| c[0] == 0)
+        .map(|c| u16::from_be_bytes([c[1], c[2]]))
+        .collect();
+    Some(ClientHello {
+        at,
+        legacy_version: version,
+        supported_versions: Vec::new(),
+        sni: None,
+        alpn: Vec::new(),
+        cipher_suites,
+        session_id: Vec::new(),
+        sslv2: true,
+    })
+}
+
+impl StreamHandler for TlsConn {
+    type Output = Handshake;
+
+    fn on_data(&mut self, dir: Dir, at: At, data: &[u8]) {
+        let mut parser = std::mem::take(&mut self.dirs[dir.index()]);
+        parser.feed(data, &mut |ev| self.on_event(dir, at, ev));
+        self.dirs[dir.index()] = parser;
+    }
+
+    fn on_gap(&mut self, dir: Dir, at: At, len: u64) {
+        let parser = &mut self.dirs[dir.index()];
+        let was_cut = parser.has_partial();
+        parser.gap();
+        if self.seen_tls {
+            let side = self.side(dir);
+            if side == Side::Server && (was_cut || !self.server_done) {
+                self.hs.server_cut = true;
+            }
+            self.push(side, at, EventKind::Gap { len });
+        }
+    }
+
+    fn on_syn(&mut self, dir: Dir, ack: bool) {
+        if !self.seen_tls {
+            self.set_client(if ack { dir.reverse() } else { dir });
+        }
+    }
+
+    fn on_fin(&mut self, dir: Dir, at: At) {
+        let side = self.side(dir);
+        self.push(side, at, EventKind::Fin);
+    }
+
+    fn on_rst(&mut self, dir: Dir, at: At) {
+        let side = self.side(dir);
+        self.push(side, at, EventKind::Rst);
+    }
+
+    fn wants_data(&self, dir: Dir) -> bool {
+        if !self.dirs[dir.index()].active() {
+            return false;
+        }
+        match self.side(dir) {
+            Side::Server => !self.server_done,
+            Side::Client => !self.client_done,
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        (self.server_done && self.client_done)
+            || (!self.dirs[0].active() && !self.dirs[1].active())
+            || (!self.seen_tls && self.orphan_records >= 8)
+    }
+
+    fn finish(mut self, capture_ended: bool) -> Option<Handshake> {
+        if !self.seen_tls {
+            return None;
+        }
+        let server = self.client_dir.map(Dir::reverse).unwrap_or(Dir::Backward);
+        if self.dirs[server.index()].has_partial() && !self.server_done {
+            self.hs.server_cut = true;
+        }
+        self.hs.capture_ended = capture_ended && !(self.server_done && self.client_done);
+        Some(self.hs)
+    }
+}
+
+/// What the client did once the server's certificate (or hello) arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReactionKind {
+    /// The client sent a plaintext alert (e.g. unknown_ca).
+    Alert,
+    /// The client sent an alert after ChangeCipherSpec (its content is encrypted).
+    EncryptedAlert,
+    /// The client went on: key exchange, ChangeCipherSpec/Finished, or application data.
+    Completed,
+    /// The client reset the connection.
+    Reset,
+    /// The client closed the connection (FIN) without going on.
+    Closed,
+    /// The server ended the handshake (alert or reset) before the client reacted.
+    ServerAborted,
+    /// Nothing from the client after the server's flight in the capture.
+    None,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reaction {
+    pub kind: ReactionKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// Milliseconds from the server's Certificate (or ServerHello) to the reaction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<f64>,
+    /// The alert's name (`unknown_ca`), for alerts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_level: Option<String>,
+    /// What the client sent that shows it went on, or other detail.
+    pub detail: String,
+}
+
+impl Handshake {
+    /// The moment the client's reaction is measured from: the server's Certificate, else the
+    /// last ServerHello, else the ClientHello.
+    pub fn reaction_reference(&self) -> Option<At> {
+        self.certificate
+            .as_ref()
+            .map(|c| c.at)
+            .or_else(|| self.server_hellos.last().map(|s| s.at))
+    }
+
+    /// How the client reacted to the server's flight.
+    pub fn client_reaction(&self) -> Reaction {
+        let reference = self.reaction_reference();
+        let after = |e: &&Event| reference.is_none_or(|r| e.at.frame >= r.frame);
+        let tls13 = self.version().is_some_and(|v| v == TLS13 || v >> 8 == 0x7f);
+        let make = |kind, e: Option<&Event>, detail: String| Reaction {
+            kind,
+            frame: e.map(|e| e.at.frame),
+            time: e.map(|e| e.at.ts.to_rfc3339()),
+            delay_ms: match (e, reference) {
+                (Some(e), Some(r)) => Some((e.at.ts.millis_since(r.ts) * 1000.0).round() / 1000.0),
+                _ => None,
+            },
+            alert: None,
+            alert_level: None,
+            detail,
+        };
+        for e in self.events.iter().filter(after) {
+            if e.side == Side::Server {
+                match e.kind {
+                    EventKind::Alert {
+                        level: 2,
+                        description,
+                    } => {
+                        let mut r = make(
+                            ReactionKind::ServerAborted,
+                            Some(e),
+                            format!(
+                                "the server sent alert {}",
+                                crate::tls::alert_name(description)
+                            ),
+                        );
+                        r.alert = Some(crate::tls::alert_name(description));
+                        r.alert_level = Some("fatal".into());
+                        return r;
+                    }
+                    EventKind::Rst => {
+                        return make(
+                            ReactionKind::ServerAborted,
+                            Some(e),
+                            "the server reset the connection".into(),
+                        );
+                    }
+                    _ => continue,
+                }
+            }
+            match &e.kind {
+                EventKind::Alert { level, description } => {
+                    let name = crate::tls::alert_name(*description);
+                    let mut r = make(ReactionKind::Alert, Some(e), format!("alert {name}"));
+                    r.alert = Some(name);
+                    r.alert_level = Some(if *level == 2 { "fatal" } else { "warning" }.into());
+                    return r;
+                }
+                EventKind::EncryptedAlert => {
+                    return make(
+                        ReactionKind::EncryptedAlert,
+                        Some(e),
+                        "an encrypted alert".into(),
+                    );
+                }
+                EventKind::ClientKeyExchange if !tls13 => {
+                    return make(ReactionKind::Completed, Some(e), "ClientKeyExchange".into());
+                }
+                EventKind::ChangeCipherSpec if !tls13 => {
+                    return make(ReactionKind::Completed, Some(e), "ChangeCipherSpec".into());
+                }
+                EventKind::ApplicationData if tls13 => {
+                    if self.client_encrypted_records >= 2 {
+                        return make(
+                            ReactionKind::Completed,
+                            Some(e),
+                            "encrypted Finished and application data (TLS 1.3)".into(),
+                        );
+                    }
+                }
+                EventKind::ApplicationData | EventKind::EncryptedHandshake => {
+                    return make(ReactionKind::Completed, Some(e), "application data".into());
+                }
+                EventKind::Rst => {
+                    return make(
+                        ReactionKind::Reset,
+                        Some(e),
+                        "the client reset the connection".into(),
+                    );
+                }
+                EventKind::Fin => {
+                    return make(
+                        ReactionKind::Closed,
+                        Some(e),
+                        "the client closed the connection".into(),
+                    );
+                }
+                _ => {}
+            }
+        }
+        make(
+            ReactionKind::None,
+            None,
+            if self.capture_ended {
+                "the capture ends before the client reacted".into()
+            } else {
+                "no reaction from the client was captured".into()
+            },
+        )
+    }
+}

@@ -1,0 +1,31 @@
+//! chainsniff: a passive, offline TLS handshake analyzer.
+//!
+//! It reads pcap / pcapng captures, reassembles every TCP stream, extracts the TLS handshakes
+//! and tells, for every client, which certificate chain each server sent it, whether that chain
+//! was complete, and how the client reacted. The pipeline, one module per stage:
+//!
+//! frames ([`capture`]) → segments ([`decode`]) → stream bytes ([`reassembly`]) →
+//! TLS events ([`tls`]) → handshakes ([`handshake`]) → chain diagnoses ([`chain`], [`certs`]) →
+//! report ([`report`], printed by [`render`]). [`analysis`] drives the stages.
+
+#![forbid(unsafe_code)]
+
+pub mod analysis;
+pub mod capture;
+pub mod certs;
+pub mod chain;
+pub mod decode;
+pub mod handshake;
+pub mod reassembly;
+pub mod render;
+pub mod report;
+pub mod tls;
+
+pub use analysis::{Options, analyze};
+pub use report::{Report, build};
+
+/// Analyzes the captures and builds the report in one call.
+pub fn run(paths: &[String], opts: &Options) -> anyhow::Result<Report> {
+    let analysis = analyze(paths, opts)?;
+    Ok(build(&analysis))
+}

@@ -1,0 +1,134 @@
+//! The `chainsniff` command: a thin CLI over the library.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use chainsniff::chain::Severity;
+use chainsniff::{Options, render};
+
+#[derive(Parser)]
+#[command(
+    name = "chainsniff",
+    version,
+    about = "Which client got which TLS certificate chain, and was it complete? (offline, from a capture)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Analyze pcap / pcapng captures (gzip too; `-` reads standard input).
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FailOn {
+    Error,
+    Warning,
+}
+
+#[derive(clap::Args)]
+struct AnalyzeArgs {
+    /// Capture files, analyzed together into one report.
+    #[arg(required = true, value_name = "CAPTURE")]
+    captures: Vec<String>,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value = "text")]
+    format: Format,
+    /// Add trust anchors: a PEM or DER certificate file, or a directory of them (repeatable).
+    /// This is how an enterprise root is added.
+    #[arg(long, value_name = "FILE|DIR")]
+    trust: Vec<PathBuf>,
+    /// Do not trust Mozilla's root certificates (only --trust anchors).
+    #[arg(long)]
+    no_default_trust: bool,
+    /// Exit with status 1 when a finding of this severity (or worse) exists.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    fail_on: Option<FailOn>,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Command::Analyze(args) => analyze(args),
+    }
+}
+
+fn analyze(args: AnalyzeArgs) -> ExitCode {
+    let opts = Options {
+        trust: args.trust,
+        no_default_trust: args.no_default_trust,
+    };
+    let report = match chainsniff::run(&args.captures, &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("chainsniff: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    for c in &report.captures {
+        for w in &c.summary.warnings {
+            eprintln!(
+                "chainsniff: warning: {}: {}",
+                c.summary.path,
+                render::clean(w)
+            );
+        }
+    }
+    let out = match args.format {
+        Format::Text => render::text(&report),
+        Format::Json => render::json(&report),
+        Format::Markdown => render::markdown(&report),
+    };
+    let written = match &args.output {
+        Some(path) => std::fs::write(path, out.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", path.display())),
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(out.as_bytes())
+                .and_then(|_| stdout.flush())
+                .or_else(|e| {
+                    if e.kind() == std::io::ErrorKind::BrokenPipe {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
+                .map_err(|e| format!("cannot write the report: {e}"))
+        }
+    };
+    if let Err(e) = written {
+        eprintln!("chainsniff: {e}");
+        return ExitCode::from(2);
+    }
+    let worst = report.worst_severity();
+    let fail = match args.fail_on {
+        Some(FailOn::Error) => worst == Some(Severity::Error),
+        Some(FailOn::Warning) => matches!(worst, Some(Severity::Error | Severity::Warning)),
+        None => false,
+    };
+    ExitCode::from(if fail { 1 } else { 0 })
+}

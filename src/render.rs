@@ -1,0 +1,434 @@
+//! Stage 7: the report, printed. Text (for a terminal or a ticket, 80 columns), Markdown, JSON.
+//! Each printer is a view of the same [`Report`]; none computes anything of its own.
+
+use std::fmt::Write;
+
+use crate::chain::{Finding, LinkSource, PathLink, Severity, Status};
+use crate::handshake::{Reaction, ReactionKind};
+use crate::report::{ChainVariant, HandshakeReport, Report, ServerReport};
+
+const WIDTH: usize = 80;
+
+/// Escapes control characters so that names from certificates cannot drive the terminal.
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Word-wraps `text` to `WIDTH`, the first line after `first`, the rest indented by `indent`.
+fn wrap(out: &mut String, first: &str, indent: usize, text: &str) {
+    let mut line = first.to_string();
+    let mut line_len = first.chars().count();
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        let wlen = word.chars().count();
+        if !empty && line_len + 1 + wlen > WIDTH {
+            out.push_str(line.trim_end());
+            out.push('\n');
+            line = " ".repeat(indent);
+            line_len = indent;
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+            line_len += 1;
+        }
+        line.push_str(word);
+        line_len += wlen;
+        empty = false;
+    }
+    out.push_str(line.trim_end());
+    out.push('\n');
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(16)]
+}
+
+pub fn reaction_text(r: &Reaction) -> String {
+    let when = match (r.frame, r.delay_ms) {
+        (Some(f), Some(d)) => format!(" (frame {f}, {} after the certificate)", ms(d)),
+        (Some(f), None) => format!(" (frame {f})"),
+        _ => String::new(),
+    };
+    let what = match r.kind {
+        ReactionKind::Alert => format!(
+            "rejected it: {} alert {}",
+            r.alert_level.as_deref().unwrap_or("fatal"),
+            r.alert.as_deref().unwrap_or("?")
+        ),
+        ReactionKind::EncryptedAlert => "sent an encrypted alert".to_string(),
+        ReactionKind::Completed => format!("went on ({})", r.detail),
+        ReactionKind::Reset => "reset the connection".to_string(),
+        ReactionKind::Closed => "closed the connection without going on".to_string(),
+        ReactionKind::ServerAborted => r.detail.clone(),
+        ReactionKind::None => r.detail.clone(),
+    };
+    format!("{what}{when}")
+}
+
+fn ms(d: f64) -> String {
+    if d >= 1000.0 {
+        format!("{:.2} s", d / 1000.0)
+    } else if d >= 10.0 {
+        format!("{d:.0} ms")
+    } else {
+        format!("{d:.1} ms")
+    }
+}
+
+fn severity_word(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "ERROR",
+        Severity::Warning => "WARN",
+        Severity::Info => "INFO",
+    }
+}
+
+fn link_text(l: &PathLink) -> String {
+    let src = match &l.source {
+        LinkSource::Sent { position } => format!("sent #{position}"),
+        LinkSource::Anchor => "trust anchor, not sent".to_string(),
+        LinkSource::Capture {
+            stream,
+            frame,
+            server,
+            ..
+        } => format!("NOT SENT - seen in tcp.stream {stream} frame {frame} from {server}"),
+    };
+    format!("{} [{src}]", clean(&l.subject))
+}
+
+fn status_line(s: Status) -> &'static str {
+    match s {
+        Status::Complete => "complete: a path to a trust anchor exists from what was sent",
+        Status::Incomplete => "INCOMPLETE: an intermediate CA certificate was not sent",
+        Status::Untrusted => "UNTRUSTED: the chain ends at a root that is not trusted",
+        Status::Undetermined => "undetermined: the last issuer is not known here",
+        Status::NotVisible => "not visible: TLS 1.3 encrypts the certificate",
+        Status::NoCertificate => "no certificate sent (resumed session, PSK, or aborted)",
+        Status::Truncated => "truncated: the capture lost part of the server's flight",
+    }
+}
+
+/// The plain-text report.
+pub fn text(r: &Report) -> String {
+    let mut o = String::new();
+    let s = &r.summary;
+    let _ = writeln!(
+        o,
+        "{} - {} capture{}, {} frames, {} TLS handshake{}, {} server{}, {} client{}",
+        r.generator,
+        s.captures,
+        plural(s.captures),
+        s.frames,
+        s.handshakes,
+        plural(s.handshakes),
+        s.servers,
+        plural(s.servers),
+        s.clients,
+        plural(s.clients)
+    );
+    for (i, c) in r.captures.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "  [{i}] {}: {}{}, {} frames, {} TCP connections{}",
+            clean(&c.summary.path),
+            c.summary
+                .format
+                .map(|f| format!("{f:?}").to_lowercase())
+                .unwrap_or_default(),
+            if c.summary.compression == crate::capture::Compression::Gzip {
+                " (gzip)"
+            } else {
+                ""
+            },
+            c.summary.frames,
+            c.tcp_connections,
+            if c.summary.truncated {
+                ", TRUNCATED"
+            } else {
+                ""
+            }
+        );
+        for w in &c.summary.warnings {
+            wrap(&mut o, "      warning: ", 15, &clean(w));
+        }
+    }
+    if !s.by_status.is_empty() {
+        let statuses: Vec<String> = s
+            .by_status
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        let _ = writeln!(o, "  handshakes: {}", statuses.join(", "));
+    }
+    o.push('\n');
+    if s.headlines.is_empty() {
+        if s.handshakes > 0 {
+            o.push_str("No chain problems found.\n\n");
+        } else {
+            o.push_str("No TLS handshake found in the capture.\n\n");
+        }
+    } else {
+        o.push_str("PROBLEMS\n");
+        for h in &s.headlines {
+            wrap(&mut o, "  * ", 4, &clean(h));
+        }
+        o.push('\n');
+    }
+    for server in &r.servers {
+        text_server(&mut o, r, server);
+    }
+    o
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn server_title(s: &ServerReport) -> String {
+    match &s.sni {
+        Some(sni) => format!("{} (SNI {})", s.server, clean(sni)),
+        None => format!("{} (no SNI)", s.server),
+    }
+}
+
+fn text_server(o: &mut String, r: &Report, s: &ServerReport) {
+    let _ = writeln!(o, "{}", "=".repeat(WIDTH));
+    let _ = writeln!(
+        o,
+        "SERVER {}: {} handshake{}, {} chain variant{}",
+        server_title(s),
+        s.handshakes,
+        plural(s.handshakes),
+        s.variants.len(),
+        plural(s.variants.len())
+    );
+    for f in &s.findings {
+        text_finding(o, f, 2);
+    }
+    for v in &s.variants {
+        text_variant(o, r, v);
+    }
+    for (status, ids) in &s.without_chain {
+        let _ = writeln!(
+            o,
+            "\n  No chain seen ({status}): {} handshake{}",
+            ids.len(),
+            plural(ids.len())
+        );
+        for id in ids {
+            let h = &r.handshakes[*id];
+            text_client(o, h, 4);
+            for n in &h.notes {
+                wrap(o, "        note: ", 14, &clean(n));
+            }
+        }
+    }
+    o.push('\n');
+}
+
+fn text_finding(o: &mut String, f: &Finding, indent: usize) {
+    let head = format!(
+        "{}{} {}: ",
+        " ".repeat(indent),
+        severity_word(f.severity),
+        f.kind.as_str()
+    );
+    wrap(o, &head, indent + 4, &clean(&f.message));
+}
+
+fn text_variant(o: &mut String, r: &Report, v: &ChainVariant) {
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "  Chain {} -> {} client handshake{}",
+        v.id,
+        v.clients.len(),
+        plural(v.clients.len())
+    );
+    wrap(o, "    status: ", 12, status_line(v.status));
+    o.push_str("    sent:\n");
+    for (i, (sha, subj)) in v.certificates.iter().zip(&v.subjects).enumerate() {
+        wrap(
+            o,
+            &format!("      #{i} "),
+            9,
+            &format!("{} ({})", clean(subj), short(sha)),
+        );
+    }
+    if !v.path.is_empty() {
+        o.push_str("    path (leaf up):\n");
+        for l in &v.path {
+            wrap(o, "      ", 8, &link_text(l));
+        }
+    }
+    if !v.findings.is_empty() {
+        o.push_str("    findings:\n");
+        for f in &v.findings {
+            text_finding(o, f, 6);
+        }
+    }
+    o.push_str("    clients:\n");
+    for c in &v.clients {
+        text_client(o, &r.handshakes[c.handshake], 6);
+    }
+}
+
+fn text_client(o: &mut String, h: &HandshakeReport, indent: usize) {
+    let frames = format!(
+        "tcp.stream {}, ClientHello frame {}{}",
+        h.stream,
+        h.client_hello_frame
+            .map(|f| f.to_string())
+            .unwrap_or_else(|| "-".into()),
+        h.certificate_frame
+            .map(|f| format!(", Certificate frame {f}"))
+            .unwrap_or_default()
+    );
+    let version = h.version.as_deref().unwrap_or("no ServerHello");
+    let head = format!("{}{} ", " ".repeat(indent), h.client);
+    wrap(
+        o,
+        &head,
+        indent + 4,
+        &format!("{version}, {frames}: {}", reaction_text(&h.client_reaction)),
+    );
+}
+
+/// The Markdown report (for tickets and wikis).
+pub fn markdown(r: &Report) -> String {
+    let mut o = String::new();
+    let s = &r.summary;
+    let _ = writeln!(o, "# chainsniff report\n");
+    let _ = writeln!(
+        o,
+        "{} · {} capture(s), {} frames, {} TLS handshakes, {} servers, {} clients\n",
+        r.generator, s.captures, s.frames, s.handshakes, s.servers, s.clients
+    );
+    o.push_str(
+        "| # | capture | format | frames | truncated | warnings |\n|---|---|---|---|---|---|\n",
+    );
+    for (i, c) in r.captures.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "| {i} | `{}` | {} | {} | {} | {} |",
+            md(&c.summary.path),
+            c.summary
+                .format
+                .map(|f| format!("{f:?}").to_lowercase())
+                .unwrap_or_default(),
+            c.summary.frames,
+            c.summary.truncated,
+            md(&c.summary.warnings.join("; "))
+        );
+    }
+    o.push_str("\n## Problems\n\n");
+    if s.headlines.is_empty() {
+        o.push_str("No chain problems found.\n");
+    }
+    for h in &s.headlines {
+        let _ = writeln!(o, "- {}", md(h));
+    }
+    for server in &r.servers {
+        let _ = writeln!(o, "\n## Server {}\n", md(&server_title(server)));
+        for f in &server.findings {
+            let _ = writeln!(
+                o,
+                "- **{}** `{}`: {}",
+                severity_word(f.severity),
+                f.kind.as_str(),
+                md(&f.message)
+            );
+        }
+        for v in &server.variants {
+            let _ = writeln!(
+                o,
+                "\n### Chain {} ({} handshakes): {}\n",
+                v.id,
+                v.clients.len(),
+                status_line(v.status)
+            );
+            o.push_str("| # | subject | sha256 |\n|---|---|---|\n");
+            for (i, (sha, subj)) in v.certificates.iter().zip(&v.subjects).enumerate() {
+                let _ = writeln!(o, "| {i} | {} | `{}` |", md(subj), short(sha));
+            }
+            if !v.path.is_empty() {
+                o.push_str("\nPath (leaf up):\n\n");
+                for l in &v.path {
+                    let _ = writeln!(o, "1. {}", md(&link_text(l)));
+                }
+            }
+            if !v.findings.is_empty() {
+                o.push_str("\nFindings:\n\n");
+                for f in &v.findings {
+                    let _ = writeln!(
+                        o,
+                        "- **{}** `{}`: {}",
+                        severity_word(f.severity),
+                        f.kind.as_str(),
+                        md(&f.message)
+                    );
+                }
+            }
+            o.push_str("\n| client | tcp.stream | ClientHello | Certificate | version | client reaction |\n|---|---|---|---|---|---|\n");
+            for c in &v.clients {
+                let h = &r.handshakes[c.handshake];
+                md_client_row(&mut o, h);
+            }
+        }
+        for (status, ids) in &server.without_chain {
+            let _ = writeln!(o, "\n### No chain seen ({status})\n");
+            o.push_str("| client | tcp.stream | ClientHello | Certificate | version | client reaction |\n|---|---|---|---|---|---|\n");
+            for id in ids {
+                md_client_row(&mut o, &r.handshakes[*id]);
+            }
+        }
+    }
+    o
+}
+
+fn md_client_row(o: &mut String, h: &HandshakeReport) {
+    let _ = writeln!(
+        o,
+        "| {} | {} | {} | {} | {} | {} |",
+        h.client,
+        h.stream,
+        h.client_hello_frame
+            .map(|f| f.to_string())
+            .unwrap_or_default(),
+        h.certificate_frame
+            .map(|f| f.to_string())
+            .unwrap_or_default(),
+        h.version.as_deref().unwrap_or("-"),
+        md(&reaction_text(&h.client_reaction))
+    );
+}
+
+/// Escapes text for Markdown table cells and paragraphs.
+fn md(s: &str) -> String {
+    clean(s)
+        .replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('*', "\\*")
+        .replace('_', "\\_")
+        .replace('`', "\\`")
+}
+
+/// The JSON report (the full result; schema in docs/report.md).
+pub fn json(r: &Report) -> String {
+    let mut s =
+        serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    s.push('\n');
+    s
+}

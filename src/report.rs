@@ -1,0 +1,537 @@
+//! Stage 6: diagnoses to the report model.
+//!
+//! One [`Report`] holds everything; the text, Markdown and JSON printers in [`crate::render`]
+//! are views of it. The JSON form is the report itself (`"schema": "chainsniff/1"`), documented
+//! in docs/report.md.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use crate::analysis::{Analysis, CaptureResult};
+use crate::certs::{CertSummary, Sha};
+use crate::chain::{
+    Checker, Finding, FindingKind, PathLink, Severity, Status, inconsistent_message,
+};
+use crate::handshake::{Reaction, version_name};
+
+pub const SCHEMA: &str = "chainsniff/1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Endpoint {
+    pub ip: std::net::IpAddr,
+    pub port: u16,
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(a: SocketAddr) -> Self {
+        Endpoint {
+            ip: a.ip(),
+            port: a.port(),
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        SocketAddr::new(self.ip, self.port).fmt(f)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HandshakeReport {
+    /// Index in `handshakes[]`.
+    pub id: usize,
+    /// Index in `captures[]`.
+    pub capture: usize,
+    /// Wireshark's `tcp.stream`.
+    pub stream: u64,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub sni: Option<String>,
+    /// Negotiated version ("TLS 1.2"), from the ServerHello.
+    pub version: Option<String>,
+    /// Versions the client offered (supported_versions, else its legacy version).
+    pub offered_versions: Vec<String>,
+    pub alpn: Vec<String>,
+    pub cipher_suite: Option<String>,
+    pub client_hello_frame: Option<u64>,
+    /// Frames of further ClientHellos (after a HelloRetryRequest).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub more_client_hello_frames: Vec<u64>,
+    pub client_hello_time: Option<String>,
+    pub server_hello_frame: Option<u64>,
+    pub hello_retry_request: bool,
+    pub resumed: bool,
+    pub certificate_frame: Option<u64>,
+    pub certificate_time: Option<String>,
+    pub certificate_status_frame: Option<u64>,
+    pub server_hello_done_frame: Option<u64>,
+    /// The server's certificates, in the order sent.
+    pub certificates: Vec<CertSummary>,
+    /// Label of this chain among the server's variants ("A", "B", ...).
+    pub chain_variant: Option<String>,
+    /// The client's certificates (client authentication), in the order sent.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub client_certificates: Vec<CertSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_certificate_frame: Option<u64>,
+    pub status: Status,
+    pub path: Vec<PathLink>,
+    pub findings: Vec<Finding>,
+    pub client_reaction: Reaction,
+    /// Notes on the capture of this handshake (gaps, malformed records).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantClient {
+    pub handshake: usize,
+    pub client: Endpoint,
+    pub stream: u64,
+    pub certificate_frame: Option<u64>,
+    pub reaction: Reaction,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainVariant {
+    /// "A", "B", ...: in the order first seen.
+    pub id: String,
+    /// SHA-256 of each certificate, in the order sent.
+    pub certificates: Vec<String>,
+    pub subjects: Vec<String>,
+    pub status: Status,
+    pub findings: Vec<Finding>,
+    pub path: Vec<PathLink>,
+    pub clients: Vec<VariantClient>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerReport {
+    pub server: Endpoint,
+    pub sni: Option<String>,
+    pub handshakes: usize,
+    pub variants: Vec<ChainVariant>,
+    /// Handshakes without a visible chain (TLS 1.3, resumed, truncated), by status.
+    pub without_chain: BTreeMap<String, Vec<usize>>,
+    /// Server-level findings (`inconsistent_chains`).
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientReport {
+    pub ip: std::net::IpAddr,
+    pub handshakes: Vec<usize>,
+    pub statuses: BTreeMap<String, usize>,
+    pub servers: Vec<Endpoint>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub captures: usize,
+    pub frames: u64,
+    pub handshakes: usize,
+    pub servers: usize,
+    pub clients: usize,
+    pub by_status: BTreeMap<String, usize>,
+    pub errors: usize,
+    pub warnings: usize,
+    /// One line per problem, for the top of a ticket.
+    pub headlines: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrustInfo {
+    pub mozilla_roots: usize,
+    pub user_anchors: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub generator: String,
+    pub captures: Vec<CaptureResult>,
+    pub trust: TrustInfo,
+    pub summary: Summary,
+    pub handshakes: Vec<HandshakeReport>,
+    pub servers: Vec<ServerReport>,
+    pub clients: Vec<ClientReport>,
+}
+
+impl Report {
+    /// The most severe finding in the report, if any.
+    pub fn worst_severity(&self) -> Option<Severity> {
+        let hs = self.handshakes.iter().flat_map(|h| h.findings.iter());
+        let sv = self.servers.iter().flat_map(|s| s.findings.iter());
+        hs.chain(sv).map(|f| f.severity).min()
+    }
+}
+
+fn cipher_name(id: u16) -> String {
+    tls_parser::TlsCipherSuite::from_id(id)
+        .map(|c| c.name.to_string())
+        .unwrap_or_else(|| format!("0x{id:04x}"))
+}
+
+/// Builds the report: diagnoses every handshake, groups by server and chain variant.
+pub fn build(analysis: &Analysis) -> Report {
+    let mut checker = Checker::new(&analysis.store, &analysis.trust);
+    let summary_of = |sha: &Sha| {
+        analysis
+            .store
+            .meta(sha)
+            .map(|m| m.summary.clone())
+            .unwrap_or_else(|| CertSummary {
+                sha256: hex::encode(sha),
+                subject: "(unparsable certificate)".into(),
+                issuer: String::new(),
+                serial: String::new(),
+                not_before: String::new(),
+                not_after: String::new(),
+                is_ca: false,
+                self_signed: false,
+                san: Vec::new(),
+                key: String::new(),
+                signature_algorithm: String::new(),
+                ca_issuers: Vec::new(),
+            })
+    };
+
+    let mut handshakes = Vec::with_capacity(analysis.sessions.len());
+    for (id, s) in analysis.sessions.iter().enumerate() {
+        let hs = &s.hs;
+        let ch = hs.client_hellos.first();
+        let sh = hs.server_hellos.iter().rev().find(|s| !s.hello_retry);
+        let version = hs.version();
+        let tls13 = version.is_some_and(|v| v == crate::handshake::TLS13 || v >> 8 == 0x7f);
+        let resumed = match (ch, sh) {
+            (Some(c), Some(s)) => {
+                !tls13 && !s.session_id.is_empty() && s.session_id == c.session_id
+                    || (!tls13 && hs.certificate.is_none() && hs.server_hello_done.is_none() && {
+                        hs.first(crate::handshake::Side::Server, |k| {
+                            *k == crate::handshake::EventKind::ChangeCipherSpec
+                        })
+                        .is_some()
+                    })
+            }
+            _ => false,
+        };
+        let chain: &[Sha] = hs
+            .certificate
+            .as_ref()
+            .map(|c| c.shas.as_slice())
+            .unwrap_or_default();
+        let (status, path, findings) = match &hs.certificate {
+            Some(c) => {
+                let d = checker.diagnose(chain, c.at.ts.secs(), hs.sni());
+                (d.status, d.path, d.findings)
+            }
+            None => {
+                let status = if tls13 {
+                    Status::NotVisible
+                } else if resumed {
+                    Status::NoCertificate
+                } else if hs.server_cut || (hs.capture_ended && !server_flight_over(hs)) {
+                    Status::Truncated
+                } else {
+                    Status::NoCertificate
+                };
+                (status, Vec::new(), Vec::new())
+            }
+        };
+        let mut notes = Vec::new();
+        for e in &hs.events {
+            match &e.kind {
+                crate::handshake::EventKind::Gap { len } => notes.push(format!(
+                    "{len} bytes from the {} missing from the capture before frame {}",
+                    match e.side {
+                        crate::handshake::Side::Client => "client",
+                        crate::handshake::Side::Server => "server",
+                    },
+                    e.at.frame
+                )),
+                crate::handshake::EventKind::Malformed(m) => {
+                    notes.push(format!("frame {}: {m}", e.at.frame))
+                }
+                _ => {}
+            }
+        }
+        if status == Status::Truncated {
+            notes.push(if hs.server_cut {
+                "the server's certificate flight was cut by a gap or the end of the capture; the chain cannot be judged".into()
+            } else {
+                "the capture ends before the server's certificate flight; the chain cannot be judged".into()
+            });
+        }
+        let offered = ch
+            .map(|c| {
+                if c.supported_versions.is_empty() {
+                    vec![version_name(c.legacy_version)]
+                } else {
+                    c.supported_versions
+                        .iter()
+                        .map(|v| version_name(*v))
+                        .collect()
+                }
+            })
+            .unwrap_or_default();
+        handshakes.push(HandshakeReport {
+            id,
+            capture: s.capture,
+            stream: hs.stream,
+            client: hs.client.into(),
+            server: hs.server.into(),
+            sni: hs.sni().map(str::to_string),
+            version: version.map(version_name),
+            offered_versions: offered,
+            alpn: ch.map(|c| c.alpn.clone()).unwrap_or_default(),
+            cipher_suite: sh.map(|s| cipher_name(s.cipher_suite)),
+            client_hello_frame: ch.map(|c| c.at.frame),
+            more_client_hello_frames: hs
+                .client_hellos
+                .iter()
+                .skip(1)
+                .map(|c| c.at.frame)
+                .collect(),
+            client_hello_time: ch.map(|c| c.at.ts.to_rfc3339()),
+            server_hello_frame: sh.map(|s| s.at.frame),
+            hello_retry_request: hs.server_hellos.iter().any(|s| s.hello_retry),
+            resumed,
+            certificate_frame: hs.certificate.as_ref().map(|c| c.at.frame),
+            certificate_time: hs.certificate.as_ref().map(|c| c.at.ts.to_rfc3339()),
+            certificate_status_frame: hs.certificate_status.map(|a| a.frame),
+            server_hello_done_frame: hs.server_hello_done.map(|a| a.frame),
+            certificates: chain.iter().map(summary_of).collect(),
+            chain_variant: None,
+            client_certificates: hs
+                .client_certificate
+                .as_ref()
+                .map(|c| c.shas.iter().map(summary_of).collect())
+                .unwrap_or_default(),
+            client_certificate_frame: hs.client_certificate.as_ref().map(|c| c.at.frame),
+            status,
+            path,
+            findings,
+            client_reaction: hs.client_reaction(),
+            notes,
+        });
+    }
+
+    // Group by server (address, port, SNI), then by the exact chain sent.
+    let mut server_index: HashMap<(Endpoint, Option<String>), usize> = HashMap::new();
+    let mut servers: Vec<ServerReport> = Vec::new();
+    for h in handshakes.iter_mut() {
+        let key = (h.server, h.sni.clone());
+        let si = *server_index.entry(key).or_insert_with(|| {
+            servers.push(ServerReport {
+                server: h.server,
+                sni: h.sni.clone(),
+                handshakes: 0,
+                variants: Vec::new(),
+                without_chain: BTreeMap::new(),
+                findings: Vec::new(),
+            });
+            servers.len() - 1
+        });
+        let server = &mut servers[si];
+        server.handshakes += 1;
+        if h.certificates.is_empty() {
+            server
+                .without_chain
+                .entry(h.status.as_str().to_string())
+                .or_default()
+                .push(h.id);
+            continue;
+        }
+        let shas: Vec<String> = h.certificates.iter().map(|c| c.sha256.clone()).collect();
+        let vi = match server.variants.iter().position(|v| v.certificates == shas) {
+            Some(i) => i,
+            None => {
+                server.variants.push(ChainVariant {
+                    id: variant_label(server.variants.len()),
+                    subjects: h.certificates.iter().map(|c| c.subject.clone()).collect(),
+                    certificates: shas,
+                    status: h.status,
+                    findings: h.findings.clone(),
+                    path: h.path.clone(),
+                    clients: Vec::new(),
+                });
+                server.variants.len() - 1
+            }
+        };
+        let variant = &mut server.variants[vi];
+        h.chain_variant = Some(variant.id.clone());
+        variant.clients.push(VariantClient {
+            handshake: h.id,
+            client: h.client,
+            stream: h.stream,
+            certificate_frame: h.certificate_frame,
+            reaction: h.client_reaction.clone(),
+        });
+    }
+    for s in &mut servers {
+        if s.variants.len() > 1 {
+            let sock = SocketAddr::new(s.server.ip, s.server.port);
+            s.findings.push(Finding::new(
+                FindingKind::InconsistentChains,
+                inconsistent_message(&sock, s.sni.as_deref(), s.variants.len()),
+                None,
+            ));
+        }
+    }
+    // Servers with problems first, then by address.
+    servers.sort_by_key(|s| {
+        let worst = s
+            .variants
+            .iter()
+            .flat_map(|v| v.findings.iter())
+            .chain(s.findings.iter())
+            .map(|f| f.severity)
+            .min()
+            .unwrap_or(Severity::Info);
+        (worst, s.server, s.sni.clone())
+    });
+
+    let mut clients: BTreeMap<std::net::IpAddr, ClientReport> = BTreeMap::new();
+    for h in &handshakes {
+        let c = clients.entry(h.client.ip).or_insert_with(|| ClientReport {
+            ip: h.client.ip,
+            handshakes: Vec::new(),
+            statuses: BTreeMap::new(),
+            servers: Vec::new(),
+        });
+        c.handshakes.push(h.id);
+        *c.statuses.entry(h.status.as_str().to_string()).or_default() += 1;
+        if !c.servers.contains(&h.server) {
+            c.servers.push(h.server);
+        }
+    }
+
+    let mut by_status = BTreeMap::new();
+    for h in &handshakes {
+        *by_status.entry(h.status.as_str().to_string()).or_insert(0) += 1;
+    }
+    let all_findings = handshakes
+        .iter()
+        .flat_map(|h| h.findings.iter())
+        .chain(servers.iter().flat_map(|s| s.findings.iter()));
+    let (mut errors, mut warnings) = (0, 0);
+    for f in all_findings {
+        match f.severity {
+            Severity::Error => errors += 1,
+            Severity::Warning => warnings += 1,
+            Severity::Info => {}
+        }
+    }
+    let headlines = headlines(&handshakes, &servers);
+    Report {
+        schema: SCHEMA,
+        generator: format!("chainsniff {}", env!("CARGO_PKG_VERSION")),
+        summary: Summary {
+            captures: analysis.captures.len(),
+            frames: analysis.captures.iter().map(|c| c.summary.frames).sum(),
+            handshakes: handshakes.len(),
+            servers: servers.len(),
+            clients: clients.len(),
+            by_status,
+            errors,
+            warnings,
+            headlines,
+        },
+        captures: analysis.captures.clone(),
+        trust: TrustInfo {
+            mozilla_roots: analysis.trust.mozilla,
+            user_anchors: analysis.trust.user,
+        },
+        handshakes,
+        servers,
+        clients: clients.into_values().collect(),
+    }
+}
+
+/// The server's flight is over when it said ServerHelloDone, changed cipher, or went quiet
+/// because the client answered.
+fn server_flight_over(hs: &crate::handshake::Handshake) -> bool {
+    hs.server_hello_done.is_some()
+        || hs
+            .first(crate::handshake::Side::Server, |k| {
+                matches!(
+                    k,
+                    crate::handshake::EventKind::ChangeCipherSpec
+                        | crate::handshake::EventKind::Alert { .. }
+                        | crate::handshake::EventKind::Fin
+                        | crate::handshake::EventKind::Rst
+                )
+            })
+            .is_some()
+}
+
+fn variant_label(i: usize) -> String {
+    let letters = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    if i < 26 {
+        (letters[i] as char).to_string()
+    } else {
+        format!("V{}", i + 1)
+    }
+}
+
+/// One sentence per server problem: "3 of 7 handshakes with ... got an incomplete chain".
+fn headlines(handshakes: &[HandshakeReport], servers: &[ServerReport]) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in servers {
+        let name = match &s.sni {
+            Some(sni) => format!("{sni} ({})", s.server),
+            None => s.server.to_string(),
+        };
+        for v in &s.variants {
+            if v.status == Status::Complete
+                && v.findings.iter().all(|f| f.severity == Severity::Info)
+            {
+                continue;
+            }
+            let mut clients: Vec<String> =
+                v.clients.iter().map(|c| c.client.ip.to_string()).collect();
+            clients.dedup();
+            let kinds: Vec<&str> = v
+                .findings
+                .iter()
+                .filter(|f| f.severity != Severity::Info)
+                .map(|f| f.kind.as_str())
+                .collect();
+            let mut kinds_dedup = kinds.clone();
+            kinds_dedup.dedup();
+            let rejected = v
+                .clients
+                .iter()
+                .filter(|c| {
+                    matches!(
+                        c.reaction.kind,
+                        crate::handshake::ReactionKind::Alert
+                            | crate::handshake::ReactionKind::Reset
+                            | crate::handshake::ReactionKind::Closed
+                            | crate::handshake::ReactionKind::EncryptedAlert
+                    )
+                })
+                .count();
+            out.push(format!(
+                "{} of {} handshakes with {name} got chain {} ({}; {}); {} of them aborted.",
+                v.clients.len(),
+                s.handshakes,
+                v.id,
+                v.status.as_str(),
+                kinds_dedup.join(", "),
+                rejected
+            ));
+        }
+        if s.variants.len() > 1 {
+            out.push(format!(
+                "{name} sends {} different chains to different clients (inconsistent_chains).",
+                s.variants.len()
+            ));
+        }
+    }
+    let _ = handshakes;
+    out
+}

@@ -1,0 +1,461 @@
+//! Stage 4a: stream bytes to TLS records and handshake messages, one direction at a time.
+//!
+//! TLS is recognized by content, on any port: a direction whose first bytes are a TLS record
+//! header is TLS; one that starts with something else (a STARTTLS dialogue, a proxy CONNECT) is
+//! watched, at segment boundaries, for a record header that opens a handshake. Handshake
+//! messages are reassembled across records (and so across segments), and several messages in
+//! one record are split. Nothing is allocated while records and messages arrive whole; a record
+//! or message that spans deliveries is buffered (up to [`MAX_HANDSHAKE`]).
+
+/// TLS record content types.
+pub const CHANGE_CIPHER_SPEC: u8 = 20;
+pub const ALERT: u8 = 21;
+pub const HANDSHAKE: u8 = 22;
+pub const APPLICATION_DATA: u8 = 23;
+pub const HEARTBEAT: u8 = 24;
+
+/// Largest record body accepted: 2^14 plus the 2048 bytes of expansion TLS 1.2 allows.
+const MAX_RECORD: usize = (1 << 14) + 2048;
+/// Largest handshake message buffered (a certificate flight is a few KiB; 2^24 is the format's limit).
+pub const MAX_HANDSHAKE: usize = 1 << 20;
+/// How far into a non-TLS direction to look for a STARTTLS upgrade before giving up.
+const MAX_PRELUDE: u64 = 256 << 10;
+
+/// What a direction's bytes yielded.
+#[derive(Debug)]
+pub enum TlsEvent<'a> {
+    /// A complete plaintext handshake message: its type and body (header stripped).
+    Handshake {
+        msg_type: u8,
+        body: &'a [u8],
+    },
+    /// A handshake record after ChangeCipherSpec (encrypted Finished and what follows).
+    EncryptedHandshake,
+    ChangeCipherSpec,
+    /// A plaintext alert.
+    Alert {
+        level: u8,
+        description: u8,
+    },
+    /// An alert record after ChangeCipherSpec: its content is encrypted.
+    EncryptedAlert,
+    ApplicationData,
+    Heartbeat,
+    /// A handshake message larger than [`MAX_HANDSHAKE`] was dropped.
+    Oversized {
+        msg_type: u8,
+        len: usize,
+    },
+    /// Bytes that are not TLS where a record was expected; the direction resynchronizes.
+    Malformed(&'static str),
+    /// An SSLv2-compatible ClientHello (old clients).
+    Sslv2ClientHello {
+        body: &'a [u8],
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Nothing seen yet.
+    Start,
+    /// Inside TLS records.
+    Records,
+    /// Not (or no longer) aligned on records: look for a record header at each delivery.
+    Searching,
+    /// Gave up: too much non-TLS prelude.
+    Off,
+}
+
+/// The parser of one direction of one connection.
+#[derive(Debug)]
+pub struct TlsDirection {
+    mode: Mode,
+    /// Bytes of a record not yet complete.
+    record_buf: Vec<u8>,
+    /// Fragments of a handshake message not yet complete.
+    hs_buf: Vec<u8>,
+    /// Set when the handshake message being assembled is larger than we keep.
+    hs_skip: usize,
+    after_ccs: bool,
+    /// Bytes seen before TLS started (STARTTLS prelude) or while searching.
+    prelude: u64,
+    /// Whether the direction has ever been seen as TLS.
+    pub is_tls: bool,
+}
+
+impl Default for TlsDirection {
+    fn default() -> Self {
+        TlsDirection {
+            mode: Mode::Start,
+            record_buf: Vec::new(),
+            hs_buf: Vec::new(),
+            hs_skip: 0,
+            after_ccs: false,
+            prelude: 0,
+            is_tls: false,
+        }
+    }
+}
+
+/// True when `b` starts with something that looks like a TLS record header.
+fn looks_like_record(b: &[u8]) -> bool {
+    b.len() >= 5
+        && (CHANGE_CIPHER_SPEC..=HEARTBEAT).contains(&b[0])
+        && b[1] == 3
+        && b[2] <= 4
+        && (u16::from_be_bytes([b[3], b[4]]) as usize) <= MAX_RECORD
+}
+
+/// SSLv2 record header with a CLIENT-HELLO (msg type 1) and a 3.x or 2.0 version.
+fn looks_like_sslv2_hello(b: &[u8]) -> bool {
+    b.len() >= 5 && b[0] & 0x80 != 0 && b[2] == 1 && (b[3] == 3 || (b[3] == 0 && b[4] == 2))
+}
+
+impl TlsDirection {
+    /// True while the direction is still being read as (or searched for) TLS.
+    pub fn active(&self) -> bool {
+        self.mode != Mode::Off
+    }
+
+    /// True when part of a record or handshake message is waiting for more bytes.
+    pub fn has_partial(&self) -> bool {
+        !self.record_buf.is_empty() || !self.hs_buf.is_empty() || self.hs_skip > 0
+    }
+
+    /// The capture lost bytes of this direction: drop partial state and resynchronize.
+    pub fn gap(&mut self) {
+        self.record_buf.clear();
+        self.hs_buf.clear();
+        self.hs_skip = 0;
+        if self.mode == Mode::Records {
+            self.mode = Mode::Searching;
+        }
+    }
+
+    /// Feeds in-order bytes; calls `emit` for every event, in order.
+    pub fn feed(&mut self, mut data: &[u8], emit: &mut impl FnMut(TlsEvent<'_>)) {
+        if data.is_empty() {
+            return;
+        }
+        match self.mode {
+            Mode::Off => return,
+            Mode::Records => {}
+            Mode::Start | Mode::Searching => {
+                let start = self.mode == Mode::Start;
+                let opens = if self.is_tls {
+                    // Resynchronizing after a gap: any record header will do.
+                    looks_like_record(data)
+                } else {
+                    // Plaintext never starts with a record header; after a plaintext prelude
+                    // only a handshake or an alert opens TLS.
+                    (looks_like_record(data) && (start || matches!(data[0], ALERT | HANDSHAKE)))
+                        || (start && data.len() < 5 && looks_like_record_prefix(data))
+                };
+                if opens {
+                    self.mode = Mode::Records;
+                } else if start && looks_like_sslv2_hello(data) {
+                    let len = (((data[0] & 0x7f) as usize) << 8) | data[1] as usize;
+                    let end = (2 + len).min(data.len());
+                    self.is_tls = true;
+                    emit(TlsEvent::Sslv2ClientHello {
+                        body: &data[2..end],
+                    });
+                    self.mode = Mode::Records;
+                    data = &data[end..];
+                } else {
+                    self.prelude += data.len() as u64;
+                    self.mode = if self.prelude > MAX_PRELUDE {
+                        Mode::Off
+                    } else {
+                        Mode::Searching
+                    };
+                    return;
+                }
+            }
+        }
+        self.records(data, emit);
+    }
+
+    fn records(&mut self, mut data: &[u8], emit: &mut impl FnMut(TlsEvent<'_>)) {
+        while !data.is_empty() {
+            if !self.record_buf.is_empty() {
+                // Complete the record left over from an earlier delivery.
+                if self.record_buf.len() < 5 {
+                    let take = (5 - self.record_buf.len()).min(data.len());
+                    self.record_buf.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    if self.record_buf.len() < 5 {
+                        return;
+                    }
+                    if !looks_like_record(&self.record_buf) {
+                        self.desync(emit);
+                        return;
+                    }
+                }
+                let total = record_len(&self.record_buf) + 5;
+                let take = (total - self.record_buf.len()).min(data.len());
+                self.record_buf.extend_from_slice(&data[..take]);
+                data = &data[take..];
+                if self.record_buf.len() < total {
+                    return;
+                }
+                let mut rec = std::mem::take(&mut self.record_buf);
+                self.record(rec[0], &rec[5..], emit);
+                rec.clear();
+                self.record_buf = rec;
+                if self.mode != Mode::Records {
+                    return;
+                }
+                continue;
+            }
+            // Whole records straight from the delivery, without copying.
+            if data.len() < 5 {
+                if looks_like_record_prefix(data) {
+                    self.record_buf.extend_from_slice(data);
+                } else {
+                    self.desync(emit);
+                }
+                return;
+            }
+            if !looks_like_record(data) {
+                self.desync(emit);
+                return;
+            }
+            let len = record_len(data);
+            if data.len() < 5 + len {
+                self.record_buf.extend_from_slice(data);
+                return;
+            }
+            self.record(data[0], &data[5..5 + len], emit);
+            if self.mode != Mode::Records {
+                return;
+            }
+            data = &data[5 + len..];
+        }
+    }
+
+    fn desync(&mut self, emit: &mut impl FnMut(TlsEvent<'_>)) {
+        emit(TlsEvent::Malformed("bytes that are not a TLS record"));
+        self.gap();
+        self.mode = Mode::Searching;
+    }
+
+    fn record(&mut self, content_type: u8, body: &[u8], emit: &mut impl FnMut(TlsEvent<'_>)) {
+        self.is_tls = true;
+        match content_type {
+            CHANGE_CIPHER_SPEC => {
+                self.after_ccs = true;
+                emit(TlsEvent::ChangeCipherSpec);
+            }
+            ALERT if self.after_ccs || body.len() != 2 => emit(TlsEvent::EncryptedAlert),
+            ALERT => emit(TlsEvent::Alert {
+                level: body[0],
+                description: body[1],
+            }),
+            HANDSHAKE if self.after_ccs => emit(TlsEvent::EncryptedHandshake),
+            HANDSHAKE => self.handshake_fragment(body, emit),
+            APPLICATION_DATA => emit(TlsEvent::ApplicationData),
+            _ => emit(TlsEvent::Heartbeat),
+        }
+    }
+
+    fn handshake_fragment(&mut self, mut body: &[u8], emit: &mut impl FnMut(TlsEvent<'_>)) {
+        while !body.is_empty() {
+            if self.hs_skip > 0 {
+                let n = self.hs_skip.min(body.len());
+                self.hs_skip -= n;
+                body = &body[n..];
+                continue;
+            }
+            if !self.hs_buf.is_empty() {
+                // Complete the message left over from earlier records.
+                if self.hs_buf.len() < 4 {
+                    let take = (4 - self.hs_buf.len()).min(body.len());
+                    self.hs_buf.extend_from_slice(&body[..take]);
+                    body = &body[take..];
+                    if self.hs_buf.len() < 4 {
+                        return;
+                    }
+                    let len = msg_len(&self.hs_buf);
+                    if len > MAX_HANDSHAKE {
+                        emit(TlsEvent::Oversized {
+                            msg_type: self.hs_buf[0],
+                            len,
+                        });
+                        self.hs_skip = len;
+                        self.hs_buf.clear();
+                        continue;
+                    }
+                }
+                let total = msg_len(&self.hs_buf) + 4;
+                let take = (total - self.hs_buf.len()).min(body.len());
+                self.hs_buf.extend_from_slice(&body[..take]);
+                body = &body[take..];
+                if self.hs_buf.len() < total {
+                    return;
+                }
+                let mut msg = std::mem::take(&mut self.hs_buf);
+                emit(TlsEvent::Handshake {
+                    msg_type: msg[0],
+                    body: &msg[4..],
+                });
+                msg.clear();
+                self.hs_buf = msg;
+                continue;
+            }
+            if body.len() < 4 {
+                self.hs_buf.extend_from_slice(body);
+                return;
+            }
+            let len = msg_len(body);
+            if len > MAX_HANDSHAKE {
+                emit(TlsEvent::Oversized {
+                    msg_type: body[0],
+                    len,
+                });
+                self.hs_skip = len;
+                body = &body[4..];
+                continue;
+            }
+            if body.len() < 4 + len {
+                self.hs_buf.extend_from_slice(body);
+                return;
+            }
+            emit(TlsEvent::Handshake {
+                msg_type: body[0],
+                body: &body[4..4 + len],
+            });
+            body = &body[4 + len..];
+        }
+    }
+}
+
+fn record_len(h: &[u8]) -> usize {
+    u16::from_be_bytes([h[3], h[4]]) as usize
+}
+
+fn msg_len(h: &[u8]) -> usize {
+    ((h[1] as usize) << 16) | ((h[2] as usize) << 8) | h[3] as usize
+}
+
+fn looks_like_record_prefix(b: &[u8]) -> bool {
+    match b {
+        [] => true,
+        [t, rest @ ..] => {
+            (CHANGE_CIPHER_SPEC..=HEARTBEAT).contains(t)
+                && rest.first().is_none_or(|&v| v == 3)
+                && rest.get(1).is_none_or(|&v| v <= 4)
+        }
+    }
+}
+
+/// The RFC name of an alert description (`unknown_ca`), or its number.
+pub fn alert_name(description: u8) -> String {
+    let name = match description {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        21 => "decryption_failed",
+        22 => "record_overflow",
+        30 => "decompression_failure",
+        40 => "handshake_failure",
+        41 => "no_certificate",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        47 => "illegal_parameter",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        60 => "export_restriction",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        86 => "inappropriate_fallback",
+        90 => "user_canceled",
+        100 => "no_renegotiation",
+        109 => "missing_extension",
+        110 => "unsupported_extension",
+        111 => "certificate_unobtainable",
+        112 => "unrecognized_name",
+        113 => "bad_certificate_status_response",
+        114 => "bad_certificate_hash_value",
+        115 => "unknown_psk_identity",
+        116 => "certificate_required",
+        120 => "no_application_protocol",
+        121 => "ech_required",
+        other => return format!("alert_{other}"),
+    };
+    name.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(dir: &mut TlsDirection, chunks: &[&[u8]]) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in chunks {
+            dir.feed(c, &mut |e| {
+                out.push(match e {
+                    TlsEvent::Handshake { msg_type, body } => {
+                        format!("hs{msg_type}:{}", body.len())
+                    }
+                    other => format!("{other:?}"),
+                })
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn messages_split_across_records_and_deliveries() {
+        // One handshake message (type 11, 6 bytes) split over two records, the second record
+        // split over two deliveries, followed by a ServerHelloDone in the same record.
+        let rec1 = [22, 3, 3, 0, 5, 11, 0, 0, 6, 1];
+        let rec2 = [22, 3, 3, 0, 9, 2, 3, 4, 5, 6, 14, 0, 0, 0];
+        let mut d = TlsDirection::default();
+        let ev = collect(&mut d, &[&rec1, &rec2[..3], &rec2[3..]]);
+        assert_eq!(ev, vec!["hs11:6", "hs14:0"]);
+        assert!(!d.has_partial());
+    }
+
+    #[test]
+    fn starttls_prelude_then_records() {
+        let mut d = TlsDirection::default();
+        let ev = collect(
+            &mut d,
+            &[
+                b"220 ready\r\n",
+                b"220 go ahead\r\n",
+                &[22, 3, 1, 0, 4, 1, 0, 0, 0],
+            ],
+        );
+        assert_eq!(ev, vec!["hs1:0"]);
+    }
+
+    #[test]
+    fn alerts_plain_and_encrypted() {
+        let mut d = TlsDirection::default();
+        let ev = collect(
+            &mut d,
+            &[
+                &[21, 3, 3, 0, 2, 2, 48],
+                &[20, 3, 3, 0, 1, 1],
+                &[21, 3, 3, 0, 2, 1, 0],
+            ],
+        );
+        assert_eq!(
+            ev,
+            vec![
+                "Alert { level: 2, description: 48 }",
+                "ChangeCipherSpec",
+                "EncryptedAlert"
+            ]
+        );
+        assert_eq!(alert_name(48), "unknown_ca");
+    }
+}
