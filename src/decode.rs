@@ -1,13 +1,15 @@
 //! Stage 2: frames to TCP segments.
 //!
 //! Link layers: Ethernet (with 802.1Q / QinQ tags), Linux cooked capture v1 and v2, raw IP
-//! (link types 101, 228, 229), BSD null/loopback. Network: IPv4 and IPv6 (etherparse, in its
-//! lax mode so a frame cut by the snap length still yields the bytes that were captured).
-//! Everything that is not TCP over IP is reported as [`Decoded::Other`] and counted by the caller.
+//! (link types 101, 228, 229), BSD null/loopback, PPP. Network: IPv4 and IPv6 (etherparse, in
+//! its lax mode so a frame cut by the snap length still yields the bytes that were captured).
+//! Tunnels are unwrapped to the innermost TCP segment: PPPoE, MPLS, IP-in-IP (4in4, 6in4, 4in6,
+//! 6in6), GRE (with ERSPAN II/III and PPTP), VXLAN, Geneve, GTP-U. Everything that is not TCP
+//! over IP is reported as [`Decoded::Other`] and counted by the caller.
 
 use std::net::IpAddr;
 
-use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
 use pcap_parser::Linktype;
 
 /// The TCP header fields the reassembler needs.
@@ -65,13 +67,14 @@ impl std::fmt::Display for DecodeError {
     }
 }
 
-/// Decodes one frame down to its TCP segment, if it has one.
+/// How many encapsulations deep a frame may go before it is given up on.
+const MAX_DEPTH: u8 = 8;
+
+/// Decodes one frame down to its (innermost) TCP segment, if it has one.
 pub fn decode(linktype: Linktype, data: &[u8]) -> Result<Decoded<'_>, DecodeError> {
-    let packet = match linktype {
-        Linktype::ETHERNET => LaxSlicedPacket::from_ethernet(data)
-            .map_err(|e| DecodeError::Malformed(format!("Ethernet header: {e}")))?,
-        Linktype::RAW | Linktype::IPV4 | Linktype::IPV6 => LaxSlicedPacket::from_ip(data)
-            .map_err(|e| DecodeError::Malformed(format!("IP header: {e}")))?,
+    match linktype {
+        Linktype::ETHERNET => ethernet(data, 0),
+        Linktype::RAW | Linktype::IPV4 | Linktype::IPV6 => ip(data, 0),
         Linktype::NULL | Linktype::LOOP => {
             let (family, rest) = split_header(data, 4, "loopback")?;
             let ne = u32::from_be_bytes([family[0], family[1], family[2], family[3]]);
@@ -82,26 +85,206 @@ pub fn decode(linktype: Linktype, data: &[u8]) -> Result<Decoded<'_>, DecodeErro
             } else {
                 le
             };
-            let ether_type = match family {
-                2 => EtherType::IPV4,
-                10 | 24 | 28 | 30 => EtherType::IPV6,
-                _ => return Ok(Decoded::Other),
-            };
-            LaxSlicedPacket::from_ether_type(ether_type, rest)
+            match family {
+                2 | 10 | 24 | 28 | 30 => ip(rest, 0),
+                _ => Ok(Decoded::Other),
+            }
         }
         Linktype::LINUX_SLL => {
             let (header, rest) = split_header(data, 16, "Linux cooked")?;
-            let ether_type = u16::from_be_bytes([header[14], header[15]]);
-            LaxSlicedPacket::from_ether_type(EtherType(ether_type), rest)
+            ether_type(u16::from_be_bytes([header[14], header[15]]), rest, 0)
         }
         Linktype::LINUX_SLL2 => {
             let (header, rest) = split_header(data, 20, "Linux cooked v2")?;
-            let ether_type = u16::from_be_bytes([header[0], header[1]]);
-            LaxSlicedPacket::from_ether_type(EtherType(ether_type), rest)
+            ether_type(u16::from_be_bytes([header[0], header[1]]), rest, 0)
         }
-        other => return Err(DecodeError::UnsupportedLinktype(other.0)),
+        Linktype(9) | Linktype(50) => {
+            // PPP, optionally in HDLC-like framing (address 0xff, control 0x03).
+            let rest = data.strip_prefix(&[0xff, 0x03]).unwrap_or(data);
+            let (proto, rest) = split_header(rest, 2, "PPP")?;
+            ppp(u16::from_be_bytes([proto[0], proto[1]]), rest, 0)
+        }
+        other => Err(DecodeError::UnsupportedLinktype(other.0)),
+    }
+}
+
+fn too_deep(depth: u8) -> Result<(), DecodeError> {
+    if depth > MAX_DEPTH {
+        Err(DecodeError::Malformed(format!(
+            "more than {MAX_DEPTH} nested encapsulations"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Ethernet II with any number of 802.1Q / 802.1ad tags.
+fn ethernet(data: &[u8], depth: u8) -> Result<Decoded<'_>, DecodeError> {
+    too_deep(depth)?;
+    let (header, mut rest) = split_header(data, 14, "Ethernet")?;
+    let mut et = u16::from_be_bytes([header[12], header[13]]);
+    while matches!(et, 0x8100 | 0x88a8 | 0x9100) {
+        let (tag, r) = split_header(rest, 4, "VLAN tag")?;
+        et = u16::from_be_bytes([tag[2], tag[3]]);
+        rest = r;
+    }
+    ether_type(et, rest, depth)
+}
+
+fn ether_type(et: u16, data: &[u8], depth: u8) -> Result<Decoded<'_>, DecodeError> {
+    too_deep(depth)?;
+    match et {
+        0x0800 | 0x86dd => ip(data, depth),
+        0x6558 => ethernet(data, depth + 1),
+        // PPPoE session: version/type, code, session id, length, then the PPP protocol.
+        0x8864 => {
+            let (_, rest) = split_header(data, 6, "PPPoE")?;
+            let (proto, rest) = split_header(rest, 2, "PPP")?;
+            ppp(u16::from_be_bytes([proto[0], proto[1]]), rest, depth + 1)
+        }
+        // MPLS: pop labels to the bottom of the stack, then guess IPv4/IPv6 by version.
+        0x8847 | 0x8848 => {
+            let mut rest = data;
+            loop {
+                let (label, r) = split_header(rest, 4, "MPLS label")?;
+                rest = r;
+                if label[2] & 1 == 1 {
+                    break;
+                }
+            }
+            match rest.first().map(|b| b >> 4) {
+                Some(4) | Some(6) => ip(rest, depth + 1),
+                _ => Ok(Decoded::Other),
+            }
+        }
+        _ => Ok(Decoded::Other),
+    }
+}
+
+fn ppp(proto: u16, data: &[u8], depth: u8) -> Result<Decoded<'_>, DecodeError> {
+    match proto {
+        0x0021 | 0x0057 => ip(data, depth),
+        _ => Ok(Decoded::Other),
+    }
+}
+
+/// An IP packet: TCP is the goal; IP-in-IP, GRE and UDP tunnels are unwrapped.
+fn ip(data: &[u8], depth: u8) -> Result<Decoded<'_>, DecodeError> {
+    too_deep(depth)?;
+    let packet = LaxSlicedPacket::from_ip(data)
+        .map_err(|e| DecodeError::Malformed(format!("IP header: {e}")))?;
+    let Some(payload) = packet.net.as_ref().and_then(|n| n.ip_payload_ref()) else {
+        return Ok(Decoded::Other);
     };
-    tcp_of(&packet)
+    if payload.fragmented {
+        return Ok(Decoded::Other);
+    }
+    let inner = payload.payload;
+    match payload.ip_number.0 {
+        6 => tcp_of(&packet),
+        4 | 41 => ip(inner, depth + 1),
+        47 => gre(inner, depth + 1),
+        17 => match &packet.transport {
+            Some(TransportSlice::Udp(udp)) => {
+                let (sport, dport) = (udp.source_port(), udp.destination_port());
+                let body = udp.payload();
+                if dport == 4789 || sport == 4789 {
+                    // VXLAN: 8-byte header, then Ethernet.
+                    let (_, rest) = split_header(body, 8, "VXLAN")?;
+                    ethernet(rest, depth + 1)
+                } else if dport == 6081 || sport == 6081 {
+                    geneve(body, depth + 1)
+                } else if dport == 2152 || sport == 2152 {
+                    gtp_u(body, depth + 1)
+                } else {
+                    Ok(Decoded::Other)
+                }
+            }
+            _ => Ok(Decoded::Other),
+        },
+        _ => Ok(Decoded::Other),
+    }
+}
+
+/// Geneve (RFC 8926): 8 bytes plus options, then the payload named by its protocol type.
+fn geneve(data: &[u8], depth: u8) -> Result<Decoded<'_>, DecodeError> {
+    let (h, _) = split_header(data, 8, "Geneve")?;
+    let len = 8 + (h[0] & 0x3f) as usize * 4;
+    let (_, rest) = split_header(data, len, "Geneve options")?;
+    ether_type(u16::from_be_bytes([h[2], h[3]]), rest, depth)
+}
+
+/// GTP-U (3GPP TS 29.281): a G-PDU carries an IP packet after the header and extensions.
+fn gtp_u(data: &[u8], depth: u8) -> Result<Decoded<'_>, DecodeError> {
+    let (h, mut rest) = split_header(data, 8, "GTP-U")?;
+    if h[0] >> 5 != 1 || h[1] != 0xff {
+        return Ok(Decoded::Other);
+    }
+    if h[0] & 0x07 != 0 {
+        let (opt, r) = split_header(rest, 4, "GTP-U optional fields")?;
+        rest = r;
+        let mut next = opt[3];
+        while next != 0 {
+            let len = *rest
+                .first()
+                .ok_or_else(|| DecodeError::Malformed("GTP-U extension truncated".into()))?
+                as usize
+                * 4;
+            if len == 0 {
+                return Err(DecodeError::Malformed("GTP-U extension of length 0".into()));
+            }
+            let (ext, r) = split_header(rest, len, "GTP-U extension")?;
+            next = ext[len - 1];
+            rest = r;
+        }
+    }
+    match rest.first().map(|b| b >> 4) {
+        Some(4) | Some(6) => ip(rest, depth),
+        _ => Ok(Decoded::Other),
+    }
+}
+
+/// GRE (RFC 2784/2890, and PPTP's enhanced GRE), including ERSPAN types II and III.
+fn gre(data: &[u8], depth: u8) -> Result<Decoded<'_>, DecodeError> {
+    let (h, _) = split_header(data, 4, "GRE")?;
+    let flags = u16::from_be_bytes([h[0], h[1]]);
+    let proto = u16::from_be_bytes([h[2], h[3]]);
+    let version = flags & 0x7;
+    let mut len = 4;
+    if flags & 0x8000 != 0 {
+        len += 4; // checksum + reserved
+    }
+    if flags & 0x2000 != 0 {
+        len += 4; // key
+    }
+    if flags & 0x1000 != 0 {
+        len += 4; // sequence
+    }
+    if version == 1 && flags & 0x0080 != 0 {
+        len += 4; // acknowledgment
+    }
+    let (_, rest) = split_header(data, len, "GRE")?;
+    match proto {
+        0x880b => {
+            let rest = rest.strip_prefix(&[0xff, 0x03]).unwrap_or(rest);
+            let (p, rest) = split_header(rest, 2, "PPP")?;
+            ppp(u16::from_be_bytes([p[0], p[1]]), rest, depth)
+        }
+        // ERSPAN type II: 8-byte header (only with the sequence bit), then Ethernet.
+        0x88be if flags & 0x1000 != 0 => {
+            let (_, rest) = split_header(rest, 8, "ERSPAN")?;
+            ethernet(rest, depth)
+        }
+        0x88be => ethernet(rest, depth),
+        // ERSPAN type III: 12 bytes, plus an 8-byte platform subheader when O is set.
+        0x22eb => {
+            let (e, _) = split_header(rest, 12, "ERSPAN III")?;
+            let len = if e[11] & 0x01 != 0 { 20 } else { 12 };
+            let (_, rest) = split_header(rest, len, "ERSPAN III")?;
+            ethernet(rest, depth)
+        }
+        other => ether_type(other, rest, depth),
+    }
 }
 
 fn split_header<'a>(

@@ -174,6 +174,8 @@ pub struct TlsConn {
     seen_tls: bool,
     server_done: bool,
     client_done: bool,
+    /// A HelloRetryRequest or TLS 1.3 ServerHello was seen: the parsers must know.
+    tls13_seen: bool,
     /// Application data records seen without any handshake (capture started mid-connection).
     orphan_records: u32,
 }
@@ -206,6 +208,7 @@ impl TlsConn {
             server_done: false,
             client_done: false,
             orphan_records: 0,
+            tls13_seen: false,
         }
     }
 
@@ -477,6 +480,9 @@ impl TlsConn {
 
     fn server_hello(&mut self, sh: ServerHello) {
         let tls13 = !sh.hello_retry && (sh.version() == TLS13 || sh.version() >> 8 == 0x7f);
+        if tls13 || sh.hello_retry {
+            self.tls13_seen = true;
+        }
         self.hs.server_hellos.push(sh);
         if tls13 {
             // The rest of the server's flight, the Certificate included, is encrypted.
@@ -549,6 +555,11 @@ impl StreamHandler for TlsConn {
         let mut parser = std::mem::take(&mut self.dirs[dir.index()]);
         parser.feed(data, &mut |ev| self.on_event(dir, at, ev));
         self.dirs[dir.index()] = parser;
+        if self.tls13_seen {
+            for d in &mut self.dirs {
+                d.set_tls13();
+            }
+        }
     }
 
     fn on_gap(&mut self, dir: Dir, at: At, len: u64) {

@@ -198,7 +198,25 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
         } else {
             Dir::Backward
         };
-        let _ = conn.stream;
+        if conn.handler.is_none() && conn.closed && seg.flags.syn && !seg.flags.ack {
+            // A SYN (same initial sequence number) after a reset: the same conversation for
+            // Wireshark, a new connection attempt for us.
+            let bases = [conn.dirs[0].base_seq, conn.dirs[1].base_seq];
+            conn.dirs = Default::default();
+            conn.dirs[0].base_seq = bases[0];
+            conn.dirs[1].base_seq = bases[1];
+            conn.closed = false;
+            let (first_src, first_dst) = match dir {
+                Dir::Forward => (src, dst),
+                Dir::Backward => (dst, src),
+            };
+            conn.handler = Some((self.new_handler)(ConnInfo {
+                stream: conn.stream,
+                first_src,
+                first_dst,
+                first_at: at,
+            }));
+        }
         let Some(handler) = conn.handler.as_mut() else {
             // Already finished: only the stream number is kept.
             let d = &mut conn.dirs[dir.index()];
@@ -207,14 +225,7 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
             }
             return;
         };
-        Self::segment(
-            &mut self.stats,
-            conn_dirs(&mut conn.dirs),
-            handler,
-            dir,
-            at,
-            seg,
-        );
+        Self::segment(&mut self.stats, &mut conn.dirs, handler, dir, at, seg);
         if seg.flags.rst {
             conn.closed = true;
         }
@@ -431,10 +442,6 @@ fn base_of(seg: &TcpSegment<'_>) -> u32 {
     } else {
         seg.seq.wrapping_sub(1)
     }
-}
-
-fn conn_dirs(d: &mut [DirState; 2]) -> &mut [DirState; 2] {
-    d
 }
 
 fn split_dirs(dirs: &mut [DirState; 2], dir: Dir) -> (&mut DirState, &mut DirState) {

@@ -77,6 +77,9 @@ pub struct TlsDirection {
     /// Set when the handshake message being assembled is larger than we keep.
     hs_skip: usize,
     after_ccs: bool,
+    /// TLS 1.3 (or a HelloRetryRequest): handshake records stay plaintext after a
+    /// (middlebox-compatibility) ChangeCipherSpec; encrypted ones are application data.
+    tls13: bool,
     /// Bytes seen before TLS started (STARTTLS prelude) or while searching.
     prelude: u64,
     /// Whether the direction has ever been seen as TLS.
@@ -91,6 +94,7 @@ impl Default for TlsDirection {
             hs_buf: Vec::new(),
             hs_skip: 0,
             after_ccs: false,
+            tls13: false,
             prelude: 0,
             is_tls: false,
         }
@@ -115,6 +119,11 @@ impl TlsDirection {
     /// True while the direction is still being read as (or searched for) TLS.
     pub fn active(&self) -> bool {
         self.mode != Mode::Off
+    }
+
+    /// Marks the connection as TLS 1.3 (see the `tls13` field).
+    pub fn set_tls13(&mut self) {
+        self.tls13 = true;
     }
 
     /// True when part of a record or handshake message is waiting for more bytes.
@@ -247,12 +256,14 @@ impl TlsDirection {
                 self.after_ccs = true;
                 emit(TlsEvent::ChangeCipherSpec);
             }
-            ALERT if self.after_ccs || body.len() != 2 => emit(TlsEvent::EncryptedAlert),
+            ALERT if (self.after_ccs && !self.tls13) || body.len() != 2 => {
+                emit(TlsEvent::EncryptedAlert)
+            }
             ALERT => emit(TlsEvent::Alert {
                 level: body[0],
                 description: body[1],
             }),
-            HANDSHAKE if self.after_ccs => emit(TlsEvent::EncryptedHandshake),
+            HANDSHAKE if self.after_ccs && !self.tls13 => emit(TlsEvent::EncryptedHandshake),
             HANDSHAKE => self.handshake_fragment(body, emit),
             APPLICATION_DATA => emit(TlsEvent::ApplicationData),
             _ => emit(TlsEvent::Heartbeat),

@@ -1,0 +1,201 @@
+//! Conformance with tshark on real public captures.
+//!
+//! For every capture of the public corpus (`../shared/captures/public`, see its README), its
+//! `truth/*.json` lists what tshark 4.0 reports: every ClientHello and every Certificate message
+//! with frame number, `tcp.stream` and the SHA-256 of each certificate in order. chainsniff must
+//! report the same for everything over TCP, and no capture may make it panic.
+//!
+//! The corpus path comes from `CHAINSNIFF_PUBLIC_CAPTURES` (set by `.ci/run`). When it is unset,
+//! `../shared/captures/public` beside the checkout is used if present; otherwise the test is
+//! skipped with a notice. When the variable is set but the folder is missing, the test fails.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chainsniff::analysis::analyze_capture;
+use chainsniff::certs::sha256;
+use serde_json::Value;
+
+/// Captures whose TCP handshakes chainsniff does not (yet) report as tshark does, and why.
+/// The test fails if one of these starts to match (so the list stays true) or if any other
+/// capture mismatches.
+const KNOWN_GAPS: &[(&str, &str)] = &[
+    (
+        "suricata-verify/bug-1450-04/tls_DER-incomplete-header.pcap",
+        "the server sends a 9-byte 'certificate' that is not valid DER; tshark's field (and so \
+         its hash) covers only the 7 bytes its BER dissector consumed, chainsniff hashes the 9 \
+         bytes sent and reports the certificate as unparsable",
+    ),
+    (
+        "suricata-verify/bug-1450-05/tls_DER-incomplete-content.pcap",
+        "as bug-1450-04: tshark hashes the 8 bytes its BER dissector consumed of the 9 sent",
+    ),
+];
+
+fn corpus() -> Option<PathBuf> {
+    match std::env::var_os("CHAINSNIFF_PUBLIC_CAPTURES") {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            assert!(
+                p.join("truth").is_dir(),
+                "CHAINSNIFF_PUBLIC_CAPTURES is set to {} but it has no truth/ folder",
+                p.display()
+            );
+            Some(p)
+        }
+        None => {
+            let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/captures/public");
+            if p.join("truth").is_dir() {
+                Some(p)
+            } else {
+                eprintln!(
+                    "NOTICE: public capture corpus not found (set CHAINSNIFF_PUBLIC_CAPTURES); tshark conformance test skipped"
+                );
+                None
+            }
+        }
+    }
+}
+
+/// What chainsniff reports for one capture: ClientHello frames → stream, and per frame the
+/// streams and certificate hashes of the Certificate messages completed in it.
+struct Seen {
+    client_hellos: BTreeMap<u64, u64>,
+    certificates: BTreeMap<u64, (u64, Vec<String>)>,
+}
+
+fn chainsniff_view(path: &Path) -> Result<Seen, String> {
+    let (_, handshakes) = analyze_capture(path.to_str().unwrap()).map_err(|e| e.to_string())?;
+    let mut seen = Seen {
+        client_hellos: BTreeMap::new(),
+        certificates: BTreeMap::new(),
+    };
+    for h in &handshakes {
+        for ch in &h.client_hellos {
+            seen.client_hellos.insert(ch.at.frame, h.stream);
+        }
+        for msg in [&h.certificate, &h.client_certificate]
+            .into_iter()
+            .flatten()
+        {
+            let entry = seen
+                .certificates
+                .entry(msg.at.frame)
+                .or_insert((h.stream, Vec::new()));
+            entry
+                .1
+                .extend(msg.certs.iter().map(|d| hex::encode(sha256(d))));
+        }
+    }
+    Ok(seen)
+}
+
+fn compare(root: &Path, truth: &Value) -> Vec<String> {
+    let capture = truth["capture"].as_str().unwrap();
+    let path = root.join(capture);
+    let seen = match std::panic::catch_unwind(|| chainsniff_view(&path)) {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            let expected = truth["client_hellos"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["transport"] == "tcp");
+            return if expected {
+                vec![format!("error: {e}")]
+            } else {
+                vec![]
+            };
+        }
+        Err(_) => return vec!["PANIC".into()],
+    };
+    let mut problems = Vec::new();
+    for ch in truth["client_hellos"].as_array().unwrap() {
+        if ch["transport"] != "tcp" {
+            continue;
+        }
+        let frame = ch["frame"].as_u64().unwrap();
+        let stream = ch["stream"].as_u64().unwrap();
+        match seen.client_hellos.get(&frame) {
+            Some(s) if *s == stream => {}
+            Some(s) => problems.push(format!(
+                "ClientHello frame {frame}: stream {s}, tshark {stream}"
+            )),
+            None => problems.push(format!(
+                "ClientHello frame {frame} (stream {stream}) not reported"
+            )),
+        }
+    }
+    for cm in truth["certificate_messages"].as_array().unwrap() {
+        if cm["transport"] != "tcp" {
+            continue;
+        }
+        let frame = cm["frame"].as_u64().unwrap();
+        let stream = cm["stream"].as_u64().unwrap();
+        let certs: Vec<String> = cm["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect();
+        match seen.certificates.get(&frame) {
+            Some((s, c)) if *s == stream && *c == certs => {}
+            Some((s, c)) => problems.push(format!(
+                "Certificate frame {frame}: stream {s} with {} certs, tshark stream {stream} with {} certs{}",
+                c.len(),
+                certs.len(),
+                if *c != certs { " (hashes differ)" } else { "" }
+            )),
+            None => problems.push(format!(
+                "Certificate frame {frame} (stream {stream}, {} certs) not reported",
+                certs.len()
+            )),
+        }
+    }
+    problems
+}
+
+#[test]
+fn agrees_with_tshark_on_public_captures() {
+    let Some(root) = corpus() else { return };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("truth"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() > 100,
+        "expected the whole corpus, found {} truth files",
+        files.len()
+    );
+    let (mut checked, mut messages) = (0, 0);
+    let mut failures = Vec::new();
+    let mut fixed = Vec::new();
+    for f in &files {
+        let truth: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        let capture = truth["capture"].as_str().unwrap().to_string();
+        messages += truth["certificate_messages"].as_array().unwrap().len();
+        let problems = compare(&root, &truth);
+        checked += 1;
+        let known = KNOWN_GAPS.iter().find(|(c, _)| *c == capture);
+        match (problems.is_empty(), known) {
+            (true, Some(_)) => fixed.push(capture),
+            (false, None) => failures.push(format!("{capture}:\n    {}", problems.join("\n    "))),
+            _ => {}
+        }
+    }
+    println!(
+        "{checked} captures checked against tshark ({messages} Certificate messages in the truth)"
+    );
+    assert!(
+        fixed.is_empty(),
+        "these captures now match tshark; remove them from KNOWN_GAPS: {fixed:?}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} captures disagree with tshark:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
