@@ -54,8 +54,8 @@ fn short(sha: &str) -> &str {
 
 pub fn reaction_text(r: &Reaction) -> String {
     let when = match (r.frame, r.delay_ms) {
-        (Some(f), Some(d)) => format!(" (frame {f}, {} after the certificate)", ms(d)),
-        (Some(f), None) => format!(" (frame {f})"),
+        (Some(f), Some(d)) => format!(", frame {f}, {} after the certificate", ms(d)),
+        (Some(f), None) => format!(", frame {f}"),
         _ => String::new(),
     };
     let what = match r.kind {
@@ -65,7 +65,7 @@ pub fn reaction_text(r: &Reaction) -> String {
             r.alert.as_deref().unwrap_or("?")
         ),
         ReactionKind::EncryptedAlert => "sent an encrypted alert".to_string(),
-        ReactionKind::Completed => format!("went on ({})", r.detail),
+        ReactionKind::Completed => format!("accepted it and went on ({})", r.detail),
         ReactionKind::Reset => "reset the connection".to_string(),
         ReactionKind::Closed => "closed the connection without going on".to_string(),
         ReactionKind::ServerAborted => r.detail.clone(),

@@ -491,38 +491,51 @@ fn headlines(handshakes: &[HandshakeReport], servers: &[ServerReport]) -> Vec<St
             {
                 continue;
             }
-            let mut clients: Vec<String> =
-                v.clients.iter().map(|c| c.client.ip.to_string()).collect();
-            clients.dedup();
-            let kinds: Vec<&str> = v
+            let mut kinds: Vec<&str> = v
                 .findings
                 .iter()
                 .filter(|f| f.severity != Severity::Info)
                 .map(|f| f.kind.as_str())
                 .collect();
-            let mut kinds_dedup = kinds.clone();
-            kinds_dedup.dedup();
-            let rejected = v
+            kinds.dedup();
+            let missing: Vec<&str> = v
+                .path
+                .iter()
+                .filter(|l| matches!(l.source, crate::chain::LinkSource::Capture { .. }))
+                .map(|l| l.subject.as_str())
+                .collect();
+            let what = if missing.is_empty() {
+                kinds.join(", ")
+            } else {
+                format!("missing {}", missing.join(" and "))
+            };
+            let aborted: Vec<String> = v
                 .clients
                 .iter()
-                .filter(|c| {
-                    matches!(
-                        c.reaction.kind,
-                        crate::handshake::ReactionKind::Alert
-                            | crate::handshake::ReactionKind::Reset
-                            | crate::handshake::ReactionKind::Closed
-                            | crate::handshake::ReactionKind::EncryptedAlert
-                    )
+                .filter_map(|c| {
+                    use crate::handshake::ReactionKind as R;
+                    let how = match c.reaction.kind {
+                        R::Alert => format!("alert {}", c.reaction.alert.as_deref().unwrap_or("?")),
+                        R::EncryptedAlert => "encrypted alert".into(),
+                        R::Reset => "reset".into(),
+                        R::Closed => "closed".into(),
+                        _ => return None,
+                    };
+                    Some(format!("{} ({how}, frame {})", c.client.ip, c.reaction.frame.unwrap_or(0)))
                 })
-                .count();
+                .collect();
+            let outcome = if aborted.is_empty() {
+                "no client aborted".to_string()
+            } else {
+                format!("aborted: {}", aborted.join(", "))
+            };
             out.push(format!(
-                "{} of {} handshakes with {name} got chain {} ({}; {}); {} of them aborted.",
+                "{} of {} handshakes with {name} got chain {}: {} ({}); {outcome}.",
                 v.clients.len(),
                 s.handshakes,
                 v.id,
                 v.status.as_str(),
-                kinds_dedup.join(", "),
-                rejected
+                what,
             ));
         }
         if s.variants.len() > 1 {

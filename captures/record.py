@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Record the bundled captures: the field report's load-balancer story, with real TLS stacks.
+
+Usage (as root; needs openssl, tcpdump, editcap and python3 with ssl):
+
+    unshare -n python3 captures/record.py        # from the repository root
+
+It makes a test PKI with the openssl command (root CA -> issuing CA -> lyncpool.contoso.test),
+starts real OpenSSL-backed TLS servers (Python's ssl module) on loopback addresses in a private
+network namespace, connects real TLS clients to them from several source addresses, and records
+the traffic with tcpdump. Every byte of TLS in the captures comes from OpenSSL; nothing is
+hand-built. See captures/README.md for what each capture shows.
+
+Addresses (all loopback, inside the namespace):
+  127.0.0.10:443  the load-balancer VIP (SSL offload) for lyncpool.contoso.test
+  127.0.0.11:443  front end fe01, reached directly (sends leaf + intermediate)
+  127.0.1.11-14   desk phones: trust the root only, never fetch intermediates (like LPE)
+  127.0.1.21      a softphone: has the issuing CA cached (as AIA fetching would give it)
+"""
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PKI = os.path.join(HERE, "pki")
+SNI = "lyncpool.contoso.test"
+VIP = "127.0.0.10"
+FE = "127.0.0.11"
+PHONES = ["127.0.1.11", "127.0.1.12", "127.0.1.13", "127.0.1.14"]
+SOFTPHONE = "127.0.1.21"
+
+
+def run(*cmd, **kw):
+    subprocess.run(cmd, check=True, **kw)
+
+
+def make_pki(work):
+    """Root CA -> Contoso Issuing CA -> lyncpool.contoso.test, RSA 2048, SHA-256."""
+    os.makedirs(PKI, exist_ok=True)
+
+    def path(name):
+        return os.path.join(PKI, name)
+
+    ext = os.path.join(work, "ext.cnf")
+    with open(ext, "w") as f:
+        f.write(
+            "[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+            "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+            "[leaf]\nbasicConstraints=critical,CA:FALSE\n"
+            "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+            "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+            f"subjectAltName=DNS:{SNI},DNS:fe01.contoso.test\n"
+            "authorityInfoAccess=caIssuers;URI:http://pki.contoso.test/issuing-ca.crt\n"
+        )
+    for name in ("root", "issuing", "leaf"):
+        run("openssl", "genrsa", "-out", path(f"{name}.key"), "2048", stderr=subprocess.DEVNULL)
+    run("openssl", "req", "-x509", "-new", "-key", path("root.key"), "-sha256", "-days", "7300",
+        "-subj", "/O=Contoso/CN=Contoso Root CA", "-set_serial", "1",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "-out", path("root.pem"))
+    run("openssl", "req", "-new", "-key", path("issuing.key"),
+        "-subj", "/O=Contoso/CN=Contoso Issuing CA 01", "-out", os.path.join(work, "issuing.csr"))
+    run("openssl", "x509", "-req", "-in", os.path.join(work, "issuing.csr"), "-CA", path("root.pem"),
+        "-CAkey", path("root.key"), "-set_serial", "2", "-days", "3650", "-sha256",
+        "-extfile", ext, "-extensions", "ca", "-out", path("issuing.pem"), stderr=subprocess.DEVNULL)
+    run("openssl", "req", "-new", "-key", path("leaf.key"),
+        "-subj", f"/O=Contoso/CN={SNI}", "-out", os.path.join(work, "leaf.csr"))
+    run("openssl", "x509", "-req", "-in", os.path.join(work, "leaf.csr"), "-CA", path("issuing.pem"),
+        "-CAkey", path("issuing.key"), "-set_serial", "3", "-days", "825", "-sha256",
+        "-extfile", ext, "-extensions", "leaf", "-out", path("leaf.pem"), stderr=subprocess.DEVNULL)
+    for name in ("root", "issuing"):
+        os.remove(path(f"{name}.key"))  # CA keys are not needed again; the leaf key serves.
+
+
+def chain_file(work, name, parts):
+    out = os.path.join(work, name)
+    with open(out, "w") as f:
+        for p in parts:
+            with open(os.path.join(PKI, p)) as src:
+                f.write(src.read())
+    return out
+
+
+def server_context(certfile):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # TLS 1.2: the Certificate is visible
+    ctx.load_cert_chain(certfile, os.path.join(PKI, "leaf.key"))
+    return ctx
+
+
+class Server(threading.Thread):
+    """A TLS server; `contexts` are used round-robin, one per accepted connection, like the
+    members of a load-balancer pool that are not configured alike."""
+
+    def __init__(self, addr, contexts):
+        super().__init__(daemon=True)
+        self.sock = socket.create_server((addr, 443))
+        self.contexts = contexts
+        self.n = 0
+
+    def stop(self):
+        self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        self.sock.close()
+        self.join()
+
+    def run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            ctx = self.contexts[self.n % len(self.contexts)]
+            self.n += 1
+            try:
+                with ctx.wrap_socket(conn, server_side=True) as tls:
+                    tls.recv(4096)
+                    body = b"<certprov>ok</certprov>"
+                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            except (ssl.SSLError, OSError):
+                conn.close()
+
+
+def client(src, dst, cafile, label):
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    sock = socket.create_connection((dst, 443), source_address=(src, 0))
+    try:
+        with ctx.wrap_socket(sock, server_hostname=SNI) as tls:
+            tls.sendall(f"GET /CertProv/CertProvisioningService.svc HTTP/1.1\r\nHost: {SNI}\r\n\r\n".encode())
+            tls.recv(4096)
+            print(f"  {label} {src} -> {dst}: logged in")
+    except ssl.SSLError as e:
+        print(f"  {label} {src} -> {dst}: {e.reason}")
+    time.sleep(0.05)
+
+
+def record(out, scenario):
+    pcap = out + ".tmp.pcap"
+    dump = subprocess.Popen(["tcpdump", "-Z", "root", "--immediate-mode", "-i", "lo", "-U", "-s", "0", "-w", pcap, "tcp port 443"],
+                            stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    scenario()
+    time.sleep(1.5)
+    dump.send_signal(2)  # SIGINT: tcpdump flushes and exits
+    dump.wait()
+    return pcap
+
+
+def main():
+    if os.geteuid() != 0:
+        sys.exit("run as root inside a private network namespace: unshare -n python3 captures/record.py")
+    run("ip", "link", "set", "lo", "up")
+    for a in [VIP, FE] + PHONES + [SOFTPHONE]:
+        subprocess.run(["ip", "addr", "add", f"{a}/32", "dev", "lo"], stderr=subprocess.DEVNULL)
+    work = tempfile.mkdtemp()
+    make_pki(work)
+    root = os.path.join(PKI, "root.pem")
+    cached = chain_file(work, "root+issuing.pem", ["root.pem", "issuing.pem"])
+    leaf_only = server_context(chain_file(work, "leaf.pem", ["leaf.pem"]))
+    leaf_int = server_context(chain_file(work, "leaf+int.pem", ["leaf.pem", "issuing.pem"]))
+    sloppy = server_context(chain_file(work, "group.pem", ["leaf.pem", "leaf.pem", "issuing.pem", "root.pem"]))
+
+    # Before the fix: the VIP's SSL offload sends the leaf only, except one pool member that
+    # was set up with the chain; the front end, reached directly, sends leaf + intermediate.
+    def before():
+        vip = Server(VIP, [leaf_only, leaf_only, leaf_int])
+        fe = Server(FE, [leaf_int])
+        vip.start()
+        fe.start()
+        print("lync-vip-before:")
+        client(PHONES[0], VIP, root, "phone")       # leaf only -> unknown_ca
+        client(PHONES[1], VIP, root, "phone")       # leaf only -> unknown_ca
+        client(PHONES[2], VIP, root, "phone")       # leaf + intermediate -> logs in
+        client(SOFTPHONE, VIP, cached, "softphone")  # leaf only, but has the CA -> logs in
+        client(PHONES[3], FE, root, "phone")        # direct to the front end -> logs in
+        client(PHONES[0], VIP, root, "phone")       # leaf only again -> unknown_ca
+        vip.stop()
+        fe.stop()
+
+    # After the fix ("certificate chain group"): leaf, leaf again, intermediate and root.
+    def after():
+        vip = Server(VIP, [sloppy])
+        vip.start()
+        print("lync-vip-fixed:")
+        for p in PHONES[:3]:
+            client(p, VIP, root, "phone")
+        vip.stop()
+
+    for name, scenario in (("lync-vip-before", before), ("lync-vip-fixed", after)):
+        pcap = record(os.path.join(HERE, name), scenario)
+        if name == "lync-vip-before":
+            run("editcap", "-F", "pcapng", pcap, os.path.join(HERE, name + ".pcapng"))
+            os.remove(pcap)
+        else:
+            shutil.move(pcap, os.path.join(HERE, name + ".pcap"))
+    shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()
