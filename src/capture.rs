@@ -173,13 +173,23 @@ pub fn read_from(
     let prefix_len = head.len();
     let source = io::Cursor::new(head).chain(input);
     let capacity = BUFFER_SIZE.max(prefix_len);
+    let name = match format {
+        Format::Pcap => "pcap",
+        Format::Pcapng => "pcapng",
+    };
+    // The header must be there whole: 24 bytes (pcap), or the section header block's length.
+    let header_len = match format {
+        Format::Pcap => 24,
+        Format::Pcapng => prefix_header_len(&source_head(&source)),
+    };
+    if prefix_len < header_len {
+        return Err(err(format!(
+            "the file ends inside its {name} header ({prefix_len} of {header_len} bytes)"
+        )));
+    }
     let reader = pcap_parser::create_reader(capacity, source).map_err(|e| {
         err(format!(
-            "offset 0: cannot parse the {} file header ({e:?})",
-            match format {
-                Format::Pcap => "pcap",
-                Format::Pcapng => "pcapng",
-            }
+            "offset 0: cannot parse the {name} file header ({e:?})"
         ))
     })?;
     let mut summary = CaptureSummary {
@@ -198,6 +208,25 @@ pub fn read_from(
         summary.warnings.push(message);
     }
     Ok(summary)
+}
+
+fn source_head<R>(source: &io::Chain<io::Cursor<Vec<u8>>, R>) -> Vec<u8> {
+    let head = source.get_ref().0.get_ref();
+    head[..head.len().min(12)].to_vec()
+}
+
+/// Length of a pcapng section header block, from its total-length field (either byte order).
+fn prefix_header_len(head: &[u8]) -> usize {
+    if head.len() < 12 {
+        return 28;
+    }
+    let magic = &head[8..12];
+    let len = if magic == [0x4d, 0x3c, 0x2b, 0x1a] {
+        u32::from_le_bytes([head[4], head[5], head[6], head[7]])
+    } else {
+        u32::from_be_bytes([head[4], head[5], head[6], head[7]])
+    };
+    (len as usize).clamp(28, 1 << 20)
 }
 
 /// Reads up to `limit` bytes, looping over short reads (pipes deliver data in small pieces).

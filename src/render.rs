@@ -122,8 +122,7 @@ fn status_line(s: Status) -> &'static str {
 pub fn text(r: &Report) -> String {
     let mut o = String::new();
     let s = &r.summary;
-    let _ = writeln!(
-        o,
+    let head = format!(
         "{} - {} capture{}, {} frames, {} TLS handshake{}, {} server{}, {} client{}",
         r.generator,
         s.captures,
@@ -136,10 +135,10 @@ pub fn text(r: &Report) -> String {
         s.clients,
         plural(s.clients)
     );
+    wrap(&mut o, "", 2, &head);
     for (i, c) in r.captures.iter().enumerate() {
-        let _ = writeln!(
-            o,
-            "  [{i}] {}: {}{}, {} frames, {} TCP connections{}",
+        let line = format!(
+            "{}: {}{}, {} frames, {} TCP connections{}",
             clean(&c.summary.path),
             c.summary
                 .format
@@ -203,15 +202,15 @@ fn server_title(s: &ServerReport) -> String {
 
 fn text_server(o: &mut String, r: &Report, s: &ServerReport) {
     let _ = writeln!(o, "{}", "=".repeat(WIDTH));
-    let _ = writeln!(
-        o,
-        "SERVER {}: {} handshake{}, {} chain variant{}",
+    let title = format!(
+        "{}: {} handshake{}, {} chain variant{}",
         server_title(s),
         s.handshakes,
         plural(s.handshakes),
         s.variants.len(),
         plural(s.variants.len())
     );
+    wrap(o, "SERVER ", 4, &title);
     for f in &s.findings {
         text_finding(o, f, 2);
     }

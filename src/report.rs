@@ -521,7 +521,11 @@ fn headlines(handshakes: &[HandshakeReport], servers: &[ServerReport]) -> Vec<St
                         R::Closed => "closed".into(),
                         _ => return None,
                     };
-                    Some(format!("{} ({how}, frame {})", c.client.ip, c.reaction.frame.unwrap_or(0)))
+                    Some(format!(
+                        "{} ({how}, frame {})",
+                        c.client.ip,
+                        c.reaction.frame.unwrap_or(0)
+                    ))
                 })
                 .collect();
             let outcome = if aborted.is_empty() {

@@ -1,0 +1,281 @@
+//! The field report, end to end: the bundled captures (recorded from OpenSSL) must give exactly
+//! the certificates, statuses, findings, frames, streams and client reactions they contain.
+
+use std::path::{Path, PathBuf};
+
+use chainsniff::chain::{FindingKind, LinkSource, Status};
+use chainsniff::handshake::ReactionKind;
+use chainsniff::report::HandshakeReport;
+use chainsniff::{Options, Report};
+
+fn repo(p: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(p)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// SHA-256 (hex) of the DER inside a PEM file of the test PKI.
+fn pki_sha(name: &str) -> String {
+    let pem = std::fs::read(repo(&format!("captures/pki/{name}.pem"))).unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+    hex::encode(chainsniff::certs::sha256(&pem.contents))
+}
+
+fn with_root() -> Options {
+    Options {
+        trust: vec![PathBuf::from(repo("captures/pki/root.pem"))],
+        no_default_trust: false,
+    }
+}
+
+fn by_stream(r: &Report, stream: u64) -> &HandshakeReport {
+    r.handshakes
+        .iter()
+        .find(|h| h.stream == stream)
+        .unwrap_or_else(|| panic!("no handshake on tcp.stream {stream}"))
+}
+
+fn kinds(h: &HandshakeReport) -> Vec<FindingKind> {
+    h.findings.iter().map(|f| f.kind).collect()
+}
+
+fn shas(h: &HandshakeReport) -> Vec<String> {
+    h.certificates.iter().map(|c| c.sha256.clone()).collect()
+}
+
+#[test]
+fn vip_before_the_fix_sends_leaf_only_to_some_phones() {
+    let r = chainsniff::run(&[repo("captures/lync-vip-before.pcapng")], &with_root()).unwrap();
+    let (leaf, issuing, root) = (pki_sha("leaf"), pki_sha("issuing"), pki_sha("root"));
+    assert_eq!(r.captures.len(), 1);
+    assert_eq!(r.captures[0].summary.frames, 69);
+    assert!(!r.captures[0].summary.truncated);
+    assert_eq!(r.handshakes.len(), 6);
+
+    // (stream, client, server, ClientHello frame, Certificate frame, chain, status, reaction, reaction frame)
+    let expected = [
+        (
+            0,
+            "127.0.1.11",
+            "127.0.0.10",
+            4,
+            6,
+            vec![&leaf],
+            Status::Incomplete,
+            ReactionKind::Alert,
+            8,
+        ),
+        (
+            1,
+            "127.0.1.12",
+            "127.0.0.10",
+            13,
+            15,
+            vec![&leaf],
+            Status::Incomplete,
+            ReactionKind::Alert,
+            17,
+        ),
+        (
+            2,
+            "127.0.1.13",
+            "127.0.0.10",
+            22,
+            24,
+            vec![&leaf, &issuing],
+            Status::Complete,
+            ReactionKind::Completed,
+            26,
+        ),
+        (
+            3,
+            "127.0.1.21",
+            "127.0.0.10",
+            36,
+            38,
+            vec![&leaf],
+            Status::Incomplete,
+            ReactionKind::Completed,
+            40,
+        ),
+        (
+            4,
+            "127.0.1.14",
+            "127.0.0.11",
+            50,
+            52,
+            vec![&leaf, &issuing],
+            Status::Complete,
+            ReactionKind::Completed,
+            54,
+        ),
+        (
+            5,
+            "127.0.1.11",
+            "127.0.0.10",
+            64,
+            66,
+            vec![&leaf],
+            Status::Incomplete,
+            ReactionKind::Alert,
+            68,
+        ),
+    ];
+    for (stream, client, server, ch, cert, chain, status, reaction, rframe) in expected {
+        let h = by_stream(&r, stream);
+        assert_eq!(h.client.ip.to_string(), client, "stream {stream}");
+        assert_eq!(h.server.ip.to_string(), server, "stream {stream}");
+        assert_eq!(h.server.port, 443);
+        assert_eq!(h.sni.as_deref(), Some("lyncpool.contoso.test"));
+        assert_eq!(h.version.as_deref(), Some("TLS 1.2"));
+        assert_eq!(h.client_hello_frame, Some(ch), "stream {stream}");
+        assert_eq!(h.certificate_frame, Some(cert), "stream {stream}");
+        assert_eq!(
+            shas(h),
+            chain.into_iter().cloned().collect::<Vec<_>>(),
+            "stream {stream}"
+        );
+        assert_eq!(h.status, status, "stream {stream}");
+        assert_eq!(h.client_reaction.kind, reaction, "stream {stream}");
+        assert_eq!(h.client_reaction.frame, Some(rframe), "stream {stream}");
+        if reaction == ReactionKind::Alert {
+            assert_eq!(h.client_reaction.alert.as_deref(), Some("unknown_ca"));
+            assert_eq!(h.client_reaction.alert_level.as_deref(), Some("fatal"));
+        }
+        if status == Status::Incomplete {
+            // Named: the issuing CA, and where it was seen instead (stream 2, frame 24).
+            assert_eq!(kinds(h), vec![FindingKind::MissingIntermediate]);
+            let f = &h.findings[0];
+            assert_eq!(f.certificate.as_deref(), Some(issuing.as_str()));
+            assert!(
+                f.message.contains("CN=Contoso Issuing CA 01"),
+                "{}",
+                f.message
+            );
+            assert!(
+                f.message.contains("tcp.stream 2 (frame 24)"),
+                "{}",
+                f.message
+            );
+            assert_eq!(h.path.len(), 3);
+            assert!(matches!(h.path[0].source, LinkSource::Sent { position: 0 }));
+            assert!(matches!(
+                h.path[1].source,
+                LinkSource::Capture {
+                    stream: 2,
+                    frame: 24,
+                    ..
+                }
+            ));
+            assert_eq!(h.path[1].sha256, issuing);
+            assert!(matches!(h.path[2].source, LinkSource::Anchor));
+            assert_eq!(h.path[2].sha256, root);
+        } else {
+            assert!(h.findings.is_empty(), "{:?}", h.findings);
+        }
+    }
+
+    // The VIP sent two chain variants: leaf only (A, 4 handshakes) and leaf + intermediate (B).
+    let vip = r
+        .servers
+        .iter()
+        .find(|s| s.server.ip.to_string() == "127.0.0.10")
+        .unwrap();
+    assert_eq!(vip.handshakes, 5);
+    assert_eq!(vip.variants.len(), 2);
+    assert_eq!(vip.variants[0].certificates, vec![leaf.clone()]);
+    assert_eq!(vip.variants[0].status, Status::Incomplete);
+    let streams: Vec<u64> = vip.variants[0].clients.iter().map(|c| c.stream).collect();
+    assert_eq!(streams, vec![0, 1, 3, 5]);
+    assert_eq!(
+        vip.variants[1].certificates,
+        vec![leaf.clone(), issuing.clone()]
+    );
+    assert_eq!(vip.findings.len(), 1);
+    assert_eq!(vip.findings[0].kind, FindingKind::InconsistentChains);
+    let fe = r
+        .servers
+        .iter()
+        .find(|s| s.server.ip.to_string() == "127.0.0.11")
+        .unwrap();
+    assert_eq!(fe.variants.len(), 1);
+    assert!(fe.findings.is_empty());
+
+    assert_eq!(r.summary.by_status.get("incomplete"), Some(&4));
+    assert_eq!(r.summary.by_status.get("complete"), Some(&2));
+    assert!(r.summary.headlines[0].contains("127.0.1.11 (alert unknown_ca, frame 8)"));
+}
+
+#[test]
+fn vip_after_the_fix_is_complete_but_sloppy() {
+    let r = chainsniff::run(&[repo("captures/lync-vip-fixed.pcap")], &with_root()).unwrap();
+    let (leaf, issuing, root) = (pki_sha("leaf"), pki_sha("issuing"), pki_sha("root"));
+    assert_eq!(r.handshakes.len(), 3);
+    for (h, (stream, ch, cert)) in r
+        .handshakes
+        .iter()
+        .zip([(0, 4, 6), (1, 18, 20), (2, 32, 34)])
+    {
+        assert_eq!(h.stream, stream);
+        assert_eq!(h.client_hello_frame, Some(ch));
+        assert_eq!(h.certificate_frame, Some(cert));
+        assert_eq!(
+            shas(h),
+            vec![leaf.clone(), leaf.clone(), issuing.clone(), root.clone()]
+        );
+        assert_eq!(h.status, Status::Complete);
+        assert_eq!(
+            kinds(h),
+            vec![
+                FindingKind::DuplicateCertificate,
+                FindingKind::ContainsAnchor
+            ]
+        );
+        assert_eq!(h.client_reaction.kind, ReactionKind::Completed);
+    }
+    assert_eq!(r.servers.len(), 1);
+    assert_eq!(r.servers[0].variants.len(), 1);
+    assert!(r.servers[0].findings.is_empty());
+}
+
+#[test]
+fn without_the_enterprise_root_the_end_of_the_chain_is_undetermined() {
+    let r = chainsniff::run(
+        &[repo("captures/lync-vip-before.pcapng")],
+        &Options::default(),
+    )
+    .unwrap();
+    // The leaf-only chains still lack the intermediate (seen elsewhere): incomplete.
+    let h = by_stream(&r, 0);
+    assert_eq!(h.status, Status::Incomplete);
+    assert!(kinds(h).contains(&FindingKind::MissingIntermediate));
+    assert!(kinds(h).contains(&FindingKind::UnknownIssuer));
+    // The full chain ends at an issuer found nowhere: say what to pass with --trust.
+    let h = by_stream(&r, 2);
+    assert_eq!(h.status, Status::Undetermined);
+    assert_eq!(kinds(h), vec![FindingKind::UnknownIssuer]);
+    assert!(h.findings[0].message.contains("--trust"));
+}
+
+#[test]
+fn several_captures_make_one_report() {
+    let r = chainsniff::run(
+        &[
+            repo("captures/lync-vip-before.pcapng"),
+            repo("captures/lync-vip-fixed.pcap"),
+        ],
+        &with_root(),
+    )
+    .unwrap();
+    assert_eq!(r.captures.len(), 2);
+    assert_eq!(r.handshakes.len(), 9);
+    assert_eq!(r.handshakes.iter().filter(|h| h.capture == 1).count(), 3);
+    // Same server and SNI in both captures: the three chains it sent over time are variants.
+    let vip = r
+        .servers
+        .iter()
+        .find(|s| s.server.ip.to_string() == "127.0.0.10")
+        .unwrap();
+    assert_eq!(vip.variants.len(), 3);
+}
