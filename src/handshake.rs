@@ -591,6 +591,19 @@ impl StreamHandler for TlsConn {
         self.push(side, at, EventKind::Rst);
     }
 
+    fn on_conflict(&mut self, dir: Dir, at: At) {
+        if self.seen_tls {
+            let side = self.side(dir);
+            self.push(
+                side,
+                at,
+                EventKind::Malformed(
+                    "a retransmission carried different bytes than the first copy (the first copy was used)".into(),
+                ),
+            );
+        }
+    }
+
     fn wants_data(&self, dir: Dir) -> bool {
         if !self.dirs[dir.index()].active() {
             return false;

@@ -62,6 +62,8 @@ pub trait StreamHandler {
     fn on_syn(&mut self, _dir: Dir, _ack: bool) {}
     fn on_fin(&mut self, dir: Dir, at: At);
     fn on_rst(&mut self, dir: Dir, at: At);
+    /// A retransmission carried bytes different from those already delivered (first copy won).
+    fn on_conflict(&mut self, _dir: Dir, _at: At) {}
     /// False once the handler needs no more payload of `dir`.
     fn wants_data(&self, dir: Dir) -> bool;
     /// True once the handler needs nothing more of this connection.
@@ -94,6 +96,35 @@ struct DirState {
     pending: Vec<Pending>,
     pending_bytes: usize,
     fin: bool,
+    /// The last bytes delivered (while the handler wants them), to check retransmissions.
+    recent: Vec<u8>,
+}
+
+/// How many delivered bytes per direction are kept to compare retransmissions against.
+const RECENT_BYTES: usize = 64 << 10;
+
+impl DirState {
+    /// Delivers in-order bytes and remembers them for retransmission checks.
+    fn deliver<H: StreamHandler>(&mut self, handler: &mut H, dir: Dir, at: At, data: &[u8]) {
+        handler.on_data(dir, at, data);
+        if self.recent.len() + data.len() > RECENT_BYTES {
+            let drop = (self.recent.len() + data.len() - RECENT_BYTES).min(self.recent.len());
+            self.recent.drain(..drop);
+        }
+        let keep = data.len().min(RECENT_BYTES);
+        self.recent.extend_from_slice(&data[data.len() - keep..]);
+    }
+
+    /// True when `data`, starting `behind` bytes before `next_seq`, differs from what was
+    /// delivered for the same sequence numbers (as far as they are remembered).
+    fn conflicts(&self, behind: usize, data: &[u8]) -> bool {
+        let overlap = behind.min(data.len());
+        if behind > self.recent.len() || overlap == 0 {
+            return false;
+        }
+        let start = self.recent.len() - behind;
+        self.recent[start..start + overlap] != data[..overlap]
+    }
 }
 
 #[derive(Debug)]
@@ -313,12 +344,16 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
         // In order, possibly overlapping what was already delivered.
         let skip = (-off) as usize;
         let payload = seg.payload;
-        if skip > 0 {
+        if skip > 0 && !payload.is_empty() {
             stats.retransmitted_bytes += skip.min(payload.len()) as u64;
+            if wants && this.conflicts(skip, payload) {
+                stats.conflicting_retransmissions += 1;
+                handler.on_conflict(dir, at);
+            }
         }
         if skip < payload.len() {
             if wants {
-                handler.on_data(dir, at, &payload[skip..]);
+                this.deliver(handler, dir, at, &payload[skip..]);
             }
             this.next_seq = Some(next.wrapping_add((payload.len() - skip) as u32));
         }
@@ -338,11 +373,12 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
             this.next_seq = this.next_seq.map(|n| n.wrapping_add(1));
             handler.on_fin(dir, at);
         }
-        Self::drain(stats, this, handler, dir);
+        Self::drain(stats, this, handler, dir, at);
     }
 
     /// Delivers pending segments that have become contiguous.
-    fn drain(stats: &mut TcpStats, this: &mut DirState, handler: &mut H, dir: Dir) {
+    /// Bytes become available in the frame that made them contiguous, as in Wireshark.
+    fn drain(stats: &mut TcpStats, this: &mut DirState, handler: &mut H, dir: Dir, at: At) {
         while !this.pending.is_empty() {
             let next = this.next_seq.unwrap_or(0);
             // The pending segment that starts earliest.
@@ -358,8 +394,12 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
             let p = this.pending.swap_remove(i);
             this.pending_bytes -= p.data.len();
             let skip = (-seq_diff(p.seq, next)) as usize;
+            if skip > 0 && this.conflicts(skip, &p.data) {
+                stats.conflicting_retransmissions += 1;
+                handler.on_conflict(dir, at);
+            }
             if skip < p.data.len() {
-                handler.on_data(dir, p.at, &p.data[skip..]);
+                this.deliver(handler, dir, at, &p.data[skip..]);
                 this.next_seq = Some(next.wrapping_add((p.data.len() - skip) as u32));
             } else {
                 stats.retransmitted_bytes += p.data.len() as u64;
@@ -367,7 +407,7 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
             if p.fin && !this.fin {
                 this.fin = true;
                 this.next_seq = this.next_seq.map(|n| n.wrapping_add(1));
-                handler.on_fin(dir, p.at);
+                handler.on_fin(dir, at);
             }
         }
     }
@@ -400,7 +440,7 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
         stats.gaps += 1;
         handler.on_gap(dir, at, len as u64);
         this.next_seq = Some(target);
-        Self::drain(stats, this, handler, dir);
+        Self::drain(stats, this, handler, dir, at);
     }
 
     fn finish_conn(&mut self, mut conn: Conn<H>, capture_ended: bool) {
@@ -449,5 +489,163 @@ fn split_dirs(dirs: &mut [DirState; 2], dir: Dir) -> (&mut DirState, &mut DirSta
     match dir {
         Dir::Forward => (a, b),
         Dir::Backward => (b, a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::TcpFlags;
+
+    /// Records what the reassembler hands over.
+    #[derive(Default)]
+    struct Rec {
+        stream: u64,
+        log: Vec<String>,
+        data: [Vec<u8>; 2],
+    }
+
+    impl StreamHandler for Rec {
+        type Output = Rec;
+        fn on_data(&mut self, dir: Dir, at: At, data: &[u8]) {
+            self.data[dir.index()].extend_from_slice(data);
+            self.log
+                .push(format!("{dir:?} data {} @{}", data.len(), at.frame));
+        }
+        fn on_gap(&mut self, dir: Dir, at: At, len: u64) {
+            self.log.push(format!("{dir:?} gap {len} @{}", at.frame));
+        }
+        fn on_fin(&mut self, dir: Dir, at: At) {
+            self.log.push(format!("{dir:?} fin @{}", at.frame));
+        }
+        fn on_rst(&mut self, dir: Dir, at: At) {
+            self.log.push(format!("{dir:?} rst @{}", at.frame));
+        }
+        fn on_conflict(&mut self, dir: Dir, at: At) {
+            self.log.push(format!("{dir:?} conflict @{}", at.frame));
+        }
+        fn wants_data(&self, _dir: Dir) -> bool {
+            true
+        }
+        fn is_done(&self) -> bool {
+            false
+        }
+        fn finish(self, _ended: bool) -> Option<Rec> {
+            Some(self)
+        }
+    }
+
+    const C: &str = "10.0.0.1";
+    const S: &str = "10.0.0.2";
+
+    fn seg<'a>(from_client: bool, seq: u32, flags: &str, payload: &'a [u8]) -> TcpSegment<'a> {
+        let (src, dst, sport, dport) = if from_client {
+            (C, S, 40000, 443)
+        } else {
+            (S, C, 443, 40000)
+        };
+        TcpSegment {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            sport,
+            dport,
+            seq,
+            ack: 0,
+            flags: TcpFlags {
+                syn: flags.contains('S'),
+                ack: flags.contains('A'),
+                fin: flags.contains('F'),
+                rst: flags.contains('R'),
+            },
+            payload,
+            missing: 0,
+        }
+    }
+
+    fn run(segs: &[TcpSegment<'_>]) -> Vec<Rec> {
+        let mut r = Reassembler::new(|info: ConnInfo| Rec {
+            stream: info.stream,
+            ..Default::default()
+        });
+        for (i, s) in segs.iter().enumerate() {
+            let at = At {
+                frame: i as u64 + 1,
+                ts: Timestamp::default(),
+            };
+            r.process(at, s);
+        }
+        r.finish().0
+    }
+
+    #[test]
+    fn out_of_order_and_retransmitted_segments_are_delivered_once_in_order() {
+        let out = run(&[
+            seg(true, 100, "S", b""),
+            seg(true, 101, "A", b"hello "),
+            seg(true, 112, "A", b"!"),      // ahead: held
+            seg(true, 107, "A", b"world"),  // fills the hole: delivers both
+            seg(true, 101, "A", b"hello "), // retransmission: dropped
+        ]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].data[0], b"hello world!");
+        assert_eq!(
+            out[0].log,
+            vec![
+                "Forward data 6 @2",
+                "Forward data 5 @4",
+                "Forward data 1 @4"
+            ]
+        );
+    }
+
+    #[test]
+    fn sequence_numbers_wrap_around() {
+        let out = run(&[
+            seg(false, u32::MAX - 2, "A", b"abc"),
+            seg(false, u32::MAX, "A", b"XY"),
+            seg(false, 1, "A", b"def"),
+        ]);
+        // Mid-stream start at 2^32-3: "abc" ends at 0, "XY" overlaps by one byte.
+        assert_eq!(out[0].data[0], b"abcYdef");
+    }
+
+    #[test]
+    fn a_retransmission_with_different_bytes_is_reported_and_the_first_copy_wins() {
+        let out = run(&[
+            seg(true, 0, "S", b""),
+            seg(true, 1, "A", b"abcdef"),
+            seg(true, 4, "A", b"XYZgh"),
+        ]);
+        assert_eq!(out[0].data[0], b"abcdefgh");
+        assert!(out[0].log.contains(&"Forward conflict @3".to_string()));
+    }
+
+    #[test]
+    fn a_hole_never_filled_is_a_gap_at_the_end() {
+        let out = run(&[
+            seg(true, 0, "S", b""),
+            seg(true, 1, "A", b"abc"),
+            seg(true, 10, "A", b"xyz"),
+        ]);
+        assert_eq!(
+            out[0].log,
+            vec!["Forward data 3 @2", "Forward gap 6 @3", "Forward data 3 @3"]
+        );
+    }
+
+    #[test]
+    fn a_new_syn_on_a_closed_four_tuple_is_a_new_stream() {
+        let out = run(&[
+            seg(true, 1000, "S", b""),
+            seg(true, 1001, "A", b"one"),
+            seg(true, 1004, "RA", b""),
+            seg(true, 5000, "S", b""), // different ISN: port reuse
+            seg(true, 5001, "A", b"two"),
+            seg(false, 0, "A", b"x"), // server side of the second conversation
+        ]);
+        assert_eq!(out.len(), 2);
+        assert_eq!((out[0].stream, out[0].data[0].as_slice()), (0, &b"one"[..]));
+        assert_eq!((out[1].stream, out[1].data[0].as_slice()), (1, &b"two"[..]));
+        assert_eq!(out[1].data[1], b"x");
     }
 }

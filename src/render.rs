@@ -157,6 +157,7 @@ pub fn text(r: &Report) -> String {
                 ""
             }
         );
+        wrap(&mut o, &format!("  [{i}] "), 6, &line);
         for w in &c.summary.warnings {
             wrap(&mut o, "      warning: ", 15, &clean(w));
         }
