@@ -125,10 +125,10 @@ pub fn parse_meta(der: &[u8]) -> Result<CertMeta, String> {
             }
             ParsedExtension::AuthorityInfoAccess(aia) => {
                 for d in &aia.accessdescs {
-                    if d.access_method == oid_registry::OID_PKIX_ACCESS_DESCRIPTOR_CA_ISSUERS {
-                        if let GeneralName::URI(u) = &d.access_location {
-                            ca_issuers.push(u.to_string());
-                        }
+                    if d.access_method == oid_registry::OID_PKIX_ACCESS_DESCRIPTOR_CA_ISSUERS
+                        && let GeneralName::URI(u) = &d.access_location
+                    {
+                        ca_issuers.push(u.to_string());
                     }
                 }
             }
@@ -302,10 +302,11 @@ impl CertStore {
                 sightings: Vec::new(),
             }
         });
-        if let Some(s) = seen {
-            if entry.sightings.len() < MAX_SIGHTINGS && !entry.sightings.contains(&s) {
-                entry.sightings.push(s);
-            }
+        if let Some(s) = seen
+            && entry.sightings.len() < MAX_SIGHTINGS
+            && !entry.sightings.contains(&s)
+        {
+            entry.sightings.push(s);
         }
         sha
     }

@@ -288,10 +288,11 @@ impl<'a> Checker<'a> {
                 break;
             }
             let (found, bad_sig) = self.find_issuer(&cur_sha, cur, sent, &visited);
-            if let Some(bad) = bad_sig {
-                if found.is_none() {
-                    let bm = self.meta(&bad);
-                    findings.push(Finding::new(
+            if let Some(bad) = bad_sig
+                && found.is_none()
+            {
+                let bm = self.meta(&bad);
+                findings.push(Finding::new(
                         FindingKind::BadSignature,
                         format!(
                             "{} names {} as its issuer, but the signature does not verify with that certificate's key: the wrong issuer certificate (e.g. an old one after a re-key) was configured, or the certificate is forged.",
@@ -300,7 +301,6 @@ impl<'a> Checker<'a> {
                         ),
                         Some(&cur_sha),
                     ));
-                }
             }
             let Some(found) = found else {
                 if status != Status::Untrusted {
@@ -384,18 +384,18 @@ impl<'a> Checker<'a> {
 
         self.sent_list_findings(sent, &sent_positions, &mut findings);
         self.path_findings(sent, &path, at_secs, &mut findings);
-        if let Some(name) = sni {
-            if !name_matches(leaf, name) {
-                findings.push(Finding::new(
-                    FindingKind::NameMismatch,
-                    format!(
-                        "The client asked for {name} (SNI) but the server certificate {} is for {}.",
-                        leaf.name(),
-                        names_of(leaf)
-                    ),
-                    Some(&sent[0]),
-                ));
-            }
+        if let Some(name) = sni
+            && !name_matches(leaf, name)
+        {
+            findings.push(Finding::new(
+                FindingKind::NameMismatch,
+                format!(
+                    "The client asked for {name} (SNI) but the server certificate {} is for {}.",
+                    leaf.name(),
+                    names_of(leaf)
+                ),
+                Some(&sent[0]),
+            ));
         }
         findings.sort_by_key(|f| (f.severity, f.kind));
         Diagnosis {

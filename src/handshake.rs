@@ -389,27 +389,27 @@ impl TlsConn {
                     session_id: ch.session_id.unwrap_or_default().to_vec(),
                     sslv2: false,
                 };
-                if let Some(ext) = ch.ext {
-                    if let Ok((_, exts)) = tls_parser::parse_tls_client_hello_extensions(ext) {
-                        for e in exts {
-                            match e {
-                                TlsExtension::SNI(names) => {
-                                    out.sni = names
-                                        .first()
-                                        .map(|(_, n)| String::from_utf8_lossy(n).into_owned());
-                                }
-                                TlsExtension::SupportedVersions(vs) => {
-                                    out.supported_versions =
-                                        vs.iter().map(|v| v.0).filter(|v| !is_grease(*v)).collect()
-                                }
-                                TlsExtension::ALPN(protos) => {
-                                    out.alpn = protos
-                                        .iter()
-                                        .map(|p| String::from_utf8_lossy(p).into_owned())
-                                        .collect()
-                                }
-                                _ => {}
+                if let Some(ext) = ch.ext
+                    && let Ok((_, exts)) = tls_parser::parse_tls_client_hello_extensions(ext)
+                {
+                    for e in exts {
+                        match e {
+                            TlsExtension::SNI(names) => {
+                                out.sni = names
+                                    .first()
+                                    .map(|(_, n)| String::from_utf8_lossy(n).into_owned());
                             }
+                            TlsExtension::SupportedVersions(vs) => {
+                                out.supported_versions =
+                                    vs.iter().map(|v| v.0).filter(|v| !is_grease(*v)).collect()
+                            }
+                            TlsExtension::ALPN(protos) => {
+                                out.alpn = protos
+                                    .iter()
+                                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                                    .collect()
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -418,12 +418,12 @@ impl TlsConn {
             TlsMessageHandshake::ServerHello(sh) => {
                 self.set_client(dir.reverse());
                 let mut selected = None;
-                if let Some(ext) = sh.ext {
-                    if let Ok((_, exts)) = tls_parser::parse_tls_server_hello_extensions(ext) {
-                        for e in exts {
-                            if let TlsExtension::SupportedVersions(vs) = e {
-                                selected = vs.first().map(|v| v.0);
-                            }
+                if let Some(ext) = sh.ext
+                    && let Ok((_, exts)) = tls_parser::parse_tls_server_hello_extensions(ext)
+                {
+                    for e in exts {
+                        if let TlsExtension::SupportedVersions(vs) = e {
+                            selected = vs.first().map(|v| v.0);
                         }
                     }
                 }
@@ -749,14 +749,12 @@ impl Handshake {
                 EventKind::ChangeCipherSpec if !tls13 => {
                     return make(ReactionKind::Completed, Some(e), "ChangeCipherSpec".into());
                 }
-                EventKind::ApplicationData if tls13 => {
-                    if self.client_encrypted_records >= 2 {
-                        return make(
-                            ReactionKind::Completed,
-                            Some(e),
-                            "encrypted Finished and application data (TLS 1.3)".into(),
-                        );
-                    }
+                EventKind::ApplicationData if tls13 && self.client_encrypted_records >= 2 => {
+                    return make(
+                        ReactionKind::Completed,
+                        Some(e),
+                        "encrypted Finished and application data (TLS 1.3)".into(),
+                    );
                 }
                 EventKind::ApplicationData | EventKind::EncryptedHandshake => {
                     return make(ReactionKind::Completed, Some(e), "application data".into());

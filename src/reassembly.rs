@@ -199,10 +199,8 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
                 && conn.dirs[dir.index()]
                     .base_seq
                     .is_some_and(|base| base != seg.seq);
-            if reused {
-                if let Some(old) = self.conns.remove(&key) {
-                    self.finish_conn(old, false);
-                }
+            if reused && let Some(old) = self.conns.remove(&key) {
+                self.finish_conn(old, false);
             }
         }
 
@@ -268,10 +266,10 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
                 d.pending = Vec::new();
                 d.pending_bytes = 0;
             }
-            if let Some(h) = handler {
-                if let Some(out) = h.finish(false) {
-                    self.finished.push(out);
-                }
+            if let Some(h) = handler
+                && let Some(out) = h.finish(false)
+            {
+                self.finished.push(out);
             }
         }
     }
@@ -300,12 +298,13 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
 
         // The peer acknowledged bytes of the other direction that the capture never saw:
         // what is still waiting behind that hole can be delivered after a gap.
-        if seg.flags.ack && !seg.flags.syn {
-            if let Some(next) = other.next_seq {
-                if seq_diff(seg.ack, next) > 0 && !other.pending.is_empty() {
-                    Self::skip_gap(stats, other, handler, dir.reverse(), at, Some(seg.ack));
-                }
-            }
+        if seg.flags.ack
+            && !seg.flags.syn
+            && let Some(next) = other.next_seq
+            && seq_diff(seg.ack, next) > 0
+            && !other.pending.is_empty()
+        {
+            Self::skip_gap(stats, other, handler, dir.reverse(), at, Some(seg.ack));
         }
 
         if seg.flags.rst {

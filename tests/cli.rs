@@ -224,7 +224,7 @@ fn gzip_and_stdin_are_read() {
 #[test]
 fn truncated_captures_report_what_came_before_the_cut() {
     let path = repo("captures/lync-vip-before.pcapng");
-    let full = chainsniff::run(&[path.clone()], &Default::default()).unwrap();
+    let full = chainsniff::run(std::slice::from_ref(&path), &Default::default()).unwrap();
     let raw = std::fs::read(&path).unwrap();
     let cut_file = tmp("cut.pcapng");
     let mut truncated_runs = 0;
