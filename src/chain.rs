@@ -382,7 +382,8 @@ impl<'a> Checker<'a> {
             status = Status::Incomplete;
         }
 
-        self.sent_list_findings(sent, &sent_positions, &mut findings);
+        let related = self.related_positions(sent, &sent_positions);
+        self.sent_list_findings(sent, &sent_positions, &related, &mut findings);
         self.path_findings(sent, &path, at_secs, &mut findings);
         if let Some(name) = sni
             && !name_matches(leaf, name)
@@ -452,7 +453,42 @@ impl<'a> Checker<'a> {
         (None, bad)
     }
 
-    fn sent_list_findings(&self, sent: &[Sha], on_path: &[usize], findings: &mut Vec<Finding>) {
+    /// Positions of sent certificates that are on the path, or that issued one of those: a
+    /// cross-signed chain goes on past the anchor towards an older root (e.g. Amazon Root CA 1
+    /// cross-signed by Starfield), which is not an unrelated certificate.
+    fn related_positions(&mut self, sent: &[Sha], on_path: &[usize]) -> Vec<usize> {
+        let mut related: Vec<usize> = on_path.to_vec();
+        loop {
+            let mut added = false;
+            for (i, sha) in sent.iter().enumerate() {
+                if related.iter().any(|&r| sent[r] == *sha) {
+                    continue;
+                }
+                let Some(cand) = self.meta(sha) else { continue };
+                let issues_one = related.clone().into_iter().any(|r| {
+                    let child_sha = sent[r];
+                    self.meta(&child_sha)
+                        .is_some_and(|child| Self::name_match(child, cand))
+                        && self.signs(sha, &child_sha) != SigCheck::Invalid
+                });
+                if issues_one {
+                    related.push(i);
+                    added = true;
+                }
+            }
+            if !added {
+                return related;
+            }
+        }
+    }
+
+    fn sent_list_findings(
+        &self,
+        sent: &[Sha],
+        on_path: &[usize],
+        related: &[usize],
+        findings: &mut Vec<Finding>,
+    ) {
         let name = |sha: &Sha| self.meta(sha).map(|m| m.name()).unwrap_or_default();
         // Duplicates.
         let mut seen: Vec<(Sha, Vec<usize>)> = Vec::new();
@@ -497,8 +533,8 @@ impl<'a> Checker<'a> {
         }
         // Certificates that are on no path.
         for (i, sha) in sent.iter().enumerate() {
-            let dup_of_path = on_path.iter().any(|p| sent[*p] == *sha);
-            if !dup_of_path {
+            let dup_of_related = related.iter().any(|p| sent[*p] == *sha);
+            if !dup_of_related {
                 findings.push(Finding::new(
                     FindingKind::UnrelatedCertificate,
                     format!(

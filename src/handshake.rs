@@ -252,9 +252,11 @@ impl TlsConn {
     }
 
     fn tls13(&self) -> bool {
-        self.hs
-            .version()
-            .is_some_and(|v| v == TLS13 || v >> 8 == 0x7f)
+        self.tls13_seen
+            || self
+                .hs
+                .version()
+                .is_some_and(|v| v == TLS13 || v >> 8 == 0x7f)
     }
 
     fn on_event(&mut self, dir: Dir, at: At, ev: TlsEvent<'_>) {
@@ -357,6 +359,22 @@ impl TlsConn {
         let msg = match parsed {
             Ok((_, TlsMessage::Handshake(m))) => m,
             _ => {
+                // A TLS 1.3 draft ServerHello (drafts before 18 differ in layout): version,
+                // random, cipher suite.
+                if msg_type == 2 && body.len() >= 36 && (body[0] == 0x7f || body[..2] == [3, 4]) {
+                    self.seen_tls = true;
+                    self.set_client(dir.reverse());
+                    let version = u16::from_be_bytes([body[0], body[1]]);
+                    self.server_hello(ServerHello {
+                        at,
+                        legacy_version: version,
+                        selected_version: Some(version),
+                        cipher_suite: u16::from_be_bytes([body[34], body[35]]),
+                        session_id: Vec::new(),
+                        hello_retry: false,
+                    });
+                    return;
+                }
                 if self.seen_tls || msg_type == 1 || msg_type == 2 {
                     self.push(
                         side_before,
