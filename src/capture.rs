@@ -299,9 +299,9 @@ fn pump(
                                 let raw = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
                                 let nanos =
                                     (raw as u128 * 1_000_000_000 / iface.resolution as u128) as i64;
-                                let ts = Timestamp(
-                                    nanos.saturating_add(iface.offset_secs * 1_000_000_000),
-                                );
+                                let ts = Timestamp(nanos.saturating_add(
+                                    iface.offset_secs.saturating_mul(1_000_000_000),
+                                ));
                                 let caplen = (epb.caplen as usize).min(epb.data.len());
                                 Some((ts, iface.linktype, &epb.data[..caplen], epb.origlen))
                             }
