@@ -681,6 +681,9 @@ pub struct Reaction {
     /// Milliseconds from the server's Certificate (or ServerHello) to the reaction.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<f64>,
+    /// What `delay_ms` is measured from: `certificate` or `server_hello`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_from: Option<&'static str>,
     /// The alert's name (`unknown_ca`), for alerts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alert: Option<String>,
@@ -711,6 +714,11 @@ impl Handshake {
             time: e.map(|e| e.at.ts.to_rfc3339()),
             delay_ms: match (e, reference) {
                 (Some(e), Some(r)) => Some((e.at.ts.millis_since(r.ts) * 1000.0).round() / 1000.0),
+                _ => None,
+            },
+            delay_from: match (e, reference) {
+                (Some(_), Some(_)) if self.certificate.is_some() => Some("certificate"),
+                (Some(_), Some(_)) => Some("server_hello"),
                 _ => None,
             },
             alert: None,
@@ -771,7 +779,7 @@ impl Handshake {
                     return make(
                         ReactionKind::Completed,
                         Some(e),
-                        "encrypted Finished and application data (TLS 1.3)".into(),
+                        "encrypted Finished and data, TLS 1.3".into(),
                     );
                 }
                 EventKind::ApplicationData | EventKind::EncryptedHandshake => {

@@ -54,7 +54,14 @@ fn short(sha: &str) -> &str {
 
 pub fn reaction_text(r: &Reaction) -> String {
     let when = match (r.frame, r.delay_ms) {
-        (Some(f), Some(d)) => format!(", frame {f}, {} after the certificate", ms(d)),
+        (Some(f), Some(d)) => format!(
+            ", frame {f}, {} after the {}",
+            ms(d),
+            match r.delay_from {
+                Some("server_hello") => "ServerHello",
+                _ => "certificate",
+            }
+        ),
         (Some(f), None) => format!(", frame {f}"),
         _ => String::new(),
     };
@@ -138,17 +145,9 @@ pub fn text(r: &Report) -> String {
     wrap(&mut o, "", 2, &head);
     for (i, c) in r.captures.iter().enumerate() {
         let line = format!(
-            "{}: {}{}, {} frames, {} TCP connections{}",
+            "{}: {}, {} frames, {} TCP connections{}",
             clean(&c.summary.path),
-            c.summary
-                .format
-                .map(|f| format!("{f:?}").to_lowercase())
-                .unwrap_or_default(),
-            if c.summary.compression == crate::capture::Compression::Gzip {
-                " (gzip)"
-            } else {
-                ""
-            },
+            capture_kind(&c.summary),
             c.summary.frames,
             c.tcp_connections,
             if c.summary.truncated {
@@ -190,6 +189,19 @@ pub fn text(r: &Report) -> String {
     o
 }
 
+/// "pcapng", "pcap (gzip)".
+fn capture_kind(c: &crate::capture::CaptureSummary) -> String {
+    let format = match c.format {
+        Some(crate::capture::Format::Pcap) => "pcap",
+        Some(crate::capture::Format::Pcapng) => "pcapng",
+        None => "unknown",
+    };
+    match c.compression {
+        crate::capture::Compression::Gzip => format!("{format} (gzip)"),
+        crate::capture::Compression::None => format.to_string(),
+    }
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -204,12 +216,14 @@ fn server_title(s: &ServerReport) -> String {
 fn text_server(o: &mut String, r: &Report, s: &ServerReport) {
     let _ = writeln!(o, "{}", "=".repeat(WIDTH));
     let title = format!(
-        "{}: {} handshake{}, {} chain variant{}",
+        "{}: {} handshake{}, {}",
         server_title(s),
         s.handshakes,
         plural(s.handshakes),
-        s.variants.len(),
-        plural(s.variants.len())
+        match s.variants.len() {
+            0 => "no chain visible".to_string(),
+            n => format!("{n} chain variant{}", plural(n)),
+        }
     );
     wrap(o, "SERVER ", 4, &title);
     for f in &s.findings {
@@ -322,10 +336,7 @@ pub fn markdown(r: &Report) -> String {
             o,
             "| {i} | `{}` | {} | {} | {} | {} |",
             md(&c.summary.path),
-            c.summary
-                .format
-                .map(|f| format!("{f:?}").to_lowercase())
-                .unwrap_or_default(),
+            capture_kind(&c.summary),
             c.summary.frames,
             c.summary.truncated,
             md(&c.summary.warnings.join("; "))
