@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Record the bundled captures: the field report's load-balancer story, with real TLS stacks.
 
-Usage (as root; needs openssl, tcpdump, editcap and python3 with ssl):
+Usage (as root; needs openssl, tcpdump, editcap, gnutls-cli/gnutls-serv and python3):
 
-    unshare -n python3 captures/record.py        # from the repository root
+    unshare -n python3 captures/record.py [NAME...]   # from the repository root
+
+With names (lync-vip-before, lync-vip-fixed, tls13-openssl, tls13-gnutls) only those captures
+are recorded again, with the existing PKI; without, a missing PKI is made anew first.
 
 It makes a test PKI with the openssl command (root CA -> issuing CA -> lyncpool.contoso.test),
 starts real OpenSSL-backed TLS servers (Python's ssl module) on loopback addresses in a private
@@ -88,9 +91,12 @@ def chain_file(work, name, parts):
     return out
 
 
-def server_context(certfile):
+def server_context(certfile, tls13=False):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # TLS 1.2: the Certificate is visible
+    if tls13:
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    else:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # TLS 1.2: the Certificate is visible
     ctx.load_cert_chain(certfile, os.path.join(PKI, "leaf.key"))
     return ctx
 
@@ -127,9 +133,13 @@ class Server(threading.Thread):
                 conn.close()
 
 
-def client(src, dst, cafile, label):
+def client(src, dst, cafile, label, keylog=None):
     ctx = ssl.create_default_context(cafile=cafile)
-    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    if keylog:
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.keylog_filename = keylog
+    else:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     sock = socket.create_connection((dst, 443), source_address=(src, 0))
     try:
         with ctx.wrap_socket(sock, server_hostname=SNI) as tls:
@@ -141,9 +151,31 @@ def client(src, dst, cafile, label):
     time.sleep(0.05)
 
 
+def gnutls_client(dst, port, keylog):
+    """GnuTLS 3.7 (gnutls-cli), a TLS stack of its own, verifying against the root only."""
+    req = f"GET / HTTP/1.1\r\nHost: {SNI}\r\n\r\n".encode()
+    p = subprocess.run(["gnutls-cli", dst, "-p", str(port), "--sni-hostname", SNI,
+                        "--verify-hostname", SNI, "--x509cafile", os.path.join(PKI, "root.pem"),
+                        "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.3"],
+                       input=req, capture_output=True, env={**os.environ, "SSLKEYLOGFILE": keylog},
+                       timeout=10)
+    verdict = "logged in" if p.returncode == 0 else "failed: " + p.stderr.decode().strip().splitlines()[-1]
+    print(f"  gnutls-cli -> {dst}:{port}: {verdict}")
+    time.sleep(0.05)
+
+
+def gnutls_server(port, chain):
+    p = subprocess.Popen(["gnutls-serv", "-p", str(port), "--http", "--x509certfile", chain,
+                          "--x509keyfile", os.path.join(PKI, "leaf.key"),
+                          "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.3"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return p
+
+
 def record(out, scenario):
     pcap = out + ".tmp.pcap"
-    dump = subprocess.Popen(["tcpdump", "-Z", "root", "--immediate-mode", "-i", "lo", "-U", "-s", "0", "-w", pcap, "tcp port 443"],
+    dump = subprocess.Popen(["tcpdump", "-Z", "root", "--immediate-mode", "-i", "lo", "-U", "-s", "0", "-w", pcap, "tcp port 443 or tcp port 8443"],
                             stderr=subprocess.DEVNULL)
     time.sleep(1.0)
     scenario()
@@ -160,7 +192,9 @@ def main():
     for a in [VIP, FE] + PHONES + [SOFTPHONE]:
         subprocess.run(["ip", "addr", "add", f"{a}/32", "dev", "lo"], stderr=subprocess.DEVNULL)
     work = tempfile.mkdtemp()
-    make_pki(work)
+    only = sys.argv[1:]
+    if not os.path.exists(os.path.join(PKI, "leaf.key")):
+        make_pki(work)  # a new PKI changes every capture's certificates: record them all
     root = os.path.join(PKI, "root.pem")
     cached = chain_file(work, "root+issuing.pem", ["root.pem", "issuing.pem"])
     leaf_only = server_context(chain_file(work, "leaf.pem", ["leaf.pem"]))
@@ -193,13 +227,56 @@ def main():
             client(p, VIP, root, "phone")
         vip.stop()
 
-    for name, scenario in (("lync-vip-before", before), ("lync-vip-fixed", after)):
+    # TLS 1.3, OpenSSL on both ends, the client writing its key log: the VIP sends the leaf
+    # only (the phone aborts with an encrypted alert), the front end the full chain.
+    openssl_keylog = os.path.join(HERE, "tls13-openssl.keylog")
+    gnutls_keylog = os.path.join(HERE, "tls13-gnutls.keylog")
+
+    def tls13_openssl():
+        if os.path.exists(openssl_keylog):
+            os.remove(openssl_keylog)
+        vip = Server(VIP, [server_context(chain_file(work, "l.pem", ["leaf.pem"]), tls13=True)])
+        fe = Server(FE, [server_context(chain_file(work, "li.pem", ["leaf.pem", "issuing.pem"]), tls13=True)])
+        vip.start()
+        fe.start()
+        print("tls13-openssl:")
+        client(PHONES[0], VIP, root, "phone", keylog=openssl_keylog)
+        client(PHONES[3], FE, root, "phone", keylog=openssl_keylog)
+        vip.stop()
+        fe.stop()
+
+    # TLS 1.3, GnuTLS on both ends: leaf only on port 443, leaf + intermediate on 8443.
+    def tls13_gnutls():
+        if os.path.exists(gnutls_keylog):
+            os.remove(gnutls_keylog)
+        a = gnutls_server(443, chain_file(work, "gl.pem", ["leaf.pem"]))
+        b = gnutls_server(8443, chain_file(work, "gli.pem", ["leaf.pem", "issuing.pem"]))
+        print("tls13-gnutls:")
+        gnutls_client(VIP, 443, gnutls_keylog)
+        gnutls_client(VIP, 8443, gnutls_keylog)
+        a.terminate()
+        b.terminate()
+        a.wait()
+        b.wait()
+
+    for name, scenario, out in (
+        ("lync-vip-before", before, "pcapng"),
+        ("lync-vip-fixed", after, "pcap"),
+        ("tls13-openssl", tls13_openssl, "pcapng"),
+        ("tls13-gnutls", tls13_gnutls, "pcapng"),
+    ):
+        if only and name not in only:
+            continue
         pcap = record(os.path.join(HERE, name), scenario)
-        if name == "lync-vip-before":
+        if out == "pcapng":
             run("editcap", "-F", "pcapng", pcap, os.path.join(HERE, name + ".pcapng"))
             os.remove(pcap)
         else:
             shutil.move(pcap, os.path.join(HERE, name + ".pcap"))
+        if name == "tls13-openssl":
+            # The same capture with its key log embedded (a pcapng Decryption Secrets Block).
+            run("editcap", "--inject-secrets", f"tls,{openssl_keylog}",
+                os.path.join(HERE, name + ".pcapng"), os.path.join(HERE, name + "-dsb.pcapng"))
     shutil.rmtree(work)
 
 

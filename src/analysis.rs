@@ -5,7 +5,9 @@
 //! kept once per distinct certificate in the [`CertStore`], so memory grows with the number of
 //! live handshakes and distinct certificates, not with the capture.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use serde::Serialize;
 
@@ -13,6 +15,7 @@ use crate::capture::{CaptureError, CaptureSummary, read_capture};
 use crate::certs::{CertStore, Sighting, TrustStore};
 use crate::decode::{Decoded, decode};
 use crate::handshake::{Handshake, TlsConn};
+use crate::keylog::KeyLog;
 use crate::reassembly::{At, Reassembler, TcpStats};
 
 /// Most per-frame decode warnings listed per capture (the rest are counted).
@@ -24,6 +27,8 @@ pub struct Options {
     pub trust: Vec<PathBuf>,
     /// Leave Mozilla's roots out (`--no-default-trust`).
     pub no_default_trust: bool,
+    /// TLS key logs (`--keylog`, `SSLKEYLOGFILE`) to decrypt TLS 1.3 handshakes.
+    pub keylog: Vec<PathBuf>,
 }
 
 /// What reading one capture produced besides handshakes.
@@ -66,11 +71,15 @@ pub fn trust_store(opts: &Options) -> anyhow::Result<TrustStore> {
 /// certificate seen in one helps to name what another server failed to send.
 pub fn analyze(paths: &[String], opts: &Options) -> anyhow::Result<Analysis> {
     let trust = trust_store(opts)?;
+    let keylog = Rc::new(RefCell::new(KeyLog::default()));
+    for p in &opts.keylog {
+        keylog.borrow_mut().add_file(p)?;
+    }
     let mut store = CertStore::default();
     let mut captures = Vec::new();
     let mut sessions = Vec::new();
     for (index, path) in paths.iter().enumerate() {
-        let (result, mut hs) = analyze_capture(path)?;
+        let (result, mut hs) = analyze_capture_with(path, &keylog)?;
         for h in &mut hs {
             intern(&mut store, index, h);
         }
@@ -111,28 +120,46 @@ fn intern(store: &mut CertStore, capture: usize, hs: &mut Handshake) {
     }
 }
 
-/// Reads one capture through the pipeline.
+/// Reads one capture through the pipeline (no key log but what the capture embeds).
 pub fn analyze_capture(path: &str) -> Result<(CaptureResult, Vec<Handshake>), CaptureError> {
-    let mut reasm = Reassembler::new(TlsConn::new);
+    analyze_capture_with(path, &Rc::default())
+}
+
+/// Reads one capture through the pipeline, decrypting TLS 1.3 handshakes with `keylog` (to
+/// which the capture's own Decryption Secrets Blocks are added).
+pub fn analyze_capture_with(
+    path: &str,
+    keylog: &Rc<RefCell<KeyLog>>,
+) -> Result<(CaptureResult, Vec<Handshake>), CaptureError> {
+    let conn_keys = keylog.clone();
+    let mut reasm = Reassembler::new(move |info| TlsConn::with_keylog(info, conn_keys.clone()));
     let mut other = 0u64;
     let mut undecodable = 0u64;
     let mut frame_warnings = Vec::new();
-    let summary = read_capture(path, |frame| match decode(frame.linktype, frame.data) {
-        Ok(Decoded::Tcp(seg)) => reasm.process(
-            At {
-                frame: frame.number,
-                ts: frame.ts,
-            },
-            &seg,
-        ),
-        Ok(Decoded::Other) => other += 1,
-        Err(e) => {
-            undecodable += 1;
-            if frame_warnings.len() < MAX_FRAME_WARNINGS {
-                frame_warnings.push(format!("frame {}: {e}; skipped", frame.number));
+    let summary = read_capture(
+        path,
+        |frame| match decode(frame.linktype, frame.data) {
+            Ok(Decoded::Tcp(seg)) => reasm.process(
+                At {
+                    frame: frame.number,
+                    ts: frame.ts,
+                },
+                &seg,
+            ),
+            Ok(Decoded::Other) => other += 1,
+            Err(e) => {
+                undecodable += 1;
+                if frame_warnings.len() < MAX_FRAME_WARNINGS {
+                    frame_warnings.push(format!("frame {}: {e}; skipped", frame.number));
+                }
             }
-        }
-    })?;
+        },
+        |secrets| {
+            keylog
+                .borrow_mut()
+                .add_text(&String::from_utf8_lossy(secrets));
+        },
+    )?;
     let (mut handshakes, stats): (Vec<Handshake>, TcpStats) = reasm.finish();
     handshakes.sort_by_key(|h| {
         (

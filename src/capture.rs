@@ -113,10 +113,13 @@ impl std::fmt::Display for CaptureError {
 
 impl std::error::Error for CaptureError {}
 
-/// Opens `path` (or standard input for `-`) and calls `on_frame` for every frame in file order.
+/// Opens `path` (or standard input for `-`) and calls `on_frame` for every frame in file order,
+/// and `on_secrets` with the text of every TLS key log embedded in the file (pcapng Decryption
+/// Secrets Blocks).
 pub fn read_capture(
     path: &str,
     on_frame: impl FnMut(&Frame<'_>),
+    on_secrets: impl FnMut(&[u8]),
 ) -> Result<CaptureSummary, CaptureError> {
     let err = |message: String| CaptureError {
         path: path.to_string(),
@@ -131,7 +134,7 @@ pub fn read_capture(
         }
         Box::new(File::open(p).map_err(|e| err(format!("cannot open: {e}")))?)
     };
-    read_from(path, input, on_frame)
+    read_from(path, input, on_frame, on_secrets)
 }
 
 /// Reads a capture from any byte source (file, pipe, decompressor, memory).
@@ -139,6 +142,7 @@ pub fn read_from(
     path: &str,
     mut input: Box<dyn Read + Send>,
     on_frame: impl FnMut(&Frame<'_>),
+    on_secrets: impl FnMut(&[u8]),
 ) -> Result<CaptureSummary, CaptureError> {
     let err = |message: String| CaptureError {
         path: path.to_string(),
@@ -200,7 +204,7 @@ pub fn read_from(
         truncated: false,
         warnings: Vec::new(),
     };
-    let result = pump(reader, &mut summary, on_frame);
+    let result = pump(reader, &mut summary, on_frame, on_secrets);
     if let Err(message) = result {
         if summary.frames == 0 {
             return Err(err(message));
@@ -251,6 +255,7 @@ fn pump(
     mut reader: Box<dyn PcapReaderIterator + Send + '_>,
     summary: &mut CaptureSummary,
     mut on_frame: impl FnMut(&Frame<'_>),
+    mut on_secrets: impl FnMut(&[u8]),
 ) -> Result<(), String> {
     let mut legacy_linktype = Linktype::ETHERNET;
     let mut legacy_nanos = false;
@@ -278,6 +283,14 @@ fn pump(
                             b.data,
                             b.origlen,
                         ))
+                    }
+                    PcapBlockOwned::NG(Block::DecryptionSecrets(dsb)) => {
+                        if dsb.secrets_type.0 == 0x544c_534b {
+                            // "TLSK": an NSS key log.
+                            let len = (dsb.secrets_len as usize).min(dsb.data.len());
+                            on_secrets(&dsb.data[..len]);
+                        }
+                        None
                     }
                     PcapBlockOwned::NG(Block::SectionHeader(_)) => {
                         interfaces.clear();

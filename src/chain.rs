@@ -75,6 +75,8 @@ pub enum FindingKind {
     ContainsAnchor,
     UnparsableCertificate,
     InconsistentChains,
+    MissingSecret,
+    DecryptionFailed,
 }
 
 impl FindingKind {
@@ -89,7 +91,9 @@ impl FindingKind {
             | NameMismatch
             | UnparsableCertificate => Severity::Error,
             UnknownIssuer | DuplicateCertificate | WrongOrder | UnrelatedCertificate
-            | WeakSignature | WeakKey | InconsistentChains => Severity::Warning,
+            | WeakSignature | WeakKey | InconsistentChains | MissingSecret | DecryptionFailed => {
+                Severity::Warning
+            }
             ContainsAnchor => Severity::Info,
         }
     }
@@ -112,6 +116,8 @@ impl FindingKind {
             ContainsAnchor => "contains_anchor",
             UnparsableCertificate => "unparsable_certificate",
             InconsistentChains => "inconsistent_chains",
+            MissingSecret => "missing_secret",
+            DecryptionFailed => "decryption_failed",
         }
     }
 }

@@ -6,11 +6,14 @@
 //! tells the reassembler when it needs no more bytes, so memory is held only for handshakes that
 //! are still being decided.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::rc::Rc;
 
 use serde::Serialize;
 use tls_parser::{TlsExtension, TlsMessage, TlsMessageHandshake};
 
+use crate::keylog::{KeyLog, RecordDecryptor};
 use crate::reassembly::{At, ConnInfo, Dir, StreamHandler};
 use crate::tls::{TlsDirection, TlsEvent};
 
@@ -33,6 +36,8 @@ pub struct ClientHello {
     pub alpn: Vec<String>,
     pub cipher_suites: Vec<u16>,
     pub session_id: Vec<u8>,
+    /// The 32-byte random (keys the key log).
+    pub random: Vec<u8>,
     /// An SSLv2-compatible hello (no extensions, so no SNI).
     pub sslv2: bool,
 }
@@ -61,6 +66,8 @@ pub struct CertificateMsg {
     pub certs: Vec<Vec<u8>>,
     /// SHA-256 of each certificate, in the order sent (filled by the pipeline).
     pub shas: Vec<crate::certs::Sha>,
+    /// TLS 1.3: the extension types sent with each certificate (5 = OCSP, 18 = SCT).
+    pub extensions: Vec<Vec<u16>>,
 }
 
 /// Something a side did, in capture order.
@@ -73,6 +80,8 @@ pub enum EventKind {
     },
     EncryptedAlert,
     ClientKeyExchange,
+    /// A decrypted TLS 1.3 Finished (the client accepted the server's flight).
+    Finished,
     EncryptedHandshake,
     ApplicationData,
     Fin,
@@ -116,6 +125,22 @@ pub struct Handshake {
     pub first_at: At,
     /// Encrypted records the client sent after a TLS 1.3 ServerHello.
     pub client_encrypted_records: u32,
+    /// TLS 1.3 with a key log: what decryption achieved.
+    pub decryption: Option<Decryption>,
+    pub certificate_verify: Option<At>,
+}
+
+/// The outcome of decrypting a TLS 1.3 handshake with the key log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decryption {
+    /// The server's handshake flight was decrypted.
+    Decrypted,
+    /// The key log has no such secret for this ClientHello random.
+    MissingSecret(&'static str),
+    /// Records did not decrypt with the logged secret (wrong key log, or a gap).
+    Failed { side: Side, frame: u64 },
+    /// The cipher suite is not one chainsniff decrypts.
+    UnsupportedCipher(u16),
 }
 
 impl Handshake {
@@ -178,10 +203,33 @@ pub struct TlsConn {
     tls13_seen: bool,
     /// Application data records seen without any handshake (capture started mid-connection).
     orphan_records: u32,
+    keylog: Rc<RefCell<KeyLog>>,
+    /// TLS 1.3 handshake-traffic decryptors, by side (client, server).
+    decryptors: [Option<RecordDecryptor>; 2],
+    /// Records each side failed to open before its first success (0-RTT data is skipped so).
+    failures: [u32; 2],
+    opened: [bool; 2],
+    /// Parsers of decrypted content, by side.
+    inner: [TlsDirection; 2],
 }
+
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::Client => 0,
+        Side::Server => 1,
+    }
+}
+
+/// Records a side may fail to open before its first success (early data uses other keys).
+const MAX_SKIPPED_RECORDS: u32 = 8;
 
 impl TlsConn {
     pub fn new(info: ConnInfo) -> Self {
+        Self::with_keylog(info, Rc::default())
+    }
+
+    /// A connection whose TLS 1.3 handshakes are decrypted with the secrets in `keylog`.
+    pub fn with_keylog(info: ConnInfo, keylog: Rc<RefCell<KeyLog>>) -> Self {
         TlsConn {
             info,
             dirs: Default::default(),
@@ -203,12 +251,19 @@ impl TlsConn {
                 server_cut: false,
                 first_at: info.first_at,
                 client_encrypted_records: 0,
+                decryption: None,
+                certificate_verify: None,
             },
             seen_tls: false,
             server_done: false,
             client_done: false,
             orphan_records: 0,
             tls13_seen: false,
+            keylog,
+            decryptors: [None, None],
+            failures: [0, 0],
+            opened: [false, false],
+            inner: Default::default(),
         }
     }
 
@@ -304,29 +359,24 @@ impl TlsConn {
                     self.push(side, at, EventKind::EncryptedHandshake);
                 }
             }
-            TlsEvent::ApplicationData | TlsEvent::Heartbeat => {
+            TlsEvent::ApplicationData { header, body } => {
                 if !self.seen_tls {
                     self.orphan_records += 1;
                     return;
                 }
                 let side = self.side(dir);
-                if self
-                    .hs
-                    .first(side, |k| *k == EventKind::ApplicationData)
-                    .is_none()
-                {
-                    self.push(side, at, EventKind::ApplicationData);
+                if self.decrypt(side, at, header, body) {
+                    return;
                 }
-                match side {
-                    Side::Client if self.tls13() => {
-                        self.hs.client_encrypted_records += 1;
-                        if self.hs.client_encrypted_records >= 2 {
-                            self.client_done = true;
-                        }
-                    }
-                    Side::Client => self.client_done = true,
-                    Side::Server => self.server_done = true,
+                self.application_data(side, at);
+            }
+            TlsEvent::Heartbeat => {
+                if !self.seen_tls {
+                    self.orphan_records += 1;
+                    return;
                 }
+                let side = self.side(dir);
+                self.application_data(side, at);
             }
             TlsEvent::Oversized { msg_type, len } => {
                 let side = self.side(dir);
@@ -349,6 +399,9 @@ impl TlsConn {
     }
 
     fn on_message(&mut self, dir: Dir, at: At, msg_type: u8, body: &[u8]) {
+        if self.tls13() && matches!(msg_type, 4 | 8 | 11 | 13 | 15 | 20 | 24) {
+            return self.on_tls13_message(dir, at, msg_type, body);
+        }
         // Re-frame for tls-parser, which parses a message with its 4-byte header.
         let side_before = self.side(dir);
         let mut framed = Vec::with_capacity(body.len() + 4);
@@ -388,7 +441,7 @@ impl TlsConn {
                 // A Certificate message tls-parser rejects is still split by hand below.
                 if msg_type == 11 {
                     self.seen_tls = true;
-                    self.certificate(dir, at, parse_certificate_list(body));
+                    self.certificate(dir, at, parse_certificate_list(body), Vec::new());
                 }
                 return;
             }
@@ -405,6 +458,7 @@ impl TlsConn {
                     alpn: Vec::new(),
                     cipher_suites: ch.ciphers.iter().map(|c| c.0).collect(),
                     session_id: ch.session_id.unwrap_or_default().to_vec(),
+                    random: ch.random.to_vec(),
                     sslv2: false,
                 };
                 if let Some(ext) = ch.ext
@@ -479,7 +533,7 @@ impl TlsConn {
             }
             TlsMessageHandshake::Certificate(c) => {
                 let certs = c.cert_chain.iter().map(|c| c.data.to_vec()).collect();
-                self.certificate(dir, at, certs);
+                self.certificate(dir, at, certs, Vec::new());
             }
             TlsMessageHandshake::CertificateStatus(_) => self.hs.certificate_status = Some(at),
             TlsMessageHandshake::ServerKeyExchange(_) => self.hs.server_key_exchange = Some(at),
@@ -496,23 +550,157 @@ impl TlsConn {
         }
     }
 
+    /// A message of the encrypted part of a TLS 1.3 handshake (decrypted with the key log).
+    fn on_tls13_message(&mut self, dir: Dir, at: At, msg_type: u8, body: &[u8]) {
+        let side = self.side(dir);
+        match msg_type {
+            11 => match parse_tls13_certificate(body) {
+                Some((certs, exts)) => self.certificate(dir, at, certs, exts),
+                None => self.push(
+                    side,
+                    at,
+                    EventKind::Malformed(
+                        "a TLS 1.3 Certificate message could not be parsed".into(),
+                    ),
+                ),
+            },
+            13 if side == Side::Server => self.hs.certificate_request = Some(at),
+            15 if side == Side::Server => self.hs.certificate_verify = Some(at),
+            20 => {
+                // Finished: from here on the side uses application traffic keys.
+                self.decryptors[side_index(side)] = None;
+                match side {
+                    Side::Server => self.server_done = true,
+                    Side::Client => {
+                        self.push(side, at, EventKind::Finished);
+                        self.client_done = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn server_hello(&mut self, sh: ServerHello) {
         let tls13 = !sh.hello_retry && (sh.version() == TLS13 || sh.version() >> 8 == 0x7f);
         if tls13 || sh.hello_retry {
             self.tls13_seen = true;
         }
+        let cipher = sh.cipher_suite;
         self.hs.server_hellos.push(sh);
         if tls13 {
-            // The rest of the server's flight, the Certificate included, is encrypted.
-            self.server_done = true;
+            // The rest of the server's flight, the Certificate included, is encrypted: without
+            // its secrets there is nothing more to read.
+            self.server_done = !self.start_decryption(cipher);
         }
     }
 
-    fn certificate(&mut self, dir: Dir, at: At, certs: Vec<Vec<u8>>) {
+    /// Sets up TLS 1.3 handshake decryption from the key log; true when the server's flight
+    /// can be decrypted.
+    fn start_decryption(&mut self, cipher: u16) -> bool {
+        let keylog = self.keylog.borrow();
+        if keylog.is_empty() {
+            return false;
+        }
+        let random = self.hs.client_hellos.first().map(|c| c.random.as_slice());
+        let secrets = random
+            .and_then(|r| keylog.get(r))
+            .cloned()
+            .unwrap_or_default();
+        drop(keylog);
+        let Some(server_secret) = secrets.server_handshake else {
+            self.hs.decryption = Some(Decryption::MissingSecret("SERVER_HANDSHAKE_TRAFFIC_SECRET"));
+            return false;
+        };
+        let Some(server) = RecordDecryptor::new(cipher, &server_secret) else {
+            self.hs.decryption = Some(Decryption::UnsupportedCipher(cipher));
+            return false;
+        };
+        self.decryptors[side_index(Side::Server)] = Some(server);
+        self.decryptors[side_index(Side::Client)] = secrets
+            .client_handshake
+            .and_then(|s| RecordDecryptor::new(cipher, &s));
+        true
+    }
+
+    /// Tries to open an encrypted record of `side` with its handshake keys; true when the record
+    /// was consumed (decrypted, or skipped as not yet decryptable).
+    fn decrypt(&mut self, side: Side, at: At, header: &[u8], body: &[u8]) -> bool {
+        let i = side_index(side);
+        let Some(dec) = self.decryptors[i].as_mut() else {
+            return false;
+        };
+        match dec.open(header, body) {
+            Some((content_type, plain)) => {
+                self.opened[i] = true;
+                if side == Side::Server {
+                    self.hs.decryption.get_or_insert(Decryption::Decrypted);
+                }
+                let mut inner = std::mem::take(&mut self.inner[i]);
+                let dir = self.dir_of(side);
+                inner.feed_decrypted(content_type, &plain, &mut |ev| self.on_event(dir, at, ev));
+                self.inner[i] = inner;
+                true
+            }
+            None if side == Side::Client
+                && !self.opened[i]
+                && self.failures[i] < MAX_SKIPPED_RECORDS =>
+            {
+                // Perhaps the client's 0-RTT data (other keys): try the next record.
+                self.failures[i] += 1;
+                true
+            }
+            None => {
+                // Wrong secrets, or the keys changed (after Finished): stop decrypting this side.
+                self.decryptors[i] = None;
+                if !self.opened[i] || side == Side::Server && self.hs.certificate.is_none() {
+                    self.hs.decryption = Some(Decryption::Failed {
+                        side,
+                        frame: at.frame,
+                    });
+                }
+                if side == Side::Server {
+                    self.server_done = true;
+                }
+                false
+            }
+        }
+    }
+
+    fn dir_of(&self, side: Side) -> Dir {
+        let client = self.client_dir.unwrap_or(Dir::Forward);
+        match side {
+            Side::Client => client,
+            Side::Server => client.reverse(),
+        }
+    }
+
+    fn application_data(&mut self, side: Side, at: At) {
+        if self
+            .hs
+            .first(side, |k| *k == EventKind::ApplicationData)
+            .is_none()
+        {
+            self.push(side, at, EventKind::ApplicationData);
+        }
+        match side {
+            Side::Client if self.tls13() => {
+                self.hs.client_encrypted_records += 1;
+                if self.hs.client_encrypted_records >= 2 {
+                    self.client_done = true;
+                }
+            }
+            Side::Client => self.client_done = true,
+            Side::Server => self.server_done = true,
+        }
+    }
+
+    fn certificate(&mut self, dir: Dir, at: At, certs: Vec<Vec<u8>>, extensions: Vec<Vec<u16>>) {
         let msg = CertificateMsg {
             at,
             certs,
             shas: Vec::new(),
+            extensions,
         };
         if self.side(dir) == Side::Client {
             self.hs.client_certificate.get_or_insert(msg);
@@ -520,6 +708,39 @@ impl TlsConn {
             self.hs.certificate = Some(msg);
         }
     }
+}
+
+/// A TLS 1.3 Certificate message: request context, then entries of a certificate and its
+/// extensions (RFC 8446, 4.4.2). Returns the certificates and each one's extension types.
+/// Certificates (DER) and, for each, the extension types sent with it.
+type CertificatesWithExtensions = (Vec<Vec<u8>>, Vec<Vec<u16>>);
+
+fn parse_tls13_certificate(body: &[u8]) -> Option<CertificatesWithExtensions> {
+    let ctx_len = *body.first()? as usize;
+    let rest = body.get(1 + ctx_len..)?;
+    let list_len = u24(rest)?;
+    let mut list = rest.get(3..3 + list_len)?;
+    let (mut certs, mut exts) = (Vec::new(), Vec::new());
+    while !list.is_empty() {
+        let len = u24(list)?;
+        certs.push(list.get(3..3 + len)?.to_vec());
+        list = list.get(3 + len..)?;
+        let ext_len = u16::from_be_bytes([*list.first()?, *list.get(1)?]) as usize;
+        let mut e = list.get(2..2 + ext_len)?;
+        let mut types = Vec::new();
+        while e.len() >= 4 {
+            types.push(u16::from_be_bytes([e[0], e[1]]));
+            let l = u16::from_be_bytes([e[2], e[3]]) as usize;
+            e = e.get(4 + l..)?;
+        }
+        exts.push(types);
+        list = &list[2 + ext_len..];
+    }
+    Some((certs, exts))
+}
+
+fn u24(b: &[u8]) -> Option<usize> {
+    Some(((*b.first()? as usize) << 16) | ((*b.get(1)? as usize) << 8) | *b.get(2)? as usize)
 }
 
 /// Splits a Certificate message body by hand (24-bit list length, then 24-bit lengths).
@@ -562,6 +783,7 @@ fn parse_sslv2_hello(at: At, body: &[u8]) -> Option<ClientHello> {
         alpn: Vec::new(),
         cipher_suites,
         session_id: Vec::new(),
+        random: Vec::new(),
         sslv2: true,
     })
 }
@@ -767,6 +989,13 @@ impl Handshake {
                         ReactionKind::EncryptedAlert,
                         Some(e),
                         "an encrypted alert".into(),
+                    );
+                }
+                EventKind::Finished => {
+                    return make(
+                        ReactionKind::Completed,
+                        Some(e),
+                        "Finished, decrypted".into(),
                     );
                 }
                 EventKind::ClientKeyExchange if !tls13 => {

@@ -16,6 +16,7 @@ pub mod certs;
 pub mod chain;
 pub mod decode;
 pub mod handshake;
+pub mod keylog;
 pub mod reassembly;
 pub mod render;
 pub mod report;

@@ -54,6 +54,11 @@ struct AnalyzeArgs {
     /// Do not trust Mozilla's root certificates (only --trust anchors).
     #[arg(long)]
     no_default_trust: bool,
+    /// TLS key log (NSS format) to decrypt TLS 1.3 handshakes and see their certificates
+    /// (repeatable; SSLKEYLOGFILE is read too when set). Key logs embedded in pcapng files are
+    /// always used.
+    #[arg(long, value_name = "FILE")]
+    keylog: Vec<PathBuf>,
     /// Exit with status 1 when a finding of this severity (or worse) exists.
     #[arg(long, value_enum, value_name = "SEVERITY")]
     fail_on: Option<FailOn>,
@@ -77,9 +82,14 @@ fn main() -> ExitCode {
 }
 
 fn analyze(args: AnalyzeArgs) -> ExitCode {
+    let mut keylog = args.keylog;
+    if let Some(env) = std::env::var_os("SSLKEYLOGFILE").filter(|v| !v.is_empty()) {
+        keylog.push(PathBuf::from(env));
+    }
     let opts = Options {
         trust: args.trust,
         no_default_trust: args.no_default_trust,
+        keylog,
     };
     let report = match chainsniff::run(&args.captures, &opts) {
         Ok(r) => r,

@@ -14,7 +14,7 @@ use crate::certs::{CertSummary, Sha};
 use crate::chain::{
     Checker, Finding, FindingKind, PathLink, Severity, Status, inconsistent_message,
 };
-use crate::handshake::{Reaction, version_name};
+use crate::handshake::{Decryption, Reaction, version_name};
 
 pub const SCHEMA: &str = "chainsniff/1";
 
@@ -68,6 +68,15 @@ pub struct HandshakeReport {
     pub certificate_time: Option<String>,
     pub certificate_status_frame: Option<u64>,
     pub server_hello_done_frame: Option<u64>,
+    /// TLS 1.3 decrypted with the key log: the CertificateVerify's frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_verify_frame: Option<u64>,
+    /// TLS 1.3: whether the handshake was decrypted with the key log.
+    pub decrypted: bool,
+    /// TLS 1.3: the extensions sent with each certificate (`status_request` = stapled OCSP,
+    /// `signed_certificate_timestamp`), in the order of `certificates` (omitted when empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certificate_extensions: Vec<Vec<String>>,
     /// The server's certificates, in the order sent.
     pub certificates: Vec<CertSummary>,
     /// Label of this chain among the server's variants ("A", "B", ...).
@@ -169,6 +178,14 @@ impl Report {
     }
 }
 
+fn extension_name(t: u16) -> String {
+    match t {
+        5 => "status_request".into(),
+        18 => "signed_certificate_timestamp".into(),
+        other => format!("extension_{other}"),
+    }
+}
+
 fn cipher_name(id: u16) -> String {
     tls_parser::TlsCipherSuite::from_id(id)
         .map(|c| c.name.to_string())
@@ -223,7 +240,7 @@ pub fn build(analysis: &Analysis) -> Report {
             .as_ref()
             .map(|c| c.shas.as_slice())
             .unwrap_or_default();
-        let (status, path, findings) = match &hs.certificate {
+        let (status, path, mut findings) = match &hs.certificate {
             Some(c) => {
                 let d = checker.diagnose(chain, c.at.ts.secs(), hs.sni());
                 (d.status, d.path, d.findings)
@@ -241,6 +258,33 @@ pub fn build(analysis: &Analysis) -> Report {
                 (status, Vec::new(), Vec::new())
             }
         };
+        let random = ch.map(|c| hex::encode(&c.random)).unwrap_or_default();
+        match &hs.decryption {
+            Some(Decryption::MissingSecret(label)) => findings.push(Finding::new(
+                FindingKind::MissingSecret,
+                format!(
+                    "The key log has no {label} for this handshake (client random {random}), so its certificate stays encrypted. Use the key log written by this client during this capture."
+                ),
+                None,
+            )),
+            Some(Decryption::Failed { side, frame }) => findings.push(Finding::new(
+                FindingKind::DecryptionFailed,
+                format!(
+                    "The {} records did not decrypt with the logged secret (first failure at frame {frame}): the key log belongs to another session, or the capture lost bytes.",
+                    match side {
+                        crate::handshake::Side::Client => "client's",
+                        crate::handshake::Side::Server => "server's",
+                    }
+                ),
+                None,
+            )),
+            Some(Decryption::UnsupportedCipher(c)) => findings.push(Finding::new(
+                FindingKind::DecryptionFailed,
+                format!("Cipher suite {} cannot be decrypted by chainsniff.", cipher_name(*c)),
+                None,
+            )),
+            _ => {}
+        }
         let mut notes = Vec::new();
         for e in &hs.events {
             match &e.kind {
@@ -303,6 +347,18 @@ pub fn build(analysis: &Analysis) -> Report {
             certificate_time: hs.certificate.as_ref().map(|c| c.at.ts.to_rfc3339()),
             certificate_status_frame: hs.certificate_status.map(|a| a.frame),
             server_hello_done_frame: hs.server_hello_done.map(|a| a.frame),
+            certificate_verify_frame: hs.certificate_verify.map(|a| a.frame),
+            decrypted: hs.decryption == Some(Decryption::Decrypted),
+            certificate_extensions: hs
+                .certificate
+                .as_ref()
+                .map(|c| {
+                    c.extensions
+                        .iter()
+                        .map(|e| e.iter().map(|t| extension_name(*t)).collect())
+                        .collect()
+                })
+                .unwrap_or_default(),
             certificates: chain.iter().map(summary_of).collect(),
             chain_variant: None,
             client_certificates: hs

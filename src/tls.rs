@@ -39,7 +39,11 @@ pub enum TlsEvent<'a> {
     },
     /// An alert record after ChangeCipherSpec: its content is encrypted.
     EncryptedAlert,
-    ApplicationData,
+    /// An application-data record: its 5-byte header and (encrypted) body.
+    ApplicationData {
+        header: &'a [u8],
+        body: &'a [u8],
+    },
     Heartbeat,
     /// A handshake message larger than [`MAX_HANDSHAKE`] was dropped.
     Oversized {
@@ -126,6 +130,26 @@ impl TlsDirection {
         self.tls13 = true;
     }
 
+    /// Feeds the plaintext of a decrypted TLS 1.3 record (its inner content type and content).
+    /// Use a `TlsDirection` of its own for decrypted content: messages are reassembled across
+    /// decrypted records as across plaintext ones.
+    pub fn feed_decrypted(
+        &mut self,
+        content_type: u8,
+        plain: &[u8],
+        emit: &mut impl FnMut(TlsEvent<'_>),
+    ) {
+        self.is_tls = true;
+        match content_type {
+            HANDSHAKE => self.handshake_fragment(plain, emit),
+            ALERT if plain.len() == 2 => emit(TlsEvent::Alert {
+                level: plain[0],
+                description: plain[1],
+            }),
+            _ => {}
+        }
+    }
+
     /// True when part of a record or handshake message is waiting for more bytes.
     pub fn has_partial(&self) -> bool {
         !self.record_buf.is_empty() || !self.hs_buf.is_empty() || self.hs_skip > 0
@@ -209,7 +233,7 @@ impl TlsDirection {
                     return;
                 }
                 let mut rec = std::mem::take(&mut self.record_buf);
-                self.record(rec[0], &rec[5..], emit);
+                self.record(&rec[..5], &rec[5..], emit);
                 rec.clear();
                 self.record_buf = rec;
                 if self.mode != Mode::Records {
@@ -235,7 +259,7 @@ impl TlsDirection {
                 self.record_buf.extend_from_slice(data);
                 return;
             }
-            self.record(data[0], &data[5..5 + len], emit);
+            self.record(&data[..5], &data[5..5 + len], emit);
             if self.mode != Mode::Records {
                 return;
             }
@@ -249,7 +273,8 @@ impl TlsDirection {
         self.mode = Mode::Searching;
     }
 
-    fn record(&mut self, content_type: u8, body: &[u8], emit: &mut impl FnMut(TlsEvent<'_>)) {
+    fn record(&mut self, header: &[u8], body: &[u8], emit: &mut impl FnMut(TlsEvent<'_>)) {
+        let content_type = header[0];
         self.is_tls = true;
         match content_type {
             CHANGE_CIPHER_SPEC => {
@@ -265,7 +290,7 @@ impl TlsDirection {
             }),
             HANDSHAKE if self.after_ccs && !self.tls13 => emit(TlsEvent::EncryptedHandshake),
             HANDSHAKE => self.handshake_fragment(body, emit),
-            APPLICATION_DATA => emit(TlsEvent::ApplicationData),
+            APPLICATION_DATA => emit(TlsEvent::ApplicationData { header, body }),
             _ => emit(TlsEvent::Heartbeat),
         }
     }

@@ -25,7 +25,7 @@ fn pki_sha(name: &str) -> String {
 fn with_root() -> Options {
     Options {
         trust: vec![PathBuf::from(repo("captures/pki/root.pem"))],
-        no_default_trust: false,
+        ..Default::default()
     }
 }
 
