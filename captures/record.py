@@ -151,16 +151,16 @@ def client(src, dst, cafile, label, keylog=None):
     time.sleep(0.05)
 
 
-def gnutls_client(dst, port, keylog):
+def gnutls_client(dst, port, keylog, ciphers=""):
     """GnuTLS 3.7 (gnutls-cli), a TLS stack of its own, verifying against the root only."""
     req = f"GET / HTTP/1.1\r\nHost: {SNI}\r\n\r\n".encode()
     p = subprocess.run(["gnutls-cli", dst, "-p", str(port), "--sni-hostname", SNI,
                         "--verify-hostname", SNI, "--x509cafile", os.path.join(PKI, "root.pem"),
-                        "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.3"],
+                        "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.3" + ciphers],
                        input=req, capture_output=True, env={**os.environ, "SSLKEYLOGFILE": keylog},
                        timeout=10)
     verdict = "logged in" if p.returncode == 0 else "failed: " + p.stderr.decode().strip().splitlines()[-1]
-    print(f"  gnutls-cli -> {dst}:{port}: {verdict}")
+    print(f"  gnutls-cli -> {dst}:{port} {ciphers}: {verdict}")
     time.sleep(0.05)
 
 
@@ -254,6 +254,9 @@ def main():
         print("tls13-gnutls:")
         gnutls_client(VIP, 443, gnutls_keylog)
         gnutls_client(VIP, 8443, gnutls_keylog)
+        # The other two TLS 1.3 cipher suites (the default above is TLS_AES_256_GCM_SHA384).
+        gnutls_client(VIP, 8443, gnutls_keylog, ":-CIPHER-ALL:+AES-128-GCM")
+        gnutls_client(VIP, 8443, gnutls_keylog, ":-CIPHER-ALL:+CHACHA20-POLY1305")
         a.terminate()
         b.terminate()
         a.wait()

@@ -149,7 +149,7 @@ fn gnutls_tls13_with_key_log() {
     let (leaf, issuing) = (pki_sha("leaf"), pki_sha("issuing"));
     let short = stream(&r, 0);
     assert_eq!(short.server.port, 443);
-    assert_eq!(short.certificate_frame, Some(8));
+    assert_eq!(short.certificate_frame, Some(9));
     assert_eq!(shas(short), vec![leaf.clone()]);
     assert_eq!(short.status, Status::Incomplete);
     assert_eq!(short.client_reaction.kind, ReactionKind::Alert);
@@ -157,16 +157,26 @@ fn gnutls_tls13_with_key_log() {
         short.client_reaction.alert.as_deref(),
         Some("bad_certificate")
     );
-    assert_eq!(short.client_reaction.frame, Some(11));
+    assert_eq!(short.client_reaction.frame, Some(10));
 
-    let full = stream(&r, 1);
-    assert_eq!(full.server.port, 8443);
-    assert_eq!(full.certificate_frame, Some(21));
-    assert_eq!(shas(full), vec![leaf, issuing]);
-    assert_eq!(full.status, Status::Complete);
-    // GnuTLS asks for a client certificate; the client answers with an empty one and Finished.
-    assert_eq!(full.client_certificate_frame, Some(22));
-    assert!(full.client_certificates.is_empty());
-    assert_eq!(full.client_reaction.kind, ReactionKind::Completed);
-    assert_eq!(full.client_reaction.frame, Some(22));
+    // The full chain under each TLS 1.3 cipher suite (AES-256-GCM, AES-128-GCM, ChaCha20).
+    for (s, suite, cert, client) in [
+        (1, "TLS_AES_256_GCM_SHA384", 21, 22),
+        (2, "TLS_AES_128_GCM_SHA256", 36, 37),
+        (3, "TLS_CHACHA20_POLY1305_SHA256", 51, 52),
+    ] {
+        let full = stream(&r, s);
+        assert_eq!(full.server.port, 8443);
+        assert_eq!(full.cipher_suite.as_deref(), Some(suite));
+        assert!(full.decrypted, "{suite}");
+        assert_eq!(full.certificate_frame, Some(cert), "{suite}");
+        assert_eq!(shas(full), vec![leaf.clone(), issuing.clone()], "{suite}");
+        assert_eq!(full.status, Status::Complete);
+        // GnuTLS asks for a client certificate; the client answers with an empty one and
+        // Finished.
+        assert_eq!(full.client_certificate_frame, Some(client));
+        assert!(full.client_certificates.is_empty());
+        assert_eq!(full.client_reaction.kind, ReactionKind::Completed);
+        assert_eq!(full.client_reaction.frame, Some(client));
+    }
 }
