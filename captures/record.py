@@ -164,10 +164,10 @@ def gnutls_client(dst, port, keylog, ciphers=""):
     time.sleep(0.05)
 
 
-def gnutls_server(port, chain):
+def gnutls_server(port, chain, extra=""):
     p = subprocess.Popen(["gnutls-serv", "-p", str(port), "--http", "--x509certfile", chain,
                           "--x509keyfile", os.path.join(PKI, "leaf.key"),
-                          "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.3"],
+                          "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.3" + extra],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     return p
@@ -175,7 +175,7 @@ def gnutls_server(port, chain):
 
 def record(out, scenario):
     pcap = out + ".tmp.pcap"
-    dump = subprocess.Popen(["tcpdump", "-Z", "root", "--immediate-mode", "-i", "lo", "-U", "-s", "0", "-w", pcap, "tcp port 443 or tcp port 8443"],
+    dump = subprocess.Popen(["tcpdump", "-Z", "root", "--immediate-mode", "-i", "lo", "-U", "-s", "0", "-w", pcap, "tcp port 443 or tcp port 8443 or tcp port 9443"],
                             stderr=subprocess.DEVNULL)
     time.sleep(1.0)
     scenario()
@@ -257,6 +257,12 @@ def main():
         # The other two TLS 1.3 cipher suites (the default above is TLS_AES_256_GCM_SHA384).
         gnutls_client(VIP, 8443, gnutls_keylog, ":-CIPHER-ALL:+AES-128-GCM")
         gnutls_client(VIP, 8443, gnutls_keylog, ":-CIPHER-ALL:+CHACHA20-POLY1305")
+        # A server that only accepts a group the client sent no key share for: HelloRetryRequest.
+        c = gnutls_server(9443, chain_file(work, "gli.pem", ["leaf.pem", "issuing.pem"]),
+                          ":-GROUP-ALL:+GROUP-FFDHE2048")
+        gnutls_client(VIP, 9443, gnutls_keylog)
+        c.terminate()
+        c.wait()
         a.terminate()
         b.terminate()
         a.wait()

@@ -162,8 +162,8 @@ fn gnutls_tls13_with_key_log() {
     // The full chain under each TLS 1.3 cipher suite (AES-256-GCM, AES-128-GCM, ChaCha20).
     for (s, suite, cert, client) in [
         (1, "TLS_AES_256_GCM_SHA384", 21, 22),
-        (2, "TLS_AES_128_GCM_SHA256", 36, 37),
-        (3, "TLS_CHACHA20_POLY1305_SHA256", 51, 52),
+        (2, "TLS_AES_128_GCM_SHA256", 38, 39),
+        (3, "TLS_CHACHA20_POLY1305_SHA256", 53, 54),
     ] {
         let full = stream(&r, s);
         assert_eq!(full.server.port, 8443);
@@ -179,4 +179,18 @@ fn gnutls_tls13_with_key_log() {
         assert_eq!(full.client_reaction.kind, ReactionKind::Completed);
         assert_eq!(full.client_reaction.frame, Some(client));
     }
+
+    // A server that wants another key share: HelloRetryRequest, second ClientHello, then the
+    // encrypted flight is decrypted as usual.
+    let hrr = stream(&r, 4);
+    assert_eq!(hrr.server.port, 9443);
+    assert!(hrr.hello_retry_request);
+    assert_eq!(hrr.client_hello_frame, Some(65));
+    assert_eq!(hrr.more_client_hello_frames, vec![71]);
+    assert_eq!(hrr.server_hello_frame, Some(72));
+    assert_eq!(hrr.certificate_frame, Some(72));
+    assert_eq!(shas(hrr), vec![leaf, issuing]);
+    assert_eq!(hrr.status, Status::Complete);
+    assert_eq!(hrr.client_reaction.kind, ReactionKind::Completed);
+    assert_eq!(hrr.client_reaction.frame, Some(75));
 }
