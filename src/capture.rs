@@ -1,7 +1,8 @@
 //! Stage 1: capture files to frames.
 //!
 //! Reads classic pcap (micro- and nanosecond, either byte order) and pcapng (several sections and
-//! interfaces, each with its own link type and timestamp resolution), gzip-compressed or not,
+//! interfaces, each with its own link type and timestamp resolution), compressed (gzip, zstd,
+//! lz4 frames, as Wireshark reads them) or not,
 //! from a file or standard input. The format is detected by magic bytes, never by file name.
 //!
 //! Frames are handed to a callback as borrowed slices of the reader's buffer, so nothing is
@@ -71,6 +72,20 @@ pub enum Format {
 pub enum Compression {
     None,
     Gzip,
+    Zstd,
+    Lz4,
+}
+
+impl Compression {
+    /// "gzip", "zstd", "lz4", or `None` when not compressed.
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            Compression::None => None,
+            Compression::Gzip => Some("gzip"),
+            Compression::Zstd => Some("zstd"),
+            Compression::Lz4 => Some("lz4"),
+        }
+    }
 }
 
 /// One captured frame, borrowed from the reader's buffer.
@@ -150,13 +165,29 @@ pub fn read_from(
     };
     let mut head =
         read_prefix(&mut input, 64 << 10).map_err(|e| err(format!("read error: {e}")))?;
-    let mut compression = Compression::None;
-    if head.starts_with(&[0x1f, 0x8b]) {
-        compression = Compression::Gzip;
-        let gz = flate2::read::MultiGzDecoder::new(io::Cursor::new(head).chain(input));
-        input = Box::new(gz);
-        head = read_prefix(&mut input, 64 << 10)
-            .map_err(|e| err(format!("gzip stream is corrupt: {e}")))?;
+    // Compressed captures are decompressed as a stream, never inflated whole.
+    let compression = match head.get(..4) {
+        Some([0x1f, 0x8b, ..]) => Compression::Gzip,
+        Some([0x28, 0xb5, 0x2f, 0xfd]) => Compression::Zstd,
+        Some([0x04, 0x22, 0x4d, 0x18]) => Compression::Lz4,
+        _ => Compression::None,
+    };
+    if compression != Compression::None {
+        let raw = io::Cursor::new(head).chain(input);
+        input = match compression {
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+            Compression::Zstd => Box::new(
+                zstd::stream::read::Decoder::new(raw)
+                    .map_err(|e| err(format!("zstd stream is corrupt: {e}")))?,
+            ),
+            _ => Box::new(lz4_flex::frame::FrameDecoder::new(raw)),
+        };
+        head = read_prefix(&mut input, 64 << 10).map_err(|e| {
+            err(format!(
+                "{} stream is corrupt: {e}",
+                compression.name().unwrap_or_default()
+            ))
+        })?;
     }
     if head.is_empty() {
         return Err(err("the file is empty".into()));

@@ -196,9 +196,9 @@ fn capture_kind(c: &crate::capture::CaptureSummary) -> String {
         Some(crate::capture::Format::Pcapng) => "pcapng",
         None => "unknown",
     };
-    match c.compression {
-        crate::capture::Compression::Gzip => format!("{format} (gzip)"),
-        crate::capture::Compression::None => format.to_string(),
+    match c.compression.name() {
+        Some(name) => format!("{format} ({name})"),
+        None => format.to_string(),
     }
 }
 

@@ -188,18 +188,28 @@ fn unreadable_input_is_exit_2_with_a_clear_message() {
 }
 
 #[test]
-fn gzip_and_stdin_are_read() {
+fn compressed_captures_and_stdin_are_read() {
     use std::io::Write;
     let raw = std::fs::read(repo("captures/lync-vip-fixed.pcap")).unwrap();
-    let gz = tmp("fixed.pcap.gz");
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(&raw).unwrap();
-    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
-    let out = chainsniff(&["analyze", gz.to_str().unwrap(), "-f", "json"]);
-    assert_eq!(out.status.code(), Some(0));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["captures"][0]["compression"], "gzip");
-    assert_eq!(v["handshakes"].as_array().unwrap().len(), 3);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&raw).unwrap();
+    let mut lz4 = lz4_flex::frame::FrameEncoder::new(Vec::new());
+    lz4.write_all(&raw).unwrap();
+    let compressed = [
+        ("gzip", gz.finish().unwrap()),
+        ("zstd", zstd::encode_all(raw.as_slice(), 3).unwrap()),
+        ("lz4", lz4.finish().unwrap()),
+    ];
+    for (name, bytes) in compressed {
+        // No telling file name: the content decides.
+        let file = tmp(&format!("fixed-{name}.cap"));
+        std::fs::write(&file, bytes).unwrap();
+        let out = chainsniff(&["analyze", file.to_str().unwrap(), "-f", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{name}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["captures"][0]["compression"], name);
+        assert_eq!(v["handshakes"].as_array().unwrap().len(), 3, "{name}");
+    }
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_chainsniff"))
         .args(["analyze", "-", "-f", "json"])
