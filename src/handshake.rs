@@ -128,6 +128,9 @@ pub struct Handshake {
     /// TLS 1.3 with a key log: what decryption achieved.
     pub decryption: Option<Decryption>,
     pub certificate_verify: Option<At>,
+    /// The plaintext protocol that upgraded to TLS (`smtp-starttls`), if TLS did not start
+    /// with the connection.
+    pub upgrade: Option<&'static str>,
 }
 
 /// The outcome of decrypting a TLS 1.3 handshake with the key log.
@@ -253,6 +256,7 @@ impl TlsConn {
                 client_encrypted_records: 0,
                 decryption: None,
                 certificate_verify: None,
+                upgrade: None,
             },
             seen_tls: false,
             server_done: false,
@@ -864,7 +868,12 @@ impl StreamHandler for TlsConn {
         if !self.seen_tls {
             return None;
         }
-        let server = self.client_dir.map(Dir::reverse).unwrap_or(Dir::Backward);
+        let client = self.client_dir.unwrap_or(Dir::Forward);
+        let server = client.reverse();
+        self.hs.upgrade = crate::tls::upgrade_name(
+            &self.dirs[client.index()].prelude_head,
+            &self.dirs[server.index()].prelude_head,
+        );
         if self.dirs[server.index()].has_partial() && !self.server_done {
             self.hs.server_cut = true;
         }

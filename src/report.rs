@@ -50,6 +50,10 @@ pub struct HandshakeReport {
     pub client: Endpoint,
     pub server: Endpoint,
     pub sni: Option<String>,
+    /// The plaintext protocol that upgraded to TLS (`smtp-starttls`, `imap-starttls`, ...);
+    /// omitted when TLS started with the connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<&'static str>,
     /// Negotiated version ("TLS 1.2"), from the ServerHello.
     pub version: Option<String>,
     /// Versions the client offered (supported_versions, else its legacy version).
@@ -328,6 +332,7 @@ pub fn build(analysis: &Analysis) -> Report {
             client: hs.client.into(),
             server: hs.server.into(),
             sni: hs.sni().map(str::to_string),
+            upgrade: hs.upgrade,
             version: version.map(version_name),
             offered_versions: offered,
             alpn: ch.map(|c| c.alpn.clone()).unwrap_or_default(),

@@ -18,6 +18,8 @@ pub const HEARTBEAT: u8 = 24;
 const MAX_RECORD: usize = (1 << 14) + 2048;
 /// Largest handshake message buffered (a certificate flight is a few KiB; 2^24 is the format's limit).
 pub const MAX_HANDSHAKE: usize = 1 << 20;
+/// How many bytes of a plaintext prelude are kept to name the upgrade.
+const PRELUDE_HEAD: usize = 512;
 /// How far into a non-TLS direction to look for a STARTTLS upgrade before giving up.
 const MAX_PRELUDE: u64 = 256 << 10;
 
@@ -86,6 +88,8 @@ pub struct TlsDirection {
     tls13: bool,
     /// Bytes seen before TLS started (STARTTLS prelude) or while searching.
     prelude: u64,
+    /// The first bytes of a plaintext prelude (to name the upgrade: SMTP, IMAP, ...).
+    pub prelude_head: Vec<u8>,
     /// Whether the direction has ever been seen as TLS.
     pub is_tls: bool,
 }
@@ -100,6 +104,7 @@ impl Default for TlsDirection {
             after_ccs: false,
             tls13: false,
             prelude: 0,
+            prelude_head: Vec::new(),
             is_tls: false,
         }
     }
@@ -197,6 +202,10 @@ impl TlsDirection {
                     data = &data[end..];
                 } else {
                     self.prelude += data.len() as u64;
+                    if !self.is_tls && self.prelude_head.len() < PRELUDE_HEAD {
+                        let take = (PRELUDE_HEAD - self.prelude_head.len()).min(data.len());
+                        self.prelude_head.extend_from_slice(&data[..take]);
+                    }
                     self.mode = if self.prelude > MAX_PRELUDE {
                         Mode::Off
                     } else {
@@ -494,4 +503,49 @@ mod tests {
         );
         assert_eq!(alert_name(48), "unknown_ca");
     }
+}
+
+/// Names the plaintext protocol that upgraded to TLS, from the first bytes each side sent before
+/// the handshake (`client`, `server`): `smtp-starttls`, `imap-starttls`, `pop3-stls`,
+/// `ftp-auth-tls`, `xmpp-starttls`, `ldap-starttls`, `postgresql-sslrequest`, `mysql-ssl`,
+/// `irc-starttls`, `socks`, `http-connect`, or `unknown-prelude`.
+pub fn upgrade_name(client: &[u8], server: &[u8]) -> Option<&'static str> {
+    if client.is_empty() && server.is_empty() {
+        return None;
+    }
+    let upper = |b: &[u8]| String::from_utf8_lossy(b).to_ascii_uppercase();
+    let (c, s) = (upper(client), upper(server));
+    let name = if client.starts_with(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]) {
+        "postgresql-sslrequest"
+    } else if client.first() == Some(&0x30)
+        && client.windows(22).any(|w| w == b"1.3.6.1.4.1.1466.20037")
+    {
+        "ldap-starttls"
+    } else if server.len() > 4 && server[3] == 0 && server[4] == 0x0a {
+        // A MySQL greeting: 3-byte length, sequence 0, protocol version 10.
+        "mysql-ssl"
+    } else if c.starts_with("CONNECT ") {
+        "http-connect"
+    } else if matches!(client.first(), Some(4 | 5)) && client.len() < 64 {
+        "socks"
+    } else if c.contains("<STREAM:STREAM") || c.starts_with("<?XML") {
+        "xmpp-starttls"
+    } else if c.starts_with("EHLO") || c.starts_with("HELO") || c.contains("\nEHLO") {
+        "smtp-starttls"
+    } else if c.starts_with("AUTH TLS") || c.starts_with("AUTH SSL") || c.contains("\nAUTH TLS") {
+        "ftp-auth-tls"
+    } else if s.starts_with("* OK") || c.contains(" STARTTLS") && !c.starts_with("STARTTLS") {
+        "imap-starttls"
+    } else if s.starts_with("+OK") || c.starts_with("STLS") || c.contains("\nSTLS") {
+        "pop3-stls"
+    } else if c.starts_with("NICK") || c.starts_with("CAP ") || c.starts_with("STARTTLS") {
+        "irc-starttls"
+    } else if s.starts_with("220") && s.contains("FTP") {
+        "ftp-auth-tls"
+    } else if s.starts_with("220") {
+        "smtp-starttls"
+    } else {
+        "unknown-prelude"
+    };
+    Some(name)
 }

@@ -199,3 +199,45 @@ fn agrees_with_tshark_on_public_captures() {
         failures.join("\n")
     );
 }
+
+/// STARTTLS and friends in the public corpus: the handshake after the plaintext upgrade is
+/// found on any port and the upgrade is named.
+#[test]
+fn plaintext_upgrades_are_named() {
+    let Some(root) = corpus() else { return };
+    let cases = [
+        ("zeek/tls/smtp-starttls.pcap", "smtp-starttls"),
+        ("suricata-verify/smtp-startssl/input.pcap", "smtp-starttls"),
+        ("zeek/tls/imap-starttls.pcap", "imap-starttls"),
+        ("zeek/tls/pop3-starttls.pcap", "pop3-stls"),
+        ("zeek/tls/xmpp-starttls.pcap", "xmpp-starttls"),
+        ("zeek/ldap/ldap-starttls.pcap", "ldap-starttls"),
+        ("suricata-verify/ldap-starttls/input.pcap", "ldap-starttls"),
+        (
+            "zeek/postgresql/psql-aws-ssl-require.pcap",
+            "postgresql-sslrequest",
+        ),
+        (
+            "suricata-verify/pgsql/pgsql-upgrade-tls/input.pcap",
+            "postgresql-sslrequest",
+        ),
+        ("zeek/mysql/tls-12-amazon-rds.pcap", "mysql-ssl"),
+        ("zeek/ftp/ftp-auth-tls.pcap", "ftp-auth-tls"),
+        ("zeek/socks-with-ssl.pcap", "socks"),
+        ("zeek/http/connect-with-header.pcap", "http-connect"),
+    ];
+    for (capture, upgrade) in cases {
+        let path = root.join(capture).to_string_lossy().into_owned();
+        let r = chainsniff::run(&[path], &Default::default()).unwrap();
+        assert_eq!(r.handshakes.len(), 1, "{capture}");
+        assert_eq!(r.handshakes[0].upgrade, Some(upgrade), "{capture}");
+        assert!(r.handshakes[0].client_hello_frame.is_some(), "{capture}");
+    }
+    // TLS from the first byte: no upgrade.
+    let path = root
+        .join("zeek/tls/tls1.2.pcap")
+        .to_string_lossy()
+        .into_owned();
+    let r = chainsniff::run(&[path], &Default::default()).unwrap();
+    assert_eq!(r.handshakes[0].upgrade, None);
+}
