@@ -437,6 +437,51 @@ pub fn alert_name(description: u8) -> String {
     name.to_string()
 }
 
+/// Names the plaintext protocol that upgraded to TLS, from the first bytes each side sent before
+/// the handshake (`client`, `server`): `smtp-starttls`, `imap-starttls`, `pop3-stls`,
+/// `ftp-auth-tls`, `xmpp-starttls`, `ldap-starttls`, `postgresql-sslrequest`, `mysql-ssl`,
+/// `irc-starttls`, `socks`, `http-connect`, or `unknown-prelude`.
+pub fn upgrade_name(client: &[u8], server: &[u8]) -> Option<&'static str> {
+    if client.is_empty() && server.is_empty() {
+        return None;
+    }
+    let upper = |b: &[u8]| String::from_utf8_lossy(b).to_ascii_uppercase();
+    let (c, s) = (upper(client), upper(server));
+    let name = if client.starts_with(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]) {
+        "postgresql-sslrequest"
+    } else if client.first() == Some(&0x30)
+        && client.windows(22).any(|w| w == b"1.3.6.1.4.1.1466.20037")
+    {
+        "ldap-starttls"
+    } else if server.len() > 4 && server[3] == 0 && server[4] == 0x0a {
+        // A MySQL greeting: 3-byte length, sequence 0, protocol version 10.
+        "mysql-ssl"
+    } else if c.starts_with("CONNECT ") {
+        "http-connect"
+    } else if matches!(client.first(), Some(4 | 5)) && client.len() < 64 {
+        "socks"
+    } else if c.contains("<STREAM:STREAM") || c.starts_with("<?XML") {
+        "xmpp-starttls"
+    } else if c.starts_with("EHLO") || c.starts_with("HELO") || c.contains("\nEHLO") {
+        "smtp-starttls"
+    } else if c.starts_with("AUTH TLS") || c.starts_with("AUTH SSL") || c.contains("\nAUTH TLS") {
+        "ftp-auth-tls"
+    } else if s.starts_with("* OK") || c.contains(" STARTTLS") && !c.starts_with("STARTTLS") {
+        "imap-starttls"
+    } else if s.starts_with("+OK") || c.starts_with("STLS") || c.contains("\nSTLS") {
+        "pop3-stls"
+    } else if c.starts_with("NICK") || c.starts_with("CAP ") || c.starts_with("STARTTLS") {
+        "irc-starttls"
+    } else if s.starts_with("220") && s.contains("FTP") {
+        "ftp-auth-tls"
+    } else if s.starts_with("220") {
+        "smtp-starttls"
+    } else {
+        "unknown-prelude"
+    };
+    Some(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,49 +548,4 @@ mod tests {
         );
         assert_eq!(alert_name(48), "unknown_ca");
     }
-}
-
-/// Names the plaintext protocol that upgraded to TLS, from the first bytes each side sent before
-/// the handshake (`client`, `server`): `smtp-starttls`, `imap-starttls`, `pop3-stls`,
-/// `ftp-auth-tls`, `xmpp-starttls`, `ldap-starttls`, `postgresql-sslrequest`, `mysql-ssl`,
-/// `irc-starttls`, `socks`, `http-connect`, or `unknown-prelude`.
-pub fn upgrade_name(client: &[u8], server: &[u8]) -> Option<&'static str> {
-    if client.is_empty() && server.is_empty() {
-        return None;
-    }
-    let upper = |b: &[u8]| String::from_utf8_lossy(b).to_ascii_uppercase();
-    let (c, s) = (upper(client), upper(server));
-    let name = if client.starts_with(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]) {
-        "postgresql-sslrequest"
-    } else if client.first() == Some(&0x30)
-        && client.windows(22).any(|w| w == b"1.3.6.1.4.1.1466.20037")
-    {
-        "ldap-starttls"
-    } else if server.len() > 4 && server[3] == 0 && server[4] == 0x0a {
-        // A MySQL greeting: 3-byte length, sequence 0, protocol version 10.
-        "mysql-ssl"
-    } else if c.starts_with("CONNECT ") {
-        "http-connect"
-    } else if matches!(client.first(), Some(4 | 5)) && client.len() < 64 {
-        "socks"
-    } else if c.contains("<STREAM:STREAM") || c.starts_with("<?XML") {
-        "xmpp-starttls"
-    } else if c.starts_with("EHLO") || c.starts_with("HELO") || c.contains("\nEHLO") {
-        "smtp-starttls"
-    } else if c.starts_with("AUTH TLS") || c.starts_with("AUTH SSL") || c.contains("\nAUTH TLS") {
-        "ftp-auth-tls"
-    } else if s.starts_with("* OK") || c.contains(" STARTTLS") && !c.starts_with("STARTTLS") {
-        "imap-starttls"
-    } else if s.starts_with("+OK") || c.starts_with("STLS") || c.contains("\nSTLS") {
-        "pop3-stls"
-    } else if c.starts_with("NICK") || c.starts_with("CAP ") || c.starts_with("STARTTLS") {
-        "irc-starttls"
-    } else if s.starts_with("220") && s.contains("FTP") {
-        "ftp-auth-tls"
-    } else if s.starts_with("220") {
-        "smtp-starttls"
-    } else {
-        "unknown-prelude"
-    };
-    Some(name)
 }
