@@ -17,6 +17,7 @@ use crate::decode::{Decoded, decode};
 use crate::handshake::{Handshake, TlsConn};
 use crate::keylog::KeyLog;
 use crate::reassembly::{At, Reassembler, TcpStats};
+use crate::udp::UdpFlows;
 
 /// Most per-frame decode warnings listed per capture (the rest are counted).
 const MAX_FRAME_WARNINGS: usize = 20;
@@ -133,6 +134,7 @@ pub fn analyze_capture_with(
 ) -> Result<(CaptureResult, Vec<Handshake>), CaptureError> {
     let conn_keys = keylog.clone();
     let mut reasm = Reassembler::new(move |info| TlsConn::with_keylog(info, conn_keys.clone()));
+    let mut udp = UdpFlows::default();
     let mut other = 0u64;
     let mut undecodable = 0u64;
     let mut frame_warnings = Vec::new();
@@ -145,6 +147,13 @@ pub fn analyze_capture_with(
                     ts: frame.ts,
                 },
                 &seg,
+            ),
+            Ok(Decoded::Udp(d)) => udp.process(
+                At {
+                    frame: frame.number,
+                    ts: frame.ts,
+                },
+                &d,
             ),
             Ok(Decoded::Other) => other += 1,
             Err(e) => {
@@ -161,6 +170,7 @@ pub fn analyze_capture_with(
         },
     )?;
     let (mut handshakes, stats): (Vec<Handshake>, TcpStats) = reasm.finish();
+    handshakes.extend(udp.finish());
     handshakes.sort_by_key(|h| {
         (
             h.client_hellos

@@ -47,8 +47,19 @@ impl TcpSegment<'_> {
 #[derive(Debug)]
 pub enum Decoded<'a> {
     Tcp(TcpSegment<'a>),
-    /// A frame that is fine but carries no TCP over IP (ARP, UDP, ICMP, IP fragments...).
+    Udp(UdpDatagram<'a>),
+    /// A frame that is fine but carries no TCP or UDP over IP (ARP, ICMP, IP fragments...).
     Other,
+}
+
+/// One UDP datagram (not a tunnel), borrowing its payload from the frame.
+#[derive(Debug, Clone, Copy)]
+pub struct UdpDatagram<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub payload: &'a [u8],
 }
 
 /// Why a frame could not be decoded.
@@ -197,7 +208,24 @@ fn ip(data: &[u8], depth: u8) -> Result<Decoded<'_>, DecodeError> {
                 } else if dport == 2152 || sport == 2152 {
                     gtp_u(body, depth + 1)
                 } else {
-                    Ok(Decoded::Other)
+                    let (src, dst) = match &packet.net {
+                        Some(LaxNetSlice::Ipv4(v4)) => (
+                            IpAddr::from(v4.header().source_addr()),
+                            IpAddr::from(v4.header().destination_addr()),
+                        ),
+                        Some(LaxNetSlice::Ipv6(v6)) => (
+                            IpAddr::from(v6.header().source_addr()),
+                            IpAddr::from(v6.header().destination_addr()),
+                        ),
+                        _ => return Ok(Decoded::Other),
+                    };
+                    Ok(Decoded::Udp(UdpDatagram {
+                        src,
+                        dst,
+                        sport,
+                        dport,
+                        payload: body,
+                    }))
                 }
             }
             _ => Ok(Decoded::Other),

@@ -19,6 +19,11 @@ use crate::tls::{TlsDirection, TlsEvent};
 
 pub const TLS13: u16 = 0x0304;
 
+/// TLS 1.3, a TLS 1.3 draft, or DTLS 1.3: the certificate is encrypted.
+pub fn is_tls13(v: u16) -> bool {
+    v == TLS13 || v >> 8 == 0x7f || v == 0xfefc
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
@@ -100,11 +105,35 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// The protocol that carried the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// TLS over TCP.
+    #[default]
+    Tls,
+    /// DTLS over UDP.
+    Dtls,
+    /// QUIC (TLS 1.3 in CRYPTO frames) over UDP.
+    Quic,
+}
+
+impl Protocol {
+    /// "tcp" or "udp": which Wireshark stream index `stream` is.
+    pub fn transport(self) -> &'static str {
+        match self {
+            Protocol::Tls => "tcp",
+            Protocol::Dtls | Protocol::Quic => "udp",
+        }
+    }
+}
+
 /// Everything chainsniff learned about one TLS handshake.
 #[derive(Debug, Clone)]
 pub struct Handshake {
-    /// Wireshark's `tcp.stream`.
+    /// Wireshark's `tcp.stream` (TLS) or `udp.stream` (DTLS, QUIC).
     pub stream: u64,
+    pub protocol: Protocol,
     pub client: SocketAddr,
     pub server: SocketAddr,
     /// Every ClientHello (a second one follows a HelloRetryRequest).
@@ -175,6 +204,9 @@ pub fn version_name(v: u16) -> String {
         0x0303 => "TLS 1.2".into(),
         0x0304 => "TLS 1.3".into(),
         v if v >> 8 == 0x7f => format!("TLS 1.3 (draft {})", v & 0xff),
+        0xfeff => "DTLS 1.0".into(),
+        0xfefd => "DTLS 1.2".into(),
+        0xfefc => "DTLS 1.3".into(),
         v => format!("0x{v:04x}"),
     }
 }
@@ -239,6 +271,7 @@ impl TlsConn {
             client_dir: None,
             hs: Handshake {
                 stream: info.stream,
+                protocol: Protocol::Tls,
                 client: info.first_src,
                 server: info.first_dst,
                 client_hellos: Vec::new(),
@@ -269,6 +302,27 @@ impl TlsConn {
             opened: [false, false],
             inner: Default::default(),
         }
+    }
+
+    /// For datagram protocols (DTLS, QUIC), which feed messages and records themselves.
+    pub fn set_protocol(&mut self, protocol: Protocol) {
+        self.hs.protocol = protocol;
+    }
+
+    /// A complete plaintext handshake message (DTLS: reassembled and in TLS layout; QUIC: from
+    /// the CRYPTO stream).
+    pub fn handshake_message(&mut self, dir: Dir, at: At, msg_type: u8, body: &[u8]) {
+        self.on_message(dir, at, msg_type, body);
+    }
+
+    /// Any other record-level event of a datagram protocol.
+    pub fn record_event(&mut self, dir: Dir, at: At, ev: TlsEvent<'_>) {
+        self.on_event(dir, at, ev);
+    }
+
+    /// True once nothing more is needed from this connection.
+    pub fn done(&self) -> bool {
+        self.server_done && self.client_done
     }
 
     fn side(&self, dir: Dir) -> Side {
@@ -311,11 +365,7 @@ impl TlsConn {
     }
 
     fn tls13(&self) -> bool {
-        self.tls13_seen
-            || self
-                .hs
-                .version()
-                .is_some_and(|v| v == TLS13 || v >> 8 == 0x7f)
+        self.tls13_seen || self.hs.version().is_some_and(is_tls13)
     }
 
     fn on_event(&mut self, dir: Dir, at: At, ev: TlsEvent<'_>) {
@@ -430,6 +480,15 @@ impl TlsConn {
                         session_id: Vec::new(),
                         hello_retry: false,
                     });
+                    return;
+                }
+                if let Some(sh) = (msg_type == 2)
+                    .then(|| parse_server_hello(at, body))
+                    .flatten()
+                {
+                    self.seen_tls = true;
+                    self.set_client(dir.reverse());
+                    self.server_hello(sh);
                     return;
                 }
                 if self.seen_tls || msg_type == 1 || msg_type == 2 {
@@ -586,7 +645,7 @@ impl TlsConn {
     }
 
     fn server_hello(&mut self, sh: ServerHello) {
-        let tls13 = !sh.hello_retry && (sh.version() == TLS13 || sh.version() >> 8 == 0x7f);
+        let tls13 = !sh.hello_retry && is_tls13(sh.version());
         if tls13 || sh.hello_retry {
             self.tls13_seen = true;
         }
@@ -712,6 +771,39 @@ impl TlsConn {
             self.hs.certificate = Some(msg);
         }
     }
+}
+
+/// A ServerHello by hand (used when tls-parser rejects one, e.g. DTLS 1.3's): version, random,
+/// session id, cipher suite, compression, extensions (supported_versions read).
+fn parse_server_hello(at: At, body: &[u8]) -> Option<ServerHello> {
+    let version = u16::from_be_bytes([*body.first()?, *body.get(1)?]);
+    let random = body.get(2..34)?;
+    let sid_len = *body.get(34)? as usize;
+    let session_id = body.get(35..35 + sid_len)?.to_vec();
+    let mut i = 35 + sid_len;
+    let cipher_suite = u16::from_be_bytes([*body.get(i)?, *body.get(i + 1)?]);
+    i += 3;
+    let mut selected = None;
+    if let Some(len) = body.get(i..i + 2) {
+        let mut ext = body.get(i + 2..i + 2 + u16::from_be_bytes([len[0], len[1]]) as usize)?;
+        while ext.len() >= 4 {
+            let t = u16::from_be_bytes([ext[0], ext[1]]);
+            let l = u16::from_be_bytes([ext[2], ext[3]]) as usize;
+            let data = ext.get(4..4 + l)?;
+            if t == 43 && l == 2 {
+                selected = Some(u16::from_be_bytes([data[0], data[1]]));
+            }
+            ext = &ext[4 + l..];
+        }
+    }
+    Some(ServerHello {
+        at,
+        legacy_version: version,
+        selected_version: selected,
+        cipher_suite,
+        session_id,
+        hello_retry: random == HRR_RANDOM,
+    })
 }
 
 /// A TLS 1.3 Certificate message: request context, then entries of a certificate and its
@@ -938,7 +1030,7 @@ impl Handshake {
     pub fn client_reaction(&self) -> Reaction {
         let reference = self.reaction_reference();
         let after = |e: &&Event| reference.is_none_or(|r| e.at.frame >= r.frame);
-        let tls13 = self.version().is_some_and(|v| v == TLS13 || v >> 8 == 0x7f);
+        let tls13 = self.version().is_some_and(is_tls13);
         let make = |kind, e: Option<&Event>, detail: String| Reaction {
             kind,
             frame: e.map(|e| e.at.frame),

@@ -80,13 +80,13 @@ impl KeyLog {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Hash {
+pub(crate) enum Hash {
     Sha256,
     Sha384,
 }
 
 /// HKDF-Expand-Label (RFC 8446, 7.1) with an empty context.
-fn expand_label(hash: Hash, secret: &[u8], label: &str, len: usize) -> Option<Vec<u8>> {
+pub(crate) fn expand_label(hash: Hash, secret: &[u8], label: &str, len: usize) -> Option<Vec<u8>> {
     let full = format!("tls13 {label}");
     let mut info = Vec::with_capacity(4 + full.len());
     info.extend_from_slice(&(len as u16).to_be_bytes());

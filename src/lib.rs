@@ -21,6 +21,7 @@ pub mod reassembly;
 pub mod render;
 pub mod report;
 pub mod tls;
+pub mod udp;
 
 pub use analysis::{Options, analyze};
 pub use report::{Report, build};

@@ -299,7 +299,8 @@ fn text_variant(o: &mut String, r: &Report, v: &ChainVariant) {
 
 fn text_client(o: &mut String, h: &HandshakeReport, indent: usize) {
     let frames = format!(
-        "tcp.stream {}, ClientHello frame {}{}",
+        "{}.stream {}, ClientHello frame {}{}",
+        h.transport,
         h.stream,
         h.client_hello_frame
             .map(|f| f.to_string())

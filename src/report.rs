@@ -45,8 +45,12 @@ pub struct HandshakeReport {
     pub id: usize,
     /// Index in `captures[]`.
     pub capture: usize,
-    /// Wireshark's `tcp.stream`.
+    /// Wireshark's `tcp.stream`, or `udp.stream` for DTLS and QUIC.
     pub stream: u64,
+    /// "tcp" or "udp": which of Wireshark's stream indices `stream` is.
+    pub transport: &'static str,
+    /// "tls", "dtls" or "quic".
+    pub protocol: crate::handshake::Protocol,
     pub client: Endpoint,
     pub server: Endpoint,
     pub sni: Option<String>,
@@ -226,7 +230,7 @@ pub fn build(analysis: &Analysis) -> Report {
         let ch = hs.client_hellos.first();
         let sh = hs.server_hellos.iter().rev().find(|s| !s.hello_retry);
         let version = hs.version();
-        let tls13 = version.is_some_and(|v| v == crate::handshake::TLS13 || v >> 8 == 0x7f);
+        let tls13 = version.is_some_and(crate::handshake::is_tls13);
         let resumed = match (ch, sh) {
             (Some(c), Some(s)) => {
                 !tls13 && !s.session_id.is_empty() && s.session_id == c.session_id
@@ -329,6 +333,8 @@ pub fn build(analysis: &Analysis) -> Report {
             id,
             capture: s.capture,
             stream: hs.stream,
+            transport: hs.protocol.transport(),
+            protocol: hs.protocol,
             client: hs.client.into(),
             server: hs.server.into(),
             sni: hs.sni().map(str::to_string),
