@@ -71,6 +71,16 @@ pub fn trust_store(opts: &Options) -> anyhow::Result<TrustStore> {
 /// Reads every capture and extracts its handshakes. Captures are analyzed together: a
 /// certificate seen in one helps to name what another server failed to send.
 pub fn analyze(paths: &[String], opts: &Options) -> anyhow::Result<Analysis> {
+    analyze_streaming(paths, opts, |_, _, _| {})
+}
+
+/// As [`analyze`], and calls `on_session` for every handshake as soon as it is decided (with the
+/// certificates known at that moment), for reports that stream.
+pub fn analyze_streaming(
+    paths: &[String],
+    opts: &Options,
+    mut on_session: impl FnMut(&Session, &CertStore, &TrustStore),
+) -> anyhow::Result<Analysis> {
     let trust = trust_store(opts)?;
     let keylog = Rc::new(RefCell::new(KeyLog::default()));
     for p in &opts.keylog {
@@ -80,11 +90,16 @@ pub fn analyze(paths: &[String], opts: &Options) -> anyhow::Result<Analysis> {
     let mut captures = Vec::new();
     let mut sessions = Vec::new();
     for (index, path) in paths.iter().enumerate() {
-        let (result, mut hs) = analyze_capture_with(path, &keylog)?;
-        for h in &mut hs {
-            intern(&mut store, index, h);
-        }
-        sessions.extend(hs.into_iter().map(|hs| Session { capture: index, hs }));
+        let first = sessions.len();
+        // Certificates leave each handshake as soon as it is finished: memory holds each
+        // distinct certificate once, not one copy per handshake.
+        let result = analyze_capture_with(path, &keylog, &mut |mut hs| {
+            intern(&mut store, index, &mut hs);
+            let session = Session { capture: index, hs };
+            on_session(&session, &store, &trust);
+            sessions.push(session);
+        })?;
+        sessions[first..].sort_by_key(|s| handshake_order(&s.hs));
         captures.push(result);
     }
     Ok(Analysis {
@@ -123,15 +138,32 @@ fn intern(store: &mut CertStore, capture: usize, hs: &mut Handshake) {
 
 /// Reads one capture through the pipeline (no key log but what the capture embeds).
 pub fn analyze_capture(path: &str) -> Result<(CaptureResult, Vec<Handshake>), CaptureError> {
-    analyze_capture_with(path, &Rc::default())
+    let mut handshakes = Vec::new();
+    let result = analyze_capture_with(path, &Rc::default(), &mut |h| handshakes.push(h))?;
+    handshakes.sort_by_key(handshake_order);
+    Ok((result, handshakes))
+}
+
+/// Report order: by the frame of the ClientHello (else ServerHello, else first packet).
+fn handshake_order(h: &Handshake) -> (u64, u64) {
+    (
+        h.client_hellos
+            .first()
+            .map(|c| c.at.frame)
+            .or_else(|| h.server_hellos.first().map(|s| s.at.frame))
+            .unwrap_or(h.first_at.frame),
+        h.stream,
+    )
 }
 
 /// Reads one capture through the pipeline, decrypting TLS 1.3 handshakes with `keylog` (to
 /// which the capture's own Decryption Secrets Blocks are added).
+/// Handshakes go to `sink` as soon as they are decided (or at the end of the capture).
 pub fn analyze_capture_with(
     path: &str,
     keylog: &Rc<RefCell<KeyLog>>,
-) -> Result<(CaptureResult, Vec<Handshake>), CaptureError> {
+    sink: &mut dyn FnMut(Handshake),
+) -> Result<CaptureResult, CaptureError> {
     let conn_keys = keylog.clone();
     let mut reasm = Reassembler::new(move |info| TlsConn::with_keylog(info, conn_keys.clone()));
     let mut udp = UdpFlows::default();
@@ -141,20 +173,26 @@ pub fn analyze_capture_with(
     let summary = read_capture(
         path,
         |frame| match decode(frame.linktype, frame.data) {
-            Ok(Decoded::Tcp(seg)) => reasm.process(
-                At {
+            Ok(Decoded::Tcp(seg)) => {
+                let at = At {
                     frame: frame.number,
                     ts: frame.ts,
-                },
-                &seg,
-            ),
-            Ok(Decoded::Udp(d)) => udp.process(
-                At {
+                };
+                reasm.process(at, &seg);
+                for h in reasm.finished.drain(..) {
+                    sink(h);
+                }
+            }
+            Ok(Decoded::Udp(d)) => {
+                let at = At {
                     frame: frame.number,
                     ts: frame.ts,
-                },
-                &d,
-            ),
+                };
+                udp.process(at, &d);
+                for h in udp.finished.drain(..) {
+                    sink(h);
+                }
+            }
             Ok(Decoded::Other) => other += 1,
             Err(e) => {
                 undecodable += 1;
@@ -169,18 +207,10 @@ pub fn analyze_capture_with(
                 .add_text(&String::from_utf8_lossy(secrets));
         },
     )?;
-    let (mut handshakes, stats): (Vec<Handshake>, TcpStats) = reasm.finish();
-    handshakes.extend(udp.finish());
-    handshakes.sort_by_key(|h| {
-        (
-            h.client_hellos
-                .first()
-                .map(|c| c.at.frame)
-                .or_else(|| h.server_hellos.first().map(|s| s.at.frame))
-                .unwrap_or(h.first_at.frame),
-            h.stream,
-        )
-    });
+    let (handshakes, stats): (Vec<Handshake>, TcpStats) = reasm.finish();
+    for h in handshakes.into_iter().chain(udp.finish()) {
+        sink(h);
+    }
     let mut summary = summary;
     if undecodable > frame_warnings.len() as u64 {
         frame_warnings.push(format!(
@@ -189,15 +219,12 @@ pub fn analyze_capture_with(
         ));
     }
     summary.warnings.extend(frame_warnings);
-    Ok((
-        CaptureResult {
-            summary,
-            tcp_segments: stats.segments,
-            tcp_connections: stats.connections,
-            tcp_gaps: stats.gaps,
-            other_frames: other,
-            undecodable_frames: undecodable,
-        },
-        handshakes,
-    ))
+    Ok(CaptureResult {
+        summary,
+        tcp_segments: stats.segments,
+        tcp_connections: stats.connections,
+        tcp_gaps: stats.gaps,
+        other_frames: other,
+        undecodable_frames: undecodable,
+    })
 }

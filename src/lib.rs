@@ -31,3 +31,20 @@ pub fn run(paths: &[String], opts: &Options) -> anyhow::Result<Report> {
     let analysis = analyze(paths, opts)?;
     Ok(build(&analysis))
 }
+
+/// As [`run`], and calls `emit` with each handshake's report as soon as the handshake is decided
+/// (its chain judged with the certificates seen up to then), for output that streams
+/// (`--format jsonl`, a live pipe from tcpdump). The returned report is the final one.
+pub fn run_streaming(
+    paths: &[String],
+    opts: &Options,
+    mut emit: impl FnMut(&report::HandshakeReport),
+) -> anyhow::Result<Report> {
+    let mut n = 0;
+    let analysis = analysis::analyze_streaming(paths, opts, |session, store, trust| {
+        let mut checker = chain::Checker::new(store, trust);
+        emit(&report::handshake_report(n, session, store, &mut checker));
+        n += 1;
+    })?;
+    Ok(build(&analysis))
+}

@@ -30,6 +30,8 @@ enum Command {
 enum Format {
     Text,
     Json,
+    /// One JSON line per handshake as soon as it is decided, then a summary line.
+    Jsonl,
     Markdown,
 }
 
@@ -91,6 +93,9 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         no_default_trust: args.no_default_trust,
         keylog,
     };
+    if let Format::Jsonl = args.format {
+        return jsonl(&args.captures, &opts, args.output.as_deref(), args.fail_on);
+    }
     let report = match chainsniff::run(&args.captures, &opts) {
         Ok(r) => r,
         Err(e) => {
@@ -109,7 +114,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
     }
     let out = match args.format {
         Format::Text => render::text(&report),
-        Format::Json => render::json(&report),
+        Format::Json | Format::Jsonl => render::json(&report),
         Format::Markdown => render::markdown(&report),
     };
     let written = match &args.output {
@@ -134,11 +139,55 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         eprintln!("chainsniff: {e}");
         return ExitCode::from(2);
     }
+    exit_status(&report, args.fail_on)
+}
+
+fn exit_status(report: &chainsniff::Report, fail_on: Option<FailOn>) -> ExitCode {
     let worst = report.worst_severity();
-    let fail = match args.fail_on {
+    let fail = match fail_on {
         Some(FailOn::Error) => worst == Some(Severity::Error),
         Some(FailOn::Warning) => matches!(worst, Some(Severity::Error | Severity::Warning)),
         None => false,
     };
     ExitCode::from(if fail { 1 } else { 0 })
+}
+
+/// `--format jsonl`: lines written (and flushed) as handshakes are decided.
+fn jsonl(
+    captures: &[String],
+    opts: &Options,
+    output: Option<&std::path::Path>,
+    fail_on: Option<FailOn>,
+) -> ExitCode {
+    let mut out: Box<dyn Write> = match output {
+        Some(p) => match std::fs::File::create(p) {
+            Ok(f) => Box::new(std::io::BufWriter::new(f)),
+            Err(e) => {
+                eprintln!("chainsniff: cannot write {}: {e}", p.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => Box::new(std::io::stdout()),
+    };
+    let mut broken = false;
+    let report = chainsniff::run_streaming(captures, opts, |h| {
+        if !broken {
+            let line = render::jsonl_handshake(h);
+            broken = out
+                .write_all(line.as_bytes())
+                .and_then(|_| out.flush())
+                .is_err();
+        }
+    });
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("chainsniff: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let _ = out
+        .write_all(render::jsonl_summary(&report).as_bytes())
+        .and_then(|_| out.flush());
+    exit_status(&report, fail_on)
 }

@@ -444,3 +444,28 @@ pub fn json(r: &Report) -> String {
     s.push('\n');
     s
 }
+
+/// One JSON line for a handshake decided while reading (`--format jsonl`).
+pub fn jsonl_handshake(h: &HandshakeReport) -> String {
+    let mut v = serde_json::to_value(h).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("type".into(), "handshake".into());
+    }
+    format!("{v}\n")
+}
+
+/// The closing JSON line of `--format jsonl`: the summary, captures and servers of the final
+/// report.
+pub fn jsonl_summary(r: &Report) -> String {
+    let v = serde_json::json!({
+        "type": "summary",
+        "schema": r.schema,
+        "generator": r.generator,
+        "captures": r.captures,
+        "trust": r.trust,
+        "summary": r.summary,
+        "servers": r.servers,
+        "clients": r.clients,
+    });
+    format!("{v}\n")
+}

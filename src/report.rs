@@ -200,12 +200,15 @@ fn cipher_name(id: u16) -> String {
         .unwrap_or_else(|| format!("0x{id:04x}"))
 }
 
-/// Builds the report: diagnoses every handshake, groups by server and chain variant.
-pub fn build(analysis: &Analysis) -> Report {
-    let mut checker = Checker::new(&analysis.store, &analysis.trust);
+/// The report of one handshake: its chain diagnosed with what `store` holds now.
+pub fn handshake_report(
+    id: usize,
+    s: &crate::analysis::Session,
+    store: &crate::certs::CertStore,
+    checker: &mut Checker<'_>,
+) -> HandshakeReport {
     let summary_of = |sha: &Sha| {
-        analysis
-            .store
+        store
             .meta(sha)
             .map(|m| m.summary.clone())
             .unwrap_or_else(|| CertSummary {
@@ -223,168 +226,175 @@ pub fn build(analysis: &Analysis) -> Report {
                 ca_issuers: Vec::new(),
             })
     };
-
-    let mut handshakes = Vec::with_capacity(analysis.sessions.len());
-    for (id, s) in analysis.sessions.iter().enumerate() {
-        let hs = &s.hs;
-        let ch = hs.client_hellos.first();
-        let sh = hs.server_hellos.iter().rev().find(|s| !s.hello_retry);
-        let version = hs.version();
-        let tls13 = version.is_some_and(crate::handshake::is_tls13);
-        let resumed = match (ch, sh) {
-            (Some(c), Some(s)) => {
-                !tls13 && !s.session_id.is_empty() && s.session_id == c.session_id
-                    || (!tls13 && hs.certificate.is_none() && hs.server_hello_done.is_none() && {
-                        hs.first(crate::handshake::Side::Server, |k| {
-                            *k == crate::handshake::EventKind::ChangeCipherSpec
-                        })
-                        .is_some()
+    let hs = &s.hs;
+    let ch = hs.client_hellos.first();
+    let sh = hs.server_hellos.iter().rev().find(|s| !s.hello_retry);
+    let version = hs.version();
+    let tls13 = version.is_some_and(crate::handshake::is_tls13);
+    let resumed = match (ch, sh) {
+        (Some(c), Some(s)) => {
+            !tls13 && !s.session_id.is_empty() && s.session_id == c.session_id
+                || (!tls13 && hs.certificate.is_none() && hs.server_hello_done.is_none() && {
+                    hs.first(crate::handshake::Side::Server, |k| {
+                        *k == crate::handshake::EventKind::ChangeCipherSpec
                     })
-            }
-            _ => false,
-        };
-        let chain: &[Sha] = hs
-            .certificate
-            .as_ref()
-            .map(|c| c.shas.as_slice())
-            .unwrap_or_default();
-        let (status, path, mut findings) = match &hs.certificate {
-            Some(c) => {
-                let d = checker.diagnose(chain, c.at.ts.secs(), hs.sni());
-                (d.status, d.path, d.findings)
-            }
-            None => {
-                let status = if tls13 {
-                    Status::NotVisible
-                } else if resumed {
-                    Status::NoCertificate
-                } else if hs.server_cut || (hs.capture_ended && !server_flight_over(hs)) {
-                    Status::Truncated
-                } else {
-                    Status::NoCertificate
-                };
-                (status, Vec::new(), Vec::new())
-            }
-        };
-        let random = ch.map(|c| hex::encode(&c.random)).unwrap_or_default();
-        match &hs.decryption {
-            Some(Decryption::MissingSecret(label)) => findings.push(Finding::new(
-                FindingKind::MissingSecret,
-                format!(
-                    "The key log has no {label} for this handshake (client random {random}), so its certificate stays encrypted. Use the key log written by this client during this capture."
-                ),
-                None,
+                    .is_some()
+                })
+        }
+        _ => false,
+    };
+    let chain: &[Sha] = hs
+        .certificate
+        .as_ref()
+        .map(|c| c.shas.as_slice())
+        .unwrap_or_default();
+    let (status, path, mut findings) = match &hs.certificate {
+        Some(c) => {
+            let d = checker.diagnose(chain, c.at.ts.secs(), hs.sni());
+            (d.status, d.path, d.findings)
+        }
+        None => {
+            let status = if tls13 {
+                Status::NotVisible
+            } else if resumed {
+                Status::NoCertificate
+            } else if hs.server_cut || (hs.capture_ended && !server_flight_over(hs)) {
+                Status::Truncated
+            } else {
+                Status::NoCertificate
+            };
+            (status, Vec::new(), Vec::new())
+        }
+    };
+    let random = ch.map(|c| hex::encode(&c.random)).unwrap_or_default();
+    match &hs.decryption {
+        Some(Decryption::MissingSecret(label)) => findings.push(Finding::new(
+            FindingKind::MissingSecret,
+            format!(
+                "The key log has no {label} for this handshake (client random {random}), so its certificate stays encrypted. Use the key log written by this client during this capture."
+            ),
+            None,
+        )),
+        Some(Decryption::Failed { side, frame }) => findings.push(Finding::new(
+            FindingKind::DecryptionFailed,
+            format!(
+                "The {} records did not decrypt with the logged secret (first failure at frame {frame}): the key log belongs to another session, or the capture lost bytes.",
+                match side {
+                    crate::handshake::Side::Client => "client's",
+                    crate::handshake::Side::Server => "server's",
+                }
+            ),
+            None,
+        )),
+        Some(Decryption::UnsupportedCipher(c)) => findings.push(Finding::new(
+            FindingKind::DecryptionFailed,
+            format!("Cipher suite {} cannot be decrypted by chainsniff.", cipher_name(*c)),
+            None,
+        )),
+        _ => {}
+    }
+    let mut notes = Vec::new();
+    for e in &hs.events {
+        match &e.kind {
+            crate::handshake::EventKind::Gap { len } => notes.push(format!(
+                "{len} bytes from the {} missing from the capture before frame {}",
+                match e.side {
+                    crate::handshake::Side::Client => "client",
+                    crate::handshake::Side::Server => "server",
+                },
+                e.at.frame
             )),
-            Some(Decryption::Failed { side, frame }) => findings.push(Finding::new(
-                FindingKind::DecryptionFailed,
-                format!(
-                    "The {} records did not decrypt with the logged secret (first failure at frame {frame}): the key log belongs to another session, or the capture lost bytes.",
-                    match side {
-                        crate::handshake::Side::Client => "client's",
-                        crate::handshake::Side::Server => "server's",
-                    }
-                ),
-                None,
-            )),
-            Some(Decryption::UnsupportedCipher(c)) => findings.push(Finding::new(
-                FindingKind::DecryptionFailed,
-                format!("Cipher suite {} cannot be decrypted by chainsniff.", cipher_name(*c)),
-                None,
-            )),
+            crate::handshake::EventKind::Malformed(m) => {
+                notes.push(format!("frame {}: {m}", e.at.frame))
+            }
             _ => {}
         }
-        let mut notes = Vec::new();
-        for e in &hs.events {
-            match &e.kind {
-                crate::handshake::EventKind::Gap { len } => notes.push(format!(
-                    "{len} bytes from the {} missing from the capture before frame {}",
-                    match e.side {
-                        crate::handshake::Side::Client => "client",
-                        crate::handshake::Side::Server => "server",
-                    },
-                    e.at.frame
-                )),
-                crate::handshake::EventKind::Malformed(m) => {
-                    notes.push(format!("frame {}: {m}", e.at.frame))
-                }
-                _ => {}
-            }
-        }
-        if status == Status::Truncated {
-            notes.push(if hs.server_cut {
-                "the server's certificate flight was cut by a gap or the end of the capture; the chain cannot be judged".into()
-            } else {
-                "the capture ends before the server's certificate flight; the chain cannot be judged".into()
-            });
-        }
-        let offered = ch
-            .map(|c| {
-                if c.supported_versions.is_empty() {
-                    vec![version_name(c.legacy_version)]
-                } else {
-                    c.supported_versions
-                        .iter()
-                        .map(|v| version_name(*v))
-                        .collect()
-                }
-            })
-            .unwrap_or_default();
-        handshakes.push(HandshakeReport {
-            id,
-            capture: s.capture,
-            stream: hs.stream,
-            transport: hs.protocol.transport(),
-            protocol: hs.protocol,
-            client: hs.client.into(),
-            server: hs.server.into(),
-            sni: hs.sni().map(str::to_string),
-            upgrade: hs.upgrade,
-            version: version.map(version_name),
-            offered_versions: offered,
-            alpn: ch.map(|c| c.alpn.clone()).unwrap_or_default(),
-            cipher_suite: sh.map(|s| cipher_name(s.cipher_suite)),
-            client_hello_frame: ch.map(|c| c.at.frame),
-            more_client_hello_frames: hs
-                .client_hellos
-                .iter()
-                .skip(1)
-                .map(|c| c.at.frame)
-                .collect(),
-            client_hello_time: ch.map(|c| c.at.ts.to_rfc3339()),
-            server_hello_frame: sh.map(|s| s.at.frame),
-            hello_retry_request: hs.server_hellos.iter().any(|s| s.hello_retry),
-            resumed,
-            certificate_frame: hs.certificate.as_ref().map(|c| c.at.frame),
-            certificate_time: hs.certificate.as_ref().map(|c| c.at.ts.to_rfc3339()),
-            certificate_status_frame: hs.certificate_status.map(|a| a.frame),
-            server_hello_done_frame: hs.server_hello_done.map(|a| a.frame),
-            certificate_verify_frame: hs.certificate_verify.map(|a| a.frame),
-            decrypted: hs.decryption == Some(Decryption::Decrypted),
-            certificate_extensions: hs
-                .certificate
-                .as_ref()
-                .map(|c| {
-                    c.extensions
-                        .iter()
-                        .map(|e| e.iter().map(|t| extension_name(*t)).collect())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            certificates: chain.iter().map(summary_of).collect(),
-            chain_variant: None,
-            client_certificates: hs
-                .client_certificate
-                .as_ref()
-                .map(|c| c.shas.iter().map(summary_of).collect())
-                .unwrap_or_default(),
-            client_certificate_frame: hs.client_certificate.as_ref().map(|c| c.at.frame),
-            status,
-            path,
-            findings,
-            client_reaction: hs.client_reaction(),
-            notes,
+    }
+    if status == Status::Truncated {
+        notes.push(if hs.server_cut {
+            "the server's certificate flight was cut by a gap or the end of the capture; the chain cannot be judged".into()
+        } else {
+            "the capture ends before the server's certificate flight; the chain cannot be judged".into()
         });
     }
+    let offered = ch
+        .map(|c| {
+            if c.supported_versions.is_empty() {
+                vec![version_name(c.legacy_version)]
+            } else {
+                c.supported_versions
+                    .iter()
+                    .map(|v| version_name(*v))
+                    .collect()
+            }
+        })
+        .unwrap_or_default();
+    HandshakeReport {
+        id,
+        capture: s.capture,
+        stream: hs.stream,
+        transport: hs.protocol.transport(),
+        protocol: hs.protocol,
+        client: hs.client.into(),
+        server: hs.server.into(),
+        sni: hs.sni().map(str::to_string),
+        upgrade: hs.upgrade,
+        version: version.map(version_name),
+        offered_versions: offered,
+        alpn: ch.map(|c| c.alpn.clone()).unwrap_or_default(),
+        cipher_suite: sh.map(|s| cipher_name(s.cipher_suite)),
+        client_hello_frame: ch.map(|c| c.at.frame),
+        more_client_hello_frames: hs
+            .client_hellos
+            .iter()
+            .skip(1)
+            .map(|c| c.at.frame)
+            .collect(),
+        client_hello_time: ch.map(|c| c.at.ts.to_rfc3339()),
+        server_hello_frame: sh.map(|s| s.at.frame),
+        hello_retry_request: hs.server_hellos.iter().any(|s| s.hello_retry),
+        resumed,
+        certificate_frame: hs.certificate.as_ref().map(|c| c.at.frame),
+        certificate_time: hs.certificate.as_ref().map(|c| c.at.ts.to_rfc3339()),
+        certificate_status_frame: hs.certificate_status.map(|a| a.frame),
+        server_hello_done_frame: hs.server_hello_done.map(|a| a.frame),
+        certificate_verify_frame: hs.certificate_verify.map(|a| a.frame),
+        decrypted: hs.decryption == Some(Decryption::Decrypted),
+        certificate_extensions: hs
+            .certificate
+            .as_ref()
+            .map(|c| {
+                c.extensions
+                    .iter()
+                    .map(|e| e.iter().map(|t| extension_name(*t)).collect())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        certificates: chain.iter().map(summary_of).collect(),
+        chain_variant: None,
+        client_certificates: hs
+            .client_certificate
+            .as_ref()
+            .map(|c| c.shas.iter().map(summary_of).collect())
+            .unwrap_or_default(),
+        client_certificate_frame: hs.client_certificate.as_ref().map(|c| c.at.frame),
+        status,
+        path,
+        findings,
+        client_reaction: hs.client_reaction(),
+        notes,
+    }
+}
+
+/// Builds the report: diagnoses every handshake, groups by server and chain variant.
+pub fn build(analysis: &Analysis) -> Report {
+    let mut checker = Checker::new(&analysis.store, &analysis.trust);
+    let mut handshakes: Vec<HandshakeReport> = analysis
+        .sessions
+        .iter()
+        .enumerate()
+        .map(|(id, s)| handshake_report(id, s, &analysis.store, &mut checker))
+        .collect();
 
     // Group by server (address, port, SNI), then by the exact chain sent.
     let mut server_index: HashMap<(Endpoint, Option<String>), usize> = HashMap::new();

@@ -296,3 +296,37 @@ fn truncated_captures_report_what_came_before_the_cut() {
         "no cut fell inside a certificate flight"
     );
 }
+
+/// `--format jsonl`: one line per handshake as it is decided, judged with the certificates seen
+/// so far, then the summary line of the final report.
+#[test]
+fn jsonl_streams_handshakes_as_they_are_decided() {
+    let out = chainsniff(&[
+        "analyze",
+        &repo("captures/lync-vip-before.pcapng"),
+        "--trust",
+        &repo("captures/pki/root.pem"),
+        "-f",
+        "jsonl",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 7);
+    let streams: Vec<u64> = lines[..6]
+        .iter()
+        .map(|l| l["stream"].as_u64().unwrap())
+        .collect();
+    assert_eq!(streams, vec![0, 1, 2, 3, 4, 5]);
+    assert!(lines[..6].iter().all(|l| l["type"] == "handshake"));
+    // Before stream 2 brought the intermediate, nothing in the capture names it yet.
+    assert_eq!(lines[0]["status"], "undetermined");
+    assert_eq!(lines[3]["status"], "incomplete");
+    assert_eq!(lines[5]["status"], "incomplete");
+    assert_eq!(lines[5]["client_reaction"]["alert"], "unknown_ca");
+    assert_eq!(lines[6]["type"], "summary");
+    assert_eq!(lines[6]["summary"]["by_status"]["incomplete"], 4);
+}
