@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use crate::capture::{CaptureError, CaptureSummary, read_capture};
 use crate::certs::{CertStore, Sighting, TrustStore};
-use crate::decode::{Decoded, decode};
+use crate::decode::{Decoded, decode, transport};
+use crate::defrag::Defragmenter;
 use crate::handshake::{Handshake, TlsConn};
 use crate::keylog::KeyLog;
 use crate::reassembly::{At, Reassembler, TcpStats};
@@ -42,6 +43,10 @@ pub struct CaptureResult {
     pub tcp_gaps: u64,
     pub other_frames: u64,
     pub undecodable_frames: u64,
+    /// IP packets reassembled from fragments, and fragmented packets given up (incomplete,
+    /// timed out, over the limits).
+    pub ip_reassembled: u64,
+    pub ip_fragments_dropped: u64,
 }
 
 /// A finished handshake and the capture it came from.
@@ -167,37 +172,48 @@ pub fn analyze_capture_with(
     let conn_keys = keylog.clone();
     let mut reasm = Reassembler::new(move |info| TlsConn::with_keylog(info, conn_keys.clone()));
     let mut udp = UdpFlows::default();
+    let mut defrag = Defragmenter::default();
     let mut other = 0u64;
     let mut undecodable = 0u64;
     let mut frame_warnings = Vec::new();
     let summary = read_capture(
         path,
-        |frame| match decode(frame.linktype, frame.data) {
-            Ok(Decoded::Tcp(seg)) => {
-                let at = At {
-                    frame: frame.number,
-                    ts: frame.ts,
-                };
-                reasm.process(at, &seg);
-                for h in reasm.finished.drain(..) {
-                    sink(h);
+        |frame| {
+            let at = At {
+                frame: frame.number,
+                ts: frame.ts,
+            };
+            let decoded = decode(frame.linktype, frame.data);
+            let whole;
+            let decoded = match decoded {
+                Ok(Decoded::Fragment(f)) => match defrag.add(frame.ts, &f) {
+                    Some(w) => {
+                        whole = w;
+                        transport(whole.src, whole.dst, whole.ip_number, &whole.payload)
+                    }
+                    None => return,
+                },
+                other => other,
+            };
+            match decoded {
+                Ok(Decoded::Tcp(seg)) => {
+                    reasm.process(at, &seg);
+                    for h in reasm.finished.drain(..) {
+                        sink(h);
+                    }
                 }
-            }
-            Ok(Decoded::Udp(d)) => {
-                let at = At {
-                    frame: frame.number,
-                    ts: frame.ts,
-                };
-                udp.process(at, &d);
-                for h in udp.finished.drain(..) {
-                    sink(h);
+                Ok(Decoded::Udp(d)) => {
+                    udp.process(at, &d);
+                    for h in udp.finished.drain(..) {
+                        sink(h);
+                    }
                 }
-            }
-            Ok(Decoded::Other) => other += 1,
-            Err(e) => {
-                undecodable += 1;
-                if frame_warnings.len() < MAX_FRAME_WARNINGS {
-                    frame_warnings.push(format!("frame {}: {e}; skipped", frame.number));
+                Ok(Decoded::Other) | Ok(Decoded::Fragment(_)) => other += 1,
+                Err(e) => {
+                    undecodable += 1;
+                    if frame_warnings.len() < MAX_FRAME_WARNINGS {
+                        frame_warnings.push(format!("frame {}: {e}; skipped", frame.number));
+                    }
                 }
             }
         },
@@ -226,5 +242,7 @@ pub fn analyze_capture_with(
         tcp_gaps: stats.gaps,
         other_frames: other,
         undecodable_frames: undecodable,
+        ip_reassembled: defrag.reassembled,
+        ip_fragments_dropped: defrag.dropped + defrag.pending_count() as u64,
     })
 }

@@ -48,8 +48,67 @@ impl TcpSegment<'_> {
 pub enum Decoded<'a> {
     Tcp(TcpSegment<'a>),
     Udp(UdpDatagram<'a>),
+    /// A fragment of an IP packet, to be reassembled (see `defrag`).
+    Fragment(IpFragment<'a>),
     /// A frame that is fine but carries no TCP or UDP over IP (ARP, ICMP, IP fragments...).
     Other,
+}
+
+/// A fragment of an IPv4 or IPv6 packet.
+#[derive(Debug, Clone, Copy)]
+pub struct IpFragment<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub id: u32,
+    /// The protocol of the reassembled payload (6 TCP, 17 UDP).
+    pub ip_number: u8,
+    /// Byte offset of this fragment in the reassembled payload.
+    pub offset: usize,
+    pub more: bool,
+    pub payload: &'a [u8],
+}
+
+/// Decodes the payload of a reassembled IP packet (TCP or UDP).
+pub fn transport(
+    src: IpAddr,
+    dst: IpAddr,
+    ip_number: u8,
+    data: &[u8],
+) -> Result<Decoded<'_>, DecodeError> {
+    match ip_number {
+        6 => {
+            let tcp = etherparse::TcpSlice::from_slice(data)
+                .map_err(|e| DecodeError::Malformed(format!("TCP header: {e}")))?;
+            Ok(Decoded::Tcp(TcpSegment {
+                src,
+                dst,
+                sport: tcp.source_port(),
+                dport: tcp.destination_port(),
+                seq: tcp.sequence_number(),
+                ack: tcp.acknowledgment_number(),
+                flags: TcpFlags {
+                    syn: tcp.syn(),
+                    ack: tcp.ack(),
+                    fin: tcp.fin(),
+                    rst: tcp.rst(),
+                },
+                payload: tcp.payload(),
+                missing: 0,
+            }))
+        }
+        17 => {
+            let udp = etherparse::UdpSlice::from_slice(data)
+                .map_err(|e| DecodeError::Malformed(format!("UDP header: {e}")))?;
+            Ok(Decoded::Udp(UdpDatagram {
+                src,
+                dst,
+                sport: udp.source_port(),
+                dport: udp.destination_port(),
+                payload: udp.payload(),
+            }))
+        }
+        _ => Ok(Decoded::Other),
+    }
 }
 
 /// One UDP datagram (not a tunnel), borrowing its payload from the frame.
@@ -188,7 +247,7 @@ fn ip(data: &[u8], depth: u8) -> Result<Decoded<'_>, DecodeError> {
         return Ok(Decoded::Other);
     };
     if payload.fragmented {
-        return Ok(Decoded::Other);
+        return Ok(fragment_of(&packet, payload, data));
     }
     let inner = payload.payload;
     match payload.ip_number.0 {
@@ -327,6 +386,78 @@ fn split_header<'a>(
         )));
     }
     Ok(data.split_at(len))
+}
+
+fn fragment_of<'a>(
+    packet: &LaxSlicedPacket<'a>,
+    payload: &etherparse::LaxIpPayloadSlice<'a>,
+    data: &'a [u8],
+) -> Decoded<'a> {
+    match &packet.net {
+        Some(LaxNetSlice::Ipv4(v4)) => {
+            let h = v4.header();
+            Decoded::Fragment(IpFragment {
+                src: IpAddr::from(h.source_addr()),
+                dst: IpAddr::from(h.destination_addr()),
+                id: h.identification() as u32,
+                ip_number: payload.ip_number.0,
+                offset: h.fragments_offset().value() as usize * 8,
+                more: h.more_fragments(),
+                payload: payload.payload,
+            })
+        }
+        Some(LaxNetSlice::Ipv6(v6)) => {
+            let h = v6.header();
+            match ipv6_fragment(data) {
+                Some((id, ip_number, offset, more, body)) => Decoded::Fragment(IpFragment {
+                    src: IpAddr::from(h.source_addr()),
+                    dst: IpAddr::from(h.destination_addr()),
+                    id,
+                    ip_number,
+                    offset,
+                    more,
+                    payload: body,
+                }),
+                None => Decoded::Other,
+            }
+        }
+        _ => Decoded::Other,
+    }
+}
+
+/// Walks an IPv6 packet's extension headers to its Fragment header (RFC 8200, 4.5): returns
+/// identification, the next header after it, byte offset, more-fragments and the fragment data.
+fn ipv6_fragment(data: &[u8]) -> Option<(u32, u8, usize, bool, &[u8])> {
+    let payload_len = u16::from_be_bytes([*data.get(4)?, *data.get(5)?]) as usize;
+    let end = (40 + payload_len).min(data.len());
+    let mut next = *data.get(6)?;
+    let mut at = 40;
+    loop {
+        let h = data.get(at..end)?;
+        match next {
+            0 | 43 | 60 => {
+                next = *h.first()?;
+                at += (*h.get(1)? as usize + 1) * 8;
+            }
+            51 => {
+                next = *h.first()?;
+                at += (*h.get(1)? as usize + 2) * 4;
+            }
+            44 => {
+                let f = h.get(..8)?;
+                let off_flags = u16::from_be_bytes([f[2], f[3]]);
+                let id = u32::from_be_bytes([f[4], f[5], f[6], f[7]]);
+                return Some((
+                    id,
+                    f[0],
+                    (off_flags >> 3) as usize * 8,
+                    off_flags & 1 == 1,
+                    &h[8..],
+                ));
+            }
+            _ => return None,
+        }
+    }
 }
 
 fn tcp_of<'a>(packet: &LaxSlicedPacket<'a>) -> Result<Decoded<'a>, DecodeError> {

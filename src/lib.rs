@@ -15,6 +15,7 @@ pub mod capture;
 pub mod certs;
 pub mod chain;
 pub mod decode;
+pub mod defrag;
 pub mod handshake;
 pub mod keylog;
 pub mod reassembly;
