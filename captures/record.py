@@ -5,7 +5,8 @@ Usage (as root; needs openssl, tcpdump, editcap, gnutls-cli/gnutls-serv and pyth
 
     unshare -n python3 captures/record.py [NAME...]   # from the repository root
 
-With names (lync-vip-before, lync-vip-fixed, tls13-openssl, tls13-gnutls) only those captures
+With names (lync-vip-before, lync-vip-fixed, tls13-openssl, tls13-gnutls, dtls-openssl,
+smtp-starttls, quic-aioquic) only those captures
 are recorded again, with the existing PKI; without, a missing PKI is made anew first.
 
 It makes a test PKI with the openssl command (root CA -> issuing CA -> lyncpool.contoso.test),
@@ -173,9 +174,76 @@ def gnutls_server(port, chain, extra=""):
     return p
 
 
+def openssl_dtls_server(port, chain_parts):
+    """OpenSSL's s_server over DTLS, answering one client."""
+    args = ["openssl", "s_server", "-dtls", "-accept", f"{VIP}:{port}", "-naccept", "1",
+            "-cert", os.path.join(PKI, "leaf.pem"), "-key", os.path.join(PKI, "leaf.key"), "-quiet"]
+    if chain_parts:
+        args += ["-cert_chain", os.path.join(PKI, chain_parts)]
+    p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return p
+
+
+def openssl_dtls_client(port):
+    p = subprocess.run(["openssl", "s_client", "-dtls", "-connect", f"{VIP}:{port}",
+                        "-servername", SNI, "-CAfile", os.path.join(PKI, "root.pem"),
+                        "-verify_return_error"],
+                       input=b"Q\n", capture_output=True, timeout=10)
+    print(f"  s_client -dtls -> {VIP}:{port}: exit {p.returncode}")
+    time.sleep(0.1)
+
+
+def smtp_server(chain):
+    """A minimal SMTP server that upgrades with STARTTLS (TLS from Python's ssl/OpenSSL)."""
+    ctx = server_context(chain)
+    sock = socket.create_server((FE, 25))
+
+    def serve():
+        conn, _ = sock.accept()
+        f = conn.makefile("rb")
+        conn.sendall(b"220 mail.contoso.test ESMTP\r\n")
+        f.readline()  # EHLO
+        conn.sendall(b"250-mail.contoso.test\r\n250 STARTTLS\r\n")
+        f.readline()  # STARTTLS
+        conn.sendall(b"220 2.0.0 Ready to start TLS\r\n")
+        try:
+            with ctx.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(1024)
+                tls.sendall(b"221 2.0.0 Bye\r\n")
+        except (ssl.SSLError, OSError):
+            pass
+        sock.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return t
+
+
+def quic_exchange():
+    """A QUIC handshake between aioquic's client and server (HTTP/3 ALPN)."""
+    import asyncio
+    from aioquic.asyncio import connect, serve
+    from aioquic.quic.configuration import QuicConfiguration
+
+    async def main():
+        server_cfg = QuicConfiguration(is_client=False, alpn_protocols=["h3"])
+        server_cfg.load_cert_chain(os.path.join(HERE, "pki", "leaf+issuing.tmp.pem"),
+                                   os.path.join(PKI, "leaf.key"))
+        server = await serve(VIP, 4443, configuration=server_cfg)
+        client_cfg = QuicConfiguration(is_client=True, alpn_protocols=["h3"], server_name=SNI)
+        client_cfg.load_verify_locations(os.path.join(PKI, "root.pem"))
+        async with connect(VIP, 4443, configuration=client_cfg) as client:
+            await client.ping()
+        server.close()
+
+    asyncio.run(main())
+    print(f"  aioquic -> {VIP}:4443: handshake done")
+
+
 def record(out, scenario):
     pcap = out + ".tmp.pcap"
-    dump = subprocess.Popen(["tcpdump", "-Z", "root", "--immediate-mode", "-i", "lo", "-U", "-s", "0", "-w", pcap, "tcp port 443 or tcp port 8443 or tcp port 9443"],
+    dump = subprocess.Popen(["tcpdump", "-Z", "root", "--immediate-mode", "-i", "lo", "-U", "-s", "0", "-w", pcap, "tcp port 443 or tcp port 8443 or tcp port 9443 or tcp port 25 or udp port 4433 or udp port 4434 or udp port 4443"],
                             stderr=subprocess.DEVNULL)
     time.sleep(1.0)
     scenario()
@@ -268,11 +336,48 @@ def main():
         a.wait()
         b.wait()
 
+    # DTLS 1.2, OpenSSL s_server / s_client: leaf only on 4433 (the client aborts), leaf +
+    # intermediate on 4434.
+    def dtls_openssl():
+        a = openssl_dtls_server(4433, None)
+        print("dtls-openssl:")
+        openssl_dtls_client(4433)
+        a.kill()
+        b = openssl_dtls_server(4434, "issuing.pem")
+        openssl_dtls_client(4434)
+        b.kill()
+        a.wait()
+        b.wait()
+
+    # SMTP with STARTTLS: OpenSSL's s_client -starttls smtp against a mail server sending
+    # leaf + intermediate after the upgrade.
+    def smtp_starttls():
+        t = smtp_server(chain_file(work, "smtp.pem", ["leaf.pem", "issuing.pem"]))
+        print("smtp-starttls:")
+        p = subprocess.run(["openssl", "s_client", "-starttls", "smtp", "-connect", f"{FE}:25",
+                            "-servername", SNI, "-CAfile", root, "-verify_return_error",
+                            "-tls1_2"], input=b"QUIT\r\n", capture_output=True, timeout=10)
+        print(f"  s_client -starttls smtp -> {FE}:25: exit {p.returncode}")
+        t.join(timeout=5)
+
+    # QUIC (aioquic, a QUIC stack in Python): the Initial packets carry the hellos.
+    def quic_aioquic():
+        tmp_chain = os.path.join(HERE, "pki", "leaf+issuing.tmp.pem")
+        shutil.copy(chain_file(work, "q.pem", ["leaf.pem", "issuing.pem"]), tmp_chain)
+        print("quic-aioquic:")
+        try:
+            quic_exchange()
+        finally:
+            os.remove(tmp_chain)
+
     for name, scenario, out in (
         ("lync-vip-before", before, "pcapng"),
         ("lync-vip-fixed", after, "pcap"),
         ("tls13-openssl", tls13_openssl, "pcapng"),
         ("tls13-gnutls", tls13_gnutls, "pcapng"),
+        ("dtls-openssl", dtls_openssl, "pcap"),
+        ("smtp-starttls", smtp_starttls, "pcap"),
+        ("quic-aioquic", quic_aioquic, "pcap"),
     ):
         if only and name not in only:
             continue
