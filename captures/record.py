@@ -387,6 +387,10 @@ def main():
             os.remove(pcap)
         else:
             shutil.move(pcap, os.path.join(HERE, name + ".pcap"))
+        if name == "lync-vip-before":
+            # The same traffic as a capture with a 200-byte snap length would have it.
+            run("editcap", "-s", "200", os.path.join(HERE, name + ".pcapng"),
+                os.path.join(HERE, name + "-snap200.pcapng"))
         if name == "tls13-openssl":
             # The same capture with its key log embedded (a pcapng Decryption Secrets Block).
             run("editcap", "--inject-secrets", f"tls,{openssl_keylog}",

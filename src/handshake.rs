@@ -91,9 +91,10 @@ pub enum EventKind {
     ApplicationData,
     Fin,
     Rst,
-    /// Bytes of this side were not captured.
+    /// Bytes of this side were not captured (`snaplen`: the capture's snap length cut them).
     Gap {
         len: u64,
+        snaplen: bool,
     },
     Malformed(String),
 }
@@ -884,6 +885,22 @@ fn parse_sslv2_hello(at: At, body: &[u8]) -> Option<ClientHello> {
     })
 }
 
+impl TlsConn {
+    /// The capture lost `len` bytes of `dir` before `at`.
+    fn lost(&mut self, dir: Dir, at: At, len: u64, snaplen: bool) {
+        let parser = &mut self.dirs[dir.index()];
+        let was_cut = parser.has_partial();
+        parser.gap();
+        if self.seen_tls {
+            let side = self.side(dir);
+            if side == Side::Server && (was_cut || !self.server_done) {
+                self.hs.server_cut = true;
+            }
+            self.push(side, at, EventKind::Gap { len, snaplen });
+        }
+    }
+}
+
 impl StreamHandler for TlsConn {
     type Output = Handshake;
 
@@ -899,16 +916,11 @@ impl StreamHandler for TlsConn {
     }
 
     fn on_gap(&mut self, dir: Dir, at: At, len: u64) {
-        let parser = &mut self.dirs[dir.index()];
-        let was_cut = parser.has_partial();
-        parser.gap();
-        if self.seen_tls {
-            let side = self.side(dir);
-            if side == Side::Server && (was_cut || !self.server_done) {
-                self.hs.server_cut = true;
-            }
-            self.push(side, at, EventKind::Gap { len });
-        }
+        self.lost(dir, at, len, false);
+    }
+
+    fn on_snaplen(&mut self, dir: Dir, at: At, len: u64) {
+        self.lost(dir, at, len, true);
     }
 
     fn on_syn(&mut self, dir: Dir, ack: bool) {

@@ -58,6 +58,10 @@ pub trait StreamHandler {
     fn on_data(&mut self, dir: Dir, at: At, data: &[u8]);
     /// `len` bytes of direction `dir` are missing from the capture before the next delivery.
     fn on_gap(&mut self, dir: Dir, at: At, len: u64);
+    /// `len` bytes of this segment were not captured: the snap length cut the frame.
+    fn on_snaplen(&mut self, dir: Dir, at: At, len: u64) {
+        self.on_gap(dir, at, len);
+    }
     /// A SYN (with `ack` for SYN-ACK) was seen in `dir`.
     fn on_syn(&mut self, _dir: Dir, _ack: bool) {}
     fn on_fin(&mut self, dir: Dir, at: At);
@@ -361,7 +365,7 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
             if lost > 0 {
                 stats.gaps += 1;
                 if wants {
-                    handler.on_gap(dir, at, lost);
+                    handler.on_snaplen(dir, at, lost);
                 }
                 let end = seq.wrapping_add(payload.len() as u32 + seg.missing);
                 this.next_seq = Some(end);

@@ -296,14 +296,23 @@ pub fn handshake_report(
     let mut notes = Vec::new();
     for e in &hs.events {
         match &e.kind {
-            crate::handshake::EventKind::Gap { len } => notes.push(format!(
-                "{len} bytes from the {} missing from the capture before frame {}",
-                match e.side {
+            crate::handshake::EventKind::Gap { len, snaplen } => {
+                let side = match e.side {
                     crate::handshake::Side::Client => "client",
                     crate::handshake::Side::Server => "server",
-                },
-                e.at.frame
-            )),
+                };
+                notes.push(if *snaplen {
+                    format!(
+                        "{len} bytes from the {side} in frame {} were cut by the capture's snap length",
+                        e.at.frame
+                    )
+                } else {
+                    format!(
+                        "{len} bytes from the {side} missing from the capture before frame {}",
+                        e.at.frame
+                    )
+                })
+            }
             crate::handshake::EventKind::Malformed(m) => {
                 notes.push(format!("frame {}: {m}", e.at.frame))
             }
@@ -312,7 +321,7 @@ pub fn handshake_report(
     }
     if status == Status::Truncated {
         notes.push(if hs.server_cut {
-            "the server's certificate flight was cut by a gap or the end of the capture; the chain cannot be judged".into()
+            "the server's certificate flight was cut (a gap, the snap length or the end of the capture); the chain cannot be judged".into()
         } else {
             "the capture ends before the server's certificate flight; the chain cannot be judged".into()
         });

@@ -279,3 +279,23 @@ fn several_captures_make_one_report() {
         .unwrap();
     assert_eq!(vip.variants.len(), 3);
 }
+
+#[test]
+fn a_short_snap_length_truncates_and_says_so() {
+    let r = chainsniff::run(
+        &[repo("captures/lync-vip-before-snap200.pcapng")],
+        &with_root(),
+    )
+    .unwrap();
+    assert_eq!(r.handshakes.len(), 6);
+    for h in &r.handshakes {
+        assert_eq!(h.status, Status::Truncated, "stream {}", h.stream);
+        assert!(h.certificates.is_empty());
+        assert!(h.findings.is_empty());
+    }
+    let first = by_stream(&r, 0);
+    assert_eq!(
+        first.notes[0],
+        "1244 bytes from the server in frame 6 were cut by the capture's snap length"
+    );
+}
