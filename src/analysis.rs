@@ -15,9 +15,9 @@ use crate::capture::{CaptureError, CaptureSummary, read_capture};
 use crate::certs::{CertStore, Sighting, TrustStore};
 use crate::decode::{Decoded, decode, transport};
 use crate::defrag::Defragmenter;
-use crate::handshake::{Handshake, TlsConn};
+use crate::handshake::{EventKind, Handshake, TlsConn};
 use crate::keylog::KeyLog;
-use crate::reassembly::{At, Reassembler, TcpStats};
+use crate::reassembly::{At, FlowLimits, Reassembler};
 use crate::udp::UdpFlows;
 
 /// Most per-frame decode warnings listed per capture (the rest are counted).
@@ -31,6 +31,34 @@ pub struct Options {
     pub no_default_trust: bool,
     /// TLS key logs (`--keylog`, `SSLKEYLOGFILE`) to decrypt TLS 1.3 handshakes.
     pub keylog: Vec<PathBuf>,
+    pub limits: Limits,
+}
+
+/// The bounds that keep memory independent of the capture (see docs/architecture.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Conversations followed at once, TCP and UDP each (`--max-flows`).
+    pub max_flows: usize,
+    /// Largest handshake message kept (`--max-handshake-bytes`).
+    pub max_handshake_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_flows: FlowLimits::default().max_flows,
+            max_handshake_bytes: crate::tls::MAX_HANDSHAKE,
+        }
+    }
+}
+
+impl Limits {
+    fn flows(&self) -> FlowLimits {
+        FlowLimits {
+            max_flows: self.max_flows,
+            ..FlowLimits::default()
+        }
+    }
 }
 
 /// What reading one capture produced besides handshakes.
@@ -43,6 +71,11 @@ pub struct CaptureResult {
     pub tcp_gaps: u64,
     pub other_frames: u64,
     pub undecodable_frames: u64,
+    /// Conversations (TCP and UDP) chainsniff stopped following before they ended: the flow
+    /// table was full (`--max-flows`) or they were idle for 10 minutes of capture time.
+    pub flows_evicted: u64,
+    /// Handshake messages skipped for being larger than `--max-handshake-bytes`.
+    pub oversized_messages: u64,
     /// IP packets reassembled from fragments, and fragmented packets given up (incomplete,
     /// timed out, over the limits).
     pub ip_reassembled: u64,
@@ -98,7 +131,7 @@ pub fn analyze_streaming(
         let first = sessions.len();
         // Certificates leave each handshake as soon as it is finished: memory holds each
         // distinct certificate once, not one copy per handshake.
-        let result = analyze_capture_with(path, &keylog, &mut |mut hs| {
+        let result = analyze_capture_with(path, &keylog, opts.limits, &mut |mut hs| {
             intern(&mut store, index, &mut hs);
             let session = Session { capture: index, hs };
             on_session(&session, &store, &trust);
@@ -141,10 +174,13 @@ fn intern(store: &mut CertStore, capture: usize, hs: &mut Handshake) {
     }
 }
 
-/// Reads one capture through the pipeline (no key log but what the capture embeds).
+/// Reads one capture through the pipeline (no key log but what the capture embeds, default
+/// limits).
 pub fn analyze_capture(path: &str) -> Result<(CaptureResult, Vec<Handshake>), CaptureError> {
     let mut handshakes = Vec::new();
-    let result = analyze_capture_with(path, &Rc::default(), &mut |h| handshakes.push(h))?;
+    let result = analyze_capture_with(path, &Rc::default(), Limits::default(), &mut |h| {
+        handshakes.push(h)
+    })?;
     handshakes.sort_by_key(handshake_order);
     Ok((result, handshakes))
 }
@@ -167,11 +203,29 @@ fn handshake_order(h: &Handshake) -> (u64, u64) {
 pub fn analyze_capture_with(
     path: &str,
     keylog: &Rc<RefCell<KeyLog>>,
+    limits: Limits,
     sink: &mut dyn FnMut(Handshake),
 ) -> Result<CaptureResult, CaptureError> {
     let conn_keys = keylog.clone();
-    let mut reasm = Reassembler::new(move |info| TlsConn::with_keylog(info, conn_keys.clone()));
-    let mut udp = UdpFlows::default();
+    let max_hs = limits.max_handshake_bytes;
+    let mut reasm = Reassembler::with_limits(
+        move |info| {
+            let mut conn = TlsConn::with_keylog(info, conn_keys.clone());
+            conn.set_max_handshake(max_hs);
+            conn
+        },
+        limits.flows(),
+    );
+    let mut udp = UdpFlows::new(limits.flows(), max_hs);
+    let mut oversized = 0u64;
+    let mut sink = |h: Handshake| {
+        oversized += h
+            .events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Oversized { .. }))
+            .count() as u64;
+        sink(h)
+    };
     let mut defrag = Defragmenter::default();
     let mut other = 0u64;
     let mut undecodable = 0u64;
@@ -223,11 +277,41 @@ pub fn analyze_capture_with(
                 .add_text(&String::from_utf8_lossy(secrets));
         },
     )?;
-    let (handshakes, stats): (Vec<Handshake>, TcpStats) = reasm.finish();
-    for h in handshakes.into_iter().chain(udp.finish()) {
+    let (handshakes, stats, tcp_evicted) = reasm.finish();
+    let (datagram_handshakes, udp_evicted) = udp.finish();
+    for h in handshakes.into_iter().chain(datagram_handshakes) {
         sink(h);
     }
     let mut summary = summary;
+    for (what, ev) in [("TCP", tcp_evicted), ("UDP", udp_evicted)] {
+        if ev.full > 0 {
+            summary.warnings.push(format!(
+                "{} {what} conversations were open at once from frame {} on, more than --max-flows {}: the {} least recently active were evicted and reported as they stood (raise --max-flows)",
+                limits.max_flows + 1,
+                ev.first_full_frame.unwrap_or(0),
+                limits.max_flows,
+                ev.full
+            ));
+        }
+        if ev.idle > 0 {
+            summary.warnings.push(format!(
+                "{} {what} conversations idle for more than {} s of capture time were evicted and reported as they stood",
+                ev.idle,
+                FlowLimits::default().idle_secs
+            ));
+        }
+        if ev.forgotten > 0 {
+            summary.warnings.push(format!(
+                "{} ended {what} conversations were forgotten to bound memory: a later packet of one of them would get a new stream index, unlike Wireshark",
+                ev.forgotten
+            ));
+        }
+    }
+    if oversized > 0 {
+        summary.warnings.push(format!(
+            "{oversized} handshake messages were larger than --max-handshake-bytes {max_hs} and skipped (see the handshakes' notes)"
+        ));
+    }
     if undecodable > frame_warnings.len() as u64 {
         frame_warnings.push(format!(
             "{} more undecodable frames not listed",
@@ -242,6 +326,8 @@ pub fn analyze_capture_with(
         tcp_gaps: stats.gaps,
         other_frames: other,
         undecodable_frames: undecodable,
+        flows_evicted: tcp_evicted.full + tcp_evicted.idle + udp_evicted.full + udp_evicted.idle,
+        oversized_messages: oversized,
         ip_reassembled: defrag.reassembled,
         ip_fragments_dropped: defrag.dropped + defrag.pending_count() as u64,
     })

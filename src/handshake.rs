@@ -14,7 +14,7 @@ use serde::Serialize;
 use tls_parser::{TlsExtension, TlsMessage, TlsMessageHandshake};
 
 use crate::keylog::{KeyLog, RecordDecryptor};
-use crate::reassembly::{At, ConnInfo, Dir, StreamHandler};
+use crate::reassembly::{At, ConnInfo, Dir, End, Eviction, StreamHandler};
 use crate::tls::{TlsDirection, TlsEvent};
 
 pub const TLS13: u16 = 0x0304;
@@ -97,6 +97,12 @@ pub enum EventKind {
         snaplen: bool,
     },
     Malformed(String),
+    /// A handshake message larger than `--max-handshake-bytes` was skipped.
+    Oversized {
+        msg_type: u8,
+        len: usize,
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -147,8 +153,11 @@ pub struct Handshake {
     pub certificate_request: Option<At>,
     pub server_hello_done: Option<At>,
     pub events: Vec<Event>,
-    /// The capture ended while the handshake was still being decided.
+    /// The capture ended (or chainsniff stopped following the connection) while the handshake
+    /// was still being decided.
     pub capture_ended: bool,
+    /// chainsniff stopped following the connection before it ended (flow table full, idle).
+    pub evicted: Option<Eviction>,
     /// A record or handshake message of the server was cut off (gap or end of capture).
     pub server_cut: bool,
     /// The connection's first packet (for the timeline).
@@ -285,6 +294,7 @@ impl TlsConn {
                 server_hello_done: None,
                 events: Vec::new(),
                 capture_ended: false,
+                evicted: None,
                 server_cut: false,
                 first_at: info.first_at,
                 client_encrypted_records: 0,
@@ -302,6 +312,14 @@ impl TlsConn {
             failures: [0, 0],
             opened: [false, false],
             inner: Default::default(),
+        }
+    }
+
+    /// Largest handshake message kept (`--max-handshake-bytes`); larger ones are skipped and
+    /// reported.
+    pub fn set_max_handshake(&mut self, bytes: usize) {
+        for d in self.dirs.iter_mut().chain(self.inner.iter_mut()) {
+            d.max_handshake = bytes;
         }
     }
 
@@ -435,13 +453,15 @@ impl TlsConn {
             }
             TlsEvent::Oversized { msg_type, len } => {
                 let side = self.side(dir);
+                let limit = self.dirs[0].max_handshake;
                 self.push(
                     side,
                     at,
-                    EventKind::Malformed(format!(
-                        "handshake message type {msg_type} declares {len} bytes, more than the {} kept; skipped",
-                        crate::tls::MAX_HANDSHAKE
-                    )),
+                    EventKind::Oversized {
+                        msg_type,
+                        len,
+                        limit,
+                    },
                 );
             }
             TlsEvent::Malformed(what) => {
@@ -968,7 +988,7 @@ impl StreamHandler for TlsConn {
             || (!self.seen_tls && self.orphan_records >= 8)
     }
 
-    fn finish(mut self, capture_ended: bool) -> Option<Handshake> {
+    fn finish(mut self, end: End) -> Option<Handshake> {
         if !self.seen_tls {
             return None;
         }
@@ -981,7 +1001,15 @@ impl StreamHandler for TlsConn {
         if self.dirs[server.index()].has_partial() && !self.server_done {
             self.hs.server_cut = true;
         }
-        self.hs.capture_ended = capture_ended && !(self.server_done && self.client_done);
+        let open = !(self.server_done && self.client_done);
+        match end {
+            End::Closed => {}
+            End::CaptureEnded => self.hs.capture_ended = open,
+            End::Evicted(e) => {
+                self.hs.capture_ended = open;
+                self.hs.evicted = Some(e);
+            }
+        }
         Some(self.hs)
     }
 }

@@ -24,7 +24,7 @@ pub mod report;
 pub mod tls;
 pub mod udp;
 
-pub use analysis::{Options, analyze};
+pub use analysis::{Limits, Options, analyze};
 pub use report::{Report, build};
 
 /// Analyzes the captures and builds the report in one call.

@@ -4,10 +4,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::builder::RangedU64ValueParser;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use chainsniff::chain::Severity;
-use chainsniff::{Options, render};
+use chainsniff::{Limits, Options, render};
 
 #[derive(Parser)]
 #[command(
@@ -64,6 +65,16 @@ struct AnalyzeArgs {
     /// Exit with status 1 when a finding of this severity (or worse) exists.
     #[arg(long, value_enum, value_name = "SEVERITY")]
     fail_on: Option<FailOn>,
+    /// Most TCP (and, separately, UDP) conversations followed at once. Beyond it the least
+    /// recently active are evicted, reported as they stood, and counted in a warning.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_flows,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    max_flows: usize,
+    /// Largest TLS handshake message kept, in bytes (2^24 is the protocol's limit). A larger one
+    /// is skipped, and its handshake notes it.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_handshake_bytes,
+          value_parser = RangedU64ValueParser::<usize>::new().range(64..=(1 << 24)))]
+    max_handshake_bytes: usize,
     /// Write the report to this file instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
@@ -92,6 +103,10 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         trust: args.trust,
         no_default_trust: args.no_default_trust,
         keylog,
+        limits: Limits {
+            max_flows: args.max_flows,
+            max_handshake_bytes: args.max_handshake_bytes,
+        },
     };
     if let Format::Jsonl = args.format {
         return jsonl(&args.captures, &opts, args.output.as_deref(), args.fail_on);

@@ -72,8 +72,140 @@ pub trait StreamHandler {
     fn wants_data(&self, dir: Dir) -> bool;
     /// True once the handler needs nothing more of this connection.
     fn is_done(&self) -> bool;
-    /// Called once, when the connection ends, the handler is done, or the capture ends.
-    fn finish(self, capture_ended: bool) -> Option<Self::Output>;
+    /// Called once, when the connection ends, the handler is done, the capture ends, or the
+    /// flow table lets go of the connection.
+    fn finish(self, end: End) -> Option<Self::Output>;
+}
+
+/// Why a handler was finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The connection closed, was reused, or the handler had all it needed.
+    Closed,
+    /// The capture ended with the connection still open.
+    CaptureEnded,
+    /// chainsniff stopped following the connection before it ended.
+    Evicted(Eviction),
+}
+
+/// A connection the flow table let go of while it was still open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Eviction {
+    /// The packet that made room (flow table full) or whose time ended the wait (idle).
+    pub at: At,
+    pub reason: EvictReason,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvictReason {
+    /// More conversations were open than `--max-flows`: the least recently active went.
+    FlowTableFull,
+    /// Nothing was seen on the connection for [`FlowLimits::idle_secs`] of capture time.
+    Idle,
+}
+
+/// Bounds on the conversation tables (TCP and UDP alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowLimits {
+    /// Most conversations followed at once (`--max-flows`). When a new one would exceed it,
+    /// the least recently active eighth is evicted: its handshake is reported as it stands.
+    pub max_flows: usize,
+    /// A conversation idle this long (capture time) is evicted the same way.
+    pub idle_secs: i64,
+    /// Most ended conversations remembered (24 bytes each) so that a late packet or a SYN-after-RST
+    /// keeps Wireshark's stream index. When exceeded, the older half is forgotten.
+    pub max_settled: usize,
+}
+
+impl Default for FlowLimits {
+    fn default() -> Self {
+        FlowLimits {
+            max_flows: 100_000,
+            idle_secs: 600,
+            max_settled: 450_000,
+        }
+    }
+}
+
+/// What the flow table had to let go of, for the report's warnings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowEvictions {
+    /// Open conversations evicted because the table was full.
+    pub full: u64,
+    /// The first frame that found the table full.
+    pub first_full_frame: Option<u64>,
+    /// Open conversations evicted after being idle.
+    pub idle: u64,
+    /// Ended conversations forgotten: a later packet of one of them gets a new stream index.
+    pub forgotten: u64,
+}
+
+/// Ended conversations, remembered compactly by a hash of their addresses so that stream
+/// numbering stays Wireshark's after the per-connection state is freed.
+pub(crate) struct Settled<T> {
+    map: HashMap<u64, T>,
+    hasher: std::collections::hash_map::RandomState,
+    max: usize,
+}
+
+impl<T> Settled<T> {
+    pub(crate) fn new(max: usize) -> Self {
+        Settled {
+            map: HashMap::new(),
+            hasher: Default::default(),
+            max: max.max(2),
+        }
+    }
+    pub(crate) fn hash<K: std::hash::Hash>(&self, key: &K) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(key)
+    }
+    pub(crate) fn get_mut(&mut self, h: u64) -> Option<&mut T> {
+        self.map.get_mut(&h)
+    }
+    pub(crate) fn remove(&mut self, h: u64) -> Option<T> {
+        self.map.remove(&h)
+    }
+    /// Remembers `t`; when full, forgets the older half (by `age`, smaller is older) and returns
+    /// how many were forgotten.
+    pub(crate) fn insert(&mut self, h: u64, t: T, age: impl Fn(&T) -> u64) -> u64 {
+        let mut forgotten = 0;
+        if self.map.len() >= self.max {
+            let before = self.map.len();
+            let mut ages: Vec<u64> = self.map.values().map(&age).collect();
+            let mid = ages.len() / 2;
+            let cut = *ages.select_nth_unstable(mid).1;
+            self.map.retain(|_, t| age(t) > cut);
+            forgotten = (before - self.map.len()) as u64;
+        }
+        self.map.insert(h, t);
+        forgotten
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// Keys of the least recently active eighth of `table` (at least one), by `last` frame, in
+/// ascending order of `order` so that eviction is deterministic.
+pub(crate) fn least_recent<K: Clone, V>(
+    table: &HashMap<K, V>,
+    last: impl Fn(&V) -> u64,
+    order: impl Fn(&V) -> u64,
+) -> Vec<K> {
+    let mut lasts: Vec<u64> = table.values().map(&last).collect();
+    if lasts.is_empty() {
+        return Vec::new();
+    }
+    let n = (lasts.len() / 8).max(1);
+    let cut = *lasts.select_nth_unstable(n - 1).1;
+    let mut keys: Vec<(u64, K)> = table
+        .iter()
+        .filter(|(_, v)| last(v) <= cut)
+        .map(|(k, v)| (order(v), k.clone()))
+        .collect();
+    keys.sort_by_key(|(o, _)| *o);
+    keys.into_iter().map(|(_, k)| k).collect()
 }
 
 /// Counters for the report.
@@ -144,144 +276,308 @@ fn seq_diff(a: u32, b: u32) -> i64 {
     a.wrapping_sub(b) as i32 as i64
 }
 
+/// A connection being followed.
 struct Conn<H> {
-    stream: u64,
-    /// The endpoint that sent the first packet seen.
-    first_src: SocketAddr,
+    info: ConnInfo,
     dirs: [DirState; 2],
-    handler: Option<H>,
+    /// Created with the first payload, so that a flood of SYNs costs little.
+    handler: Option<Box<H>>,
+    /// SYNs seen before the handler existed: bit 0/1 SYN forward/backward, 2/3 with ACK.
+    syns: u8,
     closed: bool,
+    /// The last packet seen (for eviction).
+    last: At,
 }
 
-type Key = (IpAddr, u16, IpAddr, u16);
+/// An ended connection, as much as stream numbering needs (24 bytes).
+#[derive(Debug, Clone, Copy)]
+struct Tomb {
+    stream: u64,
+    /// Initial sequence numbers of the low and the high endpoint (see [`key_of`]).
+    base: [u32; 2],
+    flags: u8,
+}
 
-fn key_of(src: SocketAddr, dst: SocketAddr) -> Key {
-    if (src.ip(), src.port()) <= (dst.ip(), dst.port()) {
-        (src.ip(), src.port(), dst.ip(), dst.port())
-    } else {
-        (dst.ip(), dst.port(), src.ip(), src.port())
+const HAS_BASE_LOW: u8 = 1;
+const HAS_BASE_HIGH: u8 = 2;
+/// The low endpoint sent the first packet seen.
+const FIRST_LOW: u8 = 4;
+/// The connection was reset.
+const CLOSED: u8 = 8;
+
+impl Tomb {
+    fn base(&self, low: bool) -> Option<u32> {
+        let bit = if low { HAS_BASE_LOW } else { HAS_BASE_HIGH };
+        (self.flags & bit != 0).then_some(self.base[usize::from(!low)])
+    }
+    fn set_base(&mut self, low: bool, seq: u32) {
+        let bit = if low { HAS_BASE_LOW } else { HAS_BASE_HIGH };
+        self.flags |= bit;
+        self.base[usize::from(!low)] = seq;
     }
 }
 
-/// The TCP conversation table.
+pub(crate) type Key = (IpAddr, u16, IpAddr, u16);
+
+/// The conversation key (the lower endpoint first) and whether `src` is the lower endpoint.
+pub(crate) fn key_of(src: SocketAddr, dst: SocketAddr) -> (Key, bool) {
+    if (src.ip(), src.port()) <= (dst.ip(), dst.port()) {
+        ((src.ip(), src.port(), dst.ip(), dst.port()), true)
+    } else {
+        ((dst.ip(), dst.port(), src.ip(), src.port()), false)
+    }
+}
+
+/// The TCP conversation table: connections being followed (bounded by
+/// [`FlowLimits::max_flows`]) and, compactly, connections that ended (for stream numbering).
 pub struct Reassembler<H: StreamHandler, F: FnMut(ConnInfo) -> H> {
     conns: HashMap<Key, Conn<H>>,
+    settled: Settled<Tomb>,
     next_stream: u64,
     new_handler: F,
+    limits: FlowLimits,
+    /// Capture time (seconds) of the next idle sweep.
+    next_sweep: Option<i64>,
     pub stats: TcpStats,
+    pub evictions: FlowEvictions,
     /// Outputs of finished handlers, in the order they finished.
     pub finished: Vec<H::Output>,
 }
 
+/// How often (capture time) idle connections are looked for.
+const SWEEP_SECS: i64 = 30;
+
 impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
     pub fn new(new_handler: F) -> Self {
+        Self::with_limits(new_handler, FlowLimits::default())
+    }
+
+    pub fn with_limits(new_handler: F, limits: FlowLimits) -> Self {
         Reassembler {
             conns: HashMap::new(),
+            settled: Settled::new(limits.max_settled),
             next_stream: 0,
             new_handler,
+            limits,
+            next_sweep: None,
             stats: TcpStats::default(),
+            evictions: FlowEvictions::default(),
             finished: Vec::new(),
         }
     }
 
     pub fn process(&mut self, at: At, seg: &TcpSegment<'_>) {
         self.stats.segments += 1;
+        self.sweep_idle(at);
         let src = SocketAddr::new(seg.src, seg.sport);
         let dst = SocketAddr::new(seg.dst, seg.dport);
-        let key = key_of(src, dst);
+        let (key, src_low) = key_of(src, dst);
+        let new_syn = seg.flags.syn && !seg.flags.ack;
 
         // A SYN with a new initial sequence number on a known 4-tuple is a new conversation
         // (port reuse), as in Wireshark.
         if let Some(conn) = self.conns.get(&key) {
-            let dir = if conn.first_src == src {
+            let dir = if conn.info.first_src == src {
                 Dir::Forward
             } else {
                 Dir::Backward
             };
-            let reused = seg.flags.syn
-                && !seg.flags.ack
+            let reused = new_syn
                 && conn.dirs[dir.index()]
                     .base_seq
                     .is_some_and(|base| base != seg.seq);
             if reused && let Some(old) = self.conns.remove(&key) {
-                self.finish_conn(old, false);
+                self.finish_conn(old, End::Closed);
+            }
+        } else {
+            let h = self.settled.hash(&key);
+            if let Some(tomb) = self.settled.get_mut(h) {
+                match tomb.base(src_low) {
+                    // Port reuse: forget the old conversation, number a new one below.
+                    Some(base) if new_syn && base != seg.seq => {
+                        self.settled.remove(h);
+                    }
+                    // A SYN (same initial sequence number) after a reset: the same conversation
+                    // for Wireshark, a new connection attempt for us.
+                    _ if new_syn && tomb.flags & CLOSED != 0 => {
+                        let tomb = self.settled.remove(h).expect("present");
+                        let first_low = tomb.flags & FIRST_LOW != 0;
+                        let (low, high) =
+                            (SocketAddr::new(key.0, key.1), SocketAddr::new(key.2, key.3));
+                        let (first_src, first_dst) =
+                            if first_low { (low, high) } else { (high, low) };
+                        let mut dirs: [DirState; 2] = Default::default();
+                        dirs[0].base_seq = tomb.base(first_low);
+                        dirs[1].base_seq = tomb.base(!first_low);
+                        self.open(key, tomb.stream, first_src, first_dst, dirs, at);
+                    }
+                    // Already ended: only the stream number is kept.
+                    None => {
+                        tomb.set_base(src_low, base_of(seg));
+                        return;
+                    }
+                    Some(_) => return,
+                }
             }
         }
 
-        let conn = self.conns.entry(key).or_insert_with(|| {
+        if !self.conns.contains_key(&key) {
             let stream = self.next_stream;
             self.next_stream += 1;
             self.stats.connections += 1;
-            let handler = (self.new_handler)(ConnInfo {
-                stream,
-                first_src: src,
-                first_dst: dst,
-                first_at: at,
-            });
-            Conn {
-                stream,
-                first_src: src,
-                dirs: Default::default(),
-                handler: Some(handler),
-                closed: false,
-            }
-        });
-        let dir = if conn.first_src == src {
+            self.open(key, stream, src, dst, Default::default(), at);
+        }
+        let conn = self.conns.get_mut(&key).expect("just opened");
+        conn.last = at;
+        let dir = if conn.info.first_src == src {
             Dir::Forward
         } else {
             Dir::Backward
         };
-        if conn.handler.is_none() && conn.closed && seg.flags.syn && !seg.flags.ack {
-            // A SYN (same initial sequence number) after a reset: the same conversation for
-            // Wireshark, a new connection attempt for us.
-            let bases = [conn.dirs[0].base_seq, conn.dirs[1].base_seq];
-            conn.dirs = Default::default();
-            conn.dirs[0].base_seq = bases[0];
-            conn.dirs[1].base_seq = bases[1];
-            conn.closed = false;
-            let (first_src, first_dst) = match dir {
-                Dir::Forward => (src, dst),
-                Dir::Backward => (dst, src),
-            };
-            conn.handler = Some((self.new_handler)(ConnInfo {
-                stream: conn.stream,
-                first_src,
-                first_dst,
-                first_at: at,
-            }));
-        }
-        let Some(handler) = conn.handler.as_mut() else {
-            // Already finished: only the stream number is kept.
-            let d = &mut conn.dirs[dir.index()];
-            if d.base_seq.is_none() {
-                d.base_seq = Some(base_of(seg));
+        if conn.handler.is_none() && (!seg.payload.is_empty() || seg.missing > 0) {
+            let mut h = Box::new((self.new_handler)(conn.info));
+            for (bit, dir, ack) in [
+                (1, Dir::Forward, false),
+                (2, Dir::Backward, false),
+                (4, Dir::Forward, true),
+                (8, Dir::Backward, true),
+            ] {
+                if conn.syns & bit != 0 {
+                    h.on_syn(dir, ack);
+                }
             }
-            return;
-        };
-        Self::segment(&mut self.stats, &mut conn.dirs, handler, dir, at, seg);
+            conn.handler = Some(h);
+        }
+        match conn.handler.as_deref_mut() {
+            Some(handler) => Self::segment(&mut self.stats, &mut conn.dirs, handler, dir, at, seg),
+            None => {
+                if seg.flags.syn {
+                    conn.syns |= match (dir, seg.flags.ack) {
+                        (Dir::Forward, false) => 1,
+                        (Dir::Backward, false) => 2,
+                        (Dir::Forward, true) => 4,
+                        (Dir::Backward, true) => 8,
+                    };
+                }
+                Self::segment(
+                    &mut self.stats,
+                    &mut conn.dirs,
+                    &mut NoPayloadYet,
+                    dir,
+                    at,
+                    seg,
+                )
+            }
+        }
         if seg.flags.rst {
             conn.closed = true;
         }
         let both_fin = conn.dirs[0].fin && conn.dirs[1].fin;
-        let done = handler.is_done();
+        let done = conn.handler.as_ref().is_some_and(|h| h.is_done());
         if conn.closed || both_fin || done {
-            let handler = conn.handler.take();
-            for d in conn.dirs.iter_mut() {
-                d.pending = Vec::new();
-                d.pending_bytes = 0;
+            let conn = self.conns.remove(&key).expect("present");
+            self.settle(key, conn, End::Closed);
+        }
+    }
+
+    /// Starts following a connection, evicting the least recently active ones if the table
+    /// is full.
+    fn open(
+        &mut self,
+        key: Key,
+        stream: u64,
+        first_src: SocketAddr,
+        first_dst: SocketAddr,
+        dirs: [DirState; 2],
+        at: At,
+    ) {
+        if self.conns.len() >= self.limits.max_flows.max(1) {
+            let victims = least_recent(&self.conns, |c| c.last.frame, |c| c.info.stream);
+            self.evictions.first_full_frame.get_or_insert(at.frame);
+            self.evictions.full += victims.len() as u64;
+            let end = End::Evicted(Eviction {
+                at,
+                reason: EvictReason::FlowTableFull,
+            });
+            for k in victims {
+                if let Some(c) = self.conns.remove(&k) {
+                    self.settle(k, c, end);
+                }
             }
-            if let Some(h) = handler
-                && let Some(out) = h.finish(false)
-            {
-                self.finished.push(out);
+        }
+        let info = ConnInfo {
+            stream,
+            first_src,
+            first_dst,
+            first_at: at,
+        };
+        self.conns.insert(
+            key,
+            Conn {
+                info,
+                dirs,
+                handler: None,
+                syns: 0,
+                closed: false,
+                last: at,
+            },
+        );
+    }
+
+    /// Evicts connections idle for longer than the limit (checked every [`SWEEP_SECS`]).
+    fn sweep_idle(&mut self, at: At) {
+        let now = at.ts.secs();
+        let due = *self.next_sweep.get_or_insert(now + SWEEP_SECS);
+        if now < due {
+            return;
+        }
+        self.next_sweep = Some(now + SWEEP_SECS);
+        let horizon = now - self.limits.idle_secs;
+        let mut idle: Vec<(u64, Key)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.last.ts.secs() < horizon)
+            .map(|(k, c)| (c.info.stream, *k))
+            .collect();
+        idle.sort_by_key(|(s, _)| *s);
+        let end = End::Evicted(Eviction {
+            at,
+            reason: EvictReason::Idle,
+        });
+        for (_, k) in idle {
+            if let Some(c) = self.conns.remove(&k) {
+                self.evictions.idle += 1;
+                self.settle(k, c, end);
             }
         }
     }
 
-    fn segment(
+    /// Finishes a connection and remembers it compactly.
+    fn settle(&mut self, key: Key, conn: Conn<H>, end: End) {
+        let first_low = conn.info.first_src == SocketAddr::new(key.0, key.1);
+        let mut tomb = Tomb {
+            stream: conn.info.stream,
+            base: [0; 2],
+            flags: if first_low { FIRST_LOW } else { 0 },
+        };
+        if conn.closed {
+            tomb.flags |= CLOSED;
+        }
+        if let Some(b) = conn.dirs[0].base_seq {
+            tomb.set_base(first_low, b);
+        }
+        if let Some(b) = conn.dirs[1].base_seq {
+            tomb.set_base(!first_low, b);
+        }
+        self.finish_conn(conn, end);
+        let h = self.settled.hash(&key);
+        self.evictions.forgotten += self.settled.insert(h, tomb, |t| t.stream);
+    }
+
+    fn segment<G: StreamHandler>(
         stats: &mut TcpStats,
         dirs: &mut [DirState; 2],
-        handler: &mut H,
+        handler: &mut G,
         dir: Dir,
         at: At,
         seg: &TcpSegment<'_>,
@@ -381,7 +677,13 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
 
     /// Delivers pending segments that have become contiguous.
     /// Bytes become available in the frame that made them contiguous, as in Wireshark.
-    fn drain(stats: &mut TcpStats, this: &mut DirState, handler: &mut H, dir: Dir, at: At) {
+    fn drain<G: StreamHandler>(
+        stats: &mut TcpStats,
+        this: &mut DirState,
+        handler: &mut G,
+        dir: Dir,
+        at: At,
+    ) {
         while !this.pending.is_empty() {
             let next = this.next_seq.unwrap_or(0);
             // The pending segment that starts earliest.
@@ -416,10 +718,10 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
     }
 
     /// Declares the hole before the first pending segment (or up to `upto`) lost, then delivers.
-    fn skip_gap(
+    fn skip_gap<G: StreamHandler>(
         stats: &mut TcpStats,
         this: &mut DirState,
-        handler: &mut H,
+        handler: &mut G,
         dir: Dir,
         at: At,
         upto: Option<u32>,
@@ -446,36 +748,63 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
         Self::drain(stats, this, handler, dir, at);
     }
 
-    fn finish_conn(&mut self, mut conn: Conn<H>, capture_ended: bool) {
-        if let Some(mut handler) = conn.handler.take() {
-            for (i, d) in conn.dirs.iter_mut().enumerate() {
-                let dir = if i == 0 { Dir::Forward } else { Dir::Backward };
-                if !d.pending.is_empty() {
-                    let at = d.pending.iter().map(|p| p.at).max_by_key(|a| a.frame);
-                    if let Some(at) = at {
-                        Self::skip_gap(&mut self.stats, d, &mut handler, dir, at, None);
-                    }
+    fn finish_conn(&mut self, mut conn: Conn<H>, end: End) {
+        let Some(mut handler) = conn.handler.take() else {
+            return;
+        };
+        for (i, d) in conn.dirs.iter_mut().enumerate() {
+            let dir = if i == 0 { Dir::Forward } else { Dir::Backward };
+            if !d.pending.is_empty() {
+                let at = d.pending.iter().map(|p| p.at).max_by_key(|a| a.frame);
+                if let Some(at) = at {
+                    Self::skip_gap(&mut self.stats, d, handler.as_mut(), dir, at, None);
                 }
             }
-            if let Some(out) = handler.finish(capture_ended) {
-                self.finished.push(out);
-            }
+        }
+        if let Some(out) = handler.finish(end) {
+            self.finished.push(out);
         }
     }
 
     /// Ends every live connection (end of capture) and returns all outputs.
-    pub fn finish(mut self) -> (Vec<H::Output>, TcpStats) {
+    pub fn finish(mut self) -> (Vec<H::Output>, TcpStats, FlowEvictions) {
         let mut live: Vec<(Key, Conn<H>)> = self.conns.drain().collect();
-        live.sort_by_key(|(_, c)| c.stream);
+        live.sort_by_key(|(_, c)| c.info.stream);
         for (_, conn) in live {
-            self.finish_conn(conn, true);
+            self.finish_conn(conn, End::CaptureEnded);
         }
-        (self.finished, self.stats)
+        (self.finished, self.stats, self.evictions)
     }
 
-    /// Connections whose handler is still live (for memory accounting and tests).
+    /// Connections being followed (for memory accounting and tests).
     pub fn live_handlers(&self) -> usize {
-        self.conns.values().filter(|c| c.handler.is_some()).count()
+        self.conns.len()
+    }
+
+    /// Ended connections remembered for stream numbering.
+    pub fn settled(&self) -> usize {
+        self.settled.len()
+    }
+}
+
+/// Stands in for the handler of a connection that has carried no payload yet: sequence
+/// numbers are tracked, nothing is delivered.
+struct NoPayloadYet;
+
+impl StreamHandler for NoPayloadYet {
+    type Output = ();
+    fn on_data(&mut self, _: Dir, _: At, _: &[u8]) {}
+    fn on_gap(&mut self, _: Dir, _: At, _: u64) {}
+    fn on_fin(&mut self, _: Dir, _: At) {}
+    fn on_rst(&mut self, _: Dir, _: At) {}
+    fn wants_data(&self, _: Dir) -> bool {
+        false
+    }
+    fn is_done(&self) -> bool {
+        false
+    }
+    fn finish(self, _: End) -> Option<()> {
+        None
     }
 }
 
@@ -533,7 +862,7 @@ mod tests {
         fn is_done(&self) -> bool {
             false
         }
-        fn finish(self, _ended: bool) -> Option<Rec> {
+        fn finish(self, _end: End) -> Option<Rec> {
             Some(self)
         }
     }

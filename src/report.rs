@@ -258,7 +258,10 @@ pub fn handshake_report(
                 Status::NotVisible
             } else if resumed {
                 Status::NoCertificate
-            } else if hs.server_cut || (hs.capture_ended && !server_flight_over(hs)) {
+            } else if hs.server_cut
+                || certificate_skipped(hs)
+                || (hs.capture_ended && !server_flight_over(hs))
+            {
                 Status::Truncated
             } else {
                 Status::NoCertificate
@@ -316,10 +319,38 @@ pub fn handshake_report(
             crate::handshake::EventKind::Malformed(m) => {
                 notes.push(format!("frame {}: {m}", e.at.frame))
             }
+            crate::handshake::EventKind::Oversized {
+                msg_type,
+                len,
+                limit,
+            } => notes.push(format!(
+                "frame {}: the {} message declares {len} bytes, more than --max-handshake-bytes {limit}; it was skipped (raise the limit to read it)",
+                e.at.frame,
+                handshake_type_name(*msg_type)
+            )),
             _ => {}
         }
     }
-    if status == Status::Truncated {
+    if let Some(ev) = hs.evicted {
+        notes.push(match ev.reason {
+            crate::reassembly::EvictReason::FlowTableFull => format!(
+                "chainsniff stopped following this connection at frame {}: more conversations were open than --max-flows",
+                ev.at.frame
+            ),
+            crate::reassembly::EvictReason::Idle => format!(
+                "chainsniff stopped following this connection at frame {}: nothing was seen on it for 10 minutes",
+                ev.at.frame
+            ),
+        });
+    }
+    if status == Status::Truncated && certificate_skipped(hs) {
+        notes.push(
+            "the server's Certificate message was too large to keep; the chain cannot be judged"
+                .into(),
+        );
+    } else if status == Status::Truncated && hs.evicted.is_some() && !hs.server_cut {
+        notes.push("the connection was evicted before the server's certificate flight; the chain cannot be judged".into());
+    } else if status == Status::Truncated {
         notes.push(if hs.server_cut {
             "the server's certificate flight was cut (a gap, the snap length or the end of the capture); the chain cannot be judged".into()
         } else {
@@ -534,6 +565,41 @@ pub fn build(analysis: &Analysis) -> Report {
         handshakes,
         servers,
         clients: clients.into_values().collect(),
+    }
+}
+
+/// The server's Certificate message was skipped for exceeding `--max-handshake-bytes`.
+fn certificate_skipped(hs: &crate::handshake::Handshake) -> bool {
+    hs.certificate.is_none()
+        && hs
+            .first(crate::handshake::Side::Server, |k| {
+                matches!(
+                    k,
+                    crate::handshake::EventKind::Oversized {
+                        msg_type: 11, // Certificate
+                        ..
+                    }
+                )
+            })
+            .is_some()
+}
+
+/// The name of a handshake message type, as in RFC 8446 (or its number).
+fn handshake_type_name(t: u8) -> String {
+    match t {
+        1 => "ClientHello".into(),
+        2 => "ServerHello".into(),
+        4 => "NewSessionTicket".into(),
+        8 => "EncryptedExtensions".into(),
+        11 => "Certificate".into(),
+        12 => "ServerKeyExchange".into(),
+        13 => "CertificateRequest".into(),
+        14 => "ServerHelloDone".into(),
+        15 => "CertificateVerify".into(),
+        16 => "ClientKeyExchange".into(),
+        20 => "Finished".into(),
+        22 => "CertificateStatus".into(),
+        _ => format!("handshake type {t}"),
     }
 }
 

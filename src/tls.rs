@@ -16,7 +16,8 @@ pub const HEARTBEAT: u8 = 24;
 
 /// Largest record body accepted: 2^14 plus the 2048 bytes of expansion TLS 1.2 allows.
 const MAX_RECORD: usize = (1 << 14) + 2048;
-/// Largest handshake message buffered (a certificate flight is a few KiB; 2^24 is the format's limit).
+/// Largest handshake message buffered by default (`--max-handshake-bytes`; a certificate flight
+/// is a few KiB; 2^24 is the format's limit).
 pub const MAX_HANDSHAKE: usize = 1 << 20;
 /// How many bytes of a plaintext prelude are kept to name the upgrade.
 const PRELUDE_HEAD: usize = 512;
@@ -47,7 +48,7 @@ pub enum TlsEvent<'a> {
         body: &'a [u8],
     },
     Heartbeat,
-    /// A handshake message larger than [`MAX_HANDSHAKE`] was dropped.
+    /// A handshake message larger than the direction's limit was skipped.
     Oversized {
         msg_type: u8,
         len: usize,
@@ -92,6 +93,8 @@ pub struct TlsDirection {
     pub prelude_head: Vec<u8>,
     /// Whether the direction has ever been seen as TLS.
     pub is_tls: bool,
+    /// Largest handshake message buffered; larger ones are skipped ([`TlsEvent::Oversized`]).
+    pub max_handshake: usize,
 }
 
 impl Default for TlsDirection {
@@ -105,6 +108,7 @@ impl Default for TlsDirection {
             tls13: false,
             prelude: 0,
             prelude_head: Vec::new(),
+            max_handshake: MAX_HANDSHAKE,
             is_tls: false,
         }
     }
@@ -322,7 +326,7 @@ impl TlsDirection {
                         return;
                     }
                     let len = msg_len(&self.hs_buf);
-                    if len > MAX_HANDSHAKE {
+                    if len > self.max_handshake {
                         emit(TlsEvent::Oversized {
                             msg_type: self.hs_buf[0],
                             len,
@@ -353,7 +357,7 @@ impl TlsDirection {
                 return;
             }
             let len = msg_len(body);
-            if len > MAX_HANDSHAKE {
+            if len > self.max_handshake {
                 emit(TlsEvent::Oversized {
                     msg_type: body[0],
                     len,

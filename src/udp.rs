@@ -15,7 +15,7 @@
 //!   keys are not in the capture: `not_visible`.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use aes::Aes128;
 use aes::cipher::BlockEncrypt;
@@ -27,7 +27,10 @@ use sha2::Sha256;
 use crate::decode::UdpDatagram;
 use crate::handshake::{Handshake, Protocol, TlsConn};
 use crate::keylog::{Hash, expand_label};
-use crate::reassembly::{At, ConnInfo, Dir, StreamHandler};
+use crate::reassembly::{
+    At, ConnInfo, Dir, End, EvictReason, Eviction, FlowEvictions, FlowLimits, Key, Settled,
+    StreamHandler, key_of, least_recent,
+};
 use crate::tls::TlsEvent;
 
 /// Datagrams looked at before a conversation that is neither DTLS nor QUIC is given up.
@@ -35,67 +38,83 @@ const MAX_PROBES: u32 = 4;
 /// Most bytes buffered per DTLS message or QUIC CRYPTO stream.
 const MAX_BUFFER: usize = 256 << 10;
 
-type Key = (IpAddr, u16, IpAddr, u16);
-
-fn key_of(src: SocketAddr, dst: SocketAddr) -> Key {
-    if (src.ip(), src.port()) <= (dst.ip(), dst.port()) {
-        (src.ip(), src.port(), dst.ip(), dst.port())
-    } else {
-        (dst.ip(), dst.port(), src.ip(), src.port())
-    }
-}
-
 enum State {
     Probing(u32),
     Dtls(Box<Dtls>),
     Quic(Box<Quic>),
-    /// Not DTLS or QUIC, or finished: only the stream number is kept.
-    Off,
 }
 
 struct Conv {
     info: ConnInfo,
     state: State,
+    /// The last datagram seen (for eviction).
+    last: At,
 }
 
-/// The UDP conversation table.
-#[derive(Default)]
+/// The UDP conversation table: conversations being probed or followed (bounded like TCP's),
+/// and compactly the others, for `udp.stream` numbering.
 pub struct UdpFlows {
     convs: HashMap<Key, Conv>,
+    /// Ended (or never TLS) conversations: their stream index.
+    settled: Settled<u64>,
     next_stream: u64,
+    limits: FlowLimits,
+    max_handshake: usize,
+    pub evictions: FlowEvictions,
     /// Handshakes of conversations already finished.
     pub finished: Vec<Handshake>,
 }
 
+impl Default for UdpFlows {
+    fn default() -> Self {
+        Self::new(FlowLimits::default(), crate::tls::MAX_HANDSHAKE)
+    }
+}
+
 impl UdpFlows {
+    pub fn new(limits: FlowLimits, max_handshake: usize) -> Self {
+        UdpFlows {
+            convs: HashMap::new(),
+            settled: Settled::new(limits.max_settled),
+            next_stream: 0,
+            limits,
+            max_handshake,
+            evictions: FlowEvictions::default(),
+            finished: Vec::new(),
+        }
+    }
+
     pub fn process(&mut self, at: At, d: &UdpDatagram<'_>) {
         let src = SocketAddr::new(d.src, d.sport);
         let dst = SocketAddr::new(d.dst, d.dport);
-        let conv = self.convs.entry(key_of(src, dst)).or_insert_with(|| {
-            let stream = self.next_stream;
-            self.next_stream += 1;
-            Conv {
-                info: ConnInfo {
-                    stream,
-                    first_src: src,
-                    first_dst: dst,
-                    first_at: at,
-                },
-                state: State::Probing(0),
+        let (key, _) = key_of(src, dst);
+        let dir = if !self.convs.contains_key(&key) {
+            if self.settled.get_mut(self.settled.hash(&key)).is_some() {
+                // Not DTLS or QUIC, or finished: only the stream number is kept.
+                return;
             }
-        });
-        let dir = if conv.info.first_src == src {
+            self.open(key, src, dst, at);
+            Dir::Forward
+        } else if self.convs[&key].info.first_src == src {
             Dir::Forward
         } else {
             Dir::Backward
         };
+        let conv = self.convs.get_mut(&key).expect("present");
+        conv.last = at;
         if let State::Probing(n) = conv.state {
             conv.state = if is_dtls(d.payload) {
-                State::Dtls(Box::new(Dtls::new(conv.info)))
+                let mut dtls = Box::new(Dtls::new(conv.info));
+                dtls.tls.set_max_handshake(self.max_handshake);
+                State::Dtls(dtls)
             } else if quic_version(d.payload).is_some() {
-                State::Quic(Box::new(Quic::new(conv.info)))
+                let mut quic = Box::new(Quic::new(conv.info));
+                quic.tls.set_max_handshake(self.max_handshake);
+                State::Quic(quic)
             } else if n + 1 >= MAX_PROBES {
-                State::Off
+                let conv = self.convs.remove(&key).expect("present");
+                self.settle(key, conv, End::Closed);
+                return;
             } else {
                 State::Probing(n + 1)
             };
@@ -109,34 +128,75 @@ impl UdpFlows {
                 quic.datagram(dir, at, d.payload);
                 quic.tls.done()
             }
-            _ => false,
+            State::Probing(_) => false,
         };
         if done {
-            let state = std::mem::replace(&mut conv.state, State::Off);
-            if let Some(h) = finish(state, false) {
-                self.finished.push(h);
+            let conv = self.convs.remove(&key).expect("present");
+            self.settle(key, conv, End::Closed);
+        }
+    }
+
+    /// Starts a conversation, evicting the least recently active ones if the table is full.
+    fn open(&mut self, key: Key, src: SocketAddr, dst: SocketAddr, at: At) {
+        if self.convs.len() >= self.limits.max_flows.max(1) {
+            let victims = least_recent(&self.convs, |c| c.last.frame, |c| c.info.stream);
+            self.evictions.first_full_frame.get_or_insert(at.frame);
+            self.evictions.full += victims.len() as u64;
+            let end = End::Evicted(Eviction {
+                at,
+                reason: EvictReason::FlowTableFull,
+            });
+            for k in victims {
+                if let Some(c) = self.convs.remove(&k) {
+                    self.settle(k, c, end);
+                }
             }
         }
+        let stream = self.next_stream;
+        self.next_stream += 1;
+        let info = ConnInfo {
+            stream,
+            first_src: src,
+            first_dst: dst,
+            first_at: at,
+        };
+        self.convs.insert(
+            key,
+            Conv {
+                info,
+                state: State::Probing(0),
+                last: at,
+            },
+        );
+    }
+
+    /// Finishes a conversation's handshake (if any) and remembers its stream index.
+    fn settle(&mut self, key: Key, conv: Conv, end: End) {
+        if let Some(h) = finish(conv.state, end) {
+            self.finished.push(h);
+        }
+        let h = self.settled.hash(&key);
+        self.evictions.forgotten += self.settled.insert(h, conv.info.stream, |s| *s);
     }
 
     /// Ends every conversation (end of capture) and returns all handshakes.
-    pub fn finish(mut self) -> Vec<Handshake> {
+    pub fn finish(mut self) -> (Vec<Handshake>, FlowEvictions) {
         let mut live: Vec<Conv> = self.convs.drain().map(|(_, c)| c).collect();
         live.sort_by_key(|c| c.info.stream);
         for c in live {
-            if let Some(h) = finish(c.state, true) {
+            if let Some(h) = finish(c.state, End::CaptureEnded) {
                 self.finished.push(h);
             }
         }
-        self.finished
+        (self.finished, self.evictions)
     }
 }
 
-fn finish(state: State, capture_ended: bool) -> Option<Handshake> {
+fn finish(state: State, end: End) -> Option<Handshake> {
     match state {
-        State::Dtls(d) => d.tls.finish(capture_ended),
-        State::Quic(q) => q.tls.finish(capture_ended),
-        _ => None,
+        State::Dtls(d) => d.tls.finish(end),
+        State::Quic(q) => q.tls.finish(end),
+        State::Probing(_) => None,
     }
 }
 
