@@ -286,10 +286,9 @@ pub fn analyze_capture_with(
     for (what, ev) in [("TCP", tcp_evicted), ("UDP", udp_evicted)] {
         if ev.full > 0 {
             summary.warnings.push(format!(
-                "{} {what} conversations were open at once from frame {} on, more than --max-flows {}: the {} least recently active were evicted and reported as they stood (raise --max-flows)",
-                limits.max_flows + 1,
-                ev.first_full_frame.unwrap_or(0),
+                "more than --max-flows {} {what} conversations were open at once from frame {} on: the {} least recently active were evicted and reported as they stood (raise --max-flows)",
                 limits.max_flows,
+                ev.first_full_frame.unwrap_or(0),
                 ev.full
             ));
         }

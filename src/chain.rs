@@ -63,6 +63,7 @@ pub enum FindingKind {
     MissingIntermediate,
     UntrustedRoot,
     UnknownIssuer,
+    ChainLoop,
     BadSignature,
     Expired,
     NotYetValid,
@@ -89,6 +90,7 @@ impl FindingKind {
             | Expired
             | NotYetValid
             | NameMismatch
+            | ChainLoop
             | UnparsableCertificate => Severity::Error,
             UnknownIssuer | DuplicateCertificate | WrongOrder | UnrelatedCertificate
             | WeakSignature | WeakKey | InconsistentChains | MissingSecret | DecryptionFailed => {
@@ -104,6 +106,7 @@ impl FindingKind {
             MissingIntermediate => "missing_intermediate",
             UntrustedRoot => "untrusted_root",
             UnknownIssuer => "unknown_issuer",
+            ChainLoop => "chain_loop",
             BadSignature => "bad_signature",
             Expired => "expired",
             NotYetValid => "not_yet_valid",
@@ -312,6 +315,22 @@ impl<'a> Checker<'a> {
                 if status != Status::Untrusted {
                     status = Status::Undetermined;
                 }
+                // Its only issuer is already on the path: the certificates issue each other.
+                if let (Some(Found::Sent(_, sha) | Found::Capture(sha) | Found::Anchor(sha)), _) =
+                    self.find_issuer(&cur_sha, cur, sent, &HashSet::new())
+                    && visited.contains(&sha)
+                {
+                    let issuer = self.meta(&sha).map(|m| m.name()).unwrap_or_default();
+                    findings.push(Finding::new(
+                        FindingKind::ChainLoop,
+                        format!(
+                            "{} is issued by {issuer}, which is already on the path below it: the certificates issue each other in a loop that never reaches a root. The server's chain file holds cross-issued CA certificates instead of the chain to a trusted root.",
+                            cur.name()
+                        ),
+                        Some(&cur_sha),
+                    ));
+                    break;
+                }
                 let hint = if cur.summary.ca_issuers.is_empty() {
                     String::new()
                 } else {
@@ -512,11 +531,7 @@ impl<'a> Checker<'a> {
                         "{} was sent {} times (positions {}). Harmless to most clients, but a sign of a misconfigured chain (e.g. the server certificate configured both on its own and inside the chain file).",
                         name(sha),
                         positions.len(),
-                        positions
-                            .iter()
-                            .map(|p| p.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        list_positions(positions)
                     ),
                     Some(sha),
                 ));
@@ -537,10 +552,25 @@ impl<'a> Checker<'a> {
                 None,
             ));
         }
-        // Certificates that are on no path.
-        for (i, sha) in sent.iter().enumerate() {
-            let dup_of_related = related.iter().any(|p| sent[*p] == *sha);
-            if !dup_of_related {
+        // Certificates that are on no path (each named up to a point, then counted).
+        let unrelated: Vec<usize> = (0..sent.len())
+            .filter(|&i| !related.iter().any(|p| sent[*p] == sent[i]))
+            .collect();
+        if unrelated.len() > MAX_LISTED {
+            findings.push(Finding::new(
+                FindingKind::UnrelatedCertificate,
+                format!(
+                    "{} of the certificates sent (positions {}) are not part of the chain from the server certificate; remove them from the server's chain file.",
+                    unrelated.len(),
+                    list_positions(&unrelated)
+                ),
+                None,
+            ));
+            return;
+        }
+        for i in unrelated {
+            let sha = &sent[i];
+            {
                 findings.push(Finding::new(
                     FindingKind::UnrelatedCertificate,
                     format!(
@@ -680,4 +710,21 @@ pub fn inconsistent_message(server: &SocketAddr, sni: Option<&str>, variants: us
         server,
         sni.map(|s| format!(" ({s})")).unwrap_or_default()
     )
+}
+
+/// Most positions (or certificates) listed one by one in a finding; the rest are counted.
+const MAX_LISTED: usize = 20;
+
+/// "1, 2, 3" — or the first [`MAX_LISTED`] and how many more.
+fn list_positions(positions: &[usize]) -> String {
+    let shown: Vec<String> = positions
+        .iter()
+        .take(MAX_LISTED)
+        .map(|p| p.to_string())
+        .collect();
+    let mut s = shown.join(", ");
+    if positions.len() > MAX_LISTED {
+        s.push_str(&format!(" and {} more", positions.len() - MAX_LISTED));
+    }
+    s
 }

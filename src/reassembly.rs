@@ -645,7 +645,9 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
         let payload = seg.payload;
         if skip > 0 && !payload.is_empty() {
             stats.retransmitted_bytes += skip.min(payload.len()) as u64;
-            if wants && this.conflicts(skip, payload) {
+            // Checked even once the handler wants no more: the bytes it read stay remembered
+            // until bytes it did not read follow them.
+            if this.conflicts(skip, payload) {
                 stats.conflicting_retransmissions += 1;
                 handler.on_conflict(dir, at);
             }
@@ -653,6 +655,8 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
         if skip < payload.len() {
             if wants {
                 this.deliver(handler, dir, at, &payload[skip..]);
+            } else {
+                this.recent = Vec::new();
             }
             this.next_seq = Some(next.wrapping_add((payload.len() - skip) as u32));
         }

@@ -13,7 +13,9 @@ const WIDTH: usize = 80;
 pub fn clean(s: &str) -> String {
     s.chars()
         .map(|c| {
-            if c.is_control() {
+            // Control characters, and the bidirectional overrides and isolates that make text
+            // read differently from what it is ("Trojan Source").
+            if c.is_control() || is_bidi(c) {
                 format!("\\u{{{:x}}}", c as u32)
             } else {
                 c.to_string()
@@ -442,7 +444,29 @@ pub fn json(r: &Report) -> String {
     let mut s =
         serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     s.push('\n');
-    s
+    escape_bidi(s)
+}
+
+/// JSON keeps names exact but escapes bidirectional overrides (`\u202e`), as serde_json escapes
+/// control characters, so that the file reads true in a terminal or an editor. They can only
+/// occur inside strings, where the escape means the same character.
+fn escape_bidi(s: String) -> String {
+    if !s.chars().any(is_bidi) {
+        return s;
+    }
+    s.chars()
+        .map(|c| {
+            if is_bidi(c) {
+                format!("\\u{:04x}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn is_bidi(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// One JSON line for a handshake decided while reading (`--format jsonl`).
@@ -451,7 +475,7 @@ pub fn jsonl_handshake(h: &HandshakeReport) -> String {
     if let Some(o) = v.as_object_mut() {
         o.insert("type".into(), "handshake".into());
     }
-    format!("{v}\n")
+    escape_bidi(format!("{v}\n"))
 }
 
 /// The closing JSON line of `--format jsonl`: the summary, captures and servers of the final
@@ -467,5 +491,5 @@ pub fn jsonl_summary(r: &Report) -> String {
         "servers": r.servers,
         "clients": r.clients,
     });
-    format!("{v}\n")
+    escape_bidi(format!("{v}\n"))
 }
