@@ -6,12 +6,13 @@
 //! live handshakes and distinct certificates, not with the capture.
 
 use std::cell::RefCell;
+use std::io::Read;
 use std::path::PathBuf;
 use std::rc::Rc;
 
 use serde::Serialize;
 
-use crate::capture::{CaptureError, CaptureSummary, read_capture};
+use crate::capture::{CaptureError, CaptureSummary, Frame, read_capture, read_from};
 use crate::certs::{CertStore, Sighting, TrustStore};
 use crate::decode::{Decoded, decode, transport};
 use crate::defrag::Defragmenter;
@@ -104,6 +105,32 @@ pub fn trust_store(opts: &Options) -> anyhow::Result<TrustStore> {
         trust.add_path(p)?;
     }
     Ok(trust)
+}
+
+/// Analyzes one capture read from `input` (a pipe, memory, a decompressor) under `name`.
+pub fn analyze_reader(
+    name: &str,
+    input: Box<dyn Read + Send>,
+    opts: &Options,
+) -> anyhow::Result<Analysis> {
+    let trust = trust_store(opts)?;
+    let keylog = Rc::new(RefCell::new(KeyLog::default()));
+    for p in &opts.keylog {
+        keylog.borrow_mut().add_file(p)?;
+    }
+    let mut store = CertStore::default();
+    let mut sessions = Vec::new();
+    let result = analyze_input(name, Some(input), &keylog, opts.limits, &mut |mut hs| {
+        intern(&mut store, 0, &mut hs);
+        sessions.push(Session { capture: 0, hs });
+    })?;
+    sessions.sort_by_key(|s| handshake_order(&s.hs));
+    Ok(Analysis {
+        captures: vec![result],
+        sessions,
+        store,
+        trust,
+    })
 }
 
 /// Reads every capture and extracts its handshakes. Captures are analyzed together: a
@@ -206,6 +233,17 @@ pub fn analyze_capture_with(
     limits: Limits,
     sink: &mut dyn FnMut(Handshake),
 ) -> Result<CaptureResult, CaptureError> {
+    analyze_input(path, None, keylog, limits, sink)
+}
+
+/// The pipeline over one capture: the file at `path`, or `input` when given.
+fn analyze_input(
+    path: &str,
+    input: Option<Box<dyn Read + Send>>,
+    keylog: &Rc<RefCell<KeyLog>>,
+    limits: Limits,
+    sink: &mut dyn FnMut(Handshake),
+) -> Result<CaptureResult, CaptureError> {
     let conn_keys = keylog.clone();
     let max_hs = limits.max_handshake_bytes;
     let mut reasm = Reassembler::with_limits(
@@ -230,53 +268,54 @@ pub fn analyze_capture_with(
     let mut other = 0u64;
     let mut undecodable = 0u64;
     let mut frame_warnings = Vec::new();
-    let summary = read_capture(
-        path,
-        |frame| {
-            let at = At {
-                frame: frame.number,
-                ts: frame.ts,
-            };
-            let decoded = decode(frame.linktype, frame.data);
-            let whole;
-            let decoded = match decoded {
-                Ok(Decoded::Fragment(f)) => match defrag.add(frame.ts, &f) {
-                    Some(w) => {
-                        whole = w;
-                        transport(whole.src, whole.dst, whole.ip_number, &whole.payload)
-                    }
-                    None => return,
-                },
-                other => other,
-            };
-            match decoded {
-                Ok(Decoded::Tcp(seg)) => {
-                    reasm.process(at, &seg);
-                    for h in reasm.finished.drain(..) {
-                        sink(h);
-                    }
+    let on_frame = |frame: &Frame<'_>| {
+        let at = At {
+            frame: frame.number,
+            ts: frame.ts,
+        };
+        let decoded = decode(frame.linktype, frame.data);
+        let whole;
+        let decoded = match decoded {
+            Ok(Decoded::Fragment(f)) => match defrag.add(frame.ts, &f) {
+                Some(w) => {
+                    whole = w;
+                    transport(whole.src, whole.dst, whole.ip_number, &whole.payload)
                 }
-                Ok(Decoded::Udp(d)) => {
-                    udp.process(at, &d);
-                    for h in udp.finished.drain(..) {
-                        sink(h);
-                    }
-                }
-                Ok(Decoded::Other) | Ok(Decoded::Fragment(_)) => other += 1,
-                Err(e) => {
-                    undecodable += 1;
-                    if frame_warnings.len() < MAX_FRAME_WARNINGS {
-                        frame_warnings.push(format!("frame {}: {e}; skipped", frame.number));
-                    }
+                None => return,
+            },
+            other => other,
+        };
+        match decoded {
+            Ok(Decoded::Tcp(seg)) => {
+                reasm.process(at, &seg);
+                for h in reasm.finished.drain(..) {
+                    sink(h);
                 }
             }
-        },
-        |secrets| {
-            keylog
-                .borrow_mut()
-                .add_text(&String::from_utf8_lossy(secrets));
-        },
-    )?;
+            Ok(Decoded::Udp(d)) => {
+                udp.process(at, &d);
+                for h in udp.finished.drain(..) {
+                    sink(h);
+                }
+            }
+            Ok(Decoded::Other) | Ok(Decoded::Fragment(_)) => other += 1,
+            Err(e) => {
+                undecodable += 1;
+                if frame_warnings.len() < MAX_FRAME_WARNINGS {
+                    frame_warnings.push(format!("frame {}: {e}; skipped", frame.number));
+                }
+            }
+        }
+    };
+    let on_secrets = |secrets: &[u8]| {
+        keylog
+            .borrow_mut()
+            .add_text(&String::from_utf8_lossy(secrets));
+    };
+    let summary = match input {
+        Some(input) => read_from(path, input, on_frame, on_secrets)?,
+        None => read_capture(path, on_frame, on_secrets)?,
+    };
     let (handshakes, stats, tcp_evicted) = reasm.finish();
     let (datagram_handshakes, udp_evicted) = udp.finish();
     for h in handshakes.into_iter().chain(datagram_handshakes) {

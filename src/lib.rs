@@ -33,6 +33,15 @@ pub fn run(paths: &[String], opts: &Options) -> anyhow::Result<Report> {
     Ok(build(&analysis))
 }
 
+/// As [`run`], for one capture read from any byte source (`name` labels it in the report).
+pub fn run_reader(
+    name: &str,
+    input: Box<dyn std::io::Read + Send>,
+    opts: &Options,
+) -> anyhow::Result<Report> {
+    Ok(build(&analysis::analyze_reader(name, input, opts)?))
+}
+
 /// As [`run`], and calls `emit` with each handshake's report as soon as the handshake is decided
 /// (its chain judged with the certificates seen up to then), for output that streams
 /// (`--format jsonl`, a live pipe from tcpdump). The returned report is the final one.
