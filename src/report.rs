@@ -680,10 +680,16 @@ fn headlines(handshakes: &[HandshakeReport], servers: &[ServerReport]) -> Vec<St
                     ))
                 })
                 .collect();
-            let outcome = if aborted.is_empty() {
-                "no client aborted".to_string()
-            } else {
-                format!("aborted: {}", aborted.join(", "))
+            // A headline names a few; the server section lists every client.
+            const NAMED: usize = 5;
+            let outcome = match aborted.len() {
+                0 => "no client aborted".to_string(),
+                n if n <= NAMED => format!("aborted: {}", aborted.join(", ")),
+                n => format!(
+                    "{n} aborted: {} and {} more",
+                    aborted[..NAMED].join(", "),
+                    n - NAMED
+                ),
             };
             out.push(format!(
                 "{} of {} handshakes with {name} got chain {}: {} ({}); {outcome}.",

@@ -1,0 +1,566 @@
+//! Writes a large, realistic capture for the benchmark, and the truth to check the answer with.
+//!
+//! ```text
+//! cargo run --release --example gen-bench -- --size 2GiB --seed 1 --out /tmp/bench-2g.pcap
+//! ```
+//!
+//! The TLS conversations are real: every TCP conversation of the bundled captures recorded from
+//! OpenSSL (`captures/lync-vip-before.pcapng`, `lync-vip-fixed.pcap`, `tls13-openssl.pcapng`) is
+//! reassembled and its byte streams replayed, turn by turn, with new addresses and ports (443,
+//! 5061, 4443): TLS 1.2 with leaf-only, leaf + intermediate and leaf, leaf, intermediate, root
+//! chains and the clients' real reactions (alert `unknown_ca`, Finished), and TLS 1.3. Conversations
+//! that completed go on with application-data records of random length. Thousands of conversations
+//! run at once, their packets interleaved; flights are split into segments of at most 1448 bytes,
+//! some segments arrive out of order and some are retransmitted. Around them: HTTP over TCP port
+//! 80 and DNS over UDP. Ethernet, some frames VLAN-tagged, some conversations over IPv6.
+//!
+//! The truth file (`<out>.truth.json`) counts what chainsniff must report with
+//! `--trust captures/pki/root.pem`: handshakes, Certificate messages, and statuses, derived here
+//! from the template bytes (a server flight whose Certificate message holds one certificate is
+//! `incomplete`, as the intermediate is sent elsewhere in the capture; more is `complete`; TLS 1.3
+//! without a key log is `not_visible`).
+
+#[path = "../tests/common/synth.rs"]
+mod synth;
+
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use chainsniff::decode::{Decoded, decode};
+use chainsniff::reassembly::{At, ConnInfo, Dir, End, Reassembler, StreamHandler};
+use clap::Parser;
+use synth::{ACK, Flags, PcapWriter, SYN, SYN_ACK};
+
+#[derive(Parser)]
+struct Args {
+    /// Size of the capture to write: bytes, or with KiB/MiB/GiB.
+    #[arg(long, default_value = "200MiB")]
+    size: String,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Conversations in flight at once.
+    #[arg(long, default_value_t = 2000)]
+    concurrency: usize,
+    /// Mean application data per completed TLS conversation, in bytes.
+    #[arg(long, default_value_t = 12_000)]
+    mean_data: usize,
+    #[arg(long, default_value = "bench.pcap")]
+    out: PathBuf,
+}
+
+fn parse_size(s: &str) -> u64 {
+    let s = s.trim();
+    let (num, mult) = [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)]
+        .iter()
+        .find_map(|(suffix, m)| s.strip_suffix(suffix).map(|n| (n, *m)))
+        .unwrap_or((s, 1));
+    (num.trim().parse::<f64>().expect("a size like 2GiB") * mult as f64) as u64
+}
+
+/// xorshift64*: deterministic for a seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn chance(&mut self, per_mille: u64) -> bool {
+        self.below(1000) < per_mille
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Templates: real conversations, reassembled by chainsniff's own TCP stage.
+
+/// The byte streams of one conversation as turns: (from the client, bytes).
+#[derive(Default)]
+struct Collector {
+    client: Option<Dir>,
+    turns: Vec<(bool, Vec<u8>)>,
+    ended_by_client_rst_or_alert: bool,
+}
+
+impl StreamHandler for Collector {
+    type Output = Collector;
+    fn on_data(&mut self, dir: Dir, _: At, data: &[u8]) {
+        let client = *self.client.get_or_insert(dir);
+        let from_client = dir == client;
+        match self.turns.last_mut() {
+            Some((c, bytes)) if *c == from_client => bytes.extend_from_slice(data),
+            _ => self.turns.push((from_client, data.to_vec())),
+        }
+    }
+    fn on_gap(&mut self, _: Dir, _: At, _: u64) {}
+    fn on_syn(&mut self, dir: Dir, ack: bool) {
+        self.client = Some(if ack { dir.reverse() } else { dir });
+    }
+    fn on_fin(&mut self, _: Dir, _: At) {}
+    fn on_rst(&mut self, _: Dir, _: At) {
+        self.ended_by_client_rst_or_alert = true;
+    }
+    fn wants_data(&self, _: Dir) -> bool {
+        true
+    }
+    fn is_done(&self) -> bool {
+        false
+    }
+    fn finish(self, _: End) -> Option<Collector> {
+        (!self.turns.is_empty()).then_some(self)
+    }
+}
+
+struct Template {
+    turns: Vec<(bool, Vec<u8>)>,
+    /// Certificates in the server's Certificate message (None: none in plaintext).
+    certs: Option<usize>,
+    tls13: bool,
+    /// The client went on after the server's flight (application data may follow).
+    completed: bool,
+}
+
+fn load_templates(root: &Path) -> Vec<Template> {
+    let mut out = Vec::new();
+    for name in [
+        "lync-vip-before.pcapng",
+        "lync-vip-fixed.pcap",
+        "tls13-openssl.pcapng",
+    ] {
+        let path = root.join("captures").join(name);
+        let mut r = Reassembler::new(|_: ConnInfo| Collector::default());
+        chainsniff::capture::read_capture(
+            path.to_str().unwrap(),
+            |f| {
+                if let Ok(Decoded::Tcp(seg)) = decode(f.linktype, f.data) {
+                    r.process(
+                        At {
+                            frame: f.number,
+                            ts: f.ts,
+                        },
+                        &seg,
+                    );
+                }
+            },
+            |_| {},
+        )
+        .expect("bundled capture");
+        let (convs, _, _) = r.finish();
+        for c in convs {
+            let server: Vec<u8> = c
+                .turns
+                .iter()
+                .filter(|(from_client, _)| !from_client)
+                .flat_map(|(_, b)| b.clone())
+                .collect();
+            let (certs, tls13) = scan_server_flight(&server);
+            let client_alert = c
+                .turns
+                .iter()
+                .any(|(from_client, b)| *from_client && b.first() == Some(&21));
+            out.push(Template {
+                completed: !client_alert && !c.ended_by_client_rst_or_alert,
+                turns: c.turns,
+                certs,
+                tls13,
+            });
+        }
+    }
+    assert!(out.len() >= 8, "templates: {}", out.len());
+    out
+}
+
+/// Walks the server's plaintext records: the certificate count of its Certificate message, and
+/// whether the ServerHello chose TLS 1.3 (supported_versions 0x0304).
+fn scan_server_flight(b: &[u8]) -> (Option<usize>, bool) {
+    let mut hs = Vec::new();
+    let mut o = 0;
+    while o + 5 <= b.len() {
+        let len = u16::from_be_bytes([b[o + 3], b[o + 4]]) as usize;
+        if b[o] == 22 {
+            hs.extend_from_slice(&b[o + 5..(o + 5 + len).min(b.len())]);
+        } else if b[o] == 20 {
+            break; // ChangeCipherSpec: the rest is encrypted
+        }
+        o += 5 + len;
+    }
+    let (mut certs, mut tls13) = (None, false);
+    let mut o = 0;
+    while o + 4 <= hs.len() {
+        let t = hs[o];
+        let len = u32::from_be_bytes([0, hs[o + 1], hs[o + 2], hs[o + 3]]) as usize;
+        let body = &hs[o + 4..(o + 4 + len).min(hs.len())];
+        match t {
+            2 => tls13 = body.windows(6).any(|w| w == [0, 0x2b, 0, 2, 3, 4]),
+            11 => {
+                let mut n = 0;
+                let mut p = 3;
+                while p + 3 <= body.len() {
+                    let l = u32::from_be_bytes([0, body[p], body[p + 1], body[p + 2]]) as usize;
+                    p += 3 + l;
+                    n += 1;
+                }
+                certs = Some(n);
+            }
+            _ => {}
+        }
+        o += 4 + len;
+    }
+    (certs, tls13)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversations in flight.
+
+enum Kind {
+    Tls { template: usize, app_data: usize },
+    Http { body: usize },
+    Dns,
+}
+
+struct Flow {
+    conv: synth::Conversation,
+    kind: Kind,
+    /// Segments still to send: (from the client, payload, flags).
+    queue: std::collections::VecDeque<(bool, Vec<u8>, Flags)>,
+    /// A segment held back to be sent after the next one (reordering).
+    held: Option<(bool, u32, u32, Vec<u8>)>,
+    opened: bool,
+}
+
+fn app_records(rng: &mut Rng, total: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(total + 64);
+    while out.len() < total {
+        let len = (512 + rng.below(16_384 - 512) as usize).min(total - out.len() + 24);
+        out.extend_from_slice(&[23, 3, 3]);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+        let start = out.len();
+        out.resize(start + len, 0);
+        for chunk in out[start..].chunks_mut(8) {
+            let r = rng.next().to_le_bytes();
+            chunk.copy_from_slice(&r[..chunk.len()]);
+        }
+    }
+    out
+}
+
+struct Gen {
+    rng: Rng,
+    templates: Vec<Template>,
+    mean_data: usize,
+    next_client: u32,
+    truth: Truth,
+}
+
+#[derive(Default, serde::Serialize)]
+struct Truth {
+    seed: u64,
+    bytes: u64,
+    frames: u64,
+    tls_handshakes: u64,
+    certificate_messages: u64,
+    status: BTreeMap<&'static str, u64>,
+    http_conversations: u64,
+    dns_queries: u64,
+}
+
+impl Gen {
+    fn new_flow(&mut self) -> Flow {
+        self.next_client += 1;
+        let n = self.next_client;
+        let v6 = self.rng.chance(150);
+        let (client_ip, server_ip): (IpAddr, IpAddr) = if v6 {
+            (
+                IpAddr::V6(Ipv6Addr::new(
+                    0x2001,
+                    0xdb8,
+                    1,
+                    0,
+                    0,
+                    0,
+                    (n >> 16) as u16,
+                    n as u16,
+                )),
+                IpAddr::V6(Ipv6Addr::new(
+                    0x2001,
+                    0xdb8,
+                    2,
+                    0,
+                    0,
+                    0,
+                    0,
+                    1 + (n % 4) as u16,
+                )),
+            )
+        } else {
+            (
+                IpAddr::V4(Ipv4Addr::from(0x0a10_0000 | (n & 0xf_ffff))),
+                IpAddr::V4(Ipv4Addr::new(10, 1, 0, 1 + (n % 4) as u8)),
+            )
+        };
+        let roll = self.rng.below(100);
+        let (kind, port) = if roll < 80 {
+            let template = self.rng.below(self.templates.len() as u64) as usize;
+            let t = &self.templates[template];
+            let app_data = if t.completed {
+                (self.rng.below(2 * self.mean_data as u64)) as usize
+            } else {
+                0
+            };
+            self.truth.tls_handshakes += 1;
+            let status = match (t.certs, t.tls13) {
+                (_, true) => "not_visible",
+                (Some(1), _) => "incomplete",
+                (Some(_), _) => "complete",
+                (None, _) => "no_certificate",
+            };
+            *self.truth.status.entry(status).or_default() += 1;
+            if t.certs.is_some() {
+                self.truth.certificate_messages += 1;
+            }
+            let port = [443, 5061, 4443][self.rng.below(3) as usize];
+            (Kind::Tls { template, app_data }, port)
+        } else if roll < 92 {
+            self.truth.http_conversations += 1;
+            (
+                Kind::Http {
+                    body: 200 + self.rng.below(40_000) as usize,
+                },
+                80,
+            )
+        } else {
+            self.truth.dns_queries += 1;
+            (Kind::Dns, 53)
+        };
+        let client = SocketAddr::new(client_ip, 10_000 + (n % 50_000) as u16);
+        let server = SocketAddr::new(server_ip, port);
+        let mut conv = synth::Conversation::new(client, server, self.rng.next() as u32);
+        conv.mss = 1448;
+        if self.rng.chance(200) {
+            conv.vlan = Some(100 + (n % 8) as u16);
+        }
+        let mut queue = std::collections::VecDeque::new();
+        let mut push = |from_client: bool, bytes: &[u8], mss: usize| {
+            for chunk in bytes.chunks(mss) {
+                queue.push_back((from_client, chunk.to_vec(), ACK));
+            }
+        };
+        match &kind {
+            Kind::Tls { template, app_data } => {
+                for (from_client, bytes) in &self.templates[*template].turns {
+                    push(*from_client, bytes, conv.mss);
+                }
+                if *app_data > 0 {
+                    let req = app_records(&mut self.rng, 300 + *app_data / 20);
+                    push(true, &req, conv.mss);
+                    let resp = app_records(&mut self.rng, *app_data);
+                    push(false, &resp, conv.mss);
+                }
+            }
+            Kind::Http { body } => {
+                push(
+                    true,
+                    b"GET /index.html HTTP/1.1\r\nHost: intranet.contoso.test\r\n\r\n",
+                    conv.mss,
+                );
+                let mut resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {body}\r\n\r\n"
+                )
+                .into_bytes();
+                resp.extend(std::iter::repeat_n(b'x', *body));
+                push(false, &resp, conv.mss);
+            }
+            Kind::Dns => {}
+        }
+        if !matches!(kind, Kind::Dns) {
+            let fin = Flags { fin: true, ..ACK };
+            queue.push_back((true, Vec::new(), fin));
+            queue.push_back((false, Vec::new(), fin));
+        }
+        Flow {
+            conv,
+            kind,
+            queue,
+            held: None,
+            opened: false,
+        }
+    }
+
+    /// The next frame of `flow` into `out`; false when the flow has nothing more to send.
+    fn next_frame(&mut self, flow: &mut Flow, out: &mut Vec<Vec<u8>>) -> bool {
+        if let Kind::Dns = flow.kind {
+            let mut q = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+            q.extend_from_slice(b"\x08intranet\x06contoso\x04test\x00\x00\x01\x00\x01");
+            let (IpAddr::V4(_), IpAddr::V4(_)) = (flow.conv.client.ip(), flow.conv.server.ip())
+            else {
+                return false; // DNS over IPv4 only
+            };
+            let mut f = Vec::new();
+            synth::udp_frame(flow.conv.client, flow.conv.server, &q, &mut f);
+            out.push(f.clone());
+            let mut a = q.clone();
+            a[2] = 0x81;
+            a[3] = 0x80;
+            a[7] = 1;
+            a.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 1, 0, 80]);
+            synth::udp_frame(flow.conv.server, flow.conv.client, &a, &mut f);
+            out.push(f);
+            return false;
+        }
+        if !flow.opened {
+            flow.opened = true;
+            let c = &mut flow.conv;
+            let mut f = Vec::new();
+            synth::tcp_frame(
+                c.client,
+                c.server,
+                c.vlan,
+                c.client_seq,
+                0,
+                SYN,
+                &[],
+                &mut f,
+            );
+            out.push(f.clone());
+            synth::tcp_frame(
+                c.server,
+                c.client,
+                c.vlan,
+                c.server_seq,
+                c.client_seq.wrapping_add(1),
+                SYN_ACK,
+                &[],
+                &mut f,
+            );
+            out.push(f.clone());
+            c.client_seq = c.client_seq.wrapping_add(1);
+            c.server_seq = c.server_seq.wrapping_add(1);
+            synth::tcp_frame(
+                c.client,
+                c.server,
+                c.vlan,
+                c.client_seq,
+                c.server_seq,
+                ACK,
+                &[],
+                &mut f,
+            );
+            out.push(f);
+            return true;
+        }
+        let Some((from_client, payload, flags)) = flow.queue.pop_front() else {
+            if let Some((fc, seq, ack, data)) = flow.held.take() {
+                out.push(self.segment_at(flow, fc, seq, ack, &data));
+            }
+            return false;
+        };
+        let (seq, ack) = if from_client {
+            (flow.conv.client_seq, flow.conv.server_seq)
+        } else {
+            (flow.conv.server_seq, flow.conv.client_seq)
+        };
+        // Some segments are held back and sent after the next one (reordering), some are sent
+        // twice (retransmission).
+        let next_same_side = flow
+            .queue
+            .front()
+            .is_some_and(|(c, p, _)| *c == from_client && !p.is_empty());
+        let mut f = Vec::new();
+        flow.conv.segment(from_client, &payload, flags, &mut f);
+        if flow.held.is_none() && !payload.is_empty() && next_same_side && self.rng.chance(20) {
+            flow.held = Some((from_client, seq, ack, payload));
+            return true;
+        }
+        out.push(f);
+        if let Some((fc, s, a, data)) = flow.held.take() {
+            out.push(self.segment_at(flow, fc, s, a, &data));
+        }
+        if !payload.is_empty() && self.rng.chance(5) {
+            out.push(self.segment_at(flow, from_client, seq, ack, &payload));
+        }
+        true
+    }
+
+    fn segment_at(
+        &self,
+        flow: &Flow,
+        from_client: bool,
+        seq: u32,
+        ack: u32,
+        data: &[u8],
+    ) -> Vec<u8> {
+        let c = &flow.conv;
+        let (src, dst) = if from_client {
+            (c.client, c.server)
+        } else {
+            (c.server, c.client)
+        };
+        let mut f = Vec::new();
+        synth::tcp_frame(src, dst, c.vlan, seq, ack, ACK, data, &mut f);
+        f
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let target = parse_size(&args.size);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut g = Gen {
+        rng: Rng(args.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1),
+        templates: load_templates(root),
+        mean_data: args.mean_data,
+        next_client: 0,
+        truth: Truth {
+            seed: args.seed,
+            ..Truth::default()
+        },
+    };
+    let file = std::fs::File::create(&args.out)?;
+    let mut w = PcapWriter::new(BufWriter::with_capacity(1 << 20, file))?;
+    let mut flows: Vec<Flow> = Vec::new();
+    let mut frames = Vec::new();
+    let mut ts: u64 = 1_796_000_000_000_000; // 2026-11-30, inside the PKI's validity
+    let mut stopping = false;
+    while w.bytes < target || !flows.is_empty() {
+        if !stopping && w.bytes >= target {
+            stopping = true;
+        }
+        while !stopping && flows.len() < args.concurrency {
+            let f = g.new_flow();
+            flows.push(f);
+        }
+        if flows.is_empty() {
+            break;
+        }
+        let i = g.rng.below(flows.len() as u64) as usize;
+        let mut flow = flows.swap_remove(i);
+        let more = g.next_frame(&mut flow, &mut frames);
+        for f in frames.drain(..) {
+            ts += 1 + g.rng.below(20);
+            w.packet(ts, &f)?;
+        }
+        if more {
+            flows.push(flow);
+        }
+    }
+    g.truth.bytes = w.bytes;
+    g.truth.frames = w.packets;
+    w.into_inner().flush()?;
+    let truth_path = PathBuf::from(format!("{}.truth.json", args.out.display()));
+    std::fs::write(&truth_path, serde_json::to_string_pretty(&g.truth)? + "\n")?;
+    eprintln!(
+        "wrote {} ({} bytes, {} frames, {} TLS handshakes) and {}",
+        args.out.display(),
+        g.truth.bytes,
+        g.truth.frames,
+        g.truth.tls_handshakes,
+        truth_path.display()
+    );
+    Ok(())
+}
