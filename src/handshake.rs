@@ -378,6 +378,22 @@ impl TlsConn {
     }
 
     fn push(&mut self, side: Side, at: At, kind: EventKind) {
+        // A run of application data from one side is one event (its first record): only where
+        // the run starts matters, and handshakes are kept until the report is built.
+        let repeat = |e: &Event| e.side == side && e.kind == kind;
+        if matches!(
+            kind,
+            EventKind::ApplicationData | EventKind::EncryptedHandshake
+        ) && self
+            .hs
+            .events
+            .iter()
+            .rev()
+            .find(|e| e.side == side)
+            .is_some_and(repeat)
+        {
+            return;
+        }
         if self.hs.events.len() < MAX_EVENTS {
             self.hs.events.push(Event { side, at, kind });
         }
@@ -1001,6 +1017,7 @@ impl StreamHandler for TlsConn {
         if self.dirs[server.index()].has_partial() && !self.server_done {
             self.hs.server_cut = true;
         }
+        self.hs.events.shrink_to_fit();
         let open = !(self.server_done && self.client_done);
         match end {
             End::Closed => {}

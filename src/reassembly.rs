@@ -9,6 +9,10 @@
 //! on arrival, and once it is done with the whole connection it is finished and its memory freed.
 
 use std::collections::HashMap;
+
+/// The hash maps of the conversation tables: foldhash, seeded per table (fast, and an attacker
+/// who does not know the seed cannot aim collisions at a bucket).
+pub(crate) type FlowMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::capture::Timestamp;
@@ -143,15 +147,15 @@ pub struct FlowEvictions {
 /// Ended conversations, remembered compactly by a hash of their addresses so that stream
 /// numbering stays Wireshark's after the per-connection state is freed.
 pub(crate) struct Settled<T> {
-    map: HashMap<u64, T>,
-    hasher: std::collections::hash_map::RandomState,
+    map: FlowMap<u64, T>,
+    hasher: foldhash::fast::RandomState,
     max: usize,
 }
 
 impl<T> Settled<T> {
     pub(crate) fn new(max: usize) -> Self {
         Settled {
-            map: HashMap::new(),
+            map: FlowMap::default(),
             hasher: Default::default(),
             max: max.max(2),
         }
@@ -189,7 +193,7 @@ impl<T> Settled<T> {
 /// Keys of the least recently active eighth of `table` (at least one), by `last` frame, in
 /// ascending order of `order` so that eviction is deterministic.
 pub(crate) fn least_recent<K: Clone, V>(
-    table: &HashMap<K, V>,
+    table: &FlowMap<K, V>,
     last: impl Fn(&V) -> u64,
     order: impl Fn(&V) -> u64,
 ) -> Vec<K> {
@@ -243,11 +247,15 @@ impl DirState {
     /// Delivers in-order bytes and remembers them for retransmission checks.
     fn deliver<H: StreamHandler>(&mut self, handler: &mut H, dir: Dir, at: At, data: &[u8]) {
         handler.on_data(dir, at, data);
-        if self.recent.len() + data.len() > RECENT_BYTES {
-            let drop = (self.recent.len() + data.len() - RECENT_BYTES).min(self.recent.len());
+        // The window may grow to twice its size before the older half is dropped, so that
+        // bytes are moved once per window rather than once per segment.
+        if self.recent.len() + data.len() > 2 * RECENT_BYTES {
+            let drop = (self.recent.len() + data.len())
+                .saturating_sub(RECENT_BYTES)
+                .min(self.recent.len());
             self.recent.drain(..drop);
         }
-        let keep = data.len().min(RECENT_BYTES);
+        let keep = data.len().min(2 * RECENT_BYTES);
         self.recent.extend_from_slice(&data[data.len() - keep..]);
     }
 
@@ -331,7 +339,7 @@ pub(crate) fn key_of(src: SocketAddr, dst: SocketAddr) -> (Key, bool) {
 /// The TCP conversation table: connections being followed (bounded by
 /// [`FlowLimits::max_flows`]) and, compactly, connections that ended (for stream numbering).
 pub struct Reassembler<H: StreamHandler, F: FnMut(ConnInfo) -> H> {
-    conns: HashMap<Key, Conn<H>>,
+    conns: FlowMap<Key, Conn<H>>,
     settled: Settled<Tomb>,
     next_stream: u64,
     new_handler: F,
@@ -354,7 +362,7 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
 
     pub fn with_limits(new_handler: F, limits: FlowLimits) -> Self {
         Reassembler {
-            conns: HashMap::new(),
+            conns: FlowMap::default(),
             settled: Settled::new(limits.max_settled),
             next_stream: 0,
             new_handler,

@@ -28,8 +28,8 @@ use crate::decode::UdpDatagram;
 use crate::handshake::{Handshake, Protocol, TlsConn};
 use crate::keylog::{Hash, expand_label};
 use crate::reassembly::{
-    At, ConnInfo, Dir, End, EvictReason, Eviction, FlowEvictions, FlowLimits, Key, Settled,
-    StreamHandler, key_of, least_recent,
+    At, ConnInfo, Dir, End, EvictReason, Eviction, FlowEvictions, FlowLimits, FlowMap, Key,
+    Settled, StreamHandler, key_of, least_recent,
 };
 use crate::tls::TlsEvent;
 
@@ -54,7 +54,7 @@ struct Conv {
 /// The UDP conversation table: conversations being probed or followed (bounded like TCP's),
 /// and compactly the others, for `udp.stream` numbering.
 pub struct UdpFlows {
-    convs: HashMap<Key, Conv>,
+    convs: FlowMap<Key, Conv>,
     /// Ended (or never TLS) conversations: their stream index.
     settled: Settled<u64>,
     next_stream: u64,
@@ -74,7 +74,7 @@ impl Default for UdpFlows {
 impl UdpFlows {
     pub fn new(limits: FlowLimits, max_handshake: usize) -> Self {
         UdpFlows {
-            convs: HashMap::new(),
+            convs: FlowMap::default(),
             settled: Settled::new(limits.max_settled),
             next_stream: 0,
             limits,
