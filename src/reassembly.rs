@@ -190,26 +190,95 @@ impl<T> Settled<T> {
     }
 }
 
-/// Keys of the least recently active eighth of `table` (at least one), by `last` frame, in
-/// ascending order of `order` so that eviction is deterministic.
-pub(crate) fn least_recent<K: Clone, V>(
-    table: &FlowMap<K, V>,
-    last: impl Fn(&V) -> u64,
-    order: impl Fn(&V) -> u64,
-) -> Vec<K> {
-    let mut lasts: Vec<u64> = table.values().map(&last).collect();
-    if lasts.is_empty() {
-        return Vec::new();
+/// What the eviction policy needs to know of a table entry.
+pub(crate) trait Recency {
+    /// The last packet seen.
+    fn last(&self) -> At;
+    /// The stream index (evictions happen in this order, so that they are deterministic).
+    fn stream(&self) -> u64;
+}
+
+/// The eviction policy of the TCP and UDP tables: room when full, and idle entries.
+pub(crate) struct Evictor {
+    limits: FlowLimits,
+    /// Capture time (seconds) of the next idle sweep.
+    next_sweep: Option<i64>,
+    pub(crate) counts: FlowEvictions,
+}
+
+/// How often (capture time) idle connections are looked for.
+const SWEEP_SECS: i64 = 30;
+
+impl Evictor {
+    pub(crate) fn new(limits: FlowLimits) -> Self {
+        Evictor {
+            limits,
+            next_sweep: None,
+            counts: FlowEvictions::default(),
+        }
     }
-    let n = (lasts.len() / 8).max(1);
-    let cut = *lasts.select_nth_unstable(n - 1).1;
+
+    /// Before one more entry is added at `at`: if `table` is full, removes and returns its least
+    /// recently active eighth (at least one), in stream order, with how they end.
+    pub(crate) fn make_room<K: Clone + Eq + std::hash::Hash, V: Recency>(
+        &mut self,
+        table: &mut FlowMap<K, V>,
+        at: At,
+    ) -> (Vec<(K, V)>, End) {
+        let end = End::Evicted(Eviction {
+            at,
+            reason: EvictReason::FlowTableFull,
+        });
+        if table.len() < self.limits.max_flows.max(1) {
+            return (Vec::new(), end);
+        }
+        let mut lasts: Vec<u64> = table.values().map(|v| v.last().frame).collect();
+        let n = (lasts.len() / 8).max(1);
+        let cut = *lasts.select_nth_unstable(n - 1).1;
+        let victims = take_sorted(table, |v| v.last().frame <= cut);
+        self.counts.first_full_frame.get_or_insert(at.frame);
+        self.counts.full += victims.len() as u64;
+        (victims, end)
+    }
+
+    /// Removes and returns the entries idle for longer than the limit at `at` (looked for every
+    /// [`SWEEP_SECS`] of capture time), in stream order, with how they end.
+    pub(crate) fn idle<K: Clone + Eq + std::hash::Hash, V: Recency>(
+        &mut self,
+        table: &mut FlowMap<K, V>,
+        at: At,
+    ) -> (Vec<(K, V)>, End) {
+        let end = End::Evicted(Eviction {
+            at,
+            reason: EvictReason::Idle,
+        });
+        let now = at.ts.secs();
+        let due = *self.next_sweep.get_or_insert(now + SWEEP_SECS);
+        if now < due {
+            return (Vec::new(), end);
+        }
+        self.next_sweep = Some(now + SWEEP_SECS);
+        let horizon = now - self.limits.idle_secs;
+        let victims = take_sorted(table, |v| v.last().ts.secs() < horizon);
+        self.counts.idle += victims.len() as u64;
+        (victims, end)
+    }
+}
+
+/// Removes the entries of `table` that `pick` selects, in stream order.
+fn take_sorted<K: Clone + Eq + std::hash::Hash, V: Recency>(
+    table: &mut FlowMap<K, V>,
+    pick: impl Fn(&V) -> bool,
+) -> Vec<(K, V)> {
     let mut keys: Vec<(u64, K)> = table
         .iter()
-        .filter(|(_, v)| last(v) <= cut)
-        .map(|(k, v)| (order(v), k.clone()))
+        .filter(|(_, v)| pick(v))
+        .map(|(k, v)| (v.stream(), k.clone()))
         .collect();
-    keys.sort_by_key(|(o, _)| *o);
-    keys.into_iter().map(|(_, k)| k).collect()
+    keys.sort_by_key(|(s, _)| *s);
+    keys.into_iter()
+        .filter_map(|(_, k)| table.remove_entry(&k))
+        .collect()
 }
 
 /// Counters for the report.
@@ -297,6 +366,15 @@ struct Conn<H> {
     last: At,
 }
 
+impl<H> Recency for Conn<H> {
+    fn last(&self) -> At {
+        self.last
+    }
+    fn stream(&self) -> u64 {
+        self.info.stream
+    }
+}
+
 /// An ended connection, as much as stream numbering needs (24 bytes).
 #[derive(Debug, Clone, Copy)]
 struct Tomb {
@@ -343,17 +421,11 @@ pub struct Reassembler<H: StreamHandler, F: FnMut(ConnInfo) -> H> {
     settled: Settled<Tomb>,
     next_stream: u64,
     new_handler: F,
-    limits: FlowLimits,
-    /// Capture time (seconds) of the next idle sweep.
-    next_sweep: Option<i64>,
+    evictor: Evictor,
     pub stats: TcpStats,
-    pub evictions: FlowEvictions,
     /// Outputs of finished handlers, in the order they finished.
     pub finished: Vec<H::Output>,
 }
-
-/// How often (capture time) idle connections are looked for.
-const SWEEP_SECS: i64 = 30;
 
 impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
     pub fn new(new_handler: F) -> Self {
@@ -366,17 +438,18 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
             settled: Settled::new(limits.max_settled),
             next_stream: 0,
             new_handler,
-            limits,
-            next_sweep: None,
+            evictor: Evictor::new(limits),
             stats: TcpStats::default(),
-            evictions: FlowEvictions::default(),
             finished: Vec::new(),
         }
     }
 
     pub fn process(&mut self, at: At, seg: &TcpSegment<'_>) {
         self.stats.segments += 1;
-        self.sweep_idle(at);
+        let (idle, end) = self.evictor.idle(&mut self.conns, at);
+        for (k, c) in idle {
+            self.settle(k, c, end);
+        }
         let src = SocketAddr::new(seg.src, seg.sport);
         let dst = SocketAddr::new(seg.dst, seg.dport);
         let (key, src_low) = key_of(src, dst);
@@ -499,19 +572,9 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
         dirs: [DirState; 2],
         at: At,
     ) {
-        if self.conns.len() >= self.limits.max_flows.max(1) {
-            let victims = least_recent(&self.conns, |c| c.last.frame, |c| c.info.stream);
-            self.evictions.first_full_frame.get_or_insert(at.frame);
-            self.evictions.full += victims.len() as u64;
-            let end = End::Evicted(Eviction {
-                at,
-                reason: EvictReason::FlowTableFull,
-            });
-            for k in victims {
-                if let Some(c) = self.conns.remove(&k) {
-                    self.settle(k, c, end);
-                }
-            }
+        let (victims, end) = self.evictor.make_room(&mut self.conns, at);
+        for (k, c) in victims {
+            self.settle(k, c, end);
         }
         let info = ConnInfo {
             stream,
@@ -530,34 +593,6 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
                 last: at,
             },
         );
-    }
-
-    /// Evicts connections idle for longer than the limit (checked every [`SWEEP_SECS`]).
-    fn sweep_idle(&mut self, at: At) {
-        let now = at.ts.secs();
-        let due = *self.next_sweep.get_or_insert(now + SWEEP_SECS);
-        if now < due {
-            return;
-        }
-        self.next_sweep = Some(now + SWEEP_SECS);
-        let horizon = now - self.limits.idle_secs;
-        let mut idle: Vec<(u64, Key)> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.last.ts.secs() < horizon)
-            .map(|(k, c)| (c.info.stream, *k))
-            .collect();
-        idle.sort_by_key(|(s, _)| *s);
-        let end = End::Evicted(Eviction {
-            at,
-            reason: EvictReason::Idle,
-        });
-        for (_, k) in idle {
-            if let Some(c) = self.conns.remove(&k) {
-                self.evictions.idle += 1;
-                self.settle(k, c, end);
-            }
-        }
     }
 
     /// Finishes a connection and remembers it compactly.
@@ -579,7 +614,7 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
         }
         self.finish_conn(conn, end);
         let h = self.settled.hash(&key);
-        self.evictions.forgotten += self.settled.insert(h, tomb, |t| t.stream);
+        self.evictor.counts.forgotten += self.settled.insert(h, tomb, |t| t.stream);
     }
 
     fn segment<G: StreamHandler>(
@@ -785,7 +820,7 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
         for (_, conn) in live {
             self.finish_conn(conn, End::CaptureEnded);
         }
-        (self.finished, self.stats, self.evictions)
+        (self.finished, self.stats, self.evictor.counts)
     }
 
     /// Connections being followed (for memory accounting and tests).

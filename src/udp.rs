@@ -28,8 +28,8 @@ use crate::decode::UdpDatagram;
 use crate::handshake::{Handshake, Protocol, TlsConn};
 use crate::keylog::{Hash, expand_label};
 use crate::reassembly::{
-    At, ConnInfo, Dir, End, EvictReason, Eviction, FlowEvictions, FlowLimits, FlowMap, Key,
-    Settled, StreamHandler, key_of, least_recent,
+    At, ConnInfo, Dir, End, Evictor, FlowEvictions, FlowLimits, FlowMap, Key, Recency, Settled,
+    StreamHandler, key_of,
 };
 use crate::tls::TlsEvent;
 
@@ -51,6 +51,15 @@ struct Conv {
     last: At,
 }
 
+impl Recency for Conv {
+    fn last(&self) -> At {
+        self.last
+    }
+    fn stream(&self) -> u64 {
+        self.info.stream
+    }
+}
+
 /// The UDP conversation table: conversations being probed or followed (bounded like TCP's),
 /// and compactly the others, for `udp.stream` numbering.
 pub struct UdpFlows {
@@ -58,9 +67,8 @@ pub struct UdpFlows {
     /// Ended (or never TLS) conversations: their stream index.
     settled: Settled<u64>,
     next_stream: u64,
-    limits: FlowLimits,
+    evictor: Evictor,
     max_handshake: usize,
-    pub evictions: FlowEvictions,
     /// Handshakes of conversations already finished.
     pub finished: Vec<Handshake>,
 }
@@ -77,9 +85,8 @@ impl UdpFlows {
             convs: FlowMap::default(),
             settled: Settled::new(limits.max_settled),
             next_stream: 0,
-            limits,
+            evictor: Evictor::new(limits),
             max_handshake,
-            evictions: FlowEvictions::default(),
             finished: Vec::new(),
         }
     }
@@ -88,6 +95,10 @@ impl UdpFlows {
         let src = SocketAddr::new(d.src, d.sport);
         let dst = SocketAddr::new(d.dst, d.dport);
         let (key, _) = key_of(src, dst);
+        let (idle, end) = self.evictor.idle(&mut self.convs, at);
+        for (k, c) in idle {
+            self.settle(k, c, end);
+        }
         let dir = if !self.convs.contains_key(&key) {
             if self.settled.get_mut(self.settled.hash(&key)).is_some() {
                 // Not DTLS or QUIC, or finished: only the stream number is kept.
@@ -138,19 +149,9 @@ impl UdpFlows {
 
     /// Starts a conversation, evicting the least recently active ones if the table is full.
     fn open(&mut self, key: Key, src: SocketAddr, dst: SocketAddr, at: At) {
-        if self.convs.len() >= self.limits.max_flows.max(1) {
-            let victims = least_recent(&self.convs, |c| c.last.frame, |c| c.info.stream);
-            self.evictions.first_full_frame.get_or_insert(at.frame);
-            self.evictions.full += victims.len() as u64;
-            let end = End::Evicted(Eviction {
-                at,
-                reason: EvictReason::FlowTableFull,
-            });
-            for k in victims {
-                if let Some(c) = self.convs.remove(&k) {
-                    self.settle(k, c, end);
-                }
-            }
+        let (victims, end) = self.evictor.make_room(&mut self.convs, at);
+        for (k, c) in victims {
+            self.settle(k, c, end);
         }
         let stream = self.next_stream;
         self.next_stream += 1;
@@ -176,7 +177,7 @@ impl UdpFlows {
             self.finished.push(h);
         }
         let h = self.settled.hash(&key);
-        self.evictions.forgotten += self.settled.insert(h, conv.info.stream, |s| *s);
+        self.evictor.counts.forgotten += self.settled.insert(h, conv.info.stream, |s| *s);
     }
 
     /// Ends every conversation (end of capture) and returns all handshakes.
@@ -188,7 +189,7 @@ impl UdpFlows {
                 self.finished.push(h);
             }
         }
-        (self.finished, self.evictions)
+        (self.finished, self.evictor.counts)
     }
 }
 

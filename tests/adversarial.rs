@@ -474,3 +474,28 @@ fn a_conflicting_retransmission_of_the_certificate_is_reported() {
         h.notes
     );
 }
+
+#[test]
+fn idle_udp_conversations_are_evicted_and_counted() {
+    // A datagram, then 20 minutes later a datagram of another conversation: the first,
+    // idle for longer than 10 minutes, is evicted (as TCP conversations are).
+    let path = tmp("idle-udp.pcap");
+    let mut w = PcapWriter::new(std::fs::File::create(&path).unwrap()).unwrap();
+    let mut f = Vec::new();
+    synth::udp_frame(addr(1, 5353), addr(200, 5353), b"not dtls", &mut f);
+    w.packet(1_790_000_000_000_000, &f).unwrap();
+    synth::udp_frame(addr(2, 5353), addr(200, 5353), b"not dtls", &mut f);
+    w.packet(1_790_001_200_000_000, &f).unwrap();
+    drop(w);
+    let r = analyze(&path.to_string_lossy(), &Options::default());
+    assert_eq!(r.captures[0].flows_evicted, 1);
+    assert!(
+        r.captures[0]
+            .summary
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("1 UDP conversations idle for more than 600 s")),
+        "{:?}",
+        r.captures[0].summary.warnings
+    );
+}
