@@ -18,7 +18,7 @@ use crate::decode::{Decoded, decode, transport};
 use crate::defrag::Defragmenter;
 use crate::handshake::{EventKind, Handshake, TlsConn};
 use crate::keylog::KeyLog;
-use crate::reassembly::{At, FlowLimits, Reassembler};
+use crate::reassembly::{At, ConnInfo, FlowLimits, Reassembler};
 use crate::udp::UdpFlows;
 
 /// Most per-frame decode warnings listed per capture (the rest are counted).
@@ -113,24 +113,7 @@ pub fn analyze_reader(
     input: Box<dyn Read + Send>,
     opts: &Options,
 ) -> anyhow::Result<Analysis> {
-    let trust = trust_store(opts)?;
-    let keylog = Rc::new(RefCell::new(KeyLog::default()));
-    for p in &opts.keylog {
-        keylog.borrow_mut().add_file(p)?;
-    }
-    let mut store = CertStore::default();
-    let mut sessions = Vec::new();
-    let result = analyze_input(name, Some(input), &keylog, opts.limits, &mut |mut hs| {
-        intern(&mut store, 0, &mut hs);
-        sessions.push(Session { capture: 0, hs });
-    })?;
-    sessions.sort_by_key(|s| handshake_order(&s.hs));
-    Ok(Analysis {
-        captures: vec![result],
-        sessions,
-        store,
-        trust,
-    })
+    analyze_sources(vec![(name, Some(input))], opts, |_, _, _| {})
 }
 
 /// Reads every capture and extracts its handshakes. Captures are analyzed together: a
@@ -144,6 +127,16 @@ pub fn analyze(paths: &[String], opts: &Options) -> anyhow::Result<Analysis> {
 pub fn analyze_streaming(
     paths: &[String],
     opts: &Options,
+    on_session: impl FnMut(&Session, &CertStore, &TrustStore),
+) -> anyhow::Result<Analysis> {
+    let sources = paths.iter().map(|p| (p.as_str(), None)).collect();
+    analyze_sources(sources, opts, on_session)
+}
+
+/// The captures, each a file path or (with a reader) a named byte source, analyzed together.
+fn analyze_sources(
+    sources: Vec<(&str, Option<Box<dyn Read + Send>>)>,
+    opts: &Options,
     mut on_session: impl FnMut(&Session, &CertStore, &TrustStore),
 ) -> anyhow::Result<Analysis> {
     let trust = trust_store(opts)?;
@@ -154,11 +147,11 @@ pub fn analyze_streaming(
     let mut store = CertStore::default();
     let mut captures = Vec::new();
     let mut sessions = Vec::new();
-    for (index, path) in paths.iter().enumerate() {
+    for (index, (path, input)) in sources.into_iter().enumerate() {
         let first = sessions.len();
         // Certificates leave each handshake as soon as it is finished: memory holds each
         // distinct certificate once, not one copy per handshake.
-        let result = analyze_capture_with(path, &keylog, opts.limits, &mut |mut hs| {
+        let result = analyze_input(path, input, &keylog, opts.limits, &mut |mut hs| {
             intern(&mut store, index, &mut hs);
             let session = Session { capture: index, hs };
             on_session(&session, &store, &trust);
@@ -244,31 +237,59 @@ fn analyze_input(
     limits: Limits,
     sink: &mut dyn FnMut(Handshake),
 ) -> Result<CaptureResult, CaptureError> {
-    let conn_keys = keylog.clone();
-    let max_hs = limits.max_handshake_bytes;
-    let mut reasm = Reassembler::with_limits(
-        move |info| {
+    let mut pipeline = FramePipeline::new(keylog, limits);
+    let on_frame = |frame: &Frame<'_>| pipeline.frame(frame, sink);
+    let on_secrets = |secrets: &[u8]| {
+        keylog
+            .borrow_mut()
+            .add_text(&String::from_utf8_lossy(secrets));
+    };
+    let summary = match input {
+        Some(input) => read_from(path, input, on_frame, on_secrets)?,
+        None => read_capture(path, on_frame, on_secrets)?,
+    };
+    Ok(pipeline.finish(summary, sink))
+}
+
+type TcpStage = Reassembler<TlsConn, Box<dyn FnMut(ConnInfo) -> TlsConn>>;
+
+/// The stages after the capture reader, one frame at a time: decode, IP defragmentation, TCP
+/// and UDP conversations, TLS. Finished handshakes go to the caller's sink.
+pub struct FramePipeline {
+    reasm: TcpStage,
+    udp: UdpFlows,
+    defrag: Defragmenter,
+    limits: Limits,
+    other: u64,
+    undecodable: u64,
+    oversized: u64,
+    frame_warnings: Vec<String>,
+}
+
+impl FramePipeline {
+    /// TLS 1.3 handshakes are decrypted with `keylog`.
+    pub fn new(keylog: &Rc<RefCell<KeyLog>>, limits: Limits) -> Self {
+        let conn_keys = keylog.clone();
+        let max_hs = limits.max_handshake_bytes;
+        let new_conn: Box<dyn FnMut(ConnInfo) -> TlsConn> = Box::new(move |info| {
             let mut conn = TlsConn::with_keylog(info, conn_keys.clone());
             conn.set_max_handshake(max_hs);
             conn
-        },
-        limits.flows(),
-    );
-    let mut udp = UdpFlows::new(limits.flows(), max_hs);
-    let mut oversized = 0u64;
-    let mut sink = |h: Handshake| {
-        oversized += h
-            .events
-            .iter()
-            .filter(|e| matches!(e.kind, EventKind::Oversized { .. }))
-            .count() as u64;
-        sink(h)
-    };
-    let mut defrag = Defragmenter::default();
-    let mut other = 0u64;
-    let mut undecodable = 0u64;
-    let mut frame_warnings = Vec::new();
-    let on_frame = |frame: &Frame<'_>| {
+        });
+        FramePipeline {
+            reasm: Reassembler::with_limits(new_conn, limits.flows()),
+            udp: UdpFlows::new(limits.flows(), max_hs),
+            defrag: Defragmenter::default(),
+            limits,
+            other: 0,
+            undecodable: 0,
+            oversized: 0,
+            frame_warnings: Vec::new(),
+        }
+    }
+
+    /// One frame through the stages; handshakes it decides go to `sink`.
+    pub fn frame(&mut self, frame: &Frame<'_>, sink: &mut dyn FnMut(Handshake)) {
         let at = At {
             frame: frame.number,
             ts: frame.ts,
@@ -276,7 +297,7 @@ fn analyze_input(
         let decoded = decode(frame.linktype, frame.data);
         let whole;
         let decoded = match decoded {
-            Ok(Decoded::Fragment(f)) => match defrag.add(frame.ts, &f) {
+            Ok(Decoded::Fragment(f)) => match self.defrag.add(frame.ts, &f) {
                 Some(w) => {
                     whole = w;
                     transport(whole.src, whole.dst, whole.ip_number, &whole.payload)
@@ -287,86 +308,110 @@ fn analyze_input(
         };
         match decoded {
             Ok(Decoded::Tcp(seg)) => {
-                reasm.process(at, &seg);
-                for h in reasm.finished.drain(..) {
-                    sink(h);
+                self.reasm.process(at, &seg);
+                for h in self.reasm.finished.drain(..) {
+                    emit(&mut self.oversized, sink, h);
                 }
             }
             Ok(Decoded::Udp(d)) => {
-                udp.process(at, &d);
-                for h in udp.finished.drain(..) {
-                    sink(h);
+                self.udp.process(at, &d);
+                for h in self.udp.finished.drain(..) {
+                    emit(&mut self.oversized, sink, h);
                 }
             }
-            Ok(Decoded::Other) | Ok(Decoded::Fragment(_)) => other += 1,
+            Ok(Decoded::Other) | Ok(Decoded::Fragment(_)) => self.other += 1,
             Err(e) => {
-                undecodable += 1;
-                if frame_warnings.len() < MAX_FRAME_WARNINGS {
-                    frame_warnings.push(format!("frame {}: {e}; skipped", frame.number));
+                self.undecodable += 1;
+                if self.frame_warnings.len() < MAX_FRAME_WARNINGS {
+                    self.frame_warnings
+                        .push(format!("frame {}: {e}; skipped", frame.number));
                 }
             }
         }
-    };
-    let on_secrets = |secrets: &[u8]| {
-        keylog
-            .borrow_mut()
-            .add_text(&String::from_utf8_lossy(secrets));
-    };
-    let summary = match input {
-        Some(input) => read_from(path, input, on_frame, on_secrets)?,
-        None => read_capture(path, on_frame, on_secrets)?,
-    };
-    let (handshakes, stats, tcp_evicted) = reasm.finish();
-    let (datagram_handshakes, udp_evicted) = udp.finish();
-    for h in handshakes.into_iter().chain(datagram_handshakes) {
-        sink(h);
     }
-    let mut summary = summary;
-    for (what, ev) in [("TCP", tcp_evicted), ("UDP", udp_evicted)] {
-        if ev.full > 0 {
+
+    /// The end of the capture: the handshakes still open go to `sink`, and the counters and
+    /// warnings join the reader's `summary`.
+    pub fn finish(
+        self,
+        mut summary: CaptureSummary,
+        sink: &mut dyn FnMut(Handshake),
+    ) -> CaptureResult {
+        let FramePipeline {
+            reasm,
+            udp,
+            defrag,
+            limits,
+            other,
+            undecodable,
+            mut oversized,
+            mut frame_warnings,
+        } = self;
+        let (handshakes, stats, tcp_evicted) = reasm.finish();
+        let (datagram_handshakes, udp_evicted) = udp.finish();
+        for h in handshakes.into_iter().chain(datagram_handshakes) {
+            emit(&mut oversized, sink, h);
+        }
+        for (what, ev) in [("TCP", tcp_evicted), ("UDP", udp_evicted)] {
+            if ev.full > 0 {
+                summary.warnings.push(format!(
+                    "more than --max-flows {} {what} conversations were open at once from frame {} on: the {} least recently active were evicted and reported as they stood (raise --max-flows)",
+                    limits.max_flows,
+                    ev.first_full_frame.unwrap_or(0),
+                    ev.full
+                ));
+            }
+            if ev.idle > 0 {
+                summary.warnings.push(format!(
+                    "{} {what} conversations idle for more than {} s of capture time were evicted and reported as they stood",
+                    ev.idle,
+                    FlowLimits::default().idle_secs
+                ));
+            }
+            if ev.forgotten > 0 {
+                summary.warnings.push(format!(
+                    "{} ended {what} conversations were forgotten to bound memory: a later packet of one of them would get a new stream index, unlike Wireshark",
+                    ev.forgotten
+                ));
+            }
+        }
+        if oversized > 0 {
             summary.warnings.push(format!(
-                "more than --max-flows {} {what} conversations were open at once from frame {} on: the {} least recently active were evicted and reported as they stood (raise --max-flows)",
-                limits.max_flows,
-                ev.first_full_frame.unwrap_or(0),
-                ev.full
+                "{oversized} handshake messages were larger than --max-handshake-bytes {} and skipped (see the handshakes' notes)",
+                limits.max_handshake_bytes
             ));
         }
-        if ev.idle > 0 {
-            summary.warnings.push(format!(
-                "{} {what} conversations idle for more than {} s of capture time were evicted and reported as they stood",
-                ev.idle,
-                FlowLimits::default().idle_secs
+        if undecodable > frame_warnings.len() as u64 {
+            frame_warnings.push(format!(
+                "{} more undecodable frames not listed",
+                undecodable - frame_warnings.len() as u64
             ));
         }
-        if ev.forgotten > 0 {
-            summary.warnings.push(format!(
-                "{} ended {what} conversations were forgotten to bound memory: a later packet of one of them would get a new stream index, unlike Wireshark",
-                ev.forgotten
-            ));
+        summary.warnings.extend(frame_warnings);
+        CaptureResult {
+            summary,
+            tcp_segments: stats.segments,
+            tcp_connections: stats.connections,
+            tcp_gaps: stats.gaps,
+            other_frames: other,
+            undecodable_frames: undecodable,
+            flows_evicted: tcp_evicted.full
+                + tcp_evicted.idle
+                + udp_evicted.full
+                + udp_evicted.idle,
+            oversized_messages: oversized,
+            ip_reassembled: defrag.reassembled,
+            ip_fragments_dropped: defrag.dropped + defrag.pending_count() as u64,
         }
     }
-    if oversized > 0 {
-        summary.warnings.push(format!(
-            "{oversized} handshake messages were larger than --max-handshake-bytes {max_hs} and skipped (see the handshakes' notes)"
-        ));
-    }
-    if undecodable > frame_warnings.len() as u64 {
-        frame_warnings.push(format!(
-            "{} more undecodable frames not listed",
-            undecodable - frame_warnings.len() as u64
-        ));
-    }
-    summary.warnings.extend(frame_warnings);
-    Ok(CaptureResult {
-        summary,
-        tcp_segments: stats.segments,
-        tcp_connections: stats.connections,
-        tcp_gaps: stats.gaps,
-        other_frames: other,
-        undecodable_frames: undecodable,
-        flows_evicted: tcp_evicted.full + tcp_evicted.idle + udp_evicted.full + udp_evicted.idle,
-        oversized_messages: oversized,
-        ip_reassembled: defrag.reassembled,
-        ip_fragments_dropped: defrag.dropped + defrag.pending_count() as u64,
-    })
+}
+
+/// Hands a finished handshake on, counting the messages it skipped for their size.
+fn emit(oversized: &mut u64, sink: &mut dyn FnMut(Handshake), h: Handshake) {
+    *oversized += h
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Oversized { .. }))
+        .count() as u64;
+    sink(h)
 }

@@ -1,13 +1,10 @@
-//! One packet through decode, IP reassembly and TCP reassembly into the TLS stage, twice (the
-//! second copy is a retransmission). The first byte picks the link type.
+//! One packet through the stages after the reader (decode, IP reassembly, TCP/UDP
+//! conversations, TLS), twice (the second copy is a retransmission), as the analysis runs them.
+//! The first byte picks the link type.
 #![no_main]
 
-use chainsniff::capture::Timestamp;
-use chainsniff::decode::{Decoded, decode, transport};
-use chainsniff::defrag::Defragmenter;
-use chainsniff::handshake::TlsConn;
-use chainsniff::reassembly::{At, Reassembler};
-use chainsniff::udp::UdpFlows;
+use chainsniff::analysis::{FramePipeline, Limits};
+use chainsniff::capture::{Frame, Timestamp};
 use libfuzzer_sys::fuzz_target;
 use pcap_parser::Linktype;
 
@@ -18,31 +15,25 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let linktype = Linktype(LINKTYPES[pick as usize % LINKTYPES.len()]);
-    let mut reasm = Reassembler::new(TlsConn::new);
-    let mut udp = UdpFlows::default();
-    let mut defrag = Defragmenter::default();
-    for n in 1..=2u64 {
-        let at = At {
-            frame: n,
+    let mut pipeline = FramePipeline::new(&Default::default(), Limits::default());
+    let mut sink = |_| {};
+    for number in 1..=2u64 {
+        let f = Frame {
+            number,
             ts: Timestamp::from_parts(1_790_000_000, 0),
+            linktype,
+            data: frame,
+            orig_len: frame.len() as u32,
         };
-        let whole;
-        let decoded = match decode(linktype, frame) {
-            Ok(Decoded::Fragment(f)) => match defrag.add(at.ts, &f) {
-                Some(w) => {
-                    whole = w;
-                    transport(whole.src, whole.dst, whole.ip_number, &whole.payload)
-                }
-                None => continue,
-            },
-            other => other,
-        };
-        match decoded {
-            Ok(Decoded::Tcp(seg)) => reasm.process(at, &seg),
-            Ok(Decoded::Udp(d)) => udp.process(at, &d),
-            _ => {}
-        }
+        pipeline.frame(&f, &mut sink);
     }
-    let _ = reasm.finish();
-    let _ = udp.finish();
+    let summary = chainsniff::capture::CaptureSummary {
+        path: "fuzz".into(),
+        format: None,
+        compression: chainsniff::capture::Compression::None,
+        frames: 2,
+        truncated: false,
+        warnings: Vec::new(),
+    };
+    let _ = pipeline.finish(summary, &mut sink);
 });
