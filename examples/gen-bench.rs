@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use chainsniff::decode::{Decoded, decode};
 use chainsniff::reassembly::{At, ConnInfo, Dir, End, Reassembler, StreamHandler};
 use clap::Parser;
-use synth::{ACK, Flags, PcapWriter, SYN, SYN_ACK};
+use synth::{ACK, Flags, PcapWriter, Rng, SYN, SYN_ACK};
 
 #[derive(Parser)]
 struct Args {
@@ -57,24 +57,6 @@ fn parse_size(s: &str) -> u64 {
         .find_map(|(suffix, m)| s.strip_suffix(suffix).map(|n| (n, *m)))
         .unwrap_or((s, 1));
     (num.trim().parse::<f64>().expect("a size like 2GiB") * mult as f64) as u64
-}
-
-/// xorshift64*: deterministic for a seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1000) < per_mille
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use chainsniff::analysis::Limits;
@@ -14,11 +14,8 @@ use chainsniff::handshake::TlsConn;
 use chainsniff::reassembly::{At, FlowLimits, Reassembler};
 use chainsniff::report::{HandshakeReport, Report};
 use chainsniff::{Options, render};
+use common::repo;
 use common::synth::{self, Conversation, PcapWriter};
-
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
 
 fn tmp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("chainsniff-adv-{}", std::process::id()));

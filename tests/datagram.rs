@@ -2,31 +2,19 @@
 //! (OpenSSL s_server / s_client), SMTP STARTTLS (OpenSSL s_client -starttls smtp), QUIC
 //! (aioquic). Frames are the ones tshark shows for the same files.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::{pki_sha, repo, repo_path};
 
 use chainsniff::chain::{FindingKind, Status};
 use chainsniff::handshake::{Protocol, ReactionKind};
 use chainsniff::{Options, Report};
 
-fn repo(p: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(p)
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn pki_sha(name: &str) -> String {
-    let pem = std::fs::read(repo(&format!("captures/pki/{name}.pem"))).unwrap();
-    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
-    hex::encode(chainsniff::certs::sha256(&pem.contents))
-}
-
 fn run(capture: &str) -> Report {
     let opts = Options {
-        trust: vec![PathBuf::from(repo("captures/pki/root.pem"))],
+        trust: vec![repo("captures/pki/root.pem")],
         ..Default::default()
     };
-    chainsniff::run(&[repo(capture)], &opts).unwrap()
+    chainsniff::run(&[repo_path(capture)], &opts).unwrap()
 }
 
 #[test]

@@ -3,39 +3,27 @@
 
 use std::path::Path;
 
-/// A small deterministic generator (xorshift64*), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+mod common;
+use common::synth::Rng;
 
 fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
     let mut b = base.to_vec();
     // Keep the file header so the mutants reach the packet parsers.
     let header = 200.min(b.len());
-    for _ in 0..1 + rng.below(8) {
-        let at = header + rng.below(b.len() - header);
-        match rng.below(4) {
-            0 => b[at] ^= 1 << rng.below(8),
-            1 => b[at] = [0x00, 0xff, 0x7f, 0x80, 0x16, 0x03][rng.below(6)],
+    for _ in 0..1 + rng.index(8) {
+        let at = header + rng.index(b.len() - header);
+        match rng.index(4) {
+            0 => b[at] ^= 1 << rng.index(8),
+            1 => b[at] = [0x00, 0xff, 0x7f, 0x80, 0x16, 0x03][rng.index(6)],
             2 => {
-                let len = rng.below(16).min(b.len() - at);
+                let len = rng.index(16).min(b.len() - at);
                 for x in &mut b[at..at + len] {
                     *x = rng.next() as u8;
                 }
             }
             _ => {
                 // Duplicate a slice in place (shifts everything after it).
-                let len = rng.below(64).min(b.len() - at);
+                let len = rng.index(64).min(b.len() - at);
                 let dup = b[at..at + len].to_vec();
                 b.splice(at..at, dup);
             }

@@ -1,30 +1,17 @@
 //! The field report, end to end: the bundled captures (recorded from OpenSSL) must give exactly
 //! the certificates, statuses, findings, frames, streams and client reactions they contain.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::{pki_sha, repo, repo_path};
 
 use chainsniff::chain::{FindingKind, LinkSource, Status};
 use chainsniff::handshake::ReactionKind;
 use chainsniff::report::HandshakeReport;
 use chainsniff::{Options, Report};
 
-fn repo(p: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(p)
-        .to_string_lossy()
-        .into_owned()
-}
-
-/// SHA-256 (hex) of the DER inside a PEM file of the test PKI.
-fn pki_sha(name: &str) -> String {
-    let pem = std::fs::read(repo(&format!("captures/pki/{name}.pem"))).unwrap();
-    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
-    hex::encode(chainsniff::certs::sha256(&pem.contents))
-}
-
 fn with_root() -> Options {
     Options {
-        trust: vec![PathBuf::from(repo("captures/pki/root.pem"))],
+        trust: vec![repo("captures/pki/root.pem")],
         ..Default::default()
     }
 }
@@ -46,7 +33,11 @@ fn shas(h: &HandshakeReport) -> Vec<String> {
 
 #[test]
 fn vip_before_the_fix_sends_leaf_only_to_some_phones() {
-    let r = chainsniff::run(&[repo("captures/lync-vip-before.pcapng")], &with_root()).unwrap();
+    let r = chainsniff::run(
+        &[repo_path("captures/lync-vip-before.pcapng")],
+        &with_root(),
+    )
+    .unwrap();
     let (leaf, issuing, root) = (pki_sha("leaf"), pki_sha("issuing"), pki_sha("root"));
     assert_eq!(r.captures.len(), 1);
     assert_eq!(r.captures[0].summary.frames, 69);
@@ -209,7 +200,7 @@ fn vip_before_the_fix_sends_leaf_only_to_some_phones() {
 
 #[test]
 fn vip_after_the_fix_is_complete_but_sloppy() {
-    let r = chainsniff::run(&[repo("captures/lync-vip-fixed.pcap")], &with_root()).unwrap();
+    let r = chainsniff::run(&[repo_path("captures/lync-vip-fixed.pcap")], &with_root()).unwrap();
     let (leaf, issuing, root) = (pki_sha("leaf"), pki_sha("issuing"), pki_sha("root"));
     assert_eq!(r.handshakes.len(), 3);
     for (h, (stream, ch, cert)) in r
@@ -242,7 +233,7 @@ fn vip_after_the_fix_is_complete_but_sloppy() {
 #[test]
 fn without_the_enterprise_root_the_end_of_the_chain_is_undetermined() {
     let r = chainsniff::run(
-        &[repo("captures/lync-vip-before.pcapng")],
+        &[repo_path("captures/lync-vip-before.pcapng")],
         &Options::default(),
     )
     .unwrap();
@@ -262,8 +253,8 @@ fn without_the_enterprise_root_the_end_of_the_chain_is_undetermined() {
 fn several_captures_make_one_report() {
     let r = chainsniff::run(
         &[
-            repo("captures/lync-vip-before.pcapng"),
-            repo("captures/lync-vip-fixed.pcap"),
+            repo_path("captures/lync-vip-before.pcapng"),
+            repo_path("captures/lync-vip-fixed.pcap"),
         ],
         &with_root(),
     )
@@ -283,7 +274,7 @@ fn several_captures_make_one_report() {
 #[test]
 fn a_short_snap_length_truncates_and_says_so() {
     let r = chainsniff::run(
-        &[repo("captures/lync-vip-before-snap200.pcapng")],
+        &[repo_path("captures/lync-vip-before-snap200.pcapng")],
         &with_root(),
     )
     .unwrap();

@@ -3,33 +3,21 @@
 //! logs. The frames asserted here are the ones tshark 4.0 shows with the same key log
 //! (`tshark -o tls.keylog_file:... -Y "tls.handshake.type==11 || tls.alert_message"`).
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::{pki_sha, repo, repo_path};
 
 use chainsniff::chain::{FindingKind, Status};
 use chainsniff::handshake::ReactionKind;
 use chainsniff::report::HandshakeReport;
 use chainsniff::{Options, Report};
 
-fn repo(p: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(p)
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn pki_sha(name: &str) -> String {
-    let pem = std::fs::read(repo(&format!("captures/pki/{name}.pem"))).unwrap();
-    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
-    hex::encode(chainsniff::certs::sha256(&pem.contents))
-}
-
 fn run(capture: &str, keylog: Option<&str>) -> Report {
     let opts = Options {
-        trust: vec![PathBuf::from(repo("captures/pki/root.pem"))],
-        keylog: keylog.map(|k| PathBuf::from(repo(k))).into_iter().collect(),
+        trust: vec![repo("captures/pki/root.pem")],
+        keylog: keylog.map(repo).into_iter().collect(),
         ..Default::default()
     };
-    chainsniff::run(&[repo(capture)], &opts).unwrap()
+    chainsniff::run(&[repo_path(capture)], &opts).unwrap()
 }
 
 fn stream(r: &Report, s: u64) -> &HandshakeReport {

@@ -2,15 +2,14 @@
 //! byte) gives a report of what came before the cut, says it was truncated, and never calls a
 //! chain `incomplete` because its flight was cut.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::repo;
+
+use std::path::Path;
 
 use chainsniff::Options;
 use chainsniff::chain::Status;
 use chainsniff::report::Report;
-
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
 
 /// Offsets where a frame (pcap record, pcapng block) ends, and where the first frame starts.
 fn boundaries(raw: &[u8]) -> (usize, Vec<usize>) {
