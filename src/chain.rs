@@ -100,6 +100,63 @@ impl FindingKind {
         }
     }
 
+    /// What to change on the server (or in the capture) to clear it: docs/report.md's advice.
+    pub fn fix(self) -> &'static str {
+        use FindingKind::*;
+        match self {
+            MissingIntermediate => {
+                "Configure the full chain: the server certificate, then every intermediate CA up to (not including) the root. On a load balancer doing SSL offload attach the chain to the SSL profile (Cisco ACE: chain group; F5: Chain in the client SSL profile; NetScaler: link the CA certificate); Apache/nginx: the full-chain file; IIS: the intermediate in the Intermediate Certification Authorities store."
+            }
+            ChainLoop => {
+                "Send a chain that ends at a root the clients trust: the leaf, then each issuing CA in order; remove cross-signed CA certificates that point back down the chain."
+            }
+            UnknownIssuer => {
+                "If the issuer is your own root, pass it with --trust and run again; if it is an intermediate, send it after the certificate it issued."
+            }
+            UntrustedRoot => {
+                "Use a certificate from a CA the clients trust, or distribute this root to the clients (and pass it with --trust here)."
+            }
+            BadSignature => {
+                "Replace the intermediate with the one that actually issued the server certificate (its Subject Key Identifier matches the leaf's Authority Key Identifier)."
+            }
+            Expired => {
+                "Renew the certificate (for an intermediate, download the current one from the CA) and reload the server."
+            }
+            NotYetValid => {
+                "Check the server's and the clients' clocks; install certificates only once they are valid."
+            }
+            NameMismatch => {
+                "Issue a certificate with this name in its Subject Alternative Name, or bind the right certificate to this name or virtual server."
+            }
+            UnparsableCertificate => {
+                "Re-export the certificate file (PEM/DER confusion or a truncated file) and reload the server."
+            }
+            DuplicateCertificate => {
+                "Remove the duplicate: usually the server certificate is configured on its own and again as the first entry of the chain file or chain group."
+            }
+            WrongOrder => "Order the chain file: the leaf first, then each certificate's issuer.",
+            UnrelatedCertificate => {
+                "Remove the certificate that is not on the path from the chain file."
+            }
+            WeakSignature => "Reissue the certificate signed with SHA-256 or better.",
+            WeakKey => {
+                "Reissue the certificate with a 2048-bit (or larger) RSA key or a P-256 key."
+            }
+            ContainsAnchor => {
+                "Optional: leave the root out of the chain (clients use their own copy)."
+            }
+            InconsistentChains => {
+                "Make every pool member (or the SSL-offload profile and the servers) send the same complete chain, then check again with a new capture."
+            }
+            MissingSecret => {
+                "Nothing on the server: capture again with the key log this client wrote during the capture."
+            }
+            DecryptionFailed => {
+                "Nothing on the server: check that the key log belongs to this capture."
+            }
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         use FindingKind::*;
         match self {
@@ -130,9 +187,17 @@ pub struct Finding {
     pub kind: FindingKind,
     pub severity: Severity,
     pub message: String,
+    /// What to change to clear it ([`FindingKind::fix`]).
+    pub fix: &'static str,
     /// SHA-256 of the certificate the finding is about, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
+    /// The first frame that shows it (the Certificate message), filled in by the report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame: Option<u64>,
+    /// A Wireshark display filter showing every packet of the handshakes it is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
 }
 
 impl Finding {
@@ -141,7 +206,10 @@ impl Finding {
             kind,
             severity: kind.severity(),
             message,
+            fix: kind.fix(),
             certificate: cert.map(hex::encode),
+            frame: None,
+            filter: None,
         }
     }
 }

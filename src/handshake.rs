@@ -13,6 +13,7 @@ use std::rc::Rc;
 use serde::Serialize;
 use tls_parser::{TlsExtension, TlsMessage, TlsMessageHandshake};
 
+use crate::fingerprint::is_grease;
 use crate::keylog::{KeyLog, RecordDecryptor};
 use crate::reassembly::{At, ConnInfo, Dir, End, Eviction, StreamHandler};
 use crate::tls::{TlsDirection, TlsEvent};
@@ -45,6 +46,8 @@ pub struct ClientHello {
     pub random: Vec<u8>,
     /// An SSLv2-compatible hello (no extensions, so no SNI).
     pub sslv2: bool,
+    /// JA3 and JA4 (not for an SSLv2-compatible hello).
+    pub fingerprint: Option<crate::fingerprint::ClientFingerprint>,
 }
 
 #[derive(Debug, Clone)]
@@ -219,10 +222,6 @@ pub fn version_name(v: u16) -> String {
         0xfefc => "DTLS 1.3".into(),
         v => format!("0x{v:04x}"),
     }
-}
-
-fn is_grease(v: u16) -> bool {
-    v & 0x0f0f == 0x0a0a && (v >> 8) == (v & 0xff)
 }
 
 /// The SHA-256 of the HelloRetryRequest "random" (RFC 8446, 4.1.3).
@@ -560,6 +559,12 @@ impl TlsConn {
                     session_id: ch.session_id.unwrap_or_default().to_vec(),
                     random: ch.random.to_vec(),
                     sslv2: false,
+                    fingerprint: Some(crate::fingerprint::client(
+                        self.hs.protocol,
+                        ch.version.0,
+                        &ch.ciphers.iter().map(|c| c.0).collect::<Vec<_>>(),
+                        ch.ext.unwrap_or_default(),
+                    )),
                 };
                 if let Some(ext) = ch.ext
                     && let Ok((_, exts)) = tls_parser::parse_tls_client_hello_extensions(ext)
@@ -918,6 +923,7 @@ fn parse_sslv2_hello(at: At, body: &[u8]) -> Option<ClientHello> {
         session_id: Vec::new(),
         random: Vec::new(),
         sslv2: true,
+        fingerprint: None,
     })
 }
 

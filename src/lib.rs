@@ -16,6 +16,8 @@ pub mod certs;
 pub mod chain;
 pub mod decode;
 pub mod defrag;
+pub mod export;
+pub mod fingerprint;
 pub mod handshake;
 pub mod keylog;
 pub mod reassembly;

@@ -75,6 +75,11 @@ struct AnalyzeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_handshake_bytes,
           value_parser = RangedU64ValueParser::<usize>::new().range(64..=(1 << 24)))]
     max_handshake_bytes: usize,
+    /// Write every certificate seen (PEM, named by SHA-256 prefix and subject), each chain as
+    /// sent (chain-SERVER-VARIANT.pem) and the chain each server should send
+    /// (bundle-SERVER.pem) into this directory.
+    #[arg(long, value_name = "DIR")]
+    export_certs: Option<PathBuf>,
     /// Write the report to this file instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
@@ -111,13 +116,30 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
     if let Format::Jsonl = args.format {
         return jsonl(&args.captures, &opts, args.output.as_deref(), args.fail_on);
     }
-    let report = match chainsniff::run(&args.captures, &opts) {
-        Ok(r) => r,
+    let analysis = match chainsniff::analyze(&args.captures, &opts) {
+        Ok(a) => a,
         Err(e) => {
             eprintln!("chainsniff: {e:#}");
             return ExitCode::from(2);
         }
     };
+    let report = chainsniff::build(&analysis);
+    if let Some(dir) = &args.export_certs {
+        match chainsniff::export::export_certs(&analysis, &report, dir) {
+            Ok(x) => eprintln!(
+                "chainsniff: wrote {} certificates, {} chains and {} bundles to {}",
+                x.certificates.len(),
+                x.chains.len(),
+                x.bundles.len(),
+                dir.display()
+            ),
+            Err(e) => {
+                eprintln!("chainsniff: {e:#}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    drop(analysis);
     for c in &report.captures {
         for w in &c.summary.warnings {
             eprintln!(

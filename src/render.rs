@@ -260,6 +260,21 @@ fn text_finding(o: &mut String, f: &Finding, indent: usize) {
         f.kind.as_str()
     );
     wrap(o, &head, indent + 4, &clean(&f.message));
+    let pad = " ".repeat(indent + 4);
+    wrap(o, &format!("{pad}fix: "), indent + 9, f.fix);
+    if let Some(evidence) = evidence(f) {
+        wrap(o, &format!("{pad}see: "), indent + 9, &evidence);
+    }
+}
+
+/// "frame 6, Wireshark filter: tcp.stream in {0 1 3 5}".
+fn evidence(f: &Finding) -> Option<String> {
+    match (f.frame, &f.filter) {
+        (Some(frame), Some(filter)) => Some(format!("frame {frame}, Wireshark filter: {filter}")),
+        (None, Some(filter)) => Some(format!("Wireshark filter: {filter}")),
+        (Some(frame), None) => Some(format!("frame {frame}")),
+        (None, None) => None,
+    }
 }
 
 fn text_variant(o: &mut String, r: &Report, v: &ChainVariant) {
@@ -362,6 +377,7 @@ pub fn markdown(r: &Report) -> String {
                 f.kind.as_str(),
                 md(&f.message)
             );
+            md_finding_details(&mut o, f);
         }
         for v in &server.variants {
             let _ = writeln!(
@@ -391,6 +407,7 @@ pub fn markdown(r: &Report) -> String {
                         f.kind.as_str(),
                         md(&f.message)
                     );
+                    md_finding_details(&mut o, f);
                 }
             }
             o.push_str("\n| client | tcp.stream | ClientHello | Certificate | version | client reaction |\n|---|---|---|---|---|---|\n");
@@ -408,6 +425,23 @@ pub fn markdown(r: &Report) -> String {
         }
     }
     o
+}
+
+/// The fix and the evidence of a finding, as sub-items.
+fn md_finding_details(o: &mut String, f: &Finding) {
+    let _ = writeln!(o, "  - Fix: {}", md(f.fix));
+    match (f.frame, &f.filter) {
+        (Some(frame), Some(filter)) => {
+            let _ = writeln!(o, "  - Seen in frame {frame}; Wireshark filter `{filter}`");
+        }
+        (None, Some(filter)) => {
+            let _ = writeln!(o, "  - Wireshark filter `{filter}`");
+        }
+        (Some(frame), None) => {
+            let _ = writeln!(o, "  - Seen in frame {frame}");
+        }
+        (None, None) => {}
+    }
 }
 
 fn md_client_row(o: &mut String, h: &HandshakeReport) {

@@ -64,6 +64,12 @@ pub struct HandshakeReport {
     pub offered_versions: Vec<String>,
     pub alpn: Vec<String>,
     pub cipher_suite: Option<String>,
+    /// The Wireshark display filter that shows this connection (`tcp.stream == 17`).
+    pub filter: String,
+    /// JA3 of the (first) ClientHello.
+    pub ja3: Option<String>,
+    /// JA4 of the (first) ClientHello.
+    pub ja4: Option<String>,
     pub client_hello_frame: Option<u64>,
     /// Frames of further ClientHellos (after a HelloRetryRequest).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -107,6 +113,8 @@ pub struct HandshakeReport {
 pub struct VariantClient {
     pub handshake: usize,
     pub client: Endpoint,
+    /// "tcp" or "udp": which Wireshark stream index `stream` is.
+    pub transport: &'static str,
     pub stream: u64,
     pub certificate_frame: Option<u64>,
     pub reaction: Reaction,
@@ -369,6 +377,16 @@ pub fn handshake_report(
             }
         })
         .unwrap_or_default();
+    let filter = format!("{}.stream == {}", hs.protocol.transport(), hs.stream);
+    let evidence_frame = hs
+        .certificate
+        .as_ref()
+        .map(|c| c.at.frame)
+        .or(ch.map(|c| c.at.frame));
+    for f in &mut findings {
+        f.frame = evidence_frame;
+        f.filter = Some(filter.clone());
+    }
     HandshakeReport {
         id,
         capture: s.capture,
@@ -383,6 +401,13 @@ pub fn handshake_report(
         offered_versions: offered,
         alpn: ch.map(|c| c.alpn.clone()).unwrap_or_default(),
         cipher_suite: sh.map(|s| cipher_name(s.cipher_suite)),
+        filter,
+        ja3: ch
+            .and_then(|c| c.fingerprint.as_ref())
+            .map(|f| f.ja3.clone()),
+        ja4: ch
+            .and_then(|c| c.fingerprint.as_ref())
+            .map(|f| f.ja4.clone()),
         client_hello_frame: ch.map(|c| c.at.frame),
         more_client_hello_frames: hs
             .client_hellos
@@ -483,19 +508,35 @@ pub fn build(analysis: &Analysis) -> Report {
         variant.clients.push(VariantClient {
             handshake: h.id,
             client: h.client,
+            transport: h.transport,
             stream: h.stream,
             certificate_frame: h.certificate_frame,
             reaction: h.client_reaction.clone(),
         });
     }
     for s in &mut servers {
+        for v in &mut s.variants {
+            let frame = v.clients.iter().filter_map(|c| c.certificate_frame).min();
+            let filter = streams_filter(s.server, v.clients.iter());
+            for f in &mut v.findings {
+                f.frame = frame;
+                f.filter = Some(filter.clone());
+            }
+        }
         if s.variants.len() > 1 {
             let sock = SocketAddr::new(s.server.ip, s.server.port);
-            s.findings.push(Finding::new(
+            let mut f = Finding::new(
                 FindingKind::InconsistentChains,
                 inconsistent_message(&sock, s.sni.as_deref(), s.variants.len()),
                 None,
+            );
+            // The first handshake of the second variant: where the chains start to differ.
+            f.frame = s.variants[1].clients[0].certificate_frame;
+            f.filter = Some(streams_filter(
+                s.server,
+                s.variants.iter().flat_map(|v| &v.clients),
             ));
+            s.findings.push(f);
         }
     }
     // Servers with problems first, then by address.
@@ -566,6 +607,53 @@ pub fn build(analysis: &Analysis) -> Report {
         servers,
         clients: clients.into_values().collect(),
     }
+}
+
+/// Most streams a filter lists; beyond it, the filter names the server's certificate messages.
+const MAX_FILTER_STREAMS: usize = 40;
+
+/// A display filter for the streams of these handshakes with `server`: `tcp.stream == 3`, or
+/// `tcp.stream in {0 1 5}` (with `||` between transports when both occur). For more than
+/// [`MAX_FILTER_STREAMS`] streams, every Certificate message from the server.
+fn streams_filter<'a>(
+    server: Endpoint,
+    clients: impl Iterator<Item = &'a VariantClient>,
+) -> String {
+    let mut by_transport: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for c in clients {
+        by_transport.entry(c.transport).or_default().push(c.stream);
+    }
+    if by_transport.values().map(Vec::len).sum::<usize>() > MAX_FILTER_STREAMS {
+        let ip = if server.ip.is_ipv4() { "ip" } else { "ipv6" };
+        let ports: Vec<String> = by_transport
+            .keys()
+            .map(|t| format!("{t}.srcport == {}", server.port))
+            .collect();
+        return format!(
+            "{ip}.src == {} && ({}) && tls.handshake.type == 11",
+            server.ip,
+            ports.join(" || ")
+        );
+    }
+    let parts: Vec<String> = by_transport
+        .into_iter()
+        .map(|(t, mut streams)| {
+            streams.sort_unstable();
+            streams.dedup();
+            match streams.as_slice() {
+                [one] => format!("{t}.stream == {one}"),
+                _ => format!(
+                    "{t}.stream in {{{}}}",
+                    streams
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            }
+        })
+        .collect();
+    parts.join(" || ")
 }
 
 /// The server's Certificate message was skipped for exceeding `--max-handshake-bytes`.

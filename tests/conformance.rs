@@ -257,3 +257,33 @@ fn plaintext_upgrades_are_named() {
     let r = chainsniff::run(&[path], &Default::default()).unwrap();
     assert_eq!(r.handshakes[0].upgrade, None);
 }
+
+/// JA4 agrees with Suricata's expected values (suricata-verify's ja4-tls and ja4-tls-quic
+/// tests: TLS 1.2 without SNI, Chrome over TLS 1.3 with GREASE, and QUIC).
+#[test]
+fn ja4_agrees_with_suricata() {
+    let Some(root) = corpus() else { return };
+    let cases = [
+        (
+            "suricata-verify/ja4-tls/input.pcap",
+            vec![("tcp", "t12i1810s1_27d4652c4487_06a4338d0495")],
+        ),
+        (
+            "suricata-verify/ja4-tls-quic/input.pcap",
+            vec![
+                ("tcp", "t13d1516h2_8daaf6152771_e5627efa2ab1"),
+                ("udp", "q13d0310h3_55b375c5d22e_cd85d2d88918"),
+            ],
+        ),
+    ];
+    for (capture, expected) in cases {
+        let path = root.join(capture).to_string_lossy().into_owned();
+        let r = chainsniff::run(&[path], &Default::default()).unwrap();
+        let got: Vec<(&str, &str)> = r
+            .handshakes
+            .iter()
+            .map(|h| (h.transport, h.ja4.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(got, expected, "{capture}");
+    }
+}

@@ -1,0 +1,168 @@
+//! `--export-certs DIR`: the certificates of a report as PEM files, for `openssl`, a CA's
+//! support desk, or the server's configuration.
+//!
+//! - `<sha256 prefix>_<subject>.pem`: each distinct certificate sent in the captures;
+//! - `chain-<server>-<variant>.pem`: each chain variant, in the order the server sent it;
+//! - `bundle-<server>.pem`: the chain the server should send (leaf, then each intermediate up
+//!   to, not including, the trust anchor), when every link of the path is known.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use base64::Engine as _;
+
+use crate::analysis::Analysis;
+use crate::certs::Sha;
+use crate::chain::{LinkSource, PathLink};
+use crate::report::{Report, ServerReport};
+
+/// What was written.
+#[derive(Debug, Default)]
+pub struct Exported {
+    pub certificates: Vec<PathBuf>,
+    pub chains: Vec<PathBuf>,
+    pub bundles: Vec<PathBuf>,
+}
+
+/// A DER certificate as a PEM block.
+pub fn pem(der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+/// A file-name-safe rendering of `s`: letters, digits, `.`, `-`; other runs become `_`.
+fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+            out.push(c);
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    let out = out.trim_matches('_');
+    out.chars().take(60).collect()
+}
+
+/// `lyncpool.contoso.test_127.0.0.10_443` (SNI, address, port).
+fn server_slug(s: &ServerReport) -> String {
+    let addr = format!("{}_{}", s.server.ip, s.server.port);
+    match &s.sni {
+        Some(sni) => slug(&format!("{sni}_{addr}")),
+        None => slug(&addr),
+    }
+}
+
+fn sha_of(hex_sha: &str) -> Option<Sha> {
+    hex::decode(hex_sha).ok()?.try_into().ok()
+}
+
+/// Writes the certificates of `report` (DER from `analysis`) into `dir`, creating it.
+pub fn export_certs(analysis: &Analysis, report: &Report, dir: &Path) -> Result<Exported> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let write = |name: String, body: &str| -> Result<PathBuf> {
+        let path = dir.join(name);
+        std::fs::write(&path, body).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(path)
+    };
+    let der_of = |sha: &Sha| {
+        analysis
+            .store
+            .get(sha)
+            .or_else(|| analysis.trust.store.get(sha))
+            .map(|c| c.der.as_slice())
+    };
+    let mut out = Exported::default();
+    for sha in &analysis.store.order {
+        let Some(cert) = analysis.store.get(sha) else {
+            continue;
+        };
+        let subject = match &cert.meta {
+            Ok(m) => m.name(),
+            Err(_) => "unparsable".into(),
+        };
+        let name = format!("{}_{}.pem", &hex::encode(sha)[..16], slug(&subject));
+        out.certificates.push(write(name, &pem(&cert.der))?);
+    }
+    for server in &report.servers {
+        let server_name = server_slug(server);
+        for v in &server.variants {
+            let mut body = String::new();
+            for (i, (sha, subject)) in v.certificates.iter().zip(&v.subjects).enumerate() {
+                if let Some(der) = sha_of(sha).as_ref().and_then(der_of) {
+                    let _ = writeln!(body, "# {i}: {subject}");
+                    body.push_str(&pem(der));
+                }
+            }
+            out.chains
+                .push(write(format!("chain-{server_name}-{}.pem", v.id), &body)?);
+        }
+        let is_anchor = |sha: &Sha| {
+            analysis
+                .store
+                .meta(sha)
+                .or_else(|| analysis.trust.store.meta(sha))
+                .is_some_and(|m| analysis.trust.is_anchor(sha, m))
+        };
+        if let Some(bundle) = bundle(server, &der_of, &is_anchor) {
+            out.bundles
+                .push(write(format!("bundle-{server_name}.pem"), &bundle)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The chain `server` should send: the first variant's path that reaches a trust anchor, leaf
+/// first, without the anchor. None when no variant's path is known up to an anchor.
+fn bundle<'a>(
+    server: &ServerReport,
+    der_of: &impl Fn(&Sha) -> Option<&'a [u8]>,
+    is_anchor: &impl Fn(&Sha) -> bool,
+) -> Option<String> {
+    let anchor = |l: &PathLink| {
+        matches!(l.source, LinkSource::Anchor) || sha_of(&l.sha256).is_some_and(|s| is_anchor(&s))
+    };
+    let path = server
+        .variants
+        .iter()
+        .map(|v| &v.path)
+        .find(|p| p.last().is_some_and(anchor))?;
+    let mut body = String::new();
+    for link in path.iter().filter(|l| !anchor(l)) {
+        let der = der_of(&sha_of(&link.sha256)?)?;
+        let _ = writeln!(body, "# {}", link.subject);
+        body.push_str(&pem(der));
+    }
+    Some(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_file_names() {
+        assert_eq!(
+            slug("O=Contoso, CN=Contoso Root CA"),
+            "O_Contoso_CN_Contoso_Root_CA"
+        );
+        assert_eq!(slug("../../etc/passwd"), ".._.._etc_passwd");
+        assert_eq!(slug("a\u{202e}b"), "a_b");
+    }
+
+    #[test]
+    fn pem_lines_are_64_characters() {
+        let p = pem(&[0u8; 100]);
+        let lines: Vec<&str> = p.lines().collect();
+        assert_eq!(lines[0], "-----BEGIN CERTIFICATE-----");
+        assert_eq!(lines[1].len(), 64);
+        assert_eq!(lines.last(), Some(&"-----END CERTIFICATE-----"));
+    }
+}

@@ -1,0 +1,236 @@
+//! TLS client fingerprints of a ClientHello: JA3 (Salesforce, BSD-3-Clause) and JA4 (FoxIO,
+//! BSD-3-Clause; only JA4 itself, not the JA4+ methods under the FoxIO License).
+//!
+//! Both are computed from the cipher list and the raw extensions block, so every extension
+//! counts in the order and form the client sent it, whether or not chainsniff parses it.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::handshake::Protocol;
+
+/// A ClientHello's fingerprints.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ClientFingerprint {
+    /// JA3: MD5 of `ja3_string`.
+    pub ja3: String,
+    /// JA3's input: `version,ciphers,extensions,groups,point_formats` in decimal.
+    pub ja3_string: String,
+    /// JA4, e.g. `t13d1516h2_8daaf6152771_e5627efa2ab1`.
+    pub ja4: String,
+}
+
+/// GREASE values (RFC 8701): 0x?a?a with both bytes equal.
+pub fn is_grease(v: u16) -> bool {
+    v & 0x0f0f == 0x0a0a && v >> 8 == v & 0xff
+}
+
+/// What the extensions block says that the fingerprints need.
+#[derive(Default)]
+struct Extensions {
+    types: Vec<u16>,
+    groups: Vec<u16>,
+    point_formats: Vec<u8>,
+    signature_algorithms: Vec<u16>,
+    versions: Vec<u16>,
+    first_alpn: Option<Vec<u8>>,
+    sni: bool,
+}
+
+fn u16_list(b: &[u8]) -> Vec<u16> {
+    b.chunks_exact(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .collect()
+}
+
+/// The body after a length prefix of `n` bytes, cut to the length (or to what is there).
+fn prefixed(b: &[u8], n: usize) -> &[u8] {
+    if b.len() < n {
+        return &[];
+    }
+    let len = b[..n].iter().fold(0usize, |a, &x| a << 8 | x as usize);
+    &b[n..(n + len).min(b.len())]
+}
+
+fn parse_extensions(mut b: &[u8]) -> Extensions {
+    let mut out = Extensions::default();
+    while b.len() >= 4 {
+        let ty = u16::from_be_bytes([b[0], b[1]]);
+        let len = u16::from_be_bytes([b[2], b[3]]) as usize;
+        let data = &b[4..(4 + len).min(b.len())];
+        b = &b[(4 + len).min(b.len())..];
+        out.types.push(ty);
+        match ty {
+            0 => out.sni = true,
+            10 => out.groups = u16_list(prefixed(data, 2)),
+            11 => out.point_formats = prefixed(data, 1).to_vec(),
+            13 => out.signature_algorithms = u16_list(prefixed(data, 2)),
+            16 => {
+                let list = prefixed(data, 2);
+                let first = prefixed(list, 1);
+                if !list.is_empty() {
+                    out.first_alpn = Some(first.to_vec());
+                }
+            }
+            43 => out.versions = u16_list(prefixed(data, 1)),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn join<T: ToString>(v: impl Iterator<Item = T>, sep: &str) -> String {
+    v.map(|x| x.to_string()).collect::<Vec<_>>().join(sep)
+}
+
+fn hash12(s: &str) -> String {
+    if s.is_empty() {
+        return "000000000000".into();
+    }
+    hex::encode(&Sha256::digest(s.as_bytes())[..6])
+}
+
+fn ja4_version(v: u16) -> &'static str {
+    match v {
+        0x0304 => "13",
+        0x0303 => "12",
+        0x0302 => "11",
+        0x0301 => "10",
+        0x0300 => "s3",
+        0x0002 => "s2",
+        0xfeff => "d1",
+        0xfefd => "d2",
+        0xfefc => "d3",
+        _ => "00",
+    }
+}
+
+fn ja4_alpn(first: Option<&[u8]>) -> String {
+    let Some(v) = first.filter(|v| !v.is_empty()) else {
+        return "00".into();
+    };
+    let (a, z) = (v[0], v[v.len() - 1]);
+    if a.is_ascii_alphanumeric() && z.is_ascii_alphanumeric() {
+        format!("{}{}", a as char, z as char)
+    } else {
+        let h = hex::encode(v);
+        let h = h.as_bytes();
+        format!("{}{}", h[0] as char, h[h.len() - 1] as char)
+    }
+}
+
+/// Fingerprints of a ClientHello: its legacy version, cipher suites and raw extensions block.
+pub fn client(
+    protocol: Protocol,
+    legacy_version: u16,
+    ciphers: &[u16],
+    extensions: &[u8],
+) -> ClientFingerprint {
+    let ext = parse_extensions(extensions);
+    let ciphers: Vec<u16> = ciphers.iter().copied().filter(|c| !is_grease(*c)).collect();
+    let types: Vec<u16> = ext
+        .types
+        .iter()
+        .copied()
+        .filter(|t| !is_grease(*t))
+        .collect();
+
+    let ja3_string = format!(
+        "{},{},{},{},{}",
+        legacy_version,
+        join(ciphers.iter(), "-"),
+        join(types.iter(), "-"),
+        join(ext.groups.iter().filter(|g| !is_grease(**g)), "-"),
+        join(ext.point_formats.iter(), "-"),
+    );
+    let ja3 = hex::encode(md5::Md5::digest(ja3_string.as_bytes()));
+
+    let version = ext
+        .versions
+        .iter()
+        .copied()
+        .filter(|v| !is_grease(*v))
+        .max_by_key(|v| match v {
+            // DTLS versions count down.
+            0xfe00.. => 0x10000 - *v as u32,
+            _ => *v as u32,
+        })
+        .unwrap_or(legacy_version);
+    let mut sorted_ciphers = ciphers.clone();
+    sorted_ciphers.sort_unstable();
+    let mut sorted_types: Vec<u16> = types
+        .iter()
+        .copied()
+        .filter(|t| *t != 0x0000 && *t != 0x0010)
+        .collect();
+    sorted_types.sort_unstable();
+    let hex4 = |v: &u16| format!("{v:04x}");
+    let mut c = join(sorted_types.iter().map(hex4), ",");
+    let sigs: Vec<u16> = ext
+        .signature_algorithms
+        .iter()
+        .copied()
+        .filter(|s| !is_grease(*s))
+        .collect();
+    if !sigs.is_empty() && !c.is_empty() {
+        c.push('_');
+        c.push_str(&join(sigs.iter().map(hex4), ","));
+    }
+    let ja4 = format!(
+        "{}{}{}{:02}{:02}{}_{}_{}",
+        match protocol {
+            Protocol::Tls => 't',
+            Protocol::Quic => 'q',
+            Protocol::Dtls => 'd',
+        },
+        ja4_version(version),
+        if ext.sni { 'd' } else { 'i' },
+        ciphers.len().min(99),
+        types.len().min(99),
+        ja4_alpn(ext.first_alpn.as_deref()),
+        hash12(&join(sorted_ciphers.iter().map(hex4), ",")),
+        hash12(&c),
+    );
+    ClientFingerprint {
+        ja3,
+        ja3_string,
+        ja4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grease() {
+        assert!(is_grease(0x0a0a) && is_grease(0xfafa) && is_grease(0x3a3a));
+        assert!(!is_grease(0x0a1a) && !is_grease(0x1301) && !is_grease(0x000a));
+    }
+
+    #[test]
+    fn ja3_of_the_salesforce_readme_example() {
+        // 769,47-53-5-10-49161-49162-49171-49172-50-56-19-4,0-10-11,23-24-25,0
+        let ciphers = [47, 53, 5, 10, 49161, 49162, 49171, 49172, 50, 56, 19, 4];
+        let ext = [
+            0, 0, 0, 0, // server_name, empty
+            0, 10, 0, 8, 0, 6, 0, 23, 0, 24, 0, 25, // supported_groups
+            0, 11, 0, 2, 1, 0, // ec_point_formats
+        ];
+        let f = client(Protocol::Tls, 769, &ciphers, &ext);
+        assert_eq!(
+            f.ja3_string,
+            "769,47-53-5-10-49161-49162-49171-49172-50-56-19-4,0-10-11,23-24-25,0"
+        );
+        assert_eq!(f.ja3, "ada70206e40642a3e4461f35503241d5");
+    }
+
+    #[test]
+    fn alpn_characters() {
+        assert_eq!(ja4_alpn(Some(b"h2")), "h2");
+        assert_eq!(ja4_alpn(Some(b"http/1.1")), "h1");
+        assert_eq!(ja4_alpn(Some(b"h")), "hh");
+        assert_eq!(ja4_alpn(Some(&[0xab, 0xcd])), "ad");
+        assert_eq!(ja4_alpn(None), "00");
+    }
+}
