@@ -17,6 +17,7 @@ use crate::certs::{CertStore, Sighting, TrustStore};
 use crate::decode::{Decoded, decode, transport};
 use crate::defrag::Defragmenter;
 use crate::handshake::{EventKind, Handshake, TlsConn};
+use crate::identity::Identities;
 use crate::keylog::KeyLog;
 use crate::reassembly::{At, ConnInfo, FlowLimits, Reassembler};
 use crate::udp::UdpFlows;
@@ -96,6 +97,8 @@ pub struct Analysis {
     /// Every certificate sent in any capture.
     pub store: CertStore,
     pub trust: TrustStore,
+    /// MACs, DHCP, DNS names and plain-HTTP requests seen in the captures.
+    pub identities: Identities,
 }
 
 /// Builds the trust store from the options.
@@ -147,11 +150,12 @@ fn analyze_sources(
     let mut store = CertStore::default();
     let mut captures = Vec::new();
     let mut sessions = Vec::new();
+    let mut identities = Identities::default();
     for (index, (path, input)) in sources.into_iter().enumerate() {
         let first = sessions.len();
         // Certificates leave each handshake as soon as it is finished: memory holds each
         // distinct certificate once, not one copy per handshake.
-        let result = analyze_input(path, input, &keylog, opts.limits, &mut |mut hs| {
+        let (result, ids) = analyze_input(path, input, &keylog, opts.limits, &mut |mut hs| {
             intern(&mut store, index, &mut hs);
             let session = Session { capture: index, hs };
             on_session(&session, &store, &trust);
@@ -159,12 +163,14 @@ fn analyze_sources(
         })?;
         sessions[first..].sort_by_key(|s| handshake_order(&s.hs));
         captures.push(result);
+        identities.merge(ids);
     }
     Ok(Analysis {
         captures,
         sessions,
         store,
         trust,
+        identities,
     })
 }
 
@@ -198,7 +204,7 @@ fn intern(store: &mut CertStore, capture: usize, hs: &mut Handshake) {
 /// limits).
 pub fn analyze_capture(path: &str) -> Result<(CaptureResult, Vec<Handshake>), CaptureError> {
     let mut handshakes = Vec::new();
-    let result = analyze_capture_with(path, &Rc::default(), Limits::default(), &mut |h| {
+    let (result, _) = analyze_capture_with(path, &Rc::default(), Limits::default(), &mut |h| {
         handshakes.push(h)
     })?;
     handshakes.sort_by_key(handshake_order);
@@ -225,7 +231,7 @@ pub fn analyze_capture_with(
     keylog: &Rc<RefCell<KeyLog>>,
     limits: Limits,
     sink: &mut dyn FnMut(Handshake),
-) -> Result<CaptureResult, CaptureError> {
+) -> Result<(CaptureResult, Identities), CaptureError> {
     analyze_input(path, None, keylog, limits, sink)
 }
 
@@ -236,7 +242,7 @@ fn analyze_input(
     keylog: &Rc<RefCell<KeyLog>>,
     limits: Limits,
     sink: &mut dyn FnMut(Handshake),
-) -> Result<CaptureResult, CaptureError> {
+) -> Result<(CaptureResult, Identities), CaptureError> {
     let mut pipeline = FramePipeline::new(keylog, limits);
     let on_frame = |frame: &Frame<'_>| pipeline.frame(frame, sink);
     let on_secrets = |secrets: &[u8]| {
@@ -264,6 +270,7 @@ pub struct FramePipeline {
     undecodable: u64,
     oversized: u64,
     frame_warnings: Vec<String>,
+    identities: Identities,
 }
 
 impl FramePipeline {
@@ -285,6 +292,7 @@ impl FramePipeline {
             undecodable: 0,
             oversized: 0,
             frame_warnings: Vec::new(),
+            identities: Identities::default(),
         }
     }
 
@@ -306,6 +314,10 @@ impl FramePipeline {
             },
             other => other,
         };
+        if let Ok(d) = &decoded {
+            self.identities
+                .observe(frame.number, frame.linktype.0, frame.data, d);
+        }
         match decoded {
             Ok(Decoded::Tcp(seg)) => {
                 self.reasm.process(at, &seg);
@@ -331,12 +343,12 @@ impl FramePipeline {
     }
 
     /// The end of the capture: the handshakes still open go to `sink`, and the counters and
-    /// warnings join the reader's `summary`.
+    /// warnings join the reader's `summary`. Also returns what the capture told about hosts.
     pub fn finish(
         self,
         mut summary: CaptureSummary,
         sink: &mut dyn FnMut(Handshake),
-    ) -> CaptureResult {
+    ) -> (CaptureResult, Identities) {
         let FramePipeline {
             reasm,
             udp,
@@ -346,6 +358,7 @@ impl FramePipeline {
             undecodable,
             mut oversized,
             mut frame_warnings,
+            identities,
         } = self;
         let (handshakes, stats, tcp_evicted) = reasm.finish();
         let (datagram_handshakes, udp_evicted) = udp.finish();
@@ -388,7 +401,7 @@ impl FramePipeline {
             ));
         }
         summary.warnings.extend(frame_warnings);
-        CaptureResult {
+        let result = CaptureResult {
             summary,
             tcp_segments: stats.segments,
             tcp_connections: stats.connections,
@@ -402,7 +415,8 @@ impl FramePipeline {
             oversized_messages: oversized,
             ip_reassembled: defrag.reassembled,
             ip_fragments_dropped: defrag.dropped + defrag.pending_count() as u64,
-        }
+        };
+        (result, identities)
     }
 }
 

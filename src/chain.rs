@@ -198,6 +198,13 @@ pub struct Finding {
     /// A Wireshark display filter showing every packet of the handshakes it is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
+    /// For a missing issuer: where the certificate it issued says the issuer is published
+    /// (AIA caIssuers). Clients that fetch it complete the chain themselves.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ca_issuers: Vec<String>,
+    /// Plain-HTTP fetches of a `ca_issuers` URL seen in the capture.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aia_fetches: Vec<crate::identity::HttpGet>,
 }
 
 impl Finding {
@@ -210,6 +217,8 @@ impl Finding {
             certificate: cert.map(hex::encode),
             frame: None,
             filter: None,
+            ca_issuers: Vec::new(),
+            aia_fetches: Vec::new(),
         }
     }
 }
@@ -407,7 +416,7 @@ impl<'a> Checker<'a> {
                         cur.summary.ca_issuers.join(", ")
                     )
                 };
-                findings.push(Finding::new(
+                let mut f = Finding::new(
                     FindingKind::UnknownIssuer,
                     format!(
                         "The issuer of {} ({}) was not sent, is not a trust anchor, and appears nowhere in the capture. If it is a root your clients trust, pass it with --trust FILE; if it is an intermediate CA, the server must send it.{hint}",
@@ -415,7 +424,9 @@ impl<'a> Checker<'a> {
                         cur.summary.issuer
                     ),
                     Some(&cur_sha),
-                ));
+                );
+                f.ca_issuers = cur.summary.ca_issuers.clone();
+                findings.push(f);
                 break;
             };
             let (next_sha, source) = match found {
@@ -438,7 +449,7 @@ impl<'a> Checker<'a> {
                         ),
                         None => String::new(),
                     };
-                    findings.push(Finding::new(
+                    let mut f = Finding::new(
                         FindingKind::MissingIntermediate,
                         format!(
                             "The server did not send the intermediate CA {} that issued {}{where_seen}. Clients that do not fetch missing intermediates themselves will reject this chain (typically with alert unknown_ca).",
@@ -446,7 +457,9 @@ impl<'a> Checker<'a> {
                             cur.name()
                         ),
                         Some(&sha),
-                    ));
+                    );
+                    f.ca_issuers = cur.summary.ca_issuers.clone();
+                    findings.push(f);
                     let source = match seen {
                         Some(s) => LinkSource::Capture {
                             capture: s.capture,

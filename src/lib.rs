@@ -19,6 +19,7 @@ pub mod defrag;
 pub mod export;
 pub mod fingerprint;
 pub mod handshake;
+pub mod identity;
 pub mod keylog;
 pub mod reassembly;
 pub mod render;

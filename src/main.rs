@@ -34,6 +34,8 @@ enum Format {
     /// One JSON line per handshake as soon as it is decided, then a summary line.
     Jsonl,
     Markdown,
+    /// One self-contained HTML page (inline CSS, no fetches) to attach to a ticket.
+    Html,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -153,6 +155,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         Format::Text => render::text(&report),
         Format::Json | Format::Jsonl => render::json(&report),
         Format::Markdown => render::markdown(&report),
+        Format::Html => render::html(&report),
     };
     let written = match &args.output {
         Some(path) => std::fs::write(path, out.as_bytes())

@@ -136,6 +136,9 @@ pub struct ChainVariant {
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerReport {
     pub server: Endpoint,
+    /// MAC, vendor and DNS names of the server's address, as far as the capture tells.
+    #[serde(flatten)]
+    pub identity: crate::identity::HostIdentity,
     pub sni: Option<String>,
     pub handshakes: usize,
     pub variants: Vec<ChainVariant>,
@@ -148,6 +151,12 @@ pub struct ServerReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct ClientReport {
     pub ip: std::net::IpAddr,
+    /// MAC, vendor, DHCP request and DNS names, as far as the capture tells.
+    #[serde(flatten)]
+    pub identity: crate::identity::HostIdentity,
+    /// The distinct JA3 / JA4 fingerprints of its ClientHellos, first seen first.
+    pub ja3: Vec<String>,
+    pub ja4: Vec<String>,
     pub handshakes: Vec<usize>,
     pub statuses: BTreeMap<String, usize>,
     pub servers: Vec<Endpoint>,
@@ -183,6 +192,8 @@ pub struct Report {
     pub handshakes: Vec<HandshakeReport>,
     pub servers: Vec<ServerReport>,
     pub clients: Vec<ClientReport>,
+    /// Every certificate sent, and every trust anchor a path ends at, by SHA-256.
+    pub certificates: BTreeMap<String, CertSummary>,
 }
 
 impl Report {
@@ -460,6 +471,11 @@ pub fn build(analysis: &Analysis) -> Report {
         .enumerate()
         .map(|(id, s)| handshake_report(id, s, &analysis.store, &mut checker))
         .collect();
+    for f in handshakes.iter_mut().flat_map(|h| h.findings.iter_mut()) {
+        if !f.ca_issuers.is_empty() {
+            f.aia_fetches = aia_fetches(&analysis.identities.http, &f.ca_issuers);
+        }
+    }
 
     // Group by server (address, port, SNI), then by the exact chain sent.
     let mut server_index: HashMap<(Endpoint, Option<String>), usize> = HashMap::new();
@@ -469,6 +485,7 @@ pub fn build(analysis: &Analysis) -> Report {
         let si = *server_index.entry(key).or_insert_with(|| {
             servers.push(ServerReport {
                 server: h.server,
+                identity: analysis.identities.of(h.server.ip),
                 sni: h.sni.clone(),
                 handshakes: 0,
                 variants: Vec::new(),
@@ -556,11 +573,21 @@ pub fn build(analysis: &Analysis) -> Report {
     for h in &handshakes {
         let c = clients.entry(h.client.ip).or_insert_with(|| ClientReport {
             ip: h.client.ip,
+            identity: analysis.identities.of(h.client.ip),
+            ja3: Vec::new(),
+            ja4: Vec::new(),
             handshakes: Vec::new(),
             statuses: BTreeMap::new(),
             servers: Vec::new(),
         });
         c.handshakes.push(h.id);
+        for (mine, fp) in [(&mut c.ja3, &h.ja3), (&mut c.ja4, &h.ja4)] {
+            if let Some(fp) = fp
+                && !mine.contains(fp)
+            {
+                mine.push(fp.clone());
+            }
+        }
         *c.statuses.entry(h.status.as_str().to_string()).or_default() += 1;
         if !c.servers.contains(&h.server) {
             c.servers.push(h.server);
@@ -603,10 +630,53 @@ pub fn build(analysis: &Analysis) -> Report {
             mozilla_roots: analysis.trust.mozilla,
             user_anchors: analysis.trust.user,
         },
+        certificates: certificate_index(analysis, &servers),
         handshakes,
         servers,
         clients: clients.into_values().collect(),
     }
+}
+
+/// The plain-HTTP requests for any of `urls` (host compared without case).
+fn aia_fetches(
+    http: &[crate::identity::HttpGet],
+    urls: &[String],
+) -> Vec<crate::identity::HttpGet> {
+    http.iter()
+        .filter(|g| urls.iter().any(|u| u.eq_ignore_ascii_case(&g.url)))
+        .take(20)
+        .cloned()
+        .collect()
+}
+
+/// The certificates sent in the captures and the anchors the servers' paths end at.
+fn certificate_index(
+    analysis: &Analysis,
+    servers: &[ServerReport],
+) -> BTreeMap<String, CertSummary> {
+    let mut out = BTreeMap::new();
+    for sha in &analysis.store.order {
+        if let Some(m) = analysis.store.meta(sha) {
+            out.insert(hex::encode(sha), m.summary.clone());
+        }
+    }
+    for link in servers
+        .iter()
+        .flat_map(|s| s.variants.iter())
+        .flat_map(|v| v.path.iter())
+    {
+        if out.contains_key(&link.sha256) {
+            continue;
+        }
+        let meta = hex::decode(&link.sha256)
+            .ok()
+            .and_then(|b| <Sha>::try_from(b).ok())
+            .and_then(|sha| analysis.trust.store.meta(&sha));
+        if let Some(m) = meta {
+            out.insert(link.sha256.clone(), m.summary.clone());
+        }
+    }
+    out
 }
 
 /// Most streams a filter lists; beyond it, the filter names the server's certificate messages.
@@ -725,10 +795,40 @@ fn headlines(handshakes: &[HandshakeReport], servers: &[ServerReport]) -> Vec<St
             Some(sni) => format!("{sni} ({})", s.server),
             None => s.server.to_string(),
         };
-        for v in &s.variants {
-            if v.status == Status::Complete
-                && v.findings.iter().all(|f| f.severity == Severity::Info)
+        let faulty = |v: &ChainVariant| v.findings.iter().any(|f| f.severity != Severity::Info);
+        let clients_of = |vs: &mut dyn Iterator<Item = &ChainVariant>| {
+            vs.flat_map(|v| v.clients.iter().map(|c| c.client.ip))
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        let bad = clients_of(&mut s.variants.iter().filter(|v| faulty(v)));
+        if !bad.is_empty() {
+            let all: std::collections::BTreeSet<_> = clients_of(&mut s.variants.iter())
+                .into_iter()
+                .chain(
+                    s.without_chain
+                        .values()
+                        .flatten()
+                        .map(|id| handshakes[*id].client.ip),
+                )
+                .collect();
+            let what = if s
+                .variants
+                .iter()
+                .any(|v| faulty(v) && v.status == Status::Incomplete)
             {
+                "an incomplete chain"
+            } else {
+                "a faulty chain"
+            };
+            out.push(format!(
+                "{} of {} client{} received {what} from {name}.",
+                bad.len(),
+                all.len(),
+                if all.len() == 1 { "" } else { "s" }
+            ));
+        }
+        for v in &s.variants {
+            if !faulty(v) {
                 continue;
             }
             let mut kinds: Vec<&str> = v
@@ -795,6 +895,5 @@ fn headlines(handshakes: &[HandshakeReport], servers: &[ServerReport]) -> Vec<St
             ));
         }
     }
-    let _ = handshakes;
     out
 }

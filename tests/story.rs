@@ -195,7 +195,11 @@ fn vip_before_the_fix_sends_leaf_only_to_some_phones() {
 
     assert_eq!(r.summary.by_status.get("incomplete"), Some(&4));
     assert_eq!(r.summary.by_status.get("complete"), Some(&2));
-    assert!(r.summary.headlines[0].contains("127.0.1.11 (alert unknown_ca, frame 8)"));
+    assert_eq!(
+        r.summary.headlines[0],
+        "3 of 4 clients received an incomplete chain from lyncpool.contoso.test (127.0.0.10:443)."
+    );
+    assert!(r.summary.headlines[1].contains("127.0.1.11 (alert unknown_ca, frame 8)"));
 }
 
 #[test]

@@ -130,3 +130,254 @@ fn the_fixed_balancer_bundle_drops_the_duplicate_leaf_and_the_root() {
     assert_eq!(shas, [leaf, issuing]);
     assert!(openssl_verify(&bundle).status.success());
 }
+
+fn phones() -> chainsniff::Report {
+    let opts = chainsniff::Options {
+        trust: vec![common::repo("captures/pki/root.pem")],
+        ..Default::default()
+    };
+    chainsniff::run(&[repo_path("captures/lync-vip-phones.pcap")], &opts).unwrap()
+}
+
+#[test]
+fn clients_are_named_by_mac_vendor_dhcp_and_dns() {
+    let r = phones();
+    let ips: Vec<String> = r.clients.iter().map(|c| c.ip.to_string()).collect();
+    assert_eq!(
+        ips,
+        [
+            "127.0.1.11",
+            "127.0.1.12",
+            "127.0.1.13",
+            "127.0.1.14",
+            "127.0.1.21"
+        ]
+    );
+    let phone = &r.clients[0].identity;
+    assert_eq!(phone.mac.as_deref(), Some("00:04:f2:c3:00:11"));
+    assert_eq!(phone.vendor.as_deref(), Some("Polycom"));
+    let dhcp = phone.dhcp.as_ref().unwrap();
+    assert_eq!(dhcp.hostname.as_deref(), Some("CX3000-11"));
+    assert_eq!(dhcp.vendor_class.as_deref(), Some("MS-UC-Client"));
+    // The DHCPINFORM of the field report: options 43 and 120, frame 3.
+    assert_eq!(dhcp.requested_options, [1, 3, 6, 15, 43, 120]);
+    assert_eq!(dhcp.frame, 3);
+    assert_eq!(phone.dns_names, ["cx3000-11.contoso.test"]);
+
+    let pc = &r.clients[4].identity;
+    assert_eq!(pc.mac.as_deref(), Some("00:14:22:0a:d0:21"));
+    assert_eq!(pc.vendor.as_deref(), Some("Dell Inc."));
+    let dhcp = pc.dhcp.as_ref().unwrap();
+    assert_eq!(dhcp.hostname.as_deref(), Some("WS-ADMIN01"));
+    assert_eq!(dhcp.vendor_class.as_deref(), Some("MSFT 5.0"));
+    assert_eq!(dhcp.frame, 13);
+
+    // Every client ran the same OpenSSL: one JA3, one JA4.
+    for c in &r.clients {
+        assert_eq!(c.ja3, ["70e47b149c152d891341c87d58c2b327"]);
+        assert_eq!(c.ja4, ["t12d150700_d68b136fe8d9_e7e480e5a997"]);
+    }
+    let vip = &r.servers[0];
+    assert_eq!(vip.server.to_string(), "127.0.0.10:443");
+    assert_eq!(vip.identity.dns_names, ["lyncpool.contoso.test"]);
+    assert_eq!(vip.identity.vendor.as_deref(), Some("Cisco Systems, Inc"));
+}
+
+#[test]
+fn findings_name_their_frame_filter_fix_and_the_aia_fetch() {
+    let r = phones();
+    assert_eq!(
+        r.summary.headlines[0],
+        "3 of 4 clients received an incomplete chain from lyncpool.contoso.test (127.0.0.10:443)."
+    );
+    let vip = &r.servers[0];
+    let inconsistent = &vip.findings[0];
+    assert_eq!(inconsistent.kind.as_str(), "inconsistent_chains");
+    assert_eq!(inconsistent.frame, Some(53));
+    assert_eq!(
+        inconsistent.filter.as_deref(),
+        Some("tcp.stream in {1 2 3 4 6}")
+    );
+
+    let a = &vip.variants[0];
+    assert_eq!(a.id, "A");
+    let missing = &a.findings[0];
+    assert_eq!(missing.kind.as_str(), "missing_intermediate");
+    assert_eq!(missing.frame, Some(35));
+    assert_eq!(missing.filter.as_deref(), Some("tcp.stream in {1 2 4 6}"));
+    assert!(missing.fix.contains("chain group"));
+    assert_eq!(
+        missing.ca_issuers,
+        ["http://pki.contoso.test/issuing-ca.crt"]
+    );
+    let fetches: Vec<(String, u64)> = missing
+        .aia_fetches
+        .iter()
+        .map(|g| (g.client.to_string(), g.frame))
+        .collect();
+    assert_eq!(fetches, [("127.0.1.21".to_string(), 25)]);
+
+    // The same finding on one handshake points at its own stream.
+    let h = &r.handshakes[a.clients[0].handshake];
+    assert_eq!(h.filter, "tcp.stream == 1");
+    assert_eq!(h.findings[0].frame, Some(35));
+    assert_eq!(h.findings[0].filter.as_deref(), Some("tcp.stream == 1"));
+}
+
+/// The facts someone who never saw the capture needs, in every format for people.
+const STORY: &[&str] = &[
+    "3 of 4 clients received an incomplete chain from lyncpool.contoso.test (127.0.0.10:443)",
+    "CN=Contoso Issuing CA 01",
+    "NOT SENT",
+    "CX3000-11",
+    "Polycom",
+    "MS-UC-Client",
+    "WS-ADMIN01",
+    "unknown_ca",
+    "tcp.stream in {1 2 4 6}",
+    "http://pki.contoso.test/issuing-ca.crt",
+    "127.0.1.21 fetched it in frame 25",
+    "chain group",
+    "t12d150700_d68b136fe8d9_e7e480e5a997",
+];
+
+fn report(format: &str) -> String {
+    let out = chainsniff(&[
+        "analyze",
+        &repo_path("captures/lync-vip-phones.pcap"),
+        "--trust",
+        &repo_path("captures/pki/root.pem"),
+        "--format",
+        format,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn text_and_markdown_tell_the_whole_story() {
+    for format in ["text", "markdown"] {
+        let page = report(format);
+        // Markdown escapes `_` and `*`; text wraps lines.
+        let page = page.replace('\\', "");
+        let page = page.split_whitespace().collect::<Vec<_>>().join(" ");
+        for fact in STORY {
+            assert!(page.contains(fact), "{format} report lacks {fact:?}");
+        }
+    }
+}
+
+/// The browser for the HTML test: `CHAINSNIFF_CHROMIUM` (set by `.ci/run`; then it must
+/// exist), else `chromium` on the PATH, else the test is skipped with a notice.
+fn chromium() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("CHAINSNIFF_CHROMIUM") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.exists(),
+            "CHAINSNIFF_CHROMIUM is set to {} but it does not exist",
+            p.display()
+        );
+        return Some(p);
+    }
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .flat_map(|d| ["chromium", "chromium-browser"].map(|n| d.join(n)))
+            .find(|p| p.exists())
+    });
+    if found.is_none() {
+        eprintln!(
+            "NOTICE: chromium not found (set CHAINSNIFF_CHROMIUM); HTML browser test skipped"
+        );
+    }
+    found
+}
+
+fn headless(browser: &Path, args: &[&str], page: &Path) -> Output {
+    let profile = tmp("chromium-profile");
+    Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn html_report_renders_in_a_headless_browser() {
+    let html = report("html");
+    // Self-contained: nothing fetched, one script (ours).
+    for outside in ["http-equiv", "<link", "src=", "@import", "url("] {
+        assert!(
+            !html.contains(outside),
+            "the page refers outside itself: {outside}"
+        );
+    }
+    assert_eq!(html.matches("<script").count(), 1);
+    let page = tmp("report.html");
+    std::fs::write(&page, &html).unwrap();
+    let Some(browser) = chromium() else { return };
+
+    let out = headless(&browser, &["--dump-dom"], &page);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    // The page's script ran to its end, and the console shows no error.
+    assert!(
+        dom.contains("data-ready=\"1\""),
+        "script did not run:\n{log}"
+    );
+    for bad in ["Uncaught", "SyntaxError", "TypeError", "ReferenceError"] {
+        assert!(!log.contains(bad), "console error in the page:\n{log}");
+    }
+    // The facts as the browser rendered them (markup removed, entities decoded).
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in dom.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    let text = text
+        .replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">");
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for fact in STORY {
+        assert!(text.contains(fact), "the rendered page lacks {fact:?}");
+    }
+    // The missing link is drawn as such, between the leaf and the root.
+    let missing = dom
+        .find("class=\"missing\"")
+        .expect("no missing link drawn");
+    let leaf = dom.find("sent by the server as #0").unwrap();
+    let anchor = dom.find("trust anchor (not sent").unwrap();
+    assert!(leaf < missing && missing < anchor);
+
+    // A screenshot for a person to look at (target/html-report.png).
+    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/html-report.png");
+    let out = headless(
+        &browser,
+        &[
+            "--window-size=1280,2400",
+            &format!("--screenshot={}", shot.display()),
+        ],
+        &page,
+    );
+    assert!(out.status.success());
+    assert!(std::fs::metadata(&shot).unwrap().len() > 50_000);
+}

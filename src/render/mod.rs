@@ -1,7 +1,11 @@
 //! Stage 7: the report, printed. Text (for a terminal or a ticket, 80 columns), Markdown, JSON.
 //! Each printer is a view of the same [`Report`]; none computes anything of its own.
 
+mod html;
+
 use std::fmt::Write;
+
+pub use html::html;
 
 use crate::chain::{Finding, LinkSource, PathLink, Severity, Status};
 use crate::handshake::{Reaction, ReactionKind};
@@ -188,7 +192,69 @@ pub fn text(r: &Report) -> String {
     for server in &r.servers {
         text_server(&mut o, r, server);
     }
+    if !r.clients.is_empty() {
+        let _ = writeln!(o, "{}\nCLIENTS", "=".repeat(WIDTH));
+        for c in &r.clients {
+            text_identity(&mut o, r, c);
+        }
+    }
     o
+}
+
+/// A client: who it is and what it got.
+fn text_identity(o: &mut String, r: &Report, c: &crate::report::ClientReport) {
+    let statuses: Vec<String> = c.statuses.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let who = who(r, c.ip);
+    let title = if who.is_empty() {
+        format!("{}: {}", c.ip, statuses.join(", "))
+    } else {
+        format!("{} ({who}): {}", c.ip, statuses.join(", "))
+    };
+    wrap(o, "  ", 6, &title);
+    let id = &c.identity;
+    let mut facts: Vec<(&str, String)> = Vec::new();
+    if let Some(m) = &id.mac {
+        let router = if id.mac_is_router {
+            " (a router's: the client is behind it)"
+        } else {
+            ""
+        };
+        facts.push(("MAC", format!("{m}{router}")));
+    }
+    if let Some(v) = &id.vendor {
+        facts.push(("vendor", v.clone()));
+    }
+    if let Some(d) = &id.dhcp {
+        if let Some(h) = &d.hostname {
+            facts.push(("DHCP host name", h.clone()));
+        }
+        if let Some(v) = &d.vendor_class {
+            facts.push(("DHCP vendor class", v.clone()));
+        }
+        let opts: Vec<String> = d.requested_options.iter().map(u8::to_string).collect();
+        facts.push((
+            "DHCP options requested",
+            format!("{} (frame {})", opts.join(", "), d.frame),
+        ));
+    }
+    if !id.dns_names.is_empty() {
+        facts.push(("DNS names", id.dns_names.join(", ")));
+    }
+    if !c.ja3.is_empty() {
+        facts.push(("JA3", c.ja3.join(", ")));
+    }
+    if !c.ja4.is_empty() {
+        facts.push(("JA4", c.ja4.join(", ")));
+    }
+    for (k, v) in facts {
+        wrap(o, &format!("      {k}: "), 10, &clean(&v));
+    }
+    let streams: Vec<String> = c
+        .handshakes
+        .iter()
+        .map(|id| r.handshakes[*id].filter.clone())
+        .collect();
+    wrap(o, "      handshakes: ", 10, &streams.join(", "));
 }
 
 /// "pcapng", "pcap (gzip)".
@@ -243,7 +309,7 @@ fn text_server(o: &mut String, r: &Report, s: &ServerReport) {
         );
         for id in ids {
             let h = &r.handshakes[*id];
-            text_client(o, h, 4);
+            text_client(o, r, h, 4);
             for n in &h.notes {
                 wrap(o, "        note: ", 14, &clean(n));
             }
@@ -261,6 +327,9 @@ fn text_finding(o: &mut String, f: &Finding, indent: usize) {
     );
     wrap(o, &head, indent + 4, &clean(&f.message));
     let pad = " ".repeat(indent + 4);
+    if let Some(aia) = aia_text(f) {
+        wrap(o, &format!("{pad}aia: "), indent + 9, &aia);
+    }
     wrap(o, &format!("{pad}fix: "), indent + 9, f.fix);
     if let Some(evidence) = evidence(f) {
         wrap(o, &format!("{pad}see: "), indent + 9, &evidence);
@@ -310,11 +379,52 @@ fn text_variant(o: &mut String, r: &Report, v: &ChainVariant) {
     }
     o.push_str("    clients:\n");
     for c in &v.clients {
-        text_client(o, &r.handshakes[c.handshake], 6);
+        text_client(o, r, &r.handshakes[c.handshake], 6);
     }
 }
 
-fn text_client(o: &mut String, h: &HandshakeReport, indent: usize) {
+/// Who the client at `ip` is, as far as the capture tells: "CX3000-11 · Polycom · 00:04:f2:..".
+fn who(r: &Report, ip: std::net::IpAddr) -> String {
+    let Ok(i) = r.clients.binary_search_by(|c| c.ip.cmp(&ip)) else {
+        return String::new();
+    };
+    let id = &r.clients[i].identity;
+    let mut parts: Vec<&str> = Vec::new();
+    if let Some(h) = id.dhcp.as_ref().and_then(|d| d.hostname.as_deref()) {
+        parts.push(h);
+    } else if let Some(n) = id.dns_names.first() {
+        parts.push(n);
+    }
+    if let Some(v) = &id.vendor {
+        parts.push(v);
+    }
+    if let Some(m) = &id.mac {
+        parts.push(m);
+    }
+    clean(&parts.join(" · "))
+}
+
+/// The AIA line of a finding about a missing issuer, if it has one.
+fn aia_text(f: &Finding) -> Option<String> {
+    if f.ca_issuers.is_empty() {
+        return None;
+    }
+    let fetched = if f.aia_fetches.is_empty() {
+        "this capture shows no fetch of it".to_string()
+    } else {
+        f.aia_fetches
+            .iter()
+            .map(|g| format!("{} fetched it in frame {}", g.client, g.frame))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Some(clean(&format!(
+        "the issuer is published at {} (AIA caIssuers): clients that fetch it complete the chain themselves, others fail; {fetched}",
+        f.ca_issuers.join(", ")
+    )))
+}
+
+fn text_client(o: &mut String, r: &Report, h: &HandshakeReport, indent: usize) {
     let frames = format!(
         "{}.stream {}, ClientHello frame {}{}",
         h.transport,
@@ -327,7 +437,12 @@ fn text_client(o: &mut String, h: &HandshakeReport, indent: usize) {
             .unwrap_or_default()
     );
     let version = h.version.as_deref().unwrap_or("no ServerHello");
-    let head = format!("{}{} ", " ".repeat(indent), h.client);
+    let who = who(r, h.client.ip);
+    let head = if who.is_empty() {
+        format!("{}{} ", " ".repeat(indent), h.client)
+    } else {
+        format!("{}{} ({who}) ", " ".repeat(indent), h.client)
+    };
     wrap(
         o,
         &head,
@@ -413,15 +528,44 @@ pub fn markdown(r: &Report) -> String {
             o.push_str("\n| client | tcp.stream | ClientHello | Certificate | version | client reaction |\n|---|---|---|---|---|---|\n");
             for c in &v.clients {
                 let h = &r.handshakes[c.handshake];
-                md_client_row(&mut o, h);
+                md_client_row(&mut o, r, h);
             }
         }
         for (status, ids) in &server.without_chain {
             let _ = writeln!(o, "\n### No chain seen ({status})\n");
             o.push_str("| client | tcp.stream | ClientHello | Certificate | version | client reaction |\n|---|---|---|---|---|---|\n");
             for id in ids {
-                md_client_row(&mut o, &r.handshakes[*id]);
+                md_client_row(&mut o, r, &r.handshakes[*id]);
             }
+        }
+    }
+    if !r.clients.is_empty() {
+        o.push_str("\n## Clients\n\n| client | MAC | vendor | DHCP host name | DHCP vendor class | DHCP options requested | DNS names | JA4 | handshakes |\n|---|---|---|---|---|---|---|---|---|\n");
+        for c in &r.clients {
+            let id = &c.identity;
+            let dhcp = id.dhcp.as_ref();
+            let statuses: Vec<String> =
+                c.statuses.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                c.ip,
+                id.mac.as_deref().unwrap_or(""),
+                md(id.vendor.as_deref().unwrap_or("")),
+                md(dhcp.and_then(|d| d.hostname.as_deref()).unwrap_or("")),
+                md(dhcp.and_then(|d| d.vendor_class.as_deref()).unwrap_or("")),
+                dhcp.map(|d| {
+                    d.requested_options
+                        .iter()
+                        .map(u8::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default(),
+                md(&id.dns_names.join(", ")),
+                md(&c.ja4.join(", ")),
+                statuses.join(", ")
+            );
         }
     }
     o
@@ -429,6 +573,9 @@ pub fn markdown(r: &Report) -> String {
 
 /// The fix and the evidence of a finding, as sub-items.
 fn md_finding_details(o: &mut String, f: &Finding) {
+    if let Some(aia) = aia_text(f) {
+        let _ = writeln!(o, "  - AIA: {}", md(&aia));
+    }
     let _ = writeln!(o, "  - Fix: {}", md(f.fix));
     match (f.frame, &f.filter) {
         (Some(frame), Some(filter)) => {
@@ -444,11 +591,17 @@ fn md_finding_details(o: &mut String, f: &Finding) {
     }
 }
 
-fn md_client_row(o: &mut String, h: &HandshakeReport) {
+fn md_client_row(o: &mut String, r: &Report, h: &HandshakeReport) {
+    let who = who(r, h.client.ip);
     let _ = writeln!(
         o,
-        "| {} | {} | {} | {} | {} | {} |",
+        "| {}{} | {} | {} | {} | {} | {} |",
         h.client,
+        if who.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", md(&who))
+        },
         h.stream,
         h.client_hello_frame
             .map(|f| f.to_string())

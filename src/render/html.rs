@@ -1,0 +1,320 @@
+//! `--format html`: one self-contained page (inline CSS, a few lines of inline script, no
+//! fetches) to attach to a ticket. The page is a minijinja template (`report.html`, auto-escaped)
+//! over a view of the report prepared here, so the template only lays out.
+
+use std::collections::BTreeMap;
+
+use minijinja::Environment;
+use minijinja::value::{Serde, Value};
+use serde::Serialize;
+
+use super::{reaction_text, server_title, status_line, who};
+use crate::certs::CertSummary;
+use crate::chain::{Finding, LinkSource, Severity};
+use crate::handshake::ReactionKind;
+use crate::report::{HandshakeReport, Report};
+
+const TEMPLATE: &str = include_str!("report.html");
+
+#[derive(Serialize)]
+struct Page<'a> {
+    generator: &'a str,
+    captures: Vec<CaptureView>,
+    headlines: &'a [String],
+    counts: BTreeMap<&'static str, usize>,
+    servers: Vec<ServerView<'a>>,
+    clients: Vec<ClientView<'a>>,
+}
+
+#[derive(Serialize)]
+struct CaptureView {
+    path: String,
+    kind: String,
+    frames: u64,
+    truncated: bool,
+    warnings: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ServerView<'a> {
+    anchor: String,
+    title: String,
+    handshakes: usize,
+    names: &'a [String],
+    findings: Vec<FindingView<'a>>,
+    variants: Vec<VariantView<'a>>,
+    without_chain: Vec<(String, Vec<HandshakeView<'a>>)>,
+}
+
+#[derive(Serialize)]
+struct VariantView<'a> {
+    id: &'a str,
+    status: &'static str,
+    status_text: &'static str,
+    /// `ok`, `bad` or `warn`: how the variant is drawn.
+    class: &'static str,
+    sent: Vec<CertView<'a>>,
+    path: Vec<LinkView<'a>>,
+    findings: Vec<FindingView<'a>>,
+    handshakes: Vec<HandshakeView<'a>>,
+    /// How many of its clients went on, and how many aborted (alert, reset, close).
+    accepted: usize,
+    rejected: usize,
+}
+
+#[derive(Serialize)]
+struct CertView<'a> {
+    sha256: &'a str,
+    subject: &'a str,
+    details: Option<&'a CertSummary>,
+}
+
+#[derive(Serialize)]
+struct LinkView<'a> {
+    cert: CertView<'a>,
+    /// `sent`, `missing` or `anchor`.
+    class: &'static str,
+    label: String,
+}
+
+#[derive(Serialize)]
+struct FindingView<'a> {
+    severity: &'static str,
+    kind: &'static str,
+    message: &'a str,
+    fix: &'static str,
+    frame: Option<u64>,
+    filter: Option<&'a str>,
+    ca_issuers: &'a [String],
+    aia_fetches: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct HandshakeView<'a> {
+    h: &'a HandshakeReport,
+    reaction: String,
+    /// `ok` (went on), `bad` (alert, reset, close) or `none`.
+    reaction_class: &'static str,
+    chain: String,
+    /// Who the client is: DHCP host name, vendor, MAC (what the capture tells).
+    who: String,
+}
+
+#[derive(Serialize)]
+struct ClientView<'a> {
+    anchor: String,
+    ip: String,
+    identity: &'a crate::identity::HostIdentity,
+    ja3: &'a [String],
+    ja4: &'a [String],
+    worst: &'static str,
+    timeline: Vec<HandshakeView<'a>>,
+}
+
+fn severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Info => "info",
+    }
+}
+
+fn finding(f: &Finding) -> FindingView<'_> {
+    FindingView {
+        severity: severity(f.severity),
+        kind: f.kind.as_str(),
+        message: &f.message,
+        fix: f.fix,
+        frame: f.frame,
+        filter: f.filter.as_deref(),
+        ca_issuers: &f.ca_issuers,
+        aia_fetches: f
+            .aia_fetches
+            .iter()
+            .map(|g| format!("{} fetched it in frame {}", g.client, g.frame))
+            .collect(),
+    }
+}
+
+fn handshake(r: &Report, id: usize) -> HandshakeView<'_> {
+    let h = &r.handshakes[id];
+    let reaction_class = match h.client_reaction.kind {
+        ReactionKind::Completed => "ok",
+        ReactionKind::Alert
+        | ReactionKind::EncryptedAlert
+        | ReactionKind::Reset
+        | ReactionKind::Closed => "bad",
+        ReactionKind::ServerAborted | ReactionKind::None => "none",
+    };
+    HandshakeView {
+        h,
+        who: who(r, h.client.ip),
+        reaction: reaction_text(&h.client_reaction),
+        reaction_class,
+        chain: match &h.chain_variant {
+            Some(v) => format!("chain {v}"),
+            None => "no chain seen".into(),
+        },
+    }
+}
+
+fn cert<'a>(r: &'a Report, sha256: &'a str, subject: &'a str) -> CertView<'a> {
+    CertView {
+        sha256,
+        subject,
+        details: r.certificates.get(sha256),
+    }
+}
+
+/// The HTML report.
+pub fn html(r: &Report) -> String {
+    let page = Page {
+        generator: &r.generator,
+        captures: r
+            .captures
+            .iter()
+            .map(|c| CaptureView {
+                path: c.summary.path.clone(),
+                kind: super::capture_kind(&c.summary),
+                frames: c.summary.frames,
+                truncated: c.summary.truncated,
+                warnings: c.summary.warnings.clone(),
+            })
+            .collect(),
+        headlines: &r.summary.headlines,
+        counts: BTreeMap::from([
+            ("handshakes", r.summary.handshakes),
+            ("servers", r.summary.servers),
+            ("clients", r.summary.clients),
+            ("errors", r.summary.errors),
+            ("warnings", r.summary.warnings),
+        ]),
+        servers: r
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ServerView {
+                anchor: format!("server-{i}"),
+                title: server_title(s),
+                handshakes: s.handshakes,
+                names: &s.identity.dns_names,
+                findings: s.findings.iter().map(finding).collect(),
+                variants: s
+                    .variants
+                    .iter()
+                    .map(|v| {
+                        let worst = v.findings.iter().map(|f| f.severity).min();
+                        let handshakes: Vec<HandshakeView> =
+                            v.clients.iter().map(|c| handshake(r, c.handshake)).collect();
+                        VariantView {
+                            accepted: handshakes.iter().filter(|h| h.reaction_class == "ok").count(),
+                            rejected: handshakes.iter().filter(|h| h.reaction_class == "bad").count(),
+                            id: &v.id,
+                            status: v.status.as_str(),
+                            status_text: status_line(v.status),
+                            class: match worst {
+                                Some(Severity::Error) => "bad",
+                                Some(Severity::Warning) => "warn",
+                                _ => "ok",
+                            },
+                            sent: v
+                                .certificates
+                                .iter()
+                                .zip(&v.subjects)
+                                .map(|(sha, subject)| cert(r, sha, subject))
+                                .collect(),
+                            path: v
+                                .path
+                                .iter()
+                                .map(|l| {
+                                    let (class, label) = match &l.source {
+                                        LinkSource::Sent { position } => {
+                                            ("sent", format!("sent by the server as #{position}"))
+                                        }
+                                        LinkSource::Anchor => {
+                                            ("anchor", "trust anchor (not sent, as it should be)".into())
+                                        }
+                                        LinkSource::Capture {
+                                            stream,
+                                            frame,
+                                            server,
+                                            ..
+                                        } => (
+                                            "missing",
+                                            format!(
+                                                "NOT SENT by this server: missing link. Seen in tcp.stream {stream}, frame {frame}, sent by {server}"
+                                            ),
+                                        ),
+                                    };
+                                    LinkView {
+                                        cert: cert(r, &l.sha256, &l.subject),
+                                        class,
+                                        label,
+                                    }
+                                })
+                                .collect(),
+                            findings: v.findings.iter().map(finding).collect(),
+                            handshakes,
+                        }
+                    })
+                    .collect(),
+                without_chain: s
+                    .without_chain
+                    .iter()
+                    .map(|(status, ids)| {
+                        (status.clone(), ids.iter().map(|id| handshake(r, *id)).collect())
+                    })
+                    .collect(),
+            })
+            .collect(),
+        clients: r
+            .clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut timeline: Vec<HandshakeView> =
+                    c.handshakes.iter().map(|id| handshake(r, *id)).collect();
+                timeline.sort_by(|a, b| {
+                    (a.h.client_hello_time.as_deref(), a.h.id)
+                        .cmp(&(b.h.client_hello_time.as_deref(), b.h.id))
+                });
+                let worst = if timeline.iter().any(|t| {
+                    t.h.findings
+                        .iter()
+                        .any(|f| f.severity == Severity::Error)
+                }) {
+                    "bad"
+                } else {
+                    "ok"
+                };
+                ClientView {
+                    anchor: format!("client-{i}"),
+                    ip: c.ip.to_string(),
+                    identity: &c.identity,
+                    ja3: &c.ja3,
+                    ja4: &c.ja4,
+                    worst,
+                    timeline,
+                }
+            })
+            .collect(),
+    };
+    let mut env = Environment::new();
+    // The template is part of the program: an error in it is a bug, caught by the tests.
+    if let Err(e) = env.add_template("report.html", TEMPLATE) {
+        return template_error(&e);
+    }
+    let rendered = env
+        .get_template("report.html")
+        .and_then(|t| t.render(Value::from(Serde(&page))));
+    match rendered {
+        Ok(s) => s,
+        Err(e) => template_error(&e),
+    }
+}
+
+/// A page saying what went wrong with the template (a bug: the tests render every capture).
+fn template_error(e: &minijinja::Error) -> String {
+    let text = e.to_string().replace('&', "&amp;").replace('<', "&lt;");
+    format!("<!doctype html><title>chainsniff</title><p>template error: {text}</p>\n")
+}
