@@ -34,6 +34,46 @@ pub struct Options {
     /// TLS key logs (`--keylog`, `SSLKEYLOGFILE`) to decrypt TLS 1.3 handshakes.
     pub keylog: Vec<PathBuf>,
     pub limits: Limits,
+    /// Which handshakes to report (`--client`, `--server`, `--sni`).
+    pub filter: crate::filter::Filter,
+    /// Told how far each capture has been read (for a progress bar).
+    pub progress: Option<Progress>,
+}
+
+/// A callback told `(capture path, bytes read so far, capture size if known)` as a capture is
+/// read, about every megabyte.
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<ProgressFn>);
+
+/// What a [`Progress`] calls: `(capture path, bytes read so far, capture size if known)`.
+pub type ProgressFn = dyn Fn(&str, u64, Option<u64>) + Send + Sync;
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
+/// Reports the bytes read through it to a [`Progress`].
+struct ProgressReader {
+    inner: Box<dyn Read + Send>,
+    progress: Progress,
+    path: String,
+    size: Option<u64>,
+    read: u64,
+    told: u64,
+}
+
+impl Read for ProgressReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read - self.told >= 1 << 20 || n == 0 {
+            self.told = self.read;
+            (self.progress.0)(&self.path, self.read, self.size);
+        }
+        Ok(n)
+    }
 }
 
 /// The bounds that keep memory independent of the capture (see docs/architecture.md).
@@ -99,6 +139,8 @@ pub struct Analysis {
     pub trust: TrustStore,
     /// MACs, DHCP, DNS names and plain-HTTP requests seen in the captures.
     pub identities: Identities,
+    /// Handshakes left out by the filter (`--client`, `--server`, `--sni`).
+    pub filtered_out: usize,
 }
 
 /// Builds the trust store from the options.
@@ -151,12 +193,37 @@ fn analyze_sources(
     let mut captures = Vec::new();
     let mut sessions = Vec::new();
     let mut identities = Identities::default();
+    let mut filtered_out = 0;
     for (index, (path, input)) in sources.into_iter().enumerate() {
         let first = sessions.len();
         // Certificates leave each handshake as soon as it is finished: memory holds each
         // distinct certificate once, not one copy per handshake.
+        let input = match (&opts.progress, input) {
+            (Some(progress), input) => {
+                let (inner, size) = match input {
+                    Some(i) => (i, None),
+                    None => {
+                        let size = std::fs::metadata(path).ok().map(|m| m.len());
+                        (crate::capture::open(path)?, size)
+                    }
+                };
+                Some(Box::new(ProgressReader {
+                    inner,
+                    progress: progress.clone(),
+                    path: path.to_string(),
+                    size,
+                    read: 0,
+                    told: 0,
+                }) as Box<dyn Read + Send>)
+            }
+            (None, input) => input,
+        };
         let (result, ids) = analyze_input(path, input, &keylog, opts.limits, &mut |mut hs| {
             intern(&mut store, index, &mut hs);
+            if !opts.filter.matches(hs.client, hs.server, hs.sni()) {
+                filtered_out += 1;
+                return;
+            }
             let session = Session { capture: index, hs };
             on_session(&session, &store, &trust);
             sessions.push(session);
@@ -171,6 +238,7 @@ fn analyze_sources(
         store,
         trust,
         identities,
+        filtered_out,
     })
 }
 

@@ -136,20 +136,25 @@ pub fn read_capture(
     on_frame: impl FnMut(&Frame<'_>),
     on_secrets: impl FnMut(&[u8]),
 ) -> Result<CaptureSummary, CaptureError> {
+    read_from(path, open(path)?, on_frame, on_secrets)
+}
+
+/// Opens a capture file, or standard input for `-`.
+pub fn open(path: &str) -> Result<Box<dyn Read + Send>, CaptureError> {
     let err = |message: String| CaptureError {
         path: path.to_string(),
         message,
     };
-    let input: Box<dyn Read + Send> = if path == "-" {
-        Box::new(io::stdin())
-    } else {
-        let p = Path::new(path);
-        if p.is_dir() {
-            return Err(err("is a directory, not a capture file".into()));
-        }
-        Box::new(File::open(p).map_err(|e| err(format!("cannot open: {e}")))?)
-    };
-    read_from(path, input, on_frame, on_secrets)
+    if path == "-" {
+        return Ok(Box::new(io::stdin()));
+    }
+    let p = Path::new(path);
+    if p.is_dir() {
+        return Err(err("is a directory, not a capture file".into()));
+    }
+    Ok(Box::new(
+        File::open(p).map_err(|e| err(format!("cannot open: {e}")))?,
+    ))
 }
 
 /// Reads a capture from any byte source (file, pipe, decompressor, memory).

@@ -17,6 +17,7 @@ pub mod chain;
 pub mod decode;
 pub mod defrag;
 pub mod export;
+pub mod filter;
 pub mod fingerprint;
 pub mod handshake;
 pub mod identity;

@@ -1,8 +1,10 @@
 //! The `chainsniff` command: a thin CLI over the library.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use clap::builder::RangedU64ValueParser;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -36,6 +38,24 @@ enum Format {
     Markdown,
     /// One self-contained HTML page (inline CSS, no fetches) to attach to a ticket.
     Html,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GroupBy {
+    Server,
+    Client,
+    /// The client's TLS fingerprint (JA4).
+    Fingerprint,
+    /// The client's MAC vendor (and DHCP vendor class).
+    Vendor,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Color {
+    /// In a terminal, unless NO_COLOR is set.
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -82,6 +102,25 @@ struct AnalyzeArgs {
     /// (bundle-SERVER.pem) into this directory.
     #[arg(long, value_name = "DIR")]
     export_certs: Option<PathBuf>,
+    /// Only handshakes from these clients: an address or CIDR range (repeatable).
+    #[arg(long, value_name = "CIDR")]
+    client: Vec<String>,
+    /// Only handshakes with these servers: an address or CIDR range, with a port or not:
+    /// 10.0.0.5:443, 10.0.0.0/24, [2001:db8::/32]:5061 (repeatable).
+    #[arg(long, value_name = "CIDR[:PORT]")]
+    server: Vec<String>,
+    /// Only handshakes whose SNI matches this glob, e.g. '*.contoso.com' (repeatable; no case).
+    #[arg(long, value_name = "GLOB")]
+    sni: Vec<String>,
+    /// Also summarize the handshakes by client, server, TLS fingerprint or MAC vendor.
+    #[arg(long, value_enum, value_name = "KEY")]
+    group_by: Option<GroupBy>,
+    /// Colors in the text report.
+    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    color: Color,
+    /// Nothing on standard error but errors: no warnings, no progress bar.
+    #[arg(long, short = 'q')]
+    quiet: bool,
     /// Write the report to this file instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
@@ -106,7 +145,21 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
     if let Some(env) = std::env::var_os("SSLKEYLOGFILE").filter(|v| !v.is_empty()) {
         keylog.push(PathBuf::from(env));
     }
+    let filter = match chainsniff::filter::Filter::new(&args.client, &args.server, &args.sni) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("chainsniff: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let progress = if args.quiet || !std::io::stderr().is_terminal() {
+        None
+    } else {
+        Some(progress_bar())
+    };
     let opts = Options {
+        filter,
+        progress,
         trust: args.trust,
         no_default_trust: args.no_default_trust,
         keylog,
@@ -125,16 +178,25 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let report = chainsniff::build(&analysis);
+    let mut report = chainsniff::build(&analysis);
+    if let Some(by) = args.group_by {
+        report.group_by(match by {
+            GroupBy::Server => chainsniff::report::GroupBy::Server,
+            GroupBy::Client => chainsniff::report::GroupBy::Client,
+            GroupBy::Fingerprint => chainsniff::report::GroupBy::Fingerprint,
+            GroupBy::Vendor => chainsniff::report::GroupBy::Vendor,
+        });
+    }
     if let Some(dir) = &args.export_certs {
         match chainsniff::export::export_certs(&analysis, &report, dir) {
-            Ok(x) => eprintln!(
+            Ok(x) if !args.quiet => eprintln!(
                 "chainsniff: wrote {} certificates, {} chains and {} bundles to {}",
                 x.certificates.len(),
                 x.chains.len(),
                 x.bundles.len(),
                 dir.display()
             ),
+            Ok(_) => {}
             Err(e) => {
                 eprintln!("chainsniff: {e:#}");
                 return ExitCode::from(2);
@@ -142,7 +204,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         }
     }
     drop(analysis);
-    for c in &report.captures {
+    for c in report.captures.iter().filter(|_| !args.quiet) {
         for w in &c.summary.warnings {
             eprintln!(
                 "chainsniff: warning: {}: {}",
@@ -152,7 +214,22 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         }
     }
     let out = match args.format {
-        Format::Text => render::text(&report),
+        Format::Text => {
+            let text = render::text(&report);
+            let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
+            let colors = match args.color {
+                Color::Always => true,
+                Color::Never => false,
+                Color::Auto => {
+                    to_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                }
+            };
+            if colors {
+                render::colorize(&text)
+            } else {
+                text
+            }
+        }
         Format::Json | Format::Jsonl => render::json(&report),
         Format::Markdown => render::markdown(&report),
         Format::Html => render::html(&report),
@@ -180,6 +257,43 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     exit_status(&report, args.fail_on)
+}
+
+/// A progress bar on standard error, shown once reading has taken a second.
+fn progress_bar() -> chainsniff::analysis::Progress {
+    let start = Instant::now();
+    let bar: Mutex<Option<(String, indicatif::ProgressBar)>> = Mutex::new(None);
+    chainsniff::analysis::Progress(Arc::new(move |path: &str, read: u64, size: Option<u64>| {
+        let Ok(mut bar) = bar.lock() else { return };
+        if bar.as_ref().is_some_and(|(p, _)| p != path)
+            && let Some((_, b)) = bar.take()
+        {
+            b.finish_and_clear();
+        }
+        if bar.is_none() && start.elapsed() >= Duration::from_secs(1) {
+            let b = match size {
+                Some(len) => indicatif::ProgressBar::new(len).with_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{msg} {wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {eta}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                ),
+                None => indicatif::ProgressBar::new_spinner().with_style(
+                    indicatif::ProgressStyle::with_template("{msg} {spinner} {binary_bytes} {binary_bytes_per_sec}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                ),
+            };
+            b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            b.set_message(path.to_string());
+            *bar = Some((path.to_string(), b));
+        }
+        if let Some((_, b)) = bar.as_ref() {
+            b.set_position(read);
+            if size.is_some_and(|s| read >= s) {
+                b.finish_and_clear();
+            }
+        }
+    }))
 }
 
 fn exit_status(report: &chainsniff::Report, fail_on: Option<FailOn>) -> ExitCode {

@@ -174,6 +174,8 @@ pub struct Summary {
     pub warnings: usize,
     /// One line per problem, for the top of a ticket.
     pub headlines: Vec<String>,
+    /// Handshakes left out of this report by `--client`, `--server` or `--sni`.
+    pub filtered_out: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -194,6 +196,134 @@ pub struct Report {
     pub clients: Vec<ClientReport>,
     /// Every certificate sent, and every trust anchor a path ends at, by SHA-256.
     pub certificates: BTreeMap<String, CertSummary>,
+    /// The handshakes grouped another way than by server (`--group-by`), when asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Grouping>,
+}
+
+/// What to group handshakes by (`--group-by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    /// Server address, port and SNI (the report's own sections).
+    Server,
+    /// Client address.
+    Client,
+    /// The client's TLS fingerprint (JA4; JA3 beside it).
+    Fingerprint,
+    /// The client's MAC vendor (IEEE OUI), with its DHCP vendor class when known.
+    Vendor,
+}
+
+/// The handshakes grouped by one key.
+#[derive(Debug, Clone, Serialize)]
+pub struct Grouping {
+    pub by: GroupBy,
+    pub groups: Vec<Group>,
+}
+
+/// One group: who is in it and how their handshakes went.
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    pub key: String,
+    /// Extra detail on the key (the JA3 of a JA4, a client's identity).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    pub clients: Vec<std::net::IpAddr>,
+    pub handshakes: Vec<usize>,
+    pub by_status: BTreeMap<String, usize>,
+    /// Handshakes whose chain had an error finding.
+    pub faulty_chain: usize,
+    /// Client reactions: how many aborted (alert, reset, close) and how many went on.
+    pub aborted: usize,
+    pub went_on: usize,
+}
+
+impl Report {
+    /// Groups the handshakes by `by` into [`Report::groups`].
+    pub fn group_by(&mut self, by: GroupBy) {
+        use crate::handshake::ReactionKind as R;
+        let mut groups: Vec<Group> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for h in &self.handshakes {
+            let client = self
+                .clients
+                .binary_search_by(|c| c.ip.cmp(&h.client.ip))
+                .ok()
+                .map(|i| &self.clients[i]);
+            let identity = client.map(|c| &c.identity);
+            let (key, detail) = match by {
+                GroupBy::Server => (
+                    match &h.sni {
+                        Some(sni) => format!("{} ({sni})", h.server),
+                        None => h.server.to_string(),
+                    },
+                    String::new(),
+                ),
+                GroupBy::Client => (h.client.ip.to_string(), String::new()),
+                GroupBy::Fingerprint => (
+                    h.ja4.clone().unwrap_or_else(|| "(no ClientHello)".into()),
+                    h.ja3
+                        .as_ref()
+                        .map(|j| format!("JA3 {j}"))
+                        .unwrap_or_default(),
+                ),
+                GroupBy::Vendor => {
+                    let vendor = identity
+                        .and_then(|i| i.vendor.clone())
+                        .unwrap_or_else(|| "(unknown vendor)".into());
+                    match identity
+                        .and_then(|i| i.dhcp.as_ref())
+                        .and_then(|d| d.vendor_class.as_deref())
+                    {
+                        Some(class) => (
+                            format!("{vendor}, DHCP vendor class {class}"),
+                            String::new(),
+                        ),
+                        None => (vendor, String::new()),
+                    }
+                }
+            };
+            let gi = *index.entry(key.clone()).or_insert_with(|| {
+                groups.push(Group {
+                    key,
+                    detail,
+                    clients: Vec::new(),
+                    handshakes: Vec::new(),
+                    by_status: BTreeMap::new(),
+                    faulty_chain: 0,
+                    aborted: 0,
+                    went_on: 0,
+                });
+                groups.len() - 1
+            });
+            let g = &mut groups[gi];
+            if !g.clients.contains(&h.client.ip) {
+                g.clients.push(h.client.ip);
+            }
+            g.handshakes.push(h.id);
+            *g.by_status
+                .entry(h.status.as_str().to_string())
+                .or_default() += 1;
+            if h.findings.iter().any(|f| f.severity == Severity::Error) {
+                g.faulty_chain += 1;
+            }
+            match h.client_reaction.kind {
+                R::Alert | R::EncryptedAlert | R::Reset | R::Closed => g.aborted += 1,
+                R::Completed => g.went_on += 1,
+                R::ServerAborted | R::None => {}
+            }
+        }
+        // The groups with the most faulty chains first.
+        groups.sort_by(|a, b| {
+            (b.faulty_chain, b.handshakes.len(), &a.key).cmp(&(
+                a.faulty_chain,
+                a.handshakes.len(),
+                &b.key,
+            ))
+        });
+        self.groups = Some(Grouping { by, groups });
+    }
 }
 
 impl Report {
@@ -624,6 +754,7 @@ pub fn build(analysis: &Analysis) -> Report {
             errors,
             warnings,
             headlines,
+            filtered_out: analysis.filtered_out,
         },
         captures: analysis.captures.clone(),
         trust: TrustInfo {
@@ -631,6 +762,7 @@ pub fn build(analysis: &Analysis) -> Report {
             user_anchors: analysis.trust.user,
         },
         certificates: certificate_index(analysis, &servers),
+        groups: None,
         handshakes,
         servers,
         clients: clients.into_values().collect(),

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{pki_sha, repo_path};
+use common::{pki_sha, repo, repo_path};
 
 fn chainsniff(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_chainsniff"))
@@ -380,4 +380,165 @@ fn html_report_renders_in_a_headless_browser() {
     );
     assert!(out.status.success());
     assert!(std::fs::metadata(&shot).unwrap().len() > 50_000);
+}
+
+/// The JSON report on the phones capture, with these options too.
+fn json(args: &[&str]) -> serde_json::Value {
+    let (capture, root) = (
+        repo_path("captures/lync-vip-phones.pcap"),
+        repo_path("captures/pki/root.pem"),
+    );
+    let mut all = vec!["analyze", &capture, "--trust", &root, "--format", "json"];
+    all.extend_from_slice(args);
+    let out = chainsniff(&all);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn client_server_and_sni_filters_combine() {
+    let r = json(&[
+        "--client",
+        "127.0.1.0/28",
+        "--server",
+        "127.0.0.10:443",
+        "--sni",
+        "*.CONTOSO.test",
+    ]);
+    let clients: Vec<&str> = r["handshakes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["client"]["ip"].as_str().unwrap())
+        .collect();
+    // 127.0.1.21 is outside the range; 127.0.1.14 talked to the front end.
+    assert_eq!(
+        clients,
+        ["127.0.1.11", "127.0.1.12", "127.0.1.13", "127.0.1.11"]
+    );
+    assert_eq!(r["summary"]["filtered_out"], 2);
+
+    // One phone only: its chain is still judged with every certificate of the capture, so the
+    // missing intermediate is found where another client got it.
+    let r = json(&["--client", "127.0.1.12"]);
+    assert_eq!(r["summary"]["handshakes"], 1);
+    let h = &r["handshakes"][0];
+    assert_eq!(h["status"], "incomplete");
+    assert_eq!(h["path"][1]["source"], "capture");
+    assert_eq!(h["path"][1]["frame"], 53);
+
+    let r = json(&["--sni", "nothing.example"]);
+    assert_eq!(r["summary"]["handshakes"], 0);
+    assert_eq!(r["summary"]["filtered_out"], 6);
+
+    let bad = chainsniff(&[
+        "analyze",
+        &repo_path("captures/lync-vip-phones.pcap"),
+        "--client",
+        "10.0.0.300",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--client"));
+}
+
+#[test]
+fn group_by_vendor_and_fingerprint() {
+    let r = json(&["--group-by", "vendor"]);
+    assert_eq!(r["groups"]["by"], "vendor");
+    let groups = r["groups"]["groups"].as_array().unwrap();
+    let summary: Vec<(String, usize, u64, u64, u64)> = groups
+        .iter()
+        .map(|g| {
+            (
+                g["key"].as_str().unwrap().to_string(),
+                g["clients"].as_array().unwrap().len(),
+                g["faulty_chain"].as_u64().unwrap(),
+                g["aborted"].as_u64().unwrap(),
+                g["went_on"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // The story in two lines: the Lync phones abort, the PC (which fetches AIA) goes on.
+    assert_eq!(
+        summary,
+        [
+            (
+                "Polycom, DHCP vendor class MS-UC-Client".to_string(),
+                4,
+                3,
+                3,
+                2
+            ),
+            (
+                "Dell Inc., DHCP vendor class MSFT 5.0".to_string(),
+                1,
+                1,
+                0,
+                1
+            ),
+        ]
+    );
+
+    let r = json(&["--group-by", "fingerprint"]);
+    let groups = r["groups"]["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0]["key"], "t12d150700_d68b136fe8d9_e7e480e5a997");
+    assert_eq!(groups[0]["detail"], "JA3 70e47b149c152d891341c87d58c2b327");
+    assert_eq!(groups[0]["handshakes"].as_array().unwrap().len(), 6);
+
+    let text = String::from_utf8(
+        chainsniff(&[
+            "analyze",
+            &repo_path("captures/lync-vip-phones.pcap"),
+            "--group-by",
+            "client",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert!(
+        text.contains("BY CLIENT\n  * 127.0.1.11: 1 client, 2 handshakes"),
+        "{text}"
+    );
+}
+
+#[test]
+fn colors_only_when_asked_or_in_a_terminal_and_quiet_is_quiet() {
+    let capture = repo_path("captures/lync-vip-phones.pcap");
+    let root = repo_path("captures/pki/root.pem");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["analyze", capture.as_str(), "--trust", root.as_str()];
+        args.extend_from_slice(extra);
+        chainsniff(&args)
+    };
+    let always = String::from_utf8(run(&["--color", "always"]).stdout).unwrap();
+    assert!(always.contains("\x1b[1;31mNOT SENT\x1b[0m"));
+    assert!(always.contains("\x1b[1;31mrejected it\x1b[0m"));
+    // Not a terminal: no colors by default.
+    assert!(!String::from_utf8(run(&[]).stdout).unwrap().contains('\x1b'));
+    assert!(
+        !String::from_utf8(run(&["--color", "never"]).stdout)
+            .unwrap()
+            .contains('\x1b')
+    );
+
+    // A cut capture warns on standard error, unless --quiet.
+    let data = std::fs::read(repo("captures/lync-vip-phones.pcap")).unwrap();
+    let cut = tmp("phones-cut.pcap");
+    std::fs::write(&cut, &data[..data.len() - 100]).unwrap();
+    let warned = chainsniff(&["analyze", cut.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&warned.stderr).contains("warning"));
+    let quiet = chainsniff(&["analyze", "-q", cut.to_str().unwrap()]);
+    assert_eq!(quiet.status.code(), Some(0));
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    assert!(String::from_utf8_lossy(&quiet.stdout).contains("TRUNCATED"));
 }

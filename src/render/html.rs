@@ -22,8 +22,18 @@ struct Page<'a> {
     captures: Vec<CaptureView>,
     headlines: &'a [String],
     counts: BTreeMap<&'static str, usize>,
+    /// `--group-by`: its name and a line per group.
+    group_by: Option<&'static str>,
+    groups: Vec<GroupView<'a>>,
     servers: Vec<ServerView<'a>>,
     clients: Vec<ClientView<'a>>,
+}
+
+#[derive(Serialize)]
+struct GroupView<'a> {
+    g: &'a crate::report::Group,
+    statuses: String,
+    clients: String,
 }
 
 #[derive(Serialize)]
@@ -182,12 +192,34 @@ pub fn html(r: &Report) -> String {
             })
             .collect(),
         headlines: &r.summary.headlines,
+        group_by: r.groups.as_ref().map(|g| super::group_name(g.by)),
+        groups: r
+            .groups
+            .iter()
+            .flat_map(|g| &g.groups)
+            .map(|g| GroupView {
+                g,
+                statuses: g
+                    .by_status
+                    .iter()
+                    .map(|(k, v)| format!("{v} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                clients: g
+                    .clients
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+            .collect(),
         counts: BTreeMap::from([
             ("handshakes", r.summary.handshakes),
             ("servers", r.summary.servers),
             ("clients", r.summary.clients),
             ("errors", r.summary.errors),
             ("warnings", r.summary.warnings),
+            ("filtered_out", r.summary.filtered_out),
         ]),
         servers: r
             .servers

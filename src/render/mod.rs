@@ -175,6 +175,14 @@ pub fn text(r: &Report) -> String {
             .collect();
         let _ = writeln!(o, "  handshakes: {}", statuses.join(", "));
     }
+    if s.filtered_out > 0 {
+        let _ = writeln!(
+            o,
+            "  left out: {} handshake{} not matching --client / --server / --sni",
+            s.filtered_out,
+            plural(s.filtered_out)
+        );
+    }
     o.push('\n');
     if s.headlines.is_empty() {
         if s.handshakes > 0 {
@@ -186,6 +194,18 @@ pub fn text(r: &Report) -> String {
         o.push_str("PROBLEMS\n");
         for h in &s.headlines {
             wrap(&mut o, "  * ", 4, &clean(h));
+        }
+        o.push('\n');
+    }
+    if let Some(g) = &r.groups {
+        let _ = writeln!(o, "BY {}", group_name(g.by).to_uppercase());
+        for g in &g.groups {
+            let clients: Vec<String> = g.clients.iter().map(|c| c.to_string()).collect();
+            wrap(&mut o, "  * ", 6, &clean(&group_line(g)));
+            if !g.detail.is_empty() {
+                wrap(&mut o, "      ", 6, &clean(&g.detail));
+            }
+            wrap(&mut o, "      clients: ", 10, &clients.join(", "));
         }
         o.push('\n');
     }
@@ -255,6 +275,79 @@ fn text_identity(o: &mut String, r: &Report, c: &crate::report::ClientReport) {
         .map(|id| r.handshakes[*id].filter.clone())
         .collect();
     wrap(o, "      handshakes: ", 10, &streams.join(", "));
+}
+
+fn group_name(by: crate::report::GroupBy) -> &'static str {
+    use crate::report::GroupBy;
+    match by {
+        GroupBy::Server => "server",
+        GroupBy::Client => "client",
+        GroupBy::Fingerprint => "fingerprint (JA4)",
+        GroupBy::Vendor => "vendor",
+    }
+}
+
+/// "Polycom: 4 clients, 5 handshakes (3 incomplete, 2 complete); 3 with a faulty chain; 3
+/// aborted, 2 went on".
+fn group_line(g: &crate::report::Group) -> String {
+    let statuses: Vec<String> = g
+        .by_status
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
+    format!(
+        "{}: {} client{}, {} handshake{} ({}); {} with a faulty chain; {} aborted, {} went on",
+        g.key,
+        g.clients.len(),
+        plural(g.clients.len()),
+        g.handshakes.len(),
+        plural(g.handshakes.len()),
+        statuses.join(", "),
+        g.faulty_chain,
+        g.aborted,
+        g.went_on
+    )
+}
+
+/// The text report with ANSI colors for a terminal: severities, missing links, statuses and
+/// client reactions. Applied after wrapping, so the layout is the same.
+pub fn colorize(text: &str) -> String {
+    const RED: &str = "\x1b[1;31m";
+    const YELLOW: &str = "\x1b[33m";
+    const GREEN: &str = "\x1b[32m";
+    const CYAN: &str = "\x1b[36m";
+    const BOLD: &str = "\x1b[1m";
+    const RESET: &str = "\x1b[0m";
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for line in text.lines() {
+        let mut l = line.to_string();
+        if l.starts_with("PROBLEMS")
+            || l.starts_with("SERVER ")
+            || l.starts_with("CLIENTS")
+            || l.starts_with("BY ")
+        {
+            l = format!("{BOLD}{l}{RESET}");
+        }
+        for (word, color) in [
+            ("ERROR ", RED),
+            ("WARN ", YELLOW),
+            ("INFO ", CYAN),
+            ("NOT SENT", RED),
+            ("INCOMPLETE", RED),
+            ("UNTRUSTED", RED),
+            ("rejected it", RED),
+            ("reset the connection", RED),
+            ("accepted it", GREEN),
+            ("status: complete", GREEN),
+        ] {
+            if let Some(at) = l.find(word) {
+                l = format!("{}{color}{word}{RESET}{}", &l[..at], &l[at + word.len()..]);
+            }
+        }
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out
 }
 
 /// "pcapng", "pcap (gzip)".
@@ -481,6 +574,37 @@ pub fn markdown(r: &Report) -> String {
     }
     for h in &s.headlines {
         let _ = writeln!(o, "- {}", md(h));
+    }
+    if let Some(g) = &r.groups {
+        let _ = writeln!(
+            o,
+            "\n## By {}\n\n| group | clients | handshakes | statuses | faulty chain | aborted | went on |\n|---|---|---|---|---|---|---|",
+            group_name(g.by)
+        );
+        for g in &g.groups {
+            let statuses: Vec<String> = g
+                .by_status
+                .iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect();
+            let clients: Vec<String> = g.clients.iter().map(|c| c.to_string()).collect();
+            let _ = writeln!(
+                o,
+                "| {}{} | {} | {} | {} | {} | {} | {} |",
+                md(&g.key),
+                if g.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", md(&g.detail))
+                },
+                clients.join(", "),
+                g.handshakes.len(),
+                statuses.join(", "),
+                g.faulty_chain,
+                g.aborted,
+                g.went_on
+            );
+        }
     }
     for server in &r.servers {
         let _ = writeln!(o, "\n## Server {}\n", md(&server_title(server)));

@@ -1,0 +1,165 @@
+//! Which handshakes a report is about: `--client CIDR`, `--server CIDR[:PORT]`, `--sni GLOB`.
+//! Each is repeatable; a handshake is kept when it matches one value of every kind given.
+//! Left-out handshakes still lend their certificates to the chain checks (a missing
+//! intermediate sent elsewhere is still found).
+
+use std::net::{IpAddr, SocketAddr};
+
+use anyhow::{Context, Result, bail};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use ipnet::IpNet;
+
+/// A server address range, with a port or any port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSpec {
+    pub net: IpNet,
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    clients: Vec<IpNet>,
+    servers: Vec<ServerSpec>,
+    sni: Option<GlobSet>,
+}
+
+/// `10.0.0.0/24`, `10.0.0.5` (a host), `2001:db8::/32`.
+pub fn parse_net(s: &str) -> Result<IpNet> {
+    if let Ok(net) = s.parse::<IpNet>() {
+        return Ok(net);
+    }
+    let ip: IpAddr = s
+        .parse()
+        .with_context(|| format!("{s:?} is not an address or CIDR range"))?;
+    Ok(IpNet::from(ip))
+}
+
+/// `10.0.0.0/24`, `10.0.0.5:443`, `[2001:db8::/32]:5061`, `2001:db8::1`.
+pub fn parse_server(s: &str) -> Result<ServerSpec> {
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .with_context(|| format!("{p:?} in {s:?} is not a port"))
+    };
+    if let Some(rest) = s.strip_prefix('[') {
+        let Some((net, after)) = rest.split_once(']') else {
+            bail!("{s:?}: missing ']'");
+        };
+        let port = match after {
+            "" => None,
+            _ => Some(port(after.strip_prefix(':').unwrap_or(after))?),
+        };
+        return Ok(ServerSpec {
+            net: parse_net(net)?,
+            port,
+        });
+    }
+    match s.split_once(':') {
+        Some((net, p)) if !p.contains(':') => Ok(ServerSpec {
+            net: parse_net(net)?,
+            port: Some(port(p)?),
+        }),
+        _ => Ok(ServerSpec {
+            net: parse_net(s)?,
+            port: None,
+        }),
+    }
+}
+
+impl Filter {
+    /// From the command line's values.
+    pub fn new(clients: &[String], servers: &[String], sni: &[String]) -> Result<Self> {
+        let sni = if sni.is_empty() {
+            None
+        } else {
+            let mut set = GlobSetBuilder::new();
+            for g in sni {
+                set.add(
+                    GlobBuilder::new(g)
+                        .case_insensitive(true)
+                        .literal_separator(false)
+                        .build()
+                        .with_context(|| format!("--sni {g:?}"))?,
+                );
+            }
+            Some(set.build()?)
+        };
+        Ok(Filter {
+            clients: clients
+                .iter()
+                .map(|c| parse_net(c).with_context(|| format!("--client {c:?}")))
+                .collect::<Result<_>>()?,
+            servers: servers
+                .iter()
+                .map(|s| parse_server(s).with_context(|| format!("--server {s:?}")))
+                .collect::<Result<_>>()?,
+            sni,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty() && self.servers.is_empty() && self.sni.is_none()
+    }
+
+    /// Whether a handshake between `client` and `server` (asking for `sni`) is kept.
+    pub fn matches(&self, client: SocketAddr, server: SocketAddr, sni: Option<&str>) -> bool {
+        (self.clients.is_empty() || self.clients.iter().any(|n| n.contains(&client.ip())))
+            && (self.servers.is_empty()
+                || self.servers.iter().any(|s| {
+                    s.net.contains(&server.ip()) && s.port.is_none_or(|p| p == server.port())
+                }))
+            && self
+                .sni
+                .as_ref()
+                .is_none_or(|set| sni.is_some_and(|n| set.is_match(n)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn server_specs() {
+        let s = parse_server("10.0.0.0/24:443").unwrap();
+        assert_eq!(
+            (s.net.to_string(), s.port),
+            ("10.0.0.0/24".into(), Some(443))
+        );
+        let s = parse_server("10.0.0.5").unwrap();
+        assert_eq!((s.net.to_string(), s.port), ("10.0.0.5/32".into(), None));
+        let s = parse_server("[2001:db8::/32]:5061").unwrap();
+        assert_eq!(
+            (s.net.to_string(), s.port),
+            ("2001:db8::/32".into(), Some(5061))
+        );
+        let s = parse_server("2001:db8::1").unwrap();
+        assert_eq!(
+            (s.net.to_string(), s.port),
+            ("2001:db8::1/128".into(), None)
+        );
+        assert!(parse_server("10.0.0.5:https").is_err());
+        assert!(parse_server("lyncpool").is_err());
+    }
+
+    #[test]
+    fn kinds_and_values_combine() {
+        let f = Filter::new(
+            &["127.0.1.0/28".into(), "10.1.1.1".into()],
+            &["127.0.0.10:443".into()],
+            &["*.CONTOSO.test".into()],
+        )
+        .unwrap();
+        let (c, s) = (sa("127.0.1.11:5000"), sa("127.0.0.10:443"));
+        assert!(f.matches(c, s, Some("lyncpool.contoso.test")));
+        assert!(f.matches(sa("10.1.1.1:1"), s, Some("a.contoso.test")));
+        assert!(!f.matches(sa("127.0.1.21:5000"), s, Some("lyncpool.contoso.test")));
+        assert!(!f.matches(c, sa("127.0.0.10:5061"), Some("lyncpool.contoso.test")));
+        assert!(!f.matches(c, s, Some("example.com")));
+        assert!(!f.matches(c, s, None));
+        assert!(Filter::default().matches(c, s, None));
+    }
+}
