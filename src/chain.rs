@@ -198,13 +198,33 @@ pub struct Finding {
     /// A Wireshark display filter showing every packet of the handshakes it is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
-    /// For a missing issuer: where the certificate it issued says the issuer is published
-    /// (AIA caIssuers). Clients that fetch it complete the chain themselves.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// For a missing issuer with an AIA URL: where it is published and whether the capture
+    /// shows it fetched (boxed: most findings have none).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub aia: Option<Box<Aia>>,
+}
+
+/// Where a missing issuer is published, and its fetches in the capture.
+#[derive(Debug, Clone, Serialize)]
+pub struct Aia {
+    /// The caIssuers URLs of the certificate whose issuer is missing. Clients that fetch
+    /// them complete the chain themselves.
     pub ca_issuers: Vec<String>,
-    /// Plain-HTTP fetches of a `ca_issuers` URL seen in the capture.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Plain-HTTP fetches of one of them seen in the capture.
     pub aia_fetches: Vec<crate::identity::HttpGet>,
+}
+
+impl Finding {
+    /// An [`Aia`] for these URLs, when there are any.
+    fn with_aia(mut self, urls: &[String]) -> Self {
+        if !urls.is_empty() {
+            self.aia = Some(Box::new(Aia {
+                ca_issuers: urls.to_vec(),
+                aia_fetches: Vec::new(),
+            }));
+        }
+        self
+    }
 }
 
 impl Finding {
@@ -217,8 +237,7 @@ impl Finding {
             certificate: cert.map(hex::encode),
             frame: None,
             filter: None,
-            ca_issuers: Vec::new(),
-            aia_fetches: Vec::new(),
+            aia: None,
         }
     }
 }
@@ -416,7 +435,7 @@ impl<'a> Checker<'a> {
                         cur.summary.ca_issuers.join(", ")
                     )
                 };
-                let mut f = Finding::new(
+                let f = Finding::new(
                     FindingKind::UnknownIssuer,
                     format!(
                         "The issuer of {} ({}) was not sent, is not a trust anchor, and appears nowhere in the capture. If it is a root your clients trust, pass it with --trust FILE; if it is an intermediate CA, the server must send it.{hint}",
@@ -425,8 +444,7 @@ impl<'a> Checker<'a> {
                     ),
                     Some(&cur_sha),
                 );
-                f.ca_issuers = cur.summary.ca_issuers.clone();
-                findings.push(f);
+                findings.push(f.with_aia(&cur.summary.ca_issuers));
                 break;
             };
             let (next_sha, source) = match found {
@@ -449,7 +467,7 @@ impl<'a> Checker<'a> {
                         ),
                         None => String::new(),
                     };
-                    let mut f = Finding::new(
+                    let f = Finding::new(
                         FindingKind::MissingIntermediate,
                         format!(
                             "The server did not send the intermediate CA {} that issued {}{where_seen}. Clients that do not fetch missing intermediates themselves will reject this chain (typically with alert unknown_ca).",
@@ -458,8 +476,7 @@ impl<'a> Checker<'a> {
                         ),
                         Some(&sha),
                     );
-                    f.ca_issuers = cur.summary.ca_issuers.clone();
-                    findings.push(f);
+                    findings.push(f.with_aia(&cur.summary.ca_issuers));
                     let source = match seen {
                         Some(s) => LinkSource::Capture {
                             capture: s.capture,

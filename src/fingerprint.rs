@@ -4,20 +4,58 @@
 //! Both are computed from the cipher list and the raw extensions block, so every extension
 //! counts in the order and form the client sent it, whether or not chainsniff parses it.
 
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::handshake::Protocol;
 
-/// A ClientHello's fingerprints.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// A ClientHello's fingerprints (kept compact: one per handshake stays in memory).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientFingerprint {
-    /// JA3: MD5 of `ja3_string`.
-    pub ja3: String,
-    /// JA3's input: `version,ciphers,extensions,groups,point_formats` in decimal.
-    pub ja3_string: String,
+    /// JA3: the MD5 of [`ja3_string`]'s output.
+    pub ja3: [u8; 16],
     /// JA4, e.g. `t13d1516h2_8daaf6152771_e5627efa2ab1`.
     pub ja4: String,
+}
+
+impl ClientFingerprint {
+    /// JA3 in hex, as JA3 tools print it.
+    pub fn ja3_hex(&self) -> String {
+        hex::encode(self.ja3)
+    }
+}
+
+fn push_dec(out: &mut String, v: u16) {
+    let mut buf = [0u8; 5];
+    let mut i = buf.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        out.push(b as char);
+    }
+}
+
+fn push_hex4(out: &mut String, v: u16) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in [12, 8, 4, 0] {
+        out.push(HEX[(v >> shift & 0xf) as usize] as char);
+    }
+}
+
+/// `values` joined by `sep`, each written by `push`.
+fn push_joined<T: Copy>(out: &mut String, values: &[T], sep: char, push: fn(&mut String, T)) {
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(sep);
+        }
+        push(out, *v);
+    }
 }
 
 /// GREASE values (RFC 8701): 0x?a?a with both bytes equal.
@@ -79,10 +117,6 @@ fn parse_extensions(mut b: &[u8]) -> Extensions {
     out
 }
 
-fn join<T: ToString>(v: impl Iterator<Item = T>, sep: &str) -> String {
-    v.map(|x| x.to_string()).collect::<Vec<_>>().join(sep)
-}
-
 fn hash12(s: &str) -> String {
     if s.is_empty() {
         return "000000000000".into();
@@ -119,6 +153,33 @@ fn ja4_alpn(first: Option<&[u8]>) -> String {
     }
 }
 
+/// JA3's input string: `version,ciphers,extensions,groups,point_formats` in decimal, GREASE
+/// left out.
+pub fn ja3_string(legacy_version: u16, ciphers: &[u16], extensions: &[u8]) -> String {
+    ja3_of(legacy_version, ciphers, &parse_extensions(extensions))
+}
+
+fn ja3_of(legacy_version: u16, ciphers: &[u16], ext: &Extensions) -> String {
+    let no_grease = |v: &[u16]| {
+        v.iter()
+            .copied()
+            .filter(|c| !is_grease(*c))
+            .collect::<Vec<_>>()
+    };
+    let mut s = String::with_capacity(256);
+    push_dec(&mut s, legacy_version);
+    s.push(',');
+    push_joined(&mut s, &no_grease(ciphers), '-', push_dec);
+    s.push(',');
+    push_joined(&mut s, &no_grease(&ext.types), '-', push_dec);
+    s.push(',');
+    push_joined(&mut s, &no_grease(&ext.groups), '-', push_dec);
+    s.push(',');
+    let formats: Vec<u16> = ext.point_formats.iter().map(|f| *f as u16).collect();
+    push_joined(&mut s, &formats, '-', push_dec);
+    s
+}
+
 /// Fingerprints of a ClientHello: its legacy version, cipher suites and raw extensions block.
 pub fn client(
     protocol: Protocol,
@@ -127,6 +188,8 @@ pub fn client(
     extensions: &[u8],
 ) -> ClientFingerprint {
     let ext = parse_extensions(extensions);
+    let ja3 = md5::Md5::digest(ja3_of(legacy_version, ciphers, &ext).as_bytes()).into();
+
     let ciphers: Vec<u16> = ciphers.iter().copied().filter(|c| !is_grease(*c)).collect();
     let types: Vec<u16> = ext
         .types
@@ -134,17 +197,6 @@ pub fn client(
         .copied()
         .filter(|t| !is_grease(*t))
         .collect();
-
-    let ja3_string = format!(
-        "{},{},{},{},{}",
-        legacy_version,
-        join(ciphers.iter(), "-"),
-        join(types.iter(), "-"),
-        join(ext.groups.iter().filter(|g| !is_grease(**g)), "-"),
-        join(ext.point_formats.iter(), "-"),
-    );
-    let ja3 = hex::encode(md5::Md5::digest(ja3_string.as_bytes()));
-
     let version = ext
         .versions
         .iter()
@@ -164,17 +216,19 @@ pub fn client(
         .filter(|t| *t != 0x0000 && *t != 0x0010)
         .collect();
     sorted_types.sort_unstable();
-    let hex4 = |v: &u16| format!("{v:04x}");
-    let mut c = join(sorted_types.iter().map(hex4), ",");
     let sigs: Vec<u16> = ext
         .signature_algorithms
         .iter()
         .copied()
         .filter(|s| !is_grease(*s))
         .collect();
+    let mut b = String::with_capacity(5 * sorted_ciphers.len());
+    push_joined(&mut b, &sorted_ciphers, ',', push_hex4);
+    let mut c = String::with_capacity(5 * (sorted_types.len() + sigs.len()) + 1);
+    push_joined(&mut c, &sorted_types, ',', push_hex4);
     if !sigs.is_empty() && !c.is_empty() {
         c.push('_');
-        c.push_str(&join(sigs.iter().map(hex4), ","));
+        push_joined(&mut c, &sigs, ',', push_hex4);
     }
     let ja4 = format!(
         "{}{}{}{:02}{:02}{}_{}_{}",
@@ -188,14 +242,10 @@ pub fn client(
         ciphers.len().min(99),
         types.len().min(99),
         ja4_alpn(ext.first_alpn.as_deref()),
-        hash12(&join(sorted_ciphers.iter().map(hex4), ",")),
+        hash12(&b),
         hash12(&c),
     );
-    ClientFingerprint {
-        ja3,
-        ja3_string,
-        ja4,
-    }
+    ClientFingerprint { ja3, ja4 }
 }
 
 #[cfg(test)]
@@ -217,12 +267,16 @@ mod tests {
             0, 10, 0, 8, 0, 6, 0, 23, 0, 24, 0, 25, // supported_groups
             0, 11, 0, 2, 1, 0, // ec_point_formats
         ];
-        let f = client(Protocol::Tls, 769, &ciphers, &ext);
         assert_eq!(
-            f.ja3_string,
+            ja3_string(769, &ciphers, &ext),
             "769,47-53-5-10-49161-49162-49171-49172-50-56-19-4,0-10-11,23-24-25,0"
         );
-        assert_eq!(f.ja3, "ada70206e40642a3e4461f35503241d5");
+        let f = client(Protocol::Tls, 769, &ciphers, &ext);
+        assert_eq!(f.ja3_hex(), "ada70206e40642a3e4461f35503241d5");
+        // GREASE is left out; hex is lower case and four digits.
+        let mut s = String::new();
+        push_joined(&mut s, &[0x0a0a_u16, 0x1301, 0x00ff], ',', push_hex4);
+        assert_eq!(s, "0a0a,1301,00ff");
     }
 
     #[test]

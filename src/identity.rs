@@ -17,7 +17,7 @@ use crate::decode::Decoded;
 const MAX_HOSTS: usize = 65_536;
 /// Most DNS names remembered per address.
 const MAX_NAMES: usize = 8;
-/// Most plain-HTTP requests remembered.
+/// Most plain-HTTP requests for certificate files remembered.
 const MAX_HTTP: usize = 4096;
 /// A MAC that is the source of more addresses than this is a router's.
 const ROUTER_ADDRESSES: u32 = 8;
@@ -121,6 +121,16 @@ fn ethernet_source(data: &[u8]) -> Option<([u8; 6], IpAddr)> {
 }
 
 impl Identities {
+    /// The plain-HTTP requests for any of `urls` (the host compared without case), at most 20.
+    pub fn fetches_of(&self, urls: &[String]) -> Vec<HttpGet> {
+        self.http
+            .iter()
+            .filter(|g| urls.iter().any(|u| u.eq_ignore_ascii_case(&g.url)))
+            .take(20)
+            .cloned()
+            .collect()
+    }
+
     /// Looks at one decoded frame.
     pub fn observe(&mut self, frame: u64, linktype: i32, data: &[u8], decoded: &Decoded<'_>) {
         let (src, first_of_conversation) = match decoded {
@@ -173,6 +183,18 @@ impl Identities {
             .filter_map(|l| l.split_once(':'))
             .find(|(k, _)| k.eq_ignore_ascii_case("host"))
             .map(|(_, v)| v.trim().to_string());
+        // Only what an AIA caIssuers fetch looks like: a certificate file.
+        let file = path
+            .split(['?', '#'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if ![".crt", ".cer", ".der", ".p7c", ".p7b", ".pem"]
+            .iter()
+            .any(|ext| file.ends_with(ext))
+        {
+            return;
+        }
         let url = match host {
             Some(h) if path.starts_with('/') => format!("http://{h}{path}"),
             _ => path.to_string(),

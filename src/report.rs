@@ -543,9 +543,7 @@ pub fn handshake_report(
         alpn: ch.map(|c| c.alpn.clone()).unwrap_or_default(),
         cipher_suite: sh.map(|s| cipher_name(s.cipher_suite)),
         filter,
-        ja3: ch
-            .and_then(|c| c.fingerprint.as_ref())
-            .map(|f| f.ja3.clone()),
+        ja3: ch.and_then(|c| c.fingerprint.as_ref()).map(|f| f.ja3_hex()),
         ja4: ch
             .and_then(|c| c.fingerprint.as_ref())
             .map(|f| f.ja4.clone()),
@@ -601,9 +599,14 @@ pub fn build(analysis: &Analysis) -> Report {
         .enumerate()
         .map(|(id, s)| handshake_report(id, s, &analysis.store, &mut checker))
         .collect();
+    // Each distinct AIA URL list is looked up once, however many handshakes lack its issuer.
+    let mut fetches: HashMap<Vec<String>, Vec<crate::identity::HttpGet>> = HashMap::new();
     for f in handshakes.iter_mut().flat_map(|h| h.findings.iter_mut()) {
-        if !f.ca_issuers.is_empty() {
-            f.aia_fetches = aia_fetches(&analysis.identities.http, &f.ca_issuers);
+        if let Some(aia) = f.aia.as_mut() {
+            aia.aia_fetches = fetches
+                .entry(aia.ca_issuers.clone())
+                .or_insert_with(|| analysis.identities.fetches_of(&aia.ca_issuers))
+                .clone();
         }
     }
 
@@ -769,18 +772,6 @@ pub fn build(analysis: &Analysis) -> Report {
     }
 }
 
-/// The plain-HTTP requests for any of `urls` (host compared without case).
-fn aia_fetches(
-    http: &[crate::identity::HttpGet],
-    urls: &[String],
-) -> Vec<crate::identity::HttpGet> {
-    http.iter()
-        .filter(|g| urls.iter().any(|u| u.eq_ignore_ascii_case(&g.url)))
-        .take(20)
-        .cloned()
-        .collect()
-}
-
 /// The certificates sent in the captures and the anchors the servers' paths end at.
 fn certificate_index(
     analysis: &Analysis,
@@ -932,7 +923,10 @@ fn headlines(handshakes: &[HandshakeReport], servers: &[ServerReport]) -> Vec<St
             vs.flat_map(|v| v.clients.iter().map(|c| c.client.ip))
                 .collect::<std::collections::BTreeSet<_>>()
         };
-        let bad = clients_of(&mut s.variants.iter().filter(|v| faulty(v)));
+        // Clients that got a chain with an error (a warning such as a duplicate certificate
+        // does not break it).
+        let broken = |v: &ChainVariant| v.findings.iter().any(|f| f.severity == Severity::Error);
+        let bad = clients_of(&mut s.variants.iter().filter(|v| broken(v)));
         if !bad.is_empty() {
             let all: std::collections::BTreeSet<_> = clients_of(&mut s.variants.iter())
                 .into_iter()
@@ -946,7 +940,7 @@ fn headlines(handshakes: &[HandshakeReport], servers: &[ServerReport]) -> Vec<St
             let what = if s
                 .variants
                 .iter()
-                .any(|v| faulty(v) && v.status == Status::Incomplete)
+                .any(|v| broken(v) && v.status == Status::Incomplete)
             {
                 "an incomplete chain"
             } else {

@@ -207,10 +207,13 @@ fn findings_name_their_frame_filter_fix_and_the_aia_fetch() {
     assert_eq!(missing.filter.as_deref(), Some("tcp.stream in {1 2 4 6}"));
     assert!(missing.fix.contains("chain group"));
     assert_eq!(
-        missing.ca_issuers,
+        missing.aia.as_ref().unwrap().ca_issuers,
         ["http://pki.contoso.test/issuing-ca.crt"]
     );
     let fetches: Vec<(String, u64)> = missing
+        .aia
+        .as_ref()
+        .unwrap()
         .aia_fetches
         .iter()
         .map(|g| (g.client.to_string(), g.frame))

@@ -27,6 +27,8 @@ struct Page<'a> {
     groups: Vec<GroupView<'a>>,
     servers: Vec<ServerView<'a>>,
     clients: Vec<ClientView<'a>>,
+    /// "... and N more clients" when not all are listed.
+    more_clients: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -137,10 +139,15 @@ fn finding(f: &Finding) -> FindingView<'_> {
         fix: f.fix,
         frame: f.frame,
         filter: f.filter.as_deref(),
-        ca_issuers: &f.ca_issuers,
+        ca_issuers: f
+            .aia
+            .as_ref()
+            .map(|a| a.ca_issuers.as_slice())
+            .unwrap_or_default(),
         aia_fetches: f
-            .aia_fetches
+            .aia
             .iter()
+            .flat_map(|a| &a.aia_fetches)
             .map(|g| format!("{} fetched it in frame {}", g.client, g.frame))
             .collect(),
     }
@@ -299,9 +306,13 @@ pub fn html(r: &Report) -> String {
                     .collect(),
             })
             .collect(),
-        clients: r
-            .clients
-            .iter()
+        more_clients: {
+            let more = super::clients_to_show(r).1;
+            (more > 0).then(|| super::more_clients(more))
+        },
+        clients: super::clients_to_show(r)
+            .0
+            .into_iter()
             .enumerate()
             .map(|(i, c)| {
                 let mut timeline: Vec<HandshakeView> =

@@ -214,8 +214,12 @@ pub fn text(r: &Report) -> String {
     }
     if !r.clients.is_empty() {
         let _ = writeln!(o, "{}\nCLIENTS", "=".repeat(WIDTH));
-        for c in &r.clients {
+        let (shown, more) = clients_to_show(r);
+        for c in shown {
             text_identity(&mut o, r, c);
+        }
+        if more > 0 {
+            wrap(&mut o, "  ", 4, &more_clients(more));
         }
     }
     o
@@ -476,6 +480,36 @@ fn text_variant(o: &mut String, r: &Report, v: &ChainVariant) {
     }
 }
 
+/// Most clients listed one by one in the text, Markdown and HTML reports.
+const MAX_CLIENTS_LISTED: usize = 200;
+
+/// The clients to list: those that got a chain with an error first, then by address; and how
+/// many more there are.
+fn clients_to_show(r: &Report) -> (Vec<&crate::report::ClientReport>, usize) {
+    let broken = |c: &crate::report::ClientReport| {
+        c.handshakes.iter().any(|id| {
+            r.handshakes[*id]
+                .findings
+                .iter()
+                .any(|f| f.severity == Severity::Error)
+        })
+    };
+    let mut list: Vec<&crate::report::ClientReport> = r.clients.iter().collect();
+    if list.len() > MAX_CLIENTS_LISTED {
+        list.sort_by_key(|c| (!broken(c), c.ip));
+    }
+    let more = list.len().saturating_sub(MAX_CLIENTS_LISTED);
+    list.truncate(MAX_CLIENTS_LISTED);
+    (list, more)
+}
+
+fn more_clients(n: usize) -> String {
+    format!(
+        "... and {n} more client{} (every client is in --format json; --group-by vendor or fingerprint sums them up)",
+        plural(n)
+    )
+}
+
 /// Who the client at `ip` is, as far as the capture tells: "CX3000-11 · Polycom · 00:04:f2:..".
 fn who(r: &Report, ip: std::net::IpAddr) -> String {
     let Ok(i) = r.clients.binary_search_by(|c| c.ip.cmp(&ip)) else {
@@ -499,13 +533,11 @@ fn who(r: &Report, ip: std::net::IpAddr) -> String {
 
 /// The AIA line of a finding about a missing issuer, if it has one.
 fn aia_text(f: &Finding) -> Option<String> {
-    if f.ca_issuers.is_empty() {
-        return None;
-    }
-    let fetched = if f.aia_fetches.is_empty() {
+    let aia = f.aia.as_ref()?;
+    let fetched = if aia.aia_fetches.is_empty() {
         "this capture shows no fetch of it".to_string()
     } else {
-        f.aia_fetches
+        aia.aia_fetches
             .iter()
             .map(|g| format!("{} fetched it in frame {}", g.client, g.frame))
             .collect::<Vec<_>>()
@@ -513,7 +545,7 @@ fn aia_text(f: &Finding) -> Option<String> {
     };
     Some(clean(&format!(
         "the issuer is published at {} (AIA caIssuers): clients that fetch it complete the chain themselves, others fail; {fetched}",
-        f.ca_issuers.join(", ")
+        aia.ca_issuers.join(", ")
     )))
 }
 
@@ -665,7 +697,8 @@ pub fn markdown(r: &Report) -> String {
     }
     if !r.clients.is_empty() {
         o.push_str("\n## Clients\n\n| client | MAC | vendor | DHCP host name | DHCP vendor class | DHCP options requested | DNS names | JA4 | handshakes |\n|---|---|---|---|---|---|---|---|---|\n");
-        for c in &r.clients {
+        let (shown, more) = clients_to_show(r);
+        for c in shown {
             let id = &c.identity;
             let dhcp = id.dhcp.as_ref();
             let statuses: Vec<String> =
@@ -690,6 +723,9 @@ pub fn markdown(r: &Report) -> String {
                 md(&c.ja4.join(", ")),
                 statuses.join(", ")
             );
+        }
+        if more > 0 {
+            let _ = writeln!(o, "\n{}", md(&more_clients(more)));
         }
     }
     o
