@@ -352,6 +352,7 @@ fn names_with_control_characters_are_escaped_in_every_format() {
         ("text", render::text(&r)),
         ("markdown", render::markdown(&r)),
         ("json", render::json(&r)),
+        ("html", render::html(&r)),
     ] {
         for c in out.chars() {
             assert!(
@@ -365,9 +366,15 @@ fn names_with_control_characters_are_escaped_in_every_format() {
                 c as u32
             );
         }
-        if format == "markdown" {
-            assert!(!out.contains("<script>"), "markdown passes HTML through");
-            assert!(!out.contains("<b>"), "markdown passes HTML through");
+        if format == "markdown" || format == "html" {
+            assert!(
+                !out.contains("<script>alert"),
+                "{format} passes HTML through"
+            );
+            assert!(!out.contains("example<b>"), "{format} passes HTML through");
+        }
+        if format == "html" {
+            assert!(out.contains("&lt;script&gt;alert(1)&lt;"));
         }
     }
     // JSON keeps the exact name, escaped.

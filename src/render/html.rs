@@ -343,6 +343,15 @@ pub fn html(r: &Report) -> String {
             .collect(),
     };
     let mut env = Environment::new();
+    // Every value from the wire is HTML-escaped (the template is `.html`) and, first, has its
+    // control characters and bidi overrides made visible, as in the other formats. The
+    // template's own markup (macro output) is "safe" and left alone.
+    env.set_formatter(|out, state, value| match value.as_str() {
+        Some(text) if !value.is_safe() => {
+            minijinja::escape_formatter(out, state, &Value::from(super::clean(text)))
+        }
+        _ => minijinja::escape_formatter(out, state, value),
+    });
     // The template is part of the program: an error in it is a bug, caught by the tests.
     if let Err(e) = env.add_template("report.html", TEMPLATE) {
         return template_error(&e);
