@@ -46,7 +46,8 @@ pub struct CertSummary {
 /// A parsed certificate: the summary plus what path building needs.
 #[derive(Debug, Clone)]
 pub struct CertMeta {
-    pub summary: CertSummary,
+    /// Shared by every handshake report that lists the certificate (one copy in memory).
+    pub summary: std::sync::Arc<CertSummary>,
     pub subject_raw: Vec<u8>,
     pub issuer_raw: Vec<u8>,
     pub ski: Option<Vec<u8>>,
@@ -169,7 +170,7 @@ pub fn parse_meta(der: &[u8]) -> Result<CertMeta, String> {
     let issuer_raw = cert.issuer().as_raw().to_vec();
     let self_issued = subject_raw == issuer_raw;
     Ok(CertMeta {
-        summary: CertSummary {
+        summary: std::sync::Arc::new(CertSummary {
             sha256: hex::encode(sha256(der)),
             subject: cert.subject().to_string(),
             issuer: cert.issuer().to_string(),
@@ -186,7 +187,7 @@ pub fn parse_meta(der: &[u8]) -> Result<CertMeta, String> {
             },
             signature_algorithm: signature_name(&sig_oid.to_id_string()),
             ca_issuers,
-        },
+        }),
         subject_raw,
         issuer_raw,
         ski,

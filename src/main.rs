@@ -232,27 +232,32 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
                 text
             }
         }
-        Format::Json | Format::Jsonl => render::json(&report),
+        Format::Json | Format::Jsonl => String::new(), // streamed below
         Format::Markdown => render::markdown(&report),
         Format::Html => render::html(&report),
     };
-    let written = match &args.output {
-        Some(path) => std::fs::write(path, out.as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", path.display())),
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(out.as_bytes())
-                .and_then(|_| stdout.flush())
-                .or_else(|e| {
-                    if e.kind() == std::io::ErrorKind::BrokenPipe {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                })
-                .map_err(|e| format!("cannot write the report: {e}"))
+    let json = matches!(args.format, Format::Json | Format::Jsonl);
+    let write = |w: &mut dyn Write| -> std::io::Result<()> {
+        if json {
+            render::write_json(&report, w)
+        } else {
+            w.write_all(out.as_bytes())?;
+            w.flush()
         }
+    };
+    let written = match &args.output {
+        Some(path) => std::fs::File::create(path)
+            .and_then(|mut f| write(&mut f))
+            .map_err(|e| format!("cannot write {}: {e}", path.display())),
+        None => write(&mut std::io::stdout().lock())
+            .or_else(|e| {
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|e| format!("cannot write the report: {e}")),
     };
     if let Err(e) = written {
         eprintln!("chainsniff: {e}");

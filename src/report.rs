@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use serde::Serialize;
 
 use crate::analysis::{Analysis, CaptureResult};
+use std::sync::Arc;
+
 use crate::certs::{CertSummary, Sha};
 use crate::chain::{
     Checker, Finding, FindingKind, PathLink, Severity, Status, inconsistent_message,
@@ -92,12 +94,12 @@ pub struct HandshakeReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub certificate_extensions: Vec<Vec<String>>,
     /// The server's certificates, in the order sent.
-    pub certificates: Vec<CertSummary>,
+    pub certificates: Vec<Arc<CertSummary>>,
     /// Label of this chain among the server's variants ("A", "B", ...).
     pub chain_variant: Option<String>,
     /// The client's certificates (client authentication), in the order sent.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub client_certificates: Vec<CertSummary>,
+    pub client_certificates: Vec<Arc<CertSummary>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_certificate_frame: Option<u64>,
     pub status: Status,
@@ -195,7 +197,7 @@ pub struct Report {
     pub servers: Vec<ServerReport>,
     pub clients: Vec<ClientReport>,
     /// Every certificate sent, and every trust anchor a path ends at, by SHA-256.
-    pub certificates: BTreeMap<String, CertSummary>,
+    pub certificates: BTreeMap<String, Arc<CertSummary>>,
     /// The handshakes grouped another way than by server (`--group-by`), when asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Grouping>,
@@ -360,19 +362,21 @@ pub fn handshake_report(
         store
             .meta(sha)
             .map(|m| m.summary.clone())
-            .unwrap_or_else(|| CertSummary {
-                sha256: hex::encode(sha),
-                subject: "(unparsable certificate)".into(),
-                issuer: String::new(),
-                serial: String::new(),
-                not_before: String::new(),
-                not_after: String::new(),
-                is_ca: false,
-                self_signed: false,
-                san: Vec::new(),
-                key: String::new(),
-                signature_algorithm: String::new(),
-                ca_issuers: Vec::new(),
+            .unwrap_or_else(|| {
+                Arc::new(CertSummary {
+                    sha256: hex::encode(sha),
+                    subject: "(unparsable certificate)".into(),
+                    issuer: String::new(),
+                    serial: String::new(),
+                    not_before: String::new(),
+                    not_after: String::new(),
+                    is_ca: false,
+                    self_signed: false,
+                    san: Vec::new(),
+                    key: String::new(),
+                    signature_algorithm: String::new(),
+                    ca_issuers: Vec::new(),
+                })
             })
     };
     let hs = &s.hs;
@@ -776,7 +780,7 @@ pub fn build(analysis: &Analysis) -> Report {
 fn certificate_index(
     analysis: &Analysis,
     servers: &[ServerReport],
-) -> BTreeMap<String, CertSummary> {
+) -> BTreeMap<String, Arc<CertSummary>> {
     let mut out = BTreeMap::new();
     for sha in &analysis.store.order {
         if let Some(m) = analysis.store.meta(sha) {

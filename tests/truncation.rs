@@ -181,6 +181,6 @@ fn every_bundled_capture_cut_anywhere_reports_what_came_before() {
     );
 }
 
-fn shas(c: &[chainsniff::certs::CertSummary]) -> Vec<&str> {
+fn shas(c: &[std::sync::Arc<chainsniff::certs::CertSummary>]) -> Vec<&str> {
     c.iter().map(|c| c.sha256.as_str()).collect()
 }

@@ -179,7 +179,7 @@ fn cert<'a>(r: &'a Report, sha256: &'a str, subject: &'a str) -> CertView<'a> {
     CertView {
         sha256,
         subject,
-        details: r.certificates.get(sha256),
+        details: r.certificates.get(sha256).map(|c| &**c),
     }
 }
 

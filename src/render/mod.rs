@@ -788,28 +788,92 @@ fn md(s: &str) -> String {
 
 /// The JSON report (the full result; schema in docs/report.md).
 pub fn json(r: &Report) -> String {
-    let mut s =
-        serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
-    s.push('\n');
-    escape_bidi(s)
+    let mut out = Vec::new();
+    if let Err(e) = write_json(r, &mut out) {
+        return format!("{{\"error\":\"{e}\"}}\n");
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Writes the JSON report to `out` as it is serialized (no copy of it in memory).
+pub fn write_json(r: &Report, out: impl std::io::Write) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut out,
+        BidiEscaping(serde_json::ser::PrettyFormatter::new()),
+    );
+    serde::Serialize::serialize(r, &mut ser).map_err(std::io::Error::other)?;
+    std::io::Write::write_all(&mut out, b"\n")?;
+    std::io::Write::flush(&mut out)
 }
 
 /// JSON keeps names exact but escapes bidirectional overrides (`\u202e`), as serde_json escapes
 /// control characters, so that the file reads true in a terminal or an editor. They can only
 /// occur inside strings, where the escape means the same character.
-fn escape_bidi(s: String) -> String {
-    if !s.chars().any(is_bidi) {
-        return s;
+struct BidiEscaping<F>(F);
+
+impl<F: serde_json::ser::Formatter> serde_json::ser::Formatter for BidiEscaping<F> {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut rest = fragment;
+        while let Some((at, c)) = rest.char_indices().find(|(_, c)| is_bidi(*c)) {
+            w.write_all(&rest.as_bytes()[..at])?;
+            write!(w, "\\u{:04x}", c as u32)?;
+            rest = &rest[at + c.len_utf8()..];
+        }
+        w.write_all(rest.as_bytes())
     }
-    s.chars()
-        .map(|c| {
-            if is_bidi(c) {
-                format!("\\u{:04x}", c as u32)
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_array(w)
+    }
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object(w)
+    }
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object_value(w)
+    }
+}
+
+/// One compact JSON value, bidi overrides escaped.
+fn compact_json(v: &impl serde::Serialize) -> String {
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut out,
+        BidiEscaping(serde_json::ser::CompactFormatter),
+    );
+    if let Err(e) = v.serialize(&mut ser) {
+        return format!("{{\"error\":\"{e}\"}}");
+    }
+    String::from_utf8(out).unwrap_or_default()
 }
 
 fn is_bidi(c: char) -> bool {
@@ -822,7 +886,7 @@ pub fn jsonl_handshake(h: &HandshakeReport) -> String {
     if let Some(o) = v.as_object_mut() {
         o.insert("type".into(), "handshake".into());
     }
-    escape_bidi(format!("{v}\n"))
+    format!("{}\n", compact_json(&v))
 }
 
 /// The closing JSON line of `--format jsonl`: the summary, captures and servers of the final
@@ -838,5 +902,5 @@ pub fn jsonl_summary(r: &Report) -> String {
         "servers": r.servers,
         "clients": r.clients,
     });
-    escape_bidi(format!("{v}\n"))
+    format!("{}\n", compact_json(&v))
 }
