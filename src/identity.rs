@@ -6,12 +6,12 @@
 //! It looks at frames beside the TLS pipeline, once per connection rather than per packet
 //! (TCP SYNs, UDP datagrams), and its tables are bounded.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
 use crate::decode::Decoded;
+use crate::reassembly::FlowMap;
 
 /// Most addresses (and MACs) remembered; beyond it new ones are not recorded.
 const MAX_HOSTS: usize = 65_536;
@@ -75,11 +75,11 @@ impl HostIdentity {
 /// The identity tables of one or more captures.
 #[derive(Debug, Default)]
 pub struct Identities {
-    mac_of_ip: HashMap<IpAddr, [u8; 6]>,
-    addresses_of_mac: HashMap<[u8; 6], u32>,
-    dhcp_of_mac: HashMap<[u8; 6], Dhcp>,
-    mac_of_lease: HashMap<IpAddr, [u8; 6]>,
-    names: HashMap<IpAddr, Vec<String>>,
+    mac_of_ip: FlowMap<IpAddr, [u8; 6]>,
+    addresses_of_mac: FlowMap<[u8; 6], u32>,
+    dhcp_of_mac: FlowMap<[u8; 6], Dhcp>,
+    mac_of_lease: FlowMap<IpAddr, [u8; 6]>,
+    names: FlowMap<IpAddr, Vec<String>>,
     pub http: Vec<HttpGet>,
 }
 

@@ -496,7 +496,7 @@ fn clients_to_show(r: &Report) -> (Vec<&crate::report::ClientReport>, usize) {
     };
     let mut list: Vec<&crate::report::ClientReport> = r.clients.iter().collect();
     if list.len() > MAX_CLIENTS_LISTED {
-        list.sort_by_key(|c| (!broken(c), c.ip));
+        list.sort_by_cached_key(|c| (!broken(c), c.ip));
     }
     let more = list.len().saturating_sub(MAX_CLIENTS_LISTED);
     list.truncate(MAX_CLIENTS_LISTED);
