@@ -3,7 +3,6 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::process::Command;
 
 use chainsniff::analysis::Limits;
@@ -14,14 +13,8 @@ use chainsniff::handshake::TlsConn;
 use chainsniff::reassembly::{At, FlowLimits, Reassembler};
 use chainsniff::report::{HandshakeReport, Report};
 use chainsniff::{Options, render};
-use common::repo;
 use common::synth::{self, Conversation, PcapWriter};
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("chainsniff-adv-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
+use common::{repo, tmp};
 
 fn der(pem_path: &str) -> Vec<u8> {
     let text = std::fs::read_to_string(repo(pem_path)).unwrap();

@@ -1,29 +1,11 @@
 //! The `chainsniff` binary: formats, exit statuses, bad and truncated input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use chainsniff::chain::Status;
 
-fn repo(p: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(p)
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn chainsniff(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chainsniff"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("chainsniff-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
+mod common;
+use common::{chainsniff, repo_path as repo, tmp};
 
 #[test]
 fn json_report_has_the_documented_shape() {

@@ -7,20 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{pki_sha, repo, repo_path};
-
-fn chainsniff(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chainsniff"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("chainsniff-ticket-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
+use common::{chainsniff, pki_sha, repo, repo_path, tmp};
 
 /// The DER of each PEM block in a file, in order.
 fn pem_blocks(path: &Path) -> Vec<Vec<u8>> {
