@@ -16,6 +16,9 @@ use crate::report::{HandshakeReport, Report};
 
 const TEMPLATE: &str = include_str!("report.html");
 
+/// Most handshakes listed under one chain variant.
+const MAX_ROWS: usize = 500;
+
 #[derive(Serialize)]
 struct Page<'a> {
     generator: &'a str,
@@ -55,7 +58,8 @@ struct ServerView<'a> {
     names: &'a [String],
     findings: Vec<FindingView<'a>>,
     variants: Vec<VariantView<'a>>,
-    without_chain: Vec<(String, Vec<HandshakeView<'a>>)>,
+    /// Status, how many, the first [`MAX_ROWS`].
+    without_chain: Vec<(String, usize, Vec<HandshakeView<'a>>)>,
 }
 
 #[derive(Serialize)]
@@ -69,6 +73,8 @@ struct VariantView<'a> {
     path: Vec<LinkView<'a>>,
     findings: Vec<FindingView<'a>>,
     handshakes: Vec<HandshakeView<'a>>,
+    /// How many handshakes got it (`handshakes` lists at most [`MAX_ROWS`]).
+    count: usize,
     /// How many of its clients went on, and how many aborted (alert, reset, close).
     accepted: usize,
     rejected: usize,
@@ -243,11 +249,17 @@ pub fn html(r: &Report) -> String {
                     .iter()
                     .map(|v| {
                         let worst = v.findings.iter().map(|f| f.severity).min();
-                        let handshakes: Vec<HandshakeView> =
+                        let mut handshakes: Vec<HandshakeView> =
                             v.clients.iter().map(|c| handshake(r, c.handshake)).collect();
+                        let accepted = handshakes.iter().filter(|h| h.reaction_class == "ok").count();
+                        let rejected = handshakes.iter().filter(|h| h.reaction_class == "bad").count();
+                        let count = handshakes.len();
+                        // A page stays readable: the first rows, then a count (all are in JSON).
+                        handshakes.truncate(MAX_ROWS);
                         VariantView {
-                            accepted: handshakes.iter().filter(|h| h.reaction_class == "ok").count(),
-                            rejected: handshakes.iter().filter(|h| h.reaction_class == "bad").count(),
+                            accepted,
+                            rejected,
+                            count,
                             id: &v.id,
                             status: v.status.as_str(),
                             status_text: status_line(v.status),
@@ -301,7 +313,8 @@ pub fn html(r: &Report) -> String {
                     .without_chain
                     .iter()
                     .map(|(status, ids)| {
-                        (status.clone(), ids.iter().map(|id| handshake(r, *id)).collect())
+                        let list = ids.iter().take(MAX_ROWS).map(|id| handshake(r, *id)).collect();
+                        (status.clone(), ids.len(), list)
                     })
                     .collect(),
             })
