@@ -42,8 +42,32 @@ fn json_report_has_the_documented_shape() {
     assert_eq!(c["is_ca"], false);
     assert_eq!(c["sha256"].as_str().unwrap().len(), 64);
     assert!(c["not_before"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(h["findings"][0]["kind"], "missing_intermediate");
-    assert_eq!(h["findings"][0]["severity"], "error");
+    assert_eq!(h["filter"], "tcp.stream == 0");
+    assert_eq!(h["ja4"], "t12d150700_d68b136fe8d9_e7e480e5a997");
+    assert_eq!(h["ja3"].as_str().unwrap().len(), 32);
+    let f = &h["findings"][0];
+    assert_eq!(f["kind"], "missing_intermediate");
+    assert_eq!(f["severity"], "error");
+    assert_eq!(f["frame"], 6);
+    assert_eq!(f["filter"], "tcp.stream == 0");
+    assert!(
+        f["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("Configure the full chain")
+    );
+    assert_eq!(
+        f["ca_issuers"],
+        serde_json::json!(["http://pki.contoso.test/issuing-ca.crt"])
+    );
+    assert_eq!(f.get("aia_fetches"), Some(&serde_json::json!([])));
+    // Every certificate of a path is described once, at the top.
+    for link in h["path"].as_array().unwrap() {
+        let sha = link["sha256"].as_str().unwrap();
+        assert_eq!(v["certificates"][sha]["sha256"], sha);
+    }
+    assert!(v.get("groups").is_none());
+    assert_eq!(v["summary"]["filtered_out"], 0);
     assert_eq!(h["client_reaction"]["kind"], "alert");
     assert_eq!(h["client_reaction"]["alert"], "unknown_ca");
     assert_eq!(h["client_reaction"]["frame"], 8);
