@@ -210,6 +210,10 @@ pub fn read_from(
             )));
         }
     };
+    if compression != Compression::None {
+        // Decompression runs on the other core, ahead of the analysis.
+        input = Box::new(ReadAhead::spawn(input));
+    }
     let prefix_len = head.len();
     let source = io::Cursor::new(head).chain(input);
     let capacity = BUFFER_SIZE.max(prefix_len);
@@ -453,5 +457,148 @@ fn describe_error(e: &PcapError<&[u8]>) -> String {
             format!("parse error: {kind:?}")
         }
         other => format!("{other:?}"),
+    }
+}
+
+/// Reads a byte source on its own thread, a few chunks ahead of the consumer: a decompressor
+/// then runs on one core while the analysis runs on the other. The bytes, their order, the end
+/// and any error are exactly the inner reader's.
+struct ReadAhead {
+    chunks: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    at: usize,
+    done: bool,
+}
+
+impl ReadAhead {
+    /// Chunks of this size, at most this many waiting.
+    const CHUNK: usize = 256 << 10;
+    const AHEAD: usize = 8;
+
+    fn spawn(mut inner: Box<dyn Read + Send>) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel(Self::AHEAD);
+        std::thread::spawn(move || {
+            loop {
+                let mut chunk = vec![0u8; Self::CHUNK];
+                let mut filled = 0;
+                let result = loop {
+                    match inner.read(&mut chunk[filled..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            filled += n;
+                            if filled == chunk.len() {
+                                break Ok(());
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                chunk.truncate(filled);
+                let end = filled == 0 || result.is_err();
+                // A chunk before an error is delivered first, then the error.
+                if filled > 0 && tx.send(Ok(chunk)).is_err() {
+                    return; // the consumer is gone
+                }
+                if let Err(e) = result {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                if end {
+                    let _ = tx.send(Ok(Vec::new()));
+                    return;
+                }
+            }
+        });
+        ReadAhead {
+            chunks: rx,
+            current: Vec::new(),
+            at: 0,
+            done: false,
+        }
+    }
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.current.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.chunks.recv() {
+                Ok(Ok(chunk)) if chunk.is_empty() => self.done = true,
+                Ok(Ok(chunk)) => {
+                    self.current = chunk;
+                    self.at = 0;
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                // The reading thread ended without a word: it panicked.
+                Err(_) => {
+                    self.done = true;
+                    return Err(io::Error::other("the reading thread stopped"));
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Gives `data` in odd-sized pieces, then fails (or ends).
+    struct Pieces {
+        data: Vec<u8>,
+        at: usize,
+        fail: bool,
+    }
+
+    impl Read for Pieces {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.at == self.data.len() {
+                return if self.fail {
+                    Err(io::Error::new(io::ErrorKind::InvalidData, "corrupt"))
+                } else {
+                    Ok(0)
+                };
+            }
+            let n = buf.len().min(7919).min(self.data.len() - self.at);
+            buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn read_ahead_gives_the_same_bytes_end_and_error() {
+        let data: Vec<u8> = (0..1_000_003u32).map(|i| (i * 31 % 251) as u8).collect();
+        for fail in [false, true] {
+            let inner = Pieces {
+                data: data.clone(),
+                at: 0,
+                fail,
+            };
+            let mut r = ReadAhead::spawn(Box::new(inner));
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            let end = loop {
+                match r.read(&mut buf) {
+                    Ok(0) => break None,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) => break Some(e.kind()),
+                }
+            };
+            assert_eq!(got, data);
+            assert_eq!(end, fail.then_some(io::ErrorKind::InvalidData));
+            // After the end, it stays ended.
+            assert!(matches!(r.read(&mut buf), Ok(0)));
+        }
     }
 }
