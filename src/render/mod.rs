@@ -812,6 +812,20 @@ pub fn write_json(r: &Report, out: impl std::io::Write) -> std::io::Result<()> {
 /// occur inside strings, where the escape means the same character.
 struct BidiEscaping<F>(F);
 
+/// Formatter methods that only pass the call on to the wrapped formatter.
+macro_rules! forward {
+    ($($name:ident),*) => {$(
+        fn $name<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+            self.0.$name(w)
+        }
+    )*};
+    (first: $($name:ident),*) => {$(
+        fn $name<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+            self.0.$name(w, first)
+        }
+    )*};
+}
+
 impl<F: serde_json::ser::Formatter> serde_json::ser::Formatter for BidiEscaping<F> {
     fn write_string_fragment<W: ?Sized + std::io::Write>(
         &mut self,
@@ -826,41 +840,16 @@ impl<F: serde_json::ser::Formatter> serde_json::ser::Formatter for BidiEscaping<
         }
         w.write_all(rest.as_bytes())
     }
-    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.0.begin_array(w)
-    }
-    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.0.end_array(w)
-    }
-    fn begin_array_value<W: ?Sized + std::io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        self.0.begin_array_value(w, first)
-    }
-    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.0.end_array_value(w)
-    }
-    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.0.begin_object(w)
-    }
-    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.0.end_object(w)
-    }
-    fn begin_object_key<W: ?Sized + std::io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        self.0.begin_object_key(w, first)
-    }
-    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.0.begin_object_value(w)
-    }
-    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.0.end_object_value(w)
-    }
+    // The layout (indentation, commas) is the wrapped formatter's.
+    forward!(
+        begin_array,
+        end_array,
+        end_array_value,
+        begin_object,
+        end_object
+    );
+    forward!(begin_object_value, end_object_value);
+    forward!(first: begin_array_value, begin_object_key);
 }
 
 /// One compact JSON value, bidi overrides escaped.
