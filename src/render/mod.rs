@@ -641,14 +641,7 @@ pub fn markdown(r: &Report) -> String {
     for server in &r.servers {
         let _ = writeln!(o, "\n## Server {}\n", md(&server_title(server)));
         for f in &server.findings {
-            let _ = writeln!(
-                o,
-                "- **{}** `{}`: {}",
-                severity_word(f.severity),
-                f.kind.as_str(),
-                md(&f.message)
-            );
-            md_finding_details(&mut o, f);
+            md_finding(&mut o, f);
         }
         for v in &server.variants {
             let _ = writeln!(
@@ -671,14 +664,7 @@ pub fn markdown(r: &Report) -> String {
             if !v.findings.is_empty() {
                 o.push_str("\nFindings:\n\n");
                 for f in &v.findings {
-                    let _ = writeln!(
-                        o,
-                        "- **{}** `{}`: {}",
-                        severity_word(f.severity),
-                        f.kind.as_str(),
-                        md(&f.message)
-                    );
-                    md_finding_details(&mut o, f);
+                    md_finding(&mut o, f);
                 }
             }
             o.push_str("\n| client | tcp.stream | ClientHello | Certificate | version | client reaction |\n|---|---|---|---|---|---|\n");
@@ -731,8 +717,15 @@ pub fn markdown(r: &Report) -> String {
     o
 }
 
-/// The fix and the evidence of a finding, as sub-items.
-fn md_finding_details(o: &mut String, f: &Finding) {
+/// A finding as a list item, its AIA, fix and evidence as sub-items.
+fn md_finding(o: &mut String, f: &Finding) {
+    let _ = writeln!(
+        o,
+        "- **{}** `{}`: {}",
+        severity_word(f.severity),
+        f.kind.as_str(),
+        md(&f.message)
+    );
     if let Some(aia) = aia_text(f) {
         let _ = writeln!(o, "  - AIA: {}", md(&aia));
     }
