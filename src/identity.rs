@@ -95,6 +95,10 @@ pub fn vendor(mac: &[u8; 6]) -> Option<&'static str> {
     if mac[0] & 0x02 != 0 {
         return None; // locally administered (randomized): no vendor
     }
+    if mac[..3] == [0, 0, 0] {
+        // Xerox's old block on paper; in captures, loopback and made-up addresses.
+        return None;
+    }
     oui_data::lookup(&hex::encode_upper(mac)).map(|o| o.organization())
 }
 
@@ -155,6 +159,8 @@ impl Identities {
             && let Some((mac, ip)) = ethernet_source(data)
             && ip == src
             && !ip.is_unspecified()
+            && mac != [0; 6]
+            && mac[0] & 0x01 == 0
             && !self.mac_of_ip.contains_key(&ip)
             && self.mac_of_ip.len() < MAX_HOSTS
         {
@@ -406,5 +412,7 @@ mod tests {
                 .contains("Polycom")
         );
         assert_eq!(vendor(&[0x02, 0x04, 0xf2, 1, 2, 3]), None);
+        // Loopback captures have all-zero MACs: no vendor.
+        assert_eq!(vendor(&[0, 0, 0, 0, 0, 1]), None);
     }
 }
