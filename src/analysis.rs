@@ -383,8 +383,7 @@ impl FramePipeline {
             other => other,
         };
         if let Ok(d) = &decoded {
-            self.identities
-                .observe(frame.number, frame.linktype.0, frame.data, d);
+            self.identities.observe(frame, d);
         }
         match decoded {
             Ok(Decoded::Tcp(seg)) => {

@@ -494,19 +494,23 @@ impl ReadAhead {
                         Err(e) => break Err(e),
                     }
                 };
+                // A short chunk: the inner reader ended (or failed) after it.
+                let last = filled < Self::CHUNK;
                 chunk.truncate(filled);
-                let end = filled == 0 || result.is_err();
-                // A chunk before an error is delivered first, then the error.
+                // The bytes before an error are delivered first, then the error.
                 if filled > 0 && tx.send(Ok(chunk)).is_err() {
                     return; // the consumer is gone
                 }
-                if let Err(e) = result {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-                if end {
-                    let _ = tx.send(Ok(Vec::new()));
-                    return;
+                match result {
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                    Ok(()) if last => {
+                        let _ = tx.send(Ok(Vec::new())); // the end
+                        return;
+                    }
+                    Ok(()) => {}
                 }
             }
         });

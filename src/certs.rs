@@ -19,6 +19,12 @@ use x509_parser::public_key::PublicKey;
 
 pub type Sha = [u8; 32];
 
+/// A hash from its hex form (as in the report), if it is one.
+pub fn sha_from_hex(hex_sha: &str) -> Option<Sha> {
+    hex::decode(hex_sha).ok()?.try_into().ok()
+}
+
+/// SHA-256 of a DER certificate.
 pub fn sha256(der: &[u8]) -> Sha {
     Sha256::digest(der).into()
 }

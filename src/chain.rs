@@ -689,7 +689,7 @@ impl<'a> Checker<'a> {
         findings: &mut Vec<Finding>,
     ) {
         for link in path {
-            let Some(sha) = hex_sha(&link.sha256) else {
+            let Some(sha) = crate::certs::sha_from_hex(&link.sha256) else {
                 continue;
             };
             let Some(m) = self.meta(&sha) else { continue };
@@ -763,11 +763,6 @@ impl<'a> Checker<'a> {
             }
         }
     }
-}
-
-fn hex_sha(s: &str) -> Option<Sha> {
-    let v = hex::decode(s).ok()?;
-    v.try_into().ok()
 }
 
 fn names_of(m: &CertMeta) -> String {

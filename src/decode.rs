@@ -191,6 +191,13 @@ fn too_deep(depth: u8) -> Result<(), DecodeError> {
 /// Ethernet II with any number of 802.1Q / 802.1ad tags.
 fn ethernet(data: &[u8], depth: u8) -> Result<Decoded<'_>, DecodeError> {
     too_deep(depth)?;
+    let (_, et, rest) = ethernet_header(data)?;
+    ether_type(et, rest, depth)
+}
+
+/// An Ethernet II frame's source MAC, and its EtherType and payload after any 802.1Q /
+/// 802.1ad tags.
+pub fn ethernet_header(data: &[u8]) -> Result<([u8; 6], u16, &[u8]), DecodeError> {
     let (header, mut rest) = split_header(data, 14, "Ethernet")?;
     let mut et = u16::from_be_bytes([header[12], header[13]]);
     while matches!(et, 0x8100 | 0x88a8 | 0x9100) {
@@ -198,7 +205,9 @@ fn ethernet(data: &[u8], depth: u8) -> Result<Decoded<'_>, DecodeError> {
         et = u16::from_be_bytes([tag[2], tag[3]]);
         rest = r;
     }
-    ether_type(et, rest, depth)
+    let mut src = [0u8; 6];
+    src.copy_from_slice(&header[6..12]);
+    Ok((src, et, rest))
 }
 
 fn ether_type(et: u16, data: &[u8], depth: u8) -> Result<Decoded<'_>, DecodeError> {

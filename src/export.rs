@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use base64::Engine as _;
 
 use crate::analysis::Analysis;
-use crate::certs::Sha;
+use crate::certs::{Sha, sha_from_hex};
 use crate::chain::{LinkSource, PathLink};
 use crate::report::{Report, ServerReport};
 
@@ -60,10 +60,6 @@ fn server_slug(s: &ServerReport) -> String {
     }
 }
 
-fn sha_of(hex_sha: &str) -> Option<Sha> {
-    hex::decode(hex_sha).ok()?.try_into().ok()
-}
-
 /// Writes the certificates of `report` (DER from `analysis`) into `dir`, creating it.
 pub fn export_certs(analysis: &Analysis, report: &Report, dir: &Path) -> Result<Exported> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -96,7 +92,7 @@ pub fn export_certs(analysis: &Analysis, report: &Report, dir: &Path) -> Result<
         for v in &server.variants {
             let mut body = String::new();
             for (i, (sha, subject)) in v.certificates.iter().zip(&v.subjects).enumerate() {
-                if let Some(der) = sha_of(sha).as_ref().and_then(der_of) {
+                if let Some(der) = sha_from_hex(sha).as_ref().and_then(der_of) {
                     let _ = writeln!(body, "# {i}: {subject}");
                     body.push_str(&pem(der));
                 }
@@ -127,7 +123,8 @@ fn bundle<'a>(
     is_anchor: &impl Fn(&Sha) -> bool,
 ) -> Option<String> {
     let anchor = |l: &PathLink| {
-        matches!(l.source, LinkSource::Anchor) || sha_of(&l.sha256).is_some_and(|s| is_anchor(&s))
+        matches!(l.source, LinkSource::Anchor)
+            || sha_from_hex(&l.sha256).is_some_and(|s| is_anchor(&s))
     };
     let path = server
         .variants
@@ -136,7 +133,7 @@ fn bundle<'a>(
         .find(|p| p.last().is_some_and(anchor))?;
     let mut body = String::new();
     for link in path.iter().filter(|l| !anchor(l)) {
-        let der = der_of(&sha_of(&link.sha256)?)?;
+        let der = der_of(&sha_from_hex(&link.sha256)?)?;
         let _ = writeln!(body, "# {}", link.subject);
         body.push_str(&pem(der));
     }

@@ -96,10 +96,6 @@ impl Filter {
         })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.clients.is_empty() && self.servers.is_empty() && self.sni.is_none()
-    }
-
     /// Whether a handshake between `client` and `server` (asking for `sni`) is kept.
     pub fn matches(&self, client: SocketAddr, server: SocketAddr, sni: Option<&str>) -> bool {
         (self.clients.is_empty() || self.clients.iter().any(|n| n.contains(&client.ip())))

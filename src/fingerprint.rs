@@ -273,7 +273,7 @@ mod tests {
         );
         let f = client(Protocol::Tls, 769, &ciphers, &ext);
         assert_eq!(f.ja3_hex(), "ada70206e40642a3e4461f35503241d5");
-        // GREASE is left out; hex is lower case and four digits.
+        // JA4's hex: lower case, four digits.
         let mut s = String::new();
         push_joined(&mut s, &[0x0a0a_u16, 0x1301, 0x00ff], ',', push_hex4);
         assert_eq!(s, "0a0a,1301,00ff");

@@ -1057,6 +1057,19 @@ pub enum ReactionKind {
     None,
 }
 
+impl ReactionKind {
+    /// The client gave up: an alert, a reset, or a close without going on.
+    pub fn aborted(self) -> bool {
+        matches!(
+            self,
+            ReactionKind::Alert
+                | ReactionKind::EncryptedAlert
+                | ReactionKind::Reset
+                | ReactionKind::Closed
+        )
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Reaction {
     pub kind: ReactionKind,

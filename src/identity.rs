@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
+use crate::capture::Frame;
 use crate::decode::Decoded;
 use crate::reassembly::FlowMap;
 
@@ -66,12 +67,6 @@ pub struct HostIdentity {
     pub dns_names: Vec<String>,
 }
 
-impl HostIdentity {
-    pub fn is_empty(&self) -> bool {
-        *self == HostIdentity::default()
-    }
-}
-
 /// The identity tables of one or more captures.
 #[derive(Debug, Default)]
 pub struct Identities {
@@ -80,7 +75,7 @@ pub struct Identities {
     dhcp_of_mac: FlowMap<[u8; 6], Dhcp>,
     mac_of_lease: FlowMap<IpAddr, [u8; 6]>,
     names: FlowMap<IpAddr, Vec<String>>,
-    pub http: Vec<HttpGet>,
+    http: Vec<HttpGet>,
 }
 
 fn mac_string(m: &[u8; 6]) -> String {
@@ -102,23 +97,12 @@ pub fn vendor(mac: &[u8; 6]) -> Option<&'static str> {
     oui_data::lookup(&hex::encode_upper(mac)).map(|o| o.organization())
 }
 
-/// The source MAC and source IP of an Ethernet frame carrying IP directly (VLAN tags skipped).
+/// The source MAC and source IP of an Ethernet frame carrying IP directly (not tunnelled).
 fn ethernet_source(data: &[u8]) -> Option<([u8; 6], IpAddr)> {
-    let mac: [u8; 6] = data.get(6..12)?.try_into().ok()?;
-    let mut at = 12;
-    let mut ethertype = u16::from_be_bytes(data.get(at..at + 2)?.try_into().ok()?);
-    while ethertype == 0x8100 || ethertype == 0x88a8 {
-        at += 4;
-        ethertype = u16::from_be_bytes(data.get(at..at + 2)?.try_into().ok()?);
-    }
-    let ip = at + 2;
+    let (mac, ethertype, ip) = crate::decode::ethernet_header(data).ok()?;
     let src = match ethertype {
-        0x0800 => IpAddr::V4(Ipv4Addr::from(
-            <[u8; 4]>::try_from(data.get(ip + 12..ip + 16)?).ok()?,
-        )),
-        0x86dd => IpAddr::V6(Ipv6Addr::from(
-            <[u8; 16]>::try_from(data.get(ip + 8..ip + 24)?).ok()?,
-        )),
+        0x0800 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(ip.get(12..16)?).ok()?)),
+        0x86dd => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(ip.get(8..24)?).ok()?)),
         _ => return None,
     };
     Some((mac, src))
@@ -136,17 +120,18 @@ impl Identities {
     }
 
     /// Looks at one decoded frame.
-    pub fn observe(&mut self, frame: u64, linktype: i32, data: &[u8], decoded: &Decoded<'_>) {
+    pub fn observe(&mut self, frame: &Frame<'_>, decoded: &Decoded<'_>) {
+        let (data, number) = (frame.data, frame.number);
         let (src, first_of_conversation) = match decoded {
             Decoded::Tcp(seg) => {
                 if seg.dport == 80 && seg.payload.starts_with(b"GET ") {
-                    self.http_get(frame, seg.src, seg.payload);
+                    self.http_get(number, seg.src, seg.payload);
                 }
                 (seg.src, seg.flags.syn)
             }
             Decoded::Udp(d) => {
                 match (d.sport, d.dport) {
-                    (68, 67) | (67, 68) => self.dhcp(frame, d.payload),
+                    (68, 67) | (67, 68) => self.dhcp(number, d.payload),
                     (53, _) | (5353, _) => self.dns(d.payload),
                     _ => {}
                 }
@@ -155,7 +140,7 @@ impl Identities {
             _ => return,
         };
         if first_of_conversation
-            && linktype == 1
+            && frame.linktype == pcap_parser::Linktype::ETHERNET
             && let Some((mac, ip)) = ethernet_source(data)
             && ip == src
             && !ip.is_unspecified()

@@ -203,8 +203,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
             }
         }
     }
-    // Freeing millions of small allocations one by one takes a tenth of the run on a large
-    // capture; the process is about to exit and the OS reclaims the memory at once.
+    // The report holds all it needs: freeing the analysis now lowers the peak while printing.
     drop(analysis);
     for c in report.captures.iter().filter(|_| !args.quiet) {
         for w in &c.summary.warnings {
@@ -264,7 +263,9 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let status = exit_status(&report, args.fail_on);
-    std::mem::forget(report); // as for `analysis` above
+    // Freeing the report's many small allocations one by one would take a tenth of the run on
+    // a large capture; the process is about to exit and the OS reclaims the memory at once.
+    std::mem::forget(report);
     status
 }
 

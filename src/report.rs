@@ -228,7 +228,7 @@ pub struct Grouping {
 #[derive(Debug, Clone, Serialize)]
 pub struct Group {
     pub key: String,
-    /// Extra detail on the key (the JA3 of a JA4, a client's identity).
+    /// Extra detail on the key: the JA3 beside a JA4 key (empty otherwise).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
     pub clients: Vec<std::net::IpAddr>,
@@ -244,16 +244,10 @@ pub struct Group {
 impl Report {
     /// Groups the handshakes by `by` into [`Report::groups`].
     pub fn group_by(&mut self, by: GroupBy) {
-        use crate::handshake::ReactionKind as R;
         let mut groups: Vec<Group> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         for h in &self.handshakes {
-            let client = self
-                .clients
-                .binary_search_by(|c| c.ip.cmp(&h.client.ip))
-                .ok()
-                .map(|i| &self.clients[i]);
-            let identity = client.map(|c| &c.identity);
+            let identity = self.client(h.client.ip).map(|c| &c.identity);
             let (key, detail) = match by {
                 GroupBy::Server => (
                     match &h.sni {
@@ -307,13 +301,14 @@ impl Report {
             *g.by_status
                 .entry(h.status.as_str().to_string())
                 .or_default() += 1;
-            if h.findings.iter().any(|f| f.severity == Severity::Error) {
+            if h.has_error() {
                 g.faulty_chain += 1;
             }
-            match h.client_reaction.kind {
-                R::Alert | R::EncryptedAlert | R::Reset | R::Closed => g.aborted += 1,
-                R::Completed => g.went_on += 1,
-                R::ServerAborted | R::None => {}
+            let reaction = h.client_reaction.kind;
+            if reaction.aborted() {
+                g.aborted += 1;
+            } else if reaction == crate::handshake::ReactionKind::Completed {
+                g.went_on += 1;
             }
         }
         // The groups with the most faulty chains first.
@@ -329,11 +324,32 @@ impl Report {
 }
 
 impl Report {
+    /// The client report of `ip` (clients are ordered by address).
+    pub fn client(&self, ip: std::net::IpAddr) -> Option<&ClientReport> {
+        let i = self.clients.binary_search_by(|c| c.ip.cmp(&ip)).ok()?;
+        Some(&self.clients[i])
+    }
+
+    /// Whether any handshake of `client` got a chain with an error finding.
+    pub fn client_got_error(&self, client: &ClientReport) -> bool {
+        client
+            .handshakes
+            .iter()
+            .any(|id| self.handshakes[*id].has_error())
+    }
+
     /// The most severe finding in the report, if any.
     pub fn worst_severity(&self) -> Option<Severity> {
         let hs = self.handshakes.iter().flat_map(|h| h.findings.iter());
         let sv = self.servers.iter().flat_map(|s| s.findings.iter());
         hs.chain(sv).map(|f| f.severity).min()
+    }
+}
+
+impl HandshakeReport {
+    /// Whether the chain (or the handshake) has a finding of severity error.
+    pub fn has_error(&self) -> bool {
+        self.findings.iter().any(|f| f.severity == Severity::Error)
     }
 }
 
@@ -795,9 +811,7 @@ fn certificate_index(
         if out.contains_key(&link.sha256) {
             continue;
         }
-        let meta = hex::decode(&link.sha256)
-            .ok()
-            .and_then(|b| <Sha>::try_from(b).ok())
+        let meta = crate::certs::sha_from_hex(&link.sha256)
             .and_then(|sha| analysis.trust.store.meta(&sha));
         if let Some(m) = meta {
             out.insert(link.sha256.clone(), m.summary.clone());

@@ -154,7 +154,7 @@ fn finding(f: &Finding) -> FindingView<'_> {
             .aia
             .iter()
             .flat_map(|a| &a.aia_fetches)
-            .map(|g| format!("{} fetched it in frame {}", g.client, g.frame))
+            .map(super::fetch_text)
             .collect(),
     }
 }
@@ -163,11 +163,8 @@ fn handshake(r: &Report, id: usize) -> HandshakeView<'_> {
     let h = &r.handshakes[id];
     let reaction_class = match h.client_reaction.kind {
         ReactionKind::Completed => "ok",
-        ReactionKind::Alert
-        | ReactionKind::EncryptedAlert
-        | ReactionKind::Reset
-        | ReactionKind::Closed => "bad",
-        ReactionKind::ServerAborted | ReactionKind::None => "none",
+        kind if kind.aborted() => "bad",
+        _ => "none",
     };
     HandshakeView {
         h,
@@ -191,6 +188,7 @@ fn cert<'a>(r: &'a Report, sha256: &'a str, subject: &'a str) -> CertView<'a> {
 
 /// The HTML report.
 pub fn html(r: &Report) -> String {
+    let (shown_clients, more_clients) = super::clients_to_show(r);
     let page = Page {
         generator: &r.generator,
         captures: r
@@ -212,18 +210,8 @@ pub fn html(r: &Report) -> String {
             .flat_map(|g| &g.groups)
             .map(|g| GroupView {
                 g,
-                statuses: g
-                    .by_status
-                    .iter()
-                    .map(|(k, v)| format!("{v} {k}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                clients: g
-                    .clients
-                    .iter()
-                    .map(|c| c.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                statuses: super::counts(&g.by_status),
+                clients: super::joined(&g.clients),
             })
             .collect(),
         counts: BTreeMap::from([
@@ -249,17 +237,22 @@ pub fn html(r: &Report) -> String {
                     .iter()
                     .map(|v| {
                         let worst = v.findings.iter().map(|f| f.severity).min();
-                        let mut handshakes: Vec<HandshakeView> =
-                            v.clients.iter().map(|c| handshake(r, c.handshake)).collect();
-                        let accepted = handshakes.iter().filter(|h| h.reaction_class == "ok").count();
-                        let rejected = handshakes.iter().filter(|h| h.reaction_class == "bad").count();
-                        let count = handshakes.len();
-                        // A page stays readable: the first rows, then a count (all are in JSON).
-                        handshakes.truncate(MAX_ROWS);
+                        let reactions = v.clients.iter().map(|c| c.reaction.kind);
                         VariantView {
-                            accepted,
-                            rejected,
-                            count,
+                            accepted: reactions
+                                .clone()
+                                .filter(|k| *k == ReactionKind::Completed)
+                                .count(),
+                            rejected: reactions.filter(|k| k.aborted()).count(),
+                            count: v.clients.len(),
+                            // A page stays readable: the first rows, then a count (all are in
+                            // JSON).
+                            handshakes: v
+                                .clients
+                                .iter()
+                                .take(MAX_ROWS)
+                                .map(|c| handshake(r, c.handshake))
+                                .collect(),
                             id: &v.id,
                             status: v.status.as_str(),
                             status_text: status_line(v.status),
@@ -305,7 +298,6 @@ pub fn html(r: &Report) -> String {
                                 })
                                 .collect(),
                             findings: v.findings.iter().map(finding).collect(),
-                            handshakes,
                         }
                     })
                     .collect(),
@@ -319,12 +311,8 @@ pub fn html(r: &Report) -> String {
                     .collect(),
             })
             .collect(),
-        more_clients: {
-            let more = super::clients_to_show(r).1;
-            (more > 0).then(|| super::more_clients(more))
-        },
-        clients: super::clients_to_show(r)
-            .0
+        more_clients: (more_clients > 0).then(|| super::more_clients(more_clients)),
+        clients: shown_clients
             .into_iter()
             .enumerate()
             .map(|(i, c)| {
@@ -334,15 +322,7 @@ pub fn html(r: &Report) -> String {
                     (a.h.client_hello_time.as_deref(), a.h.id)
                         .cmp(&(b.h.client_hello_time.as_deref(), b.h.id))
                 });
-                let worst = if timeline.iter().any(|t| {
-                    t.h.findings
-                        .iter()
-                        .any(|f| f.severity == Severity::Error)
-                }) {
-                    "bad"
-                } else {
-                    "ok"
-                };
+                let worst = if r.client_got_error(c) { "bad" } else { "ok" };
                 ClientView {
                     anchor: format!("client-{i}"),
                     ip: c.ip.to_string(),

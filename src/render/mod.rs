@@ -1,4 +1,5 @@
-//! Stage 7: the report, printed. Text (for a terminal or a ticket, 80 columns), Markdown, JSON.
+//! Stage 7: the report, printed. Text (for a terminal or a ticket, 80 columns), Markdown, HTML
+//! (`html.rs`), JSON.
 //! Each printer is a view of the same [`Report`]; none computes anything of its own.
 
 mod html;
@@ -168,12 +169,7 @@ pub fn text(r: &Report) -> String {
         }
     }
     if !s.by_status.is_empty() {
-        let statuses: Vec<String> = s
-            .by_status
-            .iter()
-            .map(|(k, v)| format!("{v} {k}"))
-            .collect();
-        let _ = writeln!(o, "  handshakes: {}", statuses.join(", "));
+        let _ = writeln!(o, "  handshakes: {}", counts(&s.by_status));
     }
     if s.filtered_out > 0 {
         let _ = writeln!(
@@ -200,12 +196,11 @@ pub fn text(r: &Report) -> String {
     if let Some(g) = &r.groups {
         let _ = writeln!(o, "BY {}", group_name(g.by).to_uppercase());
         for g in &g.groups {
-            let clients: Vec<String> = g.clients.iter().map(|c| c.to_string()).collect();
             wrap(&mut o, "  * ", 6, &clean(&group_line(g)));
             if !g.detail.is_empty() {
                 wrap(&mut o, "      ", 6, &clean(&g.detail));
             }
-            wrap(&mut o, "      clients: ", 10, &clients.join(", "));
+            wrap(&mut o, "      clients: ", 10, &joined(&g.clients));
         }
         o.push('\n');
     }
@@ -227,12 +222,11 @@ pub fn text(r: &Report) -> String {
 
 /// A client: who it is and what it got.
 fn text_identity(o: &mut String, r: &Report, c: &crate::report::ClientReport) {
-    let statuses: Vec<String> = c.statuses.iter().map(|(k, v)| format!("{v} {k}")).collect();
     let who = who(r, c.ip);
     let title = if who.is_empty() {
-        format!("{}: {}", c.ip, statuses.join(", "))
+        format!("{}: {}", c.ip, counts(&c.statuses))
     } else {
-        format!("{} ({who}): {}", c.ip, statuses.join(", "))
+        format!("{} ({who}): {}", c.ip, counts(&c.statuses))
     };
     wrap(o, "  ", 6, &title);
     let id = &c.identity;
@@ -294,11 +288,6 @@ fn group_name(by: crate::report::GroupBy) -> &'static str {
 /// "Polycom: 4 clients, 5 handshakes (3 incomplete, 2 complete); 3 with a faulty chain; 3
 /// aborted, 2 went on".
 fn group_line(g: &crate::report::Group) -> String {
-    let statuses: Vec<String> = g
-        .by_status
-        .iter()
-        .map(|(k, v)| format!("{v} {k}"))
-        .collect();
     format!(
         "{}: {} client{}, {} handshake{} ({}); {} with a faulty chain; {} aborted, {} went on",
         g.key,
@@ -306,7 +295,7 @@ fn group_line(g: &crate::report::Group) -> String {
         plural(g.clients.len()),
         g.handshakes.len(),
         plural(g.handshakes.len()),
-        statuses.join(", "),
+        counts(&g.by_status),
         g.faulty_chain,
         g.aborted,
         g.went_on
@@ -352,6 +341,20 @@ pub fn colorize(text: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// "2 complete, 4 incomplete": counts by name.
+fn counts(by_name: &std::collections::BTreeMap<String, usize>) -> String {
+    joined(by_name.iter().map(|(name, n)| format!("{n} {name}")))
+}
+
+/// Items joined by ", ".
+fn joined<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// "pcapng", "pcap (gzip)".
@@ -486,17 +489,9 @@ const MAX_CLIENTS_LISTED: usize = 200;
 /// The clients to list: those that got a chain with an error first, then by address; and how
 /// many more there are.
 fn clients_to_show(r: &Report) -> (Vec<&crate::report::ClientReport>, usize) {
-    let broken = |c: &crate::report::ClientReport| {
-        c.handshakes.iter().any(|id| {
-            r.handshakes[*id]
-                .findings
-                .iter()
-                .any(|f| f.severity == Severity::Error)
-        })
-    };
     let mut list: Vec<&crate::report::ClientReport> = r.clients.iter().collect();
     if list.len() > MAX_CLIENTS_LISTED {
-        list.sort_by_cached_key(|c| (!broken(c), c.ip));
+        list.sort_by_cached_key(|c| (!r.client_got_error(c), c.ip));
     }
     let more = list.len().saturating_sub(MAX_CLIENTS_LISTED);
     list.truncate(MAX_CLIENTS_LISTED);
@@ -512,10 +507,9 @@ fn more_clients(n: usize) -> String {
 
 /// Who the client at `ip` is, as far as the capture tells: "CX3000-11 · Polycom · 00:04:f2:..".
 fn who(r: &Report, ip: std::net::IpAddr) -> String {
-    let Ok(i) = r.clients.binary_search_by(|c| c.ip.cmp(&ip)) else {
+    let Some(id) = r.client(ip).map(|c| &c.identity) else {
         return String::new();
     };
-    let id = &r.clients[i].identity;
     let mut parts: Vec<&str> = Vec::new();
     if let Some(h) = id.dhcp.as_ref().and_then(|d| d.hostname.as_deref()) {
         parts.push(h);
@@ -531,6 +525,11 @@ fn who(r: &Report, ip: std::net::IpAddr) -> String {
     clean(&parts.join(" · "))
 }
 
+/// "127.0.1.21 fetched it in frame 25".
+fn fetch_text(g: &crate::identity::HttpGet) -> String {
+    format!("{} fetched it in frame {}", g.client, g.frame)
+}
+
 /// The AIA line of a finding about a missing issuer, if it has one.
 fn aia_text(f: &Finding) -> Option<String> {
     let aia = f.aia.as_ref()?;
@@ -539,7 +538,7 @@ fn aia_text(f: &Finding) -> Option<String> {
     } else {
         aia.aia_fetches
             .iter()
-            .map(|g| format!("{} fetched it in frame {}", g.client, g.frame))
+            .map(fetch_text)
             .collect::<Vec<_>>()
             .join("; ")
     };
@@ -614,12 +613,6 @@ pub fn markdown(r: &Report) -> String {
             group_name(g.by)
         );
         for g in &g.groups {
-            let statuses: Vec<String> = g
-                .by_status
-                .iter()
-                .map(|(k, v)| format!("{v} {k}"))
-                .collect();
-            let clients: Vec<String> = g.clients.iter().map(|c| c.to_string()).collect();
             let _ = writeln!(
                 o,
                 "| {}{} | {} | {} | {} | {} | {} | {} |",
@@ -629,9 +622,9 @@ pub fn markdown(r: &Report) -> String {
                 } else {
                     format!(" ({})", md(&g.detail))
                 },
-                clients.join(", "),
+                joined(&g.clients),
                 g.handshakes.len(),
-                statuses.join(", "),
+                counts(&g.by_status),
                 g.faulty_chain,
                 g.aborted,
                 g.went_on
@@ -687,8 +680,6 @@ pub fn markdown(r: &Report) -> String {
         for c in shown {
             let id = &c.identity;
             let dhcp = id.dhcp.as_ref();
-            let statuses: Vec<String> =
-                c.statuses.iter().map(|(k, v)| format!("{v} {k}")).collect();
             let _ = writeln!(
                 o,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -707,7 +698,7 @@ pub fn markdown(r: &Report) -> String {
                 .unwrap_or_default(),
                 md(&id.dns_names.join(", ")),
                 md(&c.ja4.join(", ")),
-                statuses.join(", ")
+                counts(&c.statuses)
             );
         }
         if more > 0 {
