@@ -63,7 +63,8 @@ pub fn is_grease(v: u16) -> bool {
     v & 0x0f0f == 0x0a0a && v >> 8 == v & 0xff
 }
 
-/// What the extensions block says that the fingerprints need.
+/// What the extensions block says that the fingerprints need, GREASE values left out (both
+/// fingerprints ignore them).
 #[derive(Default)]
 struct Extensions {
     types: Vec<u16>,
@@ -75,10 +76,16 @@ struct Extensions {
     sni: bool,
 }
 
+/// A list of 16-bit values, GREASE left out.
 fn u16_list(b: &[u8]) -> Vec<u16> {
     b.chunks_exact(2)
         .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .filter(|v| !is_grease(*v))
         .collect()
+}
+
+fn no_grease(v: &[u16]) -> Vec<u16> {
+    v.iter().copied().filter(|c| !is_grease(*c)).collect()
 }
 
 /// The body after a length prefix of `n` bytes, cut to the length (or to what is there).
@@ -97,7 +104,9 @@ fn parse_extensions(mut b: &[u8]) -> Extensions {
         let len = u16::from_be_bytes([b[2], b[3]]) as usize;
         let data = &b[4..(4 + len).min(b.len())];
         b = &b[(4 + len).min(b.len())..];
-        out.types.push(ty);
+        if !is_grease(ty) {
+            out.types.push(ty);
+        }
         match ty {
             0 => out.sni = true,
             10 => out.groups = u16_list(prefixed(data, 2)),
@@ -156,24 +165,23 @@ fn ja4_alpn(first: Option<&[u8]>) -> String {
 /// JA3's input string: `version,ciphers,extensions,groups,point_formats` in decimal, GREASE
 /// left out.
 pub fn ja3_string(legacy_version: u16, ciphers: &[u16], extensions: &[u8]) -> String {
-    ja3_of(legacy_version, ciphers, &parse_extensions(extensions))
+    ja3_of(
+        legacy_version,
+        &no_grease(ciphers),
+        &parse_extensions(extensions),
+    )
 }
 
+/// JA3's input from GREASE-free `ciphers` and extensions.
 fn ja3_of(legacy_version: u16, ciphers: &[u16], ext: &Extensions) -> String {
-    let no_grease = |v: &[u16]| {
-        v.iter()
-            .copied()
-            .filter(|c| !is_grease(*c))
-            .collect::<Vec<_>>()
-    };
     let mut s = String::with_capacity(256);
     push_dec(&mut s, legacy_version);
     s.push(',');
-    push_joined(&mut s, &no_grease(ciphers), '-', push_dec);
+    push_joined(&mut s, ciphers, '-', push_dec);
     s.push(',');
-    push_joined(&mut s, &no_grease(&ext.types), '-', push_dec);
+    push_joined(&mut s, &ext.types, '-', push_dec);
     s.push(',');
-    push_joined(&mut s, &no_grease(&ext.groups), '-', push_dec);
+    push_joined(&mut s, &ext.groups, '-', push_dec);
     s.push(',');
     let formats: Vec<u16> = ext.point_formats.iter().map(|f| *f as u16).collect();
     push_joined(&mut s, &formats, '-', push_dec);
@@ -188,20 +196,14 @@ pub fn client(
     extensions: &[u8],
 ) -> ClientFingerprint {
     let ext = parse_extensions(extensions);
-    let ja3 = md5::Md5::digest(ja3_of(legacy_version, ciphers, &ext).as_bytes()).into();
+    let ciphers = no_grease(ciphers);
+    let ja3 = md5::Md5::digest(ja3_of(legacy_version, &ciphers, &ext).as_bytes()).into();
 
-    let ciphers: Vec<u16> = ciphers.iter().copied().filter(|c| !is_grease(*c)).collect();
-    let types: Vec<u16> = ext
-        .types
-        .iter()
-        .copied()
-        .filter(|t| !is_grease(*t))
-        .collect();
+    let types = &ext.types;
     let version = ext
         .versions
         .iter()
         .copied()
-        .filter(|v| !is_grease(*v))
         .max_by_key(|v| match v {
             // DTLS versions count down.
             0xfe00.. => 0x10000 - *v as u32,
@@ -216,19 +218,14 @@ pub fn client(
         .filter(|t| *t != 0x0000 && *t != 0x0010)
         .collect();
     sorted_types.sort_unstable();
-    let sigs: Vec<u16> = ext
-        .signature_algorithms
-        .iter()
-        .copied()
-        .filter(|s| !is_grease(*s))
-        .collect();
+    let sigs = &ext.signature_algorithms;
     let mut b = String::with_capacity(5 * sorted_ciphers.len());
     push_joined(&mut b, &sorted_ciphers, ',', push_hex4);
     let mut c = String::with_capacity(5 * (sorted_types.len() + sigs.len()) + 1);
     push_joined(&mut c, &sorted_types, ',', push_hex4);
     if !sigs.is_empty() && !c.is_empty() {
         c.push('_');
-        push_joined(&mut c, &sigs, ',', push_hex4);
+        push_joined(&mut c, sigs, ',', push_hex4);
     }
     let ja4 = format!(
         "{}{}{}{:02}{:02}{}_{}_{}",
