@@ -20,6 +20,7 @@ use crate::handshake::{EventKind, Handshake, TlsConn};
 use crate::identity::Identities;
 use crate::keylog::KeyLog;
 use crate::reassembly::{At, ConnInfo, FlowLimits, Reassembler};
+use crate::spill::{Postcard, Spill};
 use crate::udp::UdpFlows;
 
 /// Most per-frame decode warnings listed per capture (the rest are counted).
@@ -125,15 +126,45 @@ pub struct CaptureResult {
 }
 
 /// A finished handshake and the capture it came from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Session {
     pub capture: usize,
     pub hs: Handshake,
 }
 
+/// Every finished handshake, in report order (by capture, then by the frame of the
+/// ClientHello). They wait in a [`Spill`] for the end of the analysis: memory holds 12 bytes
+/// per handshake, not the handshake.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    records: Spill<Session, Postcard>,
+    /// Record numbers in report order.
+    order: Vec<u32>,
+}
+
+impl Sessions {
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// The `i`-th handshake in report order.
+    pub fn get(&self, i: usize) -> std::io::Result<Session> {
+        self.records.get(self.order[i] as usize)
+    }
+
+    /// The handshakes in report order.
+    pub fn iter(&self) -> impl Iterator<Item = std::io::Result<Session>> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
 pub struct Analysis {
     pub captures: Vec<CaptureResult>,
-    pub sessions: Vec<Session>,
+    pub sessions: Sessions,
     /// Every certificate sent in any capture.
     pub store: CertStore,
     pub trust: TrustStore,
@@ -191,11 +222,13 @@ fn analyze_sources(
     }
     let mut store = CertStore::default();
     let mut captures = Vec::new();
-    let mut sessions = Vec::new();
+    let mut sessions = Sessions::default();
     let mut identities = Identities::default();
     let mut filtered_out = 0;
     for (index, (path, input)) in sources.into_iter().enumerate() {
-        let first = sessions.len();
+        // Report order of this capture's handshakes: (sort key, record number).
+        let mut order: Vec<((u64, u64), u32)> = Vec::new();
+        let mut spill_error = None;
         // Certificates leave each handshake as soon as it is finished: memory holds each
         // distinct certificate once, not one copy per handshake.
         let input = match (&opts.progress, input) {
@@ -226,9 +259,18 @@ fn analyze_sources(
             }
             let session = Session { capture: index, hs };
             on_session(&session, &store, &trust);
-            sessions.push(session);
+            order.push((handshake_order(&session.hs), sessions.records.len() as u32));
+            if let Err(e) = sessions.records.push(&session) {
+                spill_error.get_or_insert(e);
+            }
         })?;
-        sessions[first..].sort_by_key(|s| handshake_order(&s.hs));
+        if let Some(e) = spill_error {
+            return Err(e.into());
+        }
+        order.sort_unstable();
+        sessions
+            .order
+            .extend(order.into_iter().map(|(_, record)| record));
         captures.push(result);
         identities.merge(ids);
     }

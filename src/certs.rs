@@ -30,7 +30,7 @@ pub fn sha256(der: &[u8]) -> Sha {
 }
 
 /// What the report shows of a certificate.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CertSummary {
     pub sha256: String,
     pub subject: String,
@@ -40,12 +40,12 @@ pub struct CertSummary {
     pub not_after: String,
     pub is_ca: bool,
     pub self_signed: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub san: Vec<String>,
     pub key: String,
     pub signature_algorithm: String,
     /// caIssuers URLs from the Authority Information Access extension.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ca_issuers: Vec<String>,
 }
 

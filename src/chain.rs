@@ -7,15 +7,16 @@
 //! elsewhere in the capture is a missing intermediate: the chain *as sent* is incomplete, and
 //! the report names the certificate and where it was seen. The search is bounded in depth.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::certs::{CertMeta, CertStore, Sha, SigCheck, TrustStore, check_signature};
 
 /// The verdict on one handshake's certificate chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// A path to a trust anchor exists from what the server sent.
@@ -48,7 +49,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Error,
@@ -57,7 +58,7 @@ pub enum Severity {
 }
 
 /// Every kind of finding, one per thing that can be wrong (see docs/report.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     MissingIntermediate,
@@ -182,13 +183,13 @@ impl FindingKind {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Finding {
     pub kind: FindingKind,
     pub severity: Severity,
     pub message: String,
     /// What to change to clear it ([`FindingKind::fix`]).
-    pub fix: &'static str,
+    pub fix: Cow<'static, str>,
     /// SHA-256 of the certificate the finding is about, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
@@ -205,7 +206,7 @@ pub struct Finding {
 }
 
 /// Where a missing issuer is published, and its fetches in the capture.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Aia {
     /// The caIssuers URLs of the certificate whose issuer is missing. Clients that fetch
     /// them complete the chain themselves.
@@ -233,7 +234,7 @@ impl Finding {
             kind,
             severity: kind.severity(),
             message,
-            fix: kind.fix(),
+            fix: kind.fix().into(),
             certificate: cert.map(hex::encode),
             frame: None,
             filter: None,
@@ -243,7 +244,7 @@ impl Finding {
 }
 
 /// Where a link of the path came from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum LinkSource {
     /// Sent by the server at this position (0 = first).
@@ -259,7 +260,7 @@ pub enum LinkSource {
     Anchor,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PathLink {
     pub sha256: String,
     pub subject: String,

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::handshake::Protocol;
 
 /// A ClientHello's fingerprints (kept compact: one per handshake stays in memory).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClientFingerprint {
     /// JA3: the MD5 of [`ja3_string`]'s output.
     pub ja3: [u8; 16],

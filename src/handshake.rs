@@ -6,11 +6,12 @@
 //! tells the reassembler when it needs no more bytes, so memory is held only for handshakes that
 //! are still being decided.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tls_parser::{TlsExtension, TlsMessage, TlsMessageHandshake};
 
 use crate::fingerprint::is_grease;
@@ -25,14 +26,14 @@ pub fn is_tls13(v: u16) -> bool {
     v == TLS13 || v >> 8 == 0x7f || v == 0xfefc
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     Client,
     Server,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClientHello {
     pub at: At,
     pub legacy_version: u16,
@@ -50,7 +51,7 @@ pub struct ClientHello {
     pub fingerprint: Option<crate::fingerprint::ClientFingerprint>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServerHello {
     pub at: At,
     pub legacy_version: u16,
@@ -67,7 +68,7 @@ impl ServerHello {
 }
 
 /// A Certificate handshake message.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CertificateMsg {
     pub at: At,
     /// The DER certificates, until the pipeline moves them into the certificate store.
@@ -79,7 +80,7 @@ pub struct CertificateMsg {
 }
 
 /// Something a side did, in capture order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
     ChangeCipherSpec,
     Alert {
@@ -108,7 +109,7 @@ pub enum EventKind {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
     pub side: Side,
     pub at: At,
@@ -116,7 +117,7 @@ pub struct Event {
 }
 
 /// The protocol that carried the handshake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// TLS over TCP.
@@ -139,7 +140,7 @@ impl Protocol {
 }
 
 /// Everything chainsniff learned about one TLS handshake.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Handshake {
     /// Wireshark's `tcp.stream` (TLS) or `udp.stream` (DTLS, QUIC).
     pub stream: u64,
@@ -172,16 +173,16 @@ pub struct Handshake {
     pub certificate_verify: Option<At>,
     /// The plaintext protocol that upgraded to TLS (`smtp-starttls`), if TLS did not start
     /// with the connection.
-    pub upgrade: Option<&'static str>,
+    pub upgrade: Option<Cow<'static, str>>,
 }
 
 /// The outcome of decrypting a TLS 1.3 handshake with the key log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Decryption {
     /// The server's handshake flight was decrypted.
     Decrypted,
     /// The key log has no such secret for this ClientHello random.
-    MissingSecret(&'static str),
+    MissingSecret(Cow<'static, str>),
     /// Records did not decrypt with the logged secret (wrong key log, or a gap).
     Failed { side: Side, frame: u64 },
     /// The cipher suite is not one chainsniff decrypts.
@@ -714,7 +715,9 @@ impl TlsConn {
             .unwrap_or_default();
         drop(keylog);
         let Some(server_secret) = secrets.server_handshake else {
-            self.hs.decryption = Some(Decryption::MissingSecret("SERVER_HANDSHAKE_TRAFFIC_SECRET"));
+            self.hs.decryption = Some(Decryption::MissingSecret(
+                "SERVER_HANDSHAKE_TRAFFIC_SECRET".into(),
+            ));
             return false;
         };
         let Some(server) = RecordDecryptor::new(cipher, &server_secret) else {
@@ -1019,7 +1022,8 @@ impl StreamHandler for TlsConn {
         self.hs.upgrade = crate::tls::upgrade_name(
             &self.dirs[client.index()].prelude_head,
             &self.dirs[server.index()].prelude_head,
-        );
+        )
+        .map(Cow::Borrowed);
         if self.dirs[server.index()].has_partial() && !self.server_done {
             self.hs.server_cut = true;
         }
@@ -1038,7 +1042,7 @@ impl StreamHandler for TlsConn {
 }
 
 /// What the client did once the server's certificate (or hello) arrived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReactionKind {
     /// The client sent a plaintext alert (e.g. unknown_ca).
@@ -1070,7 +1074,7 @@ impl ReactionKind {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Reaction {
     pub kind: ReactionKind,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1082,7 +1086,7 @@ pub struct Reaction {
     pub delay_ms: Option<f64>,
     /// What `delay_ms` is measured from: `certificate` or `server_hello`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub delay_from: Option<&'static str>,
+    pub delay_from: Option<Cow<'static, str>>,
     /// The alert's name (`unknown_ca`), for alerts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alert: Option<String>,
@@ -1116,8 +1120,8 @@ impl Handshake {
                 _ => None,
             },
             delay_from: match (e, reference) {
-                (Some(_), Some(_)) if self.certificate.is_some() => Some("certificate"),
-                (Some(_), Some(_)) => Some("server_hello"),
+                (Some(_), Some(_)) if self.certificate.is_some() => Some("certificate".into()),
+                (Some(_), Some(_)) => Some("server_hello".into()),
                 _ => None,
             },
             alert: None,

@@ -39,7 +39,7 @@ pub struct Dhcp {
 }
 
 /// A plain-HTTP GET seen in the capture.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct HttpGet {
     pub client: IpAddr,
     /// `http://host/path`.

@@ -21,10 +21,12 @@ pub mod filter;
 pub mod fingerprint;
 pub mod handshake;
 pub mod identity;
+pub mod json;
 pub mod keylog;
 pub mod reassembly;
 pub mod render;
 pub mod report;
+pub mod spill;
 pub mod tls;
 pub mod udp;
 
@@ -34,7 +36,7 @@ pub use report::{Report, build};
 /// Analyzes the captures and builds the report in one call.
 pub fn run(paths: &[String], opts: &Options) -> anyhow::Result<Report> {
     let analysis = analyze(paths, opts)?;
-    Ok(build(&analysis))
+    build(&analysis)
 }
 
 /// As [`run`], for one capture read from any byte source (`name` labels it in the report).
@@ -43,7 +45,7 @@ pub fn run_reader(
     input: Box<dyn std::io::Read + Send>,
     opts: &Options,
 ) -> anyhow::Result<Report> {
-    Ok(build(&analysis::analyze_reader(name, input, opts)?))
+    build(&analysis::analyze_reader(name, input, opts)?)
 }
 
 /// As [`run`], and calls `emit` with each handshake's report as soon as the handshake is decided
@@ -60,5 +62,5 @@ pub fn run_streaming(
         emit(&report::handshake_report(n, session, store, &mut checker));
         n += 1;
     })?;
-    Ok(build(&analysis))
+    build(&analysis)
 }

@@ -171,6 +171,17 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
     if let Format::Jsonl = args.format {
         return jsonl(&args.captures, &opts, args.output.as_deref(), args.fail_on);
     }
+    // CHAINSNIFF_TIMINGS=1 prints how long each phase took (for docs/performance.md).
+    let timings = std::env::var_os("CHAINSNIFF_TIMINGS").is_some();
+    let started = std::time::Instant::now();
+    let phase = |name: &str| {
+        if timings {
+            eprintln!(
+                "chainsniff: {name} done at {:.3} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    };
     let analysis = match chainsniff::analyze(&args.captures, &opts) {
         Ok(a) => a,
         Err(e) => {
@@ -178,7 +189,14 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut report = chainsniff::build(&analysis);
+    phase("reading");
+    let mut report = match chainsniff::build(&analysis) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("chainsniff: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     if let Some(by) = args.group_by {
         report.group_by(match by {
             GroupBy::Server => chainsniff::report::GroupBy::Server,
@@ -214,6 +232,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
             );
         }
     }
+    phase("report");
     let out = match args.format {
         Format::Text => {
             let text = render::text(&report);
@@ -244,6 +263,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
             w.flush()
         }
     };
+    phase("printing");
     let written = match &args.output {
         Some(path) => std::fs::File::create(path)
             .and_then(|mut f| write(&mut f))
@@ -262,6 +282,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         eprintln!("chainsniff: {e}");
         return ExitCode::from(2);
     }
+    phase("writing");
     let status = exit_status(&report, args.fail_on);
     // Freeing the report's many small allocations one by one would take a tenth of the run on
     // a large capture; the process is about to exit and the OS reclaims the memory at once.

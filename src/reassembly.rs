@@ -38,7 +38,7 @@ impl Dir {
 }
 
 /// Where and when something happened, for the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct At {
     pub frame: u64,
     pub ts: Timestamp,
@@ -93,14 +93,14 @@ pub enum End {
 }
 
 /// A connection the flow table let go of while it was still open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Eviction {
     /// The packet that made room (flow table full) or whose time ended the wait (idle).
     pub at: At,
     pub reason: EvictReason,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EvictReason {
     /// More conversations were open than `--max-flows`: the least recently active went.
     FlowTableFull,

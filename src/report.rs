@@ -4,10 +4,11 @@
 //! are views of it. The JSON form is the report itself (`"schema": "chainsniff/1"`), documented
 //! in docs/report.md.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Analysis, CaptureResult};
 use std::sync::Arc;
@@ -17,10 +18,12 @@ use crate::chain::{
     Checker, Finding, FindingKind, PathLink, Severity, Status, inconsistent_message,
 };
 use crate::handshake::{Decryption, Reaction, version_name};
+use crate::json::{Compact, PrettyAt};
+use crate::spill::Spill;
 
 pub const SCHEMA: &str = "chainsniff/1";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Endpoint {
     pub ip: std::net::IpAddr,
     pub port: u16,
@@ -41,7 +44,7 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HandshakeReport {
     /// Index in `handshakes[]`.
     pub id: usize,
@@ -50,7 +53,7 @@ pub struct HandshakeReport {
     /// Wireshark's `tcp.stream`, or `udp.stream` for DTLS and QUIC.
     pub stream: u64,
     /// "tcp" or "udp": which of Wireshark's stream indices `stream` is.
-    pub transport: &'static str,
+    pub transport: Cow<'static, str>,
     /// "tls", "dtls" or "quic".
     pub protocol: crate::handshake::Protocol,
     pub client: Endpoint,
@@ -59,7 +62,7 @@ pub struct HandshakeReport {
     /// The plaintext protocol that upgraded to TLS (`smtp-starttls`, `imap-starttls`, ...);
     /// omitted when TLS started with the connection.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub upgrade: Option<&'static str>,
+    pub upgrade: Option<Cow<'static, str>>,
     /// Negotiated version ("TLS 1.2"), from the ServerHello.
     pub version: Option<String>,
     /// Versions the client offered (supported_versions, else its legacy version).
@@ -74,7 +77,7 @@ pub struct HandshakeReport {
     pub ja4: Option<String>,
     pub client_hello_frame: Option<u64>,
     /// Frames of further ClientHellos (after a HelloRetryRequest).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub more_client_hello_frames: Vec<u64>,
     pub client_hello_time: Option<String>,
     pub server_hello_frame: Option<u64>,
@@ -91,14 +94,14 @@ pub struct HandshakeReport {
     pub decrypted: bool,
     /// TLS 1.3: the extensions sent with each certificate (`status_request` = stapled OCSP,
     /// `signed_certificate_timestamp`), in the order of `certificates` (omitted when empty).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificate_extensions: Vec<Vec<String>>,
     /// The server's certificates, in the order sent.
     pub certificates: Vec<Arc<CertSummary>>,
     /// Label of this chain among the server's variants ("A", "B", ...).
     pub chain_variant: Option<String>,
     /// The client's certificates (client authentication), in the order sent.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub client_certificates: Vec<Arc<CertSummary>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_certificate_frame: Option<u64>,
@@ -107,22 +110,25 @@ pub struct HandshakeReport {
     pub findings: Vec<Finding>,
     pub client_reaction: Reaction,
     /// Notes on the capture of this handshake (gaps, malformed records).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VariantClient {
     pub handshake: usize,
     pub client: Endpoint,
     /// "tcp" or "udp": which Wireshark stream index `stream` is.
-    pub transport: &'static str,
+    pub transport: Cow<'static, str>,
     pub stream: u64,
+    pub client_hello_frame: Option<u64>,
     pub certificate_frame: Option<u64>,
+    /// Negotiated version, from the ServerHello.
+    pub version: Option<String>,
     pub reaction: Reaction,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct ChainVariant {
     /// "A", "B", ...: in the order first seen.
     pub id: String,
@@ -132,10 +138,144 @@ pub struct ChainVariant {
     pub status: Status,
     pub findings: Vec<Finding>,
     pub path: Vec<PathLink>,
-    pub clients: Vec<VariantClient>,
+    pub clients: VariantClients,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// The clients of a chain variant, one per handshake, kept in a [`Spill`] shared by every
+/// variant of the report.
+#[derive(Serialize)]
+#[serde(transparent)]
+pub struct VariantClients {
+    #[serde(serialize_with = "serialize_clients")]
+    list: (Arc<Spill<VariantClient, Compact>>, Vec<u32>),
+}
+
+impl std::fmt::Debug for VariantClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+fn serialize_clients<S: serde::Serializer>(
+    list: &(Arc<Spill<VariantClient, Compact>>, Vec<u32>),
+    ser: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::{Error, SerializeSeq};
+    let mut seq = ser.serialize_seq(Some(list.1.len()))?;
+    for &i in &list.1 {
+        seq.serialize_element(&list.0.get(i as usize).map_err(S::Error::custom)?)?;
+    }
+    seq.end()
+}
+
+impl VariantClients {
+    pub fn len(&self) -> usize {
+        self.list.1.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.1.is_empty()
+    }
+
+    /// The `i`-th client, in handshake order.
+    pub fn get(&self, i: usize) -> VariantClient {
+        read_back(self.list.0.get(self.list.1[i] as usize))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = VariantClient> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
+impl Default for VariantClients {
+    fn default() -> Self {
+        VariantClients {
+            list: (Arc::new(Spill::default()), Vec::new()),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a VariantClients {
+    type Item = VariantClient;
+    type IntoIter = Box<dyn Iterator<Item = VariantClient> + 'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+/// A record read back from a [`Spill`]. chainsniff wrote it moments ago, in this process, to
+/// memory or an unnamed temporary file; failing to read it back means the disk failed under
+/// us, and there is no report to salvage.
+fn read_back<T>(r: std::io::Result<T>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("chainsniff: reading back its own temporary file failed: {e}"),
+    }
+}
+
+/// Every handshake's report, in order, kept in a [`Spill`] as the JSON that the report prints
+/// (so that `--format json` copies it out), with the worst severity of each handshake's
+/// findings at hand.
+#[derive(Default)]
+pub struct HandshakeList {
+    records: Spill<HandshakeReport, PrettyAt<2>>,
+    worst: Vec<Option<Severity>>,
+}
+
+impl std::fmt::Debug for HandshakeList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl HandshakeList {
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The handshake with this id.
+    pub fn get(&self, id: usize) -> HandshakeReport {
+        read_back(self.records.get(id))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = HandshakeReport> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// Whether handshake `id` has a finding of severity error.
+    pub fn has_error(&self, id: usize) -> bool {
+        self.worst[id] == Some(Severity::Error)
+    }
+
+    /// The JSON of handshake `id`, as the report prints it inside `handshakes`.
+    pub fn json(&self, id: usize) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
+        self.records.bytes(id)
+    }
+
+    /// Adds a handshake's JSON (as [`PrettyAt<2>`] writes it) and the worst severity of its
+    /// findings.
+    fn push_encoded(&mut self, json: &[u8], worst: Option<Severity>) -> std::io::Result<()> {
+        self.worst.push(worst);
+        self.records.push_encoded(json)
+    }
+}
+
+impl Serialize for HandshakeList {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let mut seq = ser.serialize_seq(Some(self.len()))?;
+        for id in 0..self.len() {
+            seq.serialize_element(&self.records.get(id).map_err(S::Error::custom)?)?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(Debug, Serialize)]
 pub struct ServerReport {
     pub server: Endpoint,
     /// MAC, vendor and DNS names of the server's address, as far as the capture tells.
@@ -186,14 +326,14 @@ pub struct TrustInfo {
     pub user_anchors: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct Report {
     pub schema: &'static str,
     pub generator: String,
     pub captures: Vec<CaptureResult>,
     pub trust: TrustInfo,
     pub summary: Summary,
-    pub handshakes: Vec<HandshakeReport>,
+    pub handshakes: HandshakeList,
     pub servers: Vec<ServerReport>,
     pub clients: Vec<ClientReport>,
     /// Every certificate sent, and every trust anchor a path ends at, by SHA-256.
@@ -246,7 +386,7 @@ impl Report {
     pub fn group_by(&mut self, by: GroupBy) {
         let mut groups: Vec<Group> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
-        for h in &self.handshakes {
+        for h in self.handshakes.iter() {
             let identity = self.client(h.client.ip).map(|c| &c.identity);
             let (key, detail) = match by {
                 GroupBy::Server => (
@@ -301,7 +441,7 @@ impl Report {
             *g.by_status
                 .entry(h.status.as_str().to_string())
                 .or_default() += 1;
-            if h.has_error() {
+            if self.handshakes.has_error(h.id) {
                 g.faulty_chain += 1;
             }
             let reaction = h.client_reaction.kind;
@@ -335,14 +475,14 @@ impl Report {
         client
             .handshakes
             .iter()
-            .any(|id| self.handshakes[*id].has_error())
+            .any(|id| self.handshakes.has_error(*id))
     }
 
     /// The most severe finding in the report, if any.
     pub fn worst_severity(&self) -> Option<Severity> {
-        let hs = self.handshakes.iter().flat_map(|h| h.findings.iter());
+        let hs = self.handshakes.worst.iter().flatten().copied();
         let sv = self.servers.iter().flat_map(|s| s.findings.iter());
-        hs.chain(sv).map(|f| f.severity).min()
+        hs.chain(sv.map(|f| f.severity)).min()
     }
 }
 
@@ -552,12 +692,12 @@ pub fn handshake_report(
         id,
         capture: s.capture,
         stream: hs.stream,
-        transport: hs.protocol.transport(),
+        transport: hs.protocol.transport().into(),
         protocol: hs.protocol,
         client: hs.client.into(),
         server: hs.server.into(),
         sni: hs.sni().map(str::to_string),
-        upgrade: hs.upgrade,
+        upgrade: hs.upgrade.clone(),
         version: version.map(version_name),
         offered_versions: offered,
         alpn: ch.map(|c| c.alpn.clone()).unwrap_or_default(),
@@ -610,30 +750,194 @@ pub fn handshake_report(
     }
 }
 
-/// Builds the report: diagnoses every handshake, groups by server and chain variant.
-pub fn build(analysis: &Analysis) -> Report {
+/// Builds the report: diagnoses every handshake, groups by server and chain variant. Fails
+/// only when the temporary file that holds the handshakes cannot be written.
+pub fn build(analysis: &Analysis) -> anyhow::Result<Report> {
+    // Two stages on two cores, handing batches over in order: a helper thread reads the
+    // handshakes back, judges their chains and writes their JSON ([`judge`]); this thread
+    // groups them by server and chain and stores them ([`group`]).
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<Judged>>>(4);
+    std::thread::scope(|scope| {
+        scope.spawn(move || judge(analysis, tx));
+        group(analysis, rx.into_iter())
+    })
+}
+
+/// Handshakes handed from the judging thread to the grouping one at a time.
+const BATCH: usize = 64;
+
+/// One handshake's report, with its JSON and, when it has a chain, its line in the chain
+/// variant's list of clients.
+struct Judged {
+    h: HandshakeReport,
+    json: Vec<u8>,
+    client: Option<Vec<u8>>,
+}
+
+/// The first stage of [`build`]: every handshake's report, in order, in batches.
+fn judge(analysis: &Analysis, tx: std::sync::mpsc::SyncSender<std::io::Result<Vec<Judged>>>) {
     let mut checker = Checker::new(&analysis.store, &analysis.trust);
-    let mut handshakes: Vec<HandshakeReport> = analysis
-        .sessions
-        .iter()
-        .enumerate()
-        .map(|(id, s)| handshake_report(id, s, &analysis.store, &mut checker))
-        .collect();
     // Each distinct AIA URL list is looked up once, however many handshakes lack its issuer.
     let mut fetches: HashMap<Vec<String>, Vec<crate::identity::HttpGet>> = HashMap::new();
-    for f in handshakes.iter_mut().flat_map(|h| h.findings.iter_mut()) {
-        if let Some(aia) = f.aia.as_mut() {
-            aia.aia_fetches = fetches
-                .entry(aia.ca_issuers.clone())
-                .or_insert_with(|| analysis.identities.fetches_of(&aia.ca_issuers))
-                .clone();
+    // The chains each server (address, port, SNI) sent, first seen first: "A", "B", ...
+    let mut chains: HashMap<(Endpoint, Option<String>), Vec<Vec<String>>> = HashMap::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    for (id, session) in analysis.sessions.iter().enumerate() {
+        let judged = session.and_then(|s| {
+            let mut h = handshake_report(id, &s, &analysis.store, &mut checker);
+            for aia in h.findings.iter_mut().filter_map(|f| f.aia.as_mut()) {
+                aia.aia_fetches = fetches
+                    .entry(aia.ca_issuers.clone())
+                    .or_insert_with(|| analysis.identities.fetches_of(&aia.ca_issuers))
+                    .clone();
+            }
+            let mut client = None;
+            if !h.certificates.is_empty() {
+                let seen = chains.entry((h.server, h.sni.clone())).or_default();
+                let shas: Vec<String> = h.certificates.iter().map(|c| c.sha256.clone()).collect();
+                let vi = seen.iter().position(|c| *c == shas).unwrap_or_else(|| {
+                    seen.push(shas);
+                    seen.len() - 1
+                });
+                h.chain_variant = Some(variant_label(vi));
+                let mut line = Vec::new();
+                <Compact as crate::spill::Codec<VariantClient>>::encode(
+                    &VariantClient {
+                        handshake: h.id,
+                        client: h.client,
+                        transport: h.transport.clone(),
+                        stream: h.stream,
+                        client_hello_frame: h.client_hello_frame,
+                        certificate_frame: h.certificate_frame,
+                        version: h.version.clone(),
+                        reaction: h.client_reaction.clone(),
+                    },
+                    &mut line,
+                )?;
+                client = Some(line);
+            }
+            let mut json = Vec::new();
+            <PrettyAt<2> as crate::spill::Codec<HandshakeReport>>::encode(&h, &mut json)?;
+            Ok(Judged { h, json, client })
+        });
+        match judged {
+            Ok(j) => batch.push(j),
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        }
+        if batch.len() == BATCH && tx.send(Ok(std::mem::take(&mut batch))).is_err() {
+            return; // the grouping stage failed and stopped listening
+        }
+    }
+    let _ = tx.send(Ok(batch));
+}
+
+/// The streams of some handshakes with one server, for a display filter: up to
+/// [`MAX_FILTER_STREAMS`] of them, and how many there were.
+#[derive(Default)]
+struct Streams {
+    count: usize,
+    by_transport: BTreeMap<String, Vec<u64>>,
+    transports: std::collections::BTreeSet<String>,
+}
+
+impl Streams {
+    fn add(&mut self, transport: &str, stream: u64) {
+        self.count += 1;
+        if !self.transports.contains(transport) {
+            self.transports.insert(transport.to_string());
+        }
+        if self.count <= MAX_FILTER_STREAMS {
+            self.by_transport
+                .entry(transport.to_string())
+                .or_default()
+                .push(stream);
         }
     }
 
-    // Group by server (address, port, SNI), then by the exact chain sent.
+    /// `tcp.stream == 3`, or `tcp.stream in {0 1 5}` (with `||` between transports when both
+    /// occur). For more than [`MAX_FILTER_STREAMS`] handshakes, every Certificate message from
+    /// the server.
+    fn filter(&self, server: Endpoint) -> String {
+        if self.count > MAX_FILTER_STREAMS {
+            let ip = if server.ip.is_ipv4() { "ip" } else { "ipv6" };
+            let ports: Vec<String> = self
+                .transports
+                .iter()
+                .map(|t| format!("{t}.srcport == {}", server.port))
+                .collect();
+            return format!(
+                "{ip}.src == {} && ({}) && tls.handshake.type == 11",
+                server.ip,
+                ports.join(" || ")
+            );
+        }
+        let parts: Vec<String> = self
+            .by_transport
+            .iter()
+            .map(|(t, streams)| {
+                let mut streams = streams.clone();
+                streams.sort_unstable();
+                streams.dedup();
+                match streams.as_slice() {
+                    [one] => format!("{t}.stream == {one}"),
+                    _ => format!(
+                        "{t}.stream in {{{}}}",
+                        streams
+                            .iter()
+                            .map(u64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                }
+            })
+            .collect();
+        parts.join(" || ")
+    }
+}
+
+/// What a chain variant gathers while its handshakes go by.
+#[derive(Default)]
+struct VariantTally {
+    /// Its clients' lines in the shared list.
+    lines: Vec<u32>,
+    first_certificate_frame: Option<u64>,
+    min_certificate_frame: Option<u64>,
+    streams: Streams,
+}
+
+/// What a server gathers while its handshakes go by.
+#[derive(Default)]
+struct ServerTally {
+    /// The client of every handshake, for the headline's "N of M clients".
+    clients: std::collections::BTreeSet<std::net::IpAddr>,
+    variants: Vec<VariantTally>,
+    /// The streams of every handshake with a chain.
+    streams: Streams,
+}
+
+/// The second stage of [`build`]: the report from the handshakes, in order, in batches.
+fn group(
+    analysis: &Analysis,
+    batches: impl Iterator<Item = std::io::Result<Vec<Judged>>>,
+) -> anyhow::Result<Report> {
+    // Group by server (address, port, SNI), then by the exact chain sent. Handshakes go to
+    // `handshakes` one at a time: only their grouping stays in memory.
     let mut server_index: HashMap<(Endpoint, Option<String>), usize> = HashMap::new();
     let mut servers: Vec<ServerReport> = Vec::new();
-    for h in handshakes.iter_mut() {
+    let mut tallies: Vec<ServerTally> = Vec::new();
+    let mut lines: Spill<VariantClient, Compact> = Spill::default();
+    let mut handshakes = HandshakeList::default();
+    let mut clients: BTreeMap<std::net::IpAddr, ClientReport> = BTreeMap::new();
+    let mut by_status = BTreeMap::new();
+    let (mut errors, mut warnings) = (0, 0);
+    let mut failed = None;
+    let judged = batches
+        .map_while(|b| b.map_err(|e| failed = Some(e)).ok())
+        .flatten();
+    for Judged { h, json, client } in judged {
         let key = (h.server, h.sni.clone());
         let si = *server_index.entry(key).or_insert_with(|| {
             servers.push(ServerReport {
@@ -645,85 +949,51 @@ pub fn build(analysis: &Analysis) -> Report {
                 without_chain: BTreeMap::new(),
                 findings: Vec::new(),
             });
+            tallies.push(ServerTally::default());
             servers.len() - 1
         });
         let server = &mut servers[si];
+        let tally = &mut tallies[si];
         server.handshakes += 1;
-        if h.certificates.is_empty() {
-            server
+        tally.clients.insert(h.client.ip);
+        match (&h.chain_variant, client) {
+            (Some(label), Some(line)) => {
+                let vi = match server.variants.iter().position(|v| v.id == *label) {
+                    Some(i) => i,
+                    None => {
+                        server.variants.push(ChainVariant {
+                            id: label.clone(),
+                            subjects: h.certificates.iter().map(|c| c.subject.clone()).collect(),
+                            certificates: h.certificates.iter().map(|c| c.sha256.clone()).collect(),
+                            status: h.status,
+                            findings: h.findings.clone(),
+                            path: h.path.clone(),
+                            clients: VariantClients::default(),
+                        });
+                        tally.variants.push(VariantTally::default());
+                        server.variants.len() - 1
+                    }
+                };
+                let v = &mut tally.variants[vi];
+                v.lines.push(lines.len() as u32);
+                lines.push_encoded(&line)?;
+                if v.lines.len() == 1 {
+                    v.first_certificate_frame = h.certificate_frame;
+                }
+                v.min_certificate_frame = match (v.min_certificate_frame, h.certificate_frame) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                v.streams.add(&h.transport, h.stream);
+                tally.streams.add(&h.transport, h.stream);
+            }
+            _ => server
                 .without_chain
                 .entry(h.status.as_str().to_string())
                 .or_default()
-                .push(h.id);
-            continue;
+                .push(h.id),
         }
-        let shas: Vec<String> = h.certificates.iter().map(|c| c.sha256.clone()).collect();
-        let vi = match server.variants.iter().position(|v| v.certificates == shas) {
-            Some(i) => i,
-            None => {
-                server.variants.push(ChainVariant {
-                    id: variant_label(server.variants.len()),
-                    subjects: h.certificates.iter().map(|c| c.subject.clone()).collect(),
-                    certificates: shas,
-                    status: h.status,
-                    findings: h.findings.clone(),
-                    path: h.path.clone(),
-                    clients: Vec::new(),
-                });
-                server.variants.len() - 1
-            }
-        };
-        let variant = &mut server.variants[vi];
-        h.chain_variant = Some(variant.id.clone());
-        variant.clients.push(VariantClient {
-            handshake: h.id,
-            client: h.client,
-            transport: h.transport,
-            stream: h.stream,
-            certificate_frame: h.certificate_frame,
-            reaction: h.client_reaction.clone(),
-        });
-    }
-    for s in &mut servers {
-        for v in &mut s.variants {
-            let frame = v.clients.iter().filter_map(|c| c.certificate_frame).min();
-            let filter = streams_filter(s.server, v.clients.iter());
-            for f in &mut v.findings {
-                f.frame = frame;
-                f.filter = Some(filter.clone());
-            }
-        }
-        if s.variants.len() > 1 {
-            let sock = SocketAddr::new(s.server.ip, s.server.port);
-            let mut f = Finding::new(
-                FindingKind::InconsistentChains,
-                inconsistent_message(&sock, s.sni.as_deref(), s.variants.len()),
-                None,
-            );
-            // The first handshake of the second variant: where the chains start to differ.
-            f.frame = s.variants[1].clients[0].certificate_frame;
-            f.filter = Some(streams_filter(
-                s.server,
-                s.variants.iter().flat_map(|v| &v.clients),
-            ));
-            s.findings.push(f);
-        }
-    }
-    // Servers with problems first, then by address.
-    servers.sort_by_key(|s| {
-        let worst = s
-            .variants
-            .iter()
-            .flat_map(|v| v.findings.iter())
-            .chain(s.findings.iter())
-            .map(|f| f.severity)
-            .min()
-            .unwrap_or(Severity::Info);
-        (worst, s.server, s.sni.clone())
-    });
 
-    let mut clients: BTreeMap<std::net::IpAddr, ClientReport> = BTreeMap::new();
-    for h in &handshakes {
         let c = clients.entry(h.client.ip).or_insert_with(|| ClientReport {
             ip: h.client.ip,
             identity: analysis.identities.of(h.client.ip),
@@ -745,26 +1015,71 @@ pub fn build(analysis: &Analysis) -> Report {
         if !c.servers.contains(&h.server) {
             c.servers.push(h.server);
         }
+        *by_status.entry(h.status.as_str().to_string()).or_insert(0) += 1;
+        for f in &h.findings {
+            match f.severity {
+                Severity::Error => errors += 1,
+                Severity::Warning => warnings += 1,
+                Severity::Info => {}
+            }
+        }
+        handshakes.push_encoded(&json, h.findings.iter().map(|f| f.severity).min())?;
+    }
+    if let Some(e) = failed {
+        return Err(e.into());
     }
 
-    let mut by_status = BTreeMap::new();
-    for h in &handshakes {
-        *by_status.entry(h.status.as_str().to_string()).or_insert(0) += 1;
-    }
-    let all_findings = handshakes
-        .iter()
-        .flat_map(|h| h.findings.iter())
-        .chain(servers.iter().flat_map(|s| s.findings.iter()));
-    let (mut errors, mut warnings) = (0, 0);
-    for f in all_findings {
-        match f.severity {
-            Severity::Error => errors += 1,
-            Severity::Warning => warnings += 1,
-            Severity::Info => {}
+    let lines = Arc::new(lines);
+    for (s, tally) in servers.iter_mut().zip(&mut tallies) {
+        for (v, t) in s.variants.iter_mut().zip(&mut tally.variants) {
+            v.clients = VariantClients {
+                list: (lines.clone(), std::mem::take(&mut t.lines)),
+            };
+            let filter = t.streams.filter(s.server);
+            for f in &mut v.findings {
+                f.frame = t.min_certificate_frame;
+                f.filter = Some(filter.clone());
+            }
+        }
+        if s.variants.len() > 1 {
+            let sock = SocketAddr::new(s.server.ip, s.server.port);
+            let mut f = Finding::new(
+                FindingKind::InconsistentChains,
+                inconsistent_message(&sock, s.sni.as_deref(), s.variants.len()),
+                None,
+            );
+            // The first handshake of the second variant: where the chains start to differ.
+            f.frame = tally.variants[1].first_certificate_frame;
+            f.filter = Some(tally.streams.filter(s.server));
+            s.findings.push(f);
+        }
+        for f in &s.findings {
+            match f.severity {
+                Severity::Error => errors += 1,
+                Severity::Warning => warnings += 1,
+                Severity::Info => {}
+            }
         }
     }
-    let headlines = headlines(&handshakes, &servers);
-    Report {
+    // Servers with problems first, then by address.
+    let mut servers: Vec<(ServerReport, ServerTally)> = servers.into_iter().zip(tallies).collect();
+    servers.sort_by_key(|(s, _)| {
+        let worst = s
+            .variants
+            .iter()
+            .flat_map(|v| v.findings.iter())
+            .chain(s.findings.iter())
+            .map(|f| f.severity)
+            .min()
+            .unwrap_or(Severity::Info);
+        (worst, s.server, s.sni.clone())
+    });
+    let headlines = servers
+        .iter()
+        .flat_map(|(s, tally)| headlines(s, &tally.clients))
+        .collect();
+    let servers: Vec<ServerReport> = servers.into_iter().map(|(s, _)| s).collect();
+    Ok(Report {
         schema: SCHEMA,
         generator: format!("chainsniff {}", env!("CARGO_PKG_VERSION")),
         summary: Summary {
@@ -789,7 +1104,7 @@ pub fn build(analysis: &Analysis) -> Report {
         handshakes,
         servers,
         clients: clients.into_values().collect(),
-    }
+    })
 }
 
 /// The certificates sent in the captures and the anchors the servers' paths end at.
@@ -822,50 +1137,6 @@ fn certificate_index(
 
 /// Most streams a filter lists; beyond it, the filter names the server's certificate messages.
 const MAX_FILTER_STREAMS: usize = 40;
-
-/// A display filter for the streams of these handshakes with `server`: `tcp.stream == 3`, or
-/// `tcp.stream in {0 1 5}` (with `||` between transports when both occur). For more than
-/// [`MAX_FILTER_STREAMS`] streams, every Certificate message from the server.
-fn streams_filter<'a>(
-    server: Endpoint,
-    clients: impl Iterator<Item = &'a VariantClient>,
-) -> String {
-    let mut by_transport: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-    for c in clients {
-        by_transport.entry(c.transport).or_default().push(c.stream);
-    }
-    if by_transport.values().map(Vec::len).sum::<usize>() > MAX_FILTER_STREAMS {
-        let ip = if server.ip.is_ipv4() { "ip" } else { "ipv6" };
-        let ports: Vec<String> = by_transport
-            .keys()
-            .map(|t| format!("{t}.srcport == {}", server.port))
-            .collect();
-        return format!(
-            "{ip}.src == {} && ({}) && tls.handshake.type == 11",
-            server.ip,
-            ports.join(" || ")
-        );
-    }
-    let parts: Vec<String> = by_transport
-        .into_iter()
-        .map(|(t, mut streams)| {
-            streams.sort_unstable();
-            streams.dedup();
-            match streams.as_slice() {
-                [one] => format!("{t}.stream == {one}"),
-                _ => format!(
-                    "{t}.stream in {{{}}}",
-                    streams
-                        .iter()
-                        .map(u64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ),
-            }
-        })
-        .collect();
-    parts.join(" || ")
-}
 
 /// The server's Certificate message was skipped for exceeding `--max-handshake-bytes`.
 fn certificate_skipped(hs: &crate::handshake::Handshake) -> bool {
@@ -928,17 +1199,18 @@ fn variant_label(i: usize) -> String {
     }
 }
 
-/// One sentence per server problem: "3 of 7 handshakes with ... got an incomplete chain".
-fn headlines(handshakes: &[HandshakeReport], servers: &[ServerReport]) -> Vec<String> {
+/// One sentence per problem of server `s`: "3 of 7 handshakes with ... got an incomplete
+/// chain". `all` holds the client of every handshake with `s`.
+fn headlines(s: &ServerReport, all: &std::collections::BTreeSet<std::net::IpAddr>) -> Vec<String> {
     let mut out = Vec::new();
-    for s in servers {
+    {
         let name = match &s.sni {
             Some(sni) => format!("{sni} ({})", s.server),
             None => s.server.to_string(),
         };
         let faulty = |v: &ChainVariant| v.findings.iter().any(|f| f.severity != Severity::Info);
         let clients_of = |vs: &mut dyn Iterator<Item = &ChainVariant>| {
-            vs.flat_map(|v| v.clients.iter().map(|c| c.client.ip))
+            vs.flat_map(|v| v.clients.iter().map(|c| c.client.ip).collect::<Vec<_>>())
                 .collect::<std::collections::BTreeSet<_>>()
         };
         // Clients that got a chain with an error (a warning such as a duplicate certificate
@@ -946,15 +1218,6 @@ fn headlines(handshakes: &[HandshakeReport], servers: &[ServerReport]) -> Vec<St
         let broken = |v: &ChainVariant| v.findings.iter().any(|f| f.severity == Severity::Error);
         let bad = clients_of(&mut s.variants.iter().filter(|v| broken(v)));
         if !bad.is_empty() {
-            let all: std::collections::BTreeSet<_> = clients_of(&mut s.variants.iter())
-                .into_iter()
-                .chain(
-                    s.without_chain
-                        .values()
-                        .flatten()
-                        .map(|id| handshakes[*id].client.ip),
-                )
-                .collect();
             let what = if s
                 .variants
                 .iter()

@@ -77,9 +77,9 @@ fn analyze(path: &str, opts: &Options) -> Report {
     chainsniff::run(&[path.to_string()], opts).unwrap()
 }
 
-fn only(r: &Report) -> &HandshakeReport {
+fn only(r: &Report) -> HandshakeReport {
     assert_eq!(r.handshakes.len(), 1, "{:#?}", r.handshakes);
-    &r.handshakes[0]
+    r.handshakes.get(0)
 }
 
 #[test]
@@ -177,7 +177,7 @@ fn a_flood_evicts_and_warns_but_numbers_streams_like_wireshark() {
     );
     assert!(r.captures[0].flows_evicted >= 2000);
     assert_eq!(r.handshakes.len(), 2);
-    let early = &r.handshakes[0];
+    let early = &r.handshakes.get(0);
     assert_eq!(
         (early.stream, early.sni.as_deref()),
         (0, Some("early.example"))
@@ -192,7 +192,7 @@ fn a_flood_evicts_and_warns_but_numbers_streams_like_wireshark() {
         early.notes
     );
     // 1 + 3000 conversations before it: stream 3001, as Wireshark numbers it.
-    let late = &r.handshakes[1];
+    let late = &r.handshakes.get(1);
     assert_eq!(late.stream, 3001);
     assert_eq!(late.status, Status::Complete, "{:?}", late.findings);
 

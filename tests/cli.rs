@@ -272,7 +272,7 @@ fn truncated_captures_report_what_came_before_the_cut() {
                 c.summary.warnings
             );
         }
-        for h in &r.handshakes {
+        for h in r.handshakes.iter() {
             let whole = full
                 .handshakes
                 .iter()

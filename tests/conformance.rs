@@ -246,8 +246,15 @@ fn plaintext_upgrades_are_named() {
         let path = root.join(capture).to_string_lossy().into_owned();
         let r = chainsniff::run(&[path], &Default::default()).unwrap();
         assert_eq!(r.handshakes.len(), 1, "{capture}");
-        assert_eq!(r.handshakes[0].upgrade, Some(upgrade), "{capture}");
-        assert!(r.handshakes[0].client_hello_frame.is_some(), "{capture}");
+        assert_eq!(
+            r.handshakes.get(0).upgrade.as_deref(),
+            Some(upgrade),
+            "{capture}"
+        );
+        assert!(
+            r.handshakes.get(0).client_hello_frame.is_some(),
+            "{capture}"
+        );
     }
     // TLS from the first byte: no upgrade.
     let path = root
@@ -255,7 +262,7 @@ fn plaintext_upgrades_are_named() {
         .to_string_lossy()
         .into_owned();
     let r = chainsniff::run(&[path], &Default::default()).unwrap();
-    assert_eq!(r.handshakes[0].upgrade, None);
+    assert_eq!(r.handshakes.get(0).upgrade, None);
 }
 
 /// JA4 agrees with Suricata's expected values (suricata-verify's ja4-tls and ja4-tls-quic
@@ -279,10 +286,14 @@ fn ja4_agrees_with_suricata() {
     for (capture, expected) in cases {
         let path = root.join(capture).to_string_lossy().into_owned();
         let r = chainsniff::run(&[path], &Default::default()).unwrap();
-        let got: Vec<(&str, &str)> = r
+        let got: Vec<(String, String)> = r
             .handshakes
             .iter()
-            .map(|h| (h.transport, h.ja4.as_deref().unwrap_or("")))
+            .map(|h| (h.transport.to_string(), h.ja4.unwrap_or_default()))
+            .collect();
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(t, j)| (t.to_string(), j.to_string()))
             .collect();
         assert_eq!(got, expected, "{capture}");
     }

@@ -22,7 +22,7 @@ fn dtls_chains_are_reassembled_and_diagnosed() {
     let r = run("captures/dtls-openssl.pcap");
     let (leaf, issuing) = (pki_sha("leaf"), pki_sha("issuing"));
     assert_eq!(r.handshakes.len(), 2);
-    for h in &r.handshakes {
+    for h in r.handshakes.iter() {
         assert_eq!(h.protocol, Protocol::Dtls);
         assert_eq!(h.transport, "udp");
         assert_eq!(h.version.as_deref(), Some("DTLS 1.2"));
@@ -30,7 +30,7 @@ fn dtls_chains_are_reassembled_and_diagnosed() {
     }
     // Leaf only: the Certificate spans several datagrams (fragments) and completes in frame 9;
     // the client aborts with unknown_ca. The ClientHello is sent twice (HelloVerifyRequest).
-    let short = &r.handshakes[0];
+    let short = &r.handshakes.get(0);
     assert_eq!((short.stream, short.client_hello_frame), (0, Some(1)));
     assert_eq!(short.more_client_hello_frames, vec![3]);
     assert_eq!(short.certificate_frame, Some(9));
@@ -46,7 +46,7 @@ fn dtls_chains_are_reassembled_and_diagnosed() {
     assert_eq!(short.client_reaction.alert.as_deref(), Some("unknown_ca"));
     assert_eq!(short.client_reaction.frame, Some(11));
 
-    let full = &r.handshakes[1];
+    let full = &r.handshakes.get(1);
     assert_eq!((full.stream, full.certificate_frame), (1, Some(24)));
     let shas: Vec<&str> = full
         .certificates
@@ -62,8 +62,8 @@ fn dtls_chains_are_reassembled_and_diagnosed() {
 fn smtp_starttls_is_found_and_named() {
     let r = run("captures/smtp-starttls.pcap");
     assert_eq!(r.handshakes.len(), 1);
-    let h = &r.handshakes[0];
-    assert_eq!(h.upgrade, Some("smtp-starttls"));
+    let h = &r.handshakes.get(0);
+    assert_eq!(h.upgrade.as_deref(), Some("smtp-starttls"));
     assert_eq!(h.server.port, 25);
     assert_eq!(h.client_hello_frame, Some(11));
     assert_eq!(h.certificate_frame, Some(12));
@@ -76,9 +76,9 @@ fn smtp_starttls_is_found_and_named() {
 fn quic_initial_packets_give_the_hellos() {
     let r = run("captures/quic-aioquic.pcap");
     assert_eq!(r.handshakes.len(), 1);
-    let h = &r.handshakes[0];
+    let h = &r.handshakes.get(0);
     assert_eq!(h.protocol, Protocol::Quic);
-    assert_eq!((h.transport, h.stream), ("udp", 0));
+    assert_eq!((&*h.transport, h.stream), ("udp", 0));
     assert_eq!(h.server.port, 4443);
     assert_eq!(h.client_hello_frame, Some(1));
     assert_eq!(h.sni.as_deref(), Some("lyncpool.contoso.test"));

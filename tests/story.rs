@@ -16,7 +16,7 @@ fn with_root() -> Options {
     }
 }
 
-fn by_stream(r: &Report, stream: u64) -> &HandshakeReport {
+fn by_stream(r: &Report, stream: u64) -> HandshakeReport {
     r.handshakes
         .iter()
         .find(|h| h.stream == stream)
@@ -123,7 +123,7 @@ fn vip_before_the_fix_sends_leaf_only_to_some_phones() {
         assert_eq!(h.client_hello_frame, Some(ch), "stream {stream}");
         assert_eq!(h.certificate_frame, Some(cert), "stream {stream}");
         assert_eq!(
-            shas(h),
+            shas(&h),
             chain.into_iter().cloned().collect::<Vec<_>>(),
             "stream {stream}"
         );
@@ -136,7 +136,7 @@ fn vip_before_the_fix_sends_leaf_only_to_some_phones() {
         }
         if status == Status::Incomplete {
             // Named: the issuing CA, and where it was seen instead (stream 2, frame 24).
-            assert_eq!(kinds(h), vec![FindingKind::MissingIntermediate]);
+            assert_eq!(kinds(&h), vec![FindingKind::MissingIntermediate]);
             let f = &h.findings[0];
             assert_eq!(f.certificate.as_deref(), Some(issuing.as_str()));
             assert!(
@@ -216,12 +216,12 @@ fn vip_after_the_fix_is_complete_but_sloppy() {
         assert_eq!(h.client_hello_frame, Some(ch));
         assert_eq!(h.certificate_frame, Some(cert));
         assert_eq!(
-            shas(h),
+            shas(&h),
             vec![leaf.clone(), leaf.clone(), issuing.clone(), root.clone()]
         );
         assert_eq!(h.status, Status::Complete);
         assert_eq!(
-            kinds(h),
+            kinds(&h),
             vec![
                 FindingKind::DuplicateCertificate,
                 FindingKind::ContainsAnchor
@@ -244,12 +244,12 @@ fn without_the_enterprise_root_the_end_of_the_chain_is_undetermined() {
     // The leaf-only chains still lack the intermediate (seen elsewhere): incomplete.
     let h = by_stream(&r, 0);
     assert_eq!(h.status, Status::Incomplete);
-    assert!(kinds(h).contains(&FindingKind::MissingIntermediate));
-    assert!(kinds(h).contains(&FindingKind::UnknownIssuer));
+    assert!(kinds(&h).contains(&FindingKind::MissingIntermediate));
+    assert!(kinds(&h).contains(&FindingKind::UnknownIssuer));
     // The full chain ends at an issuer found nowhere: say what to pass with --trust.
     let h = by_stream(&r, 2);
     assert_eq!(h.status, Status::Undetermined);
-    assert_eq!(kinds(h), vec![FindingKind::UnknownIssuer]);
+    assert_eq!(kinds(&h), vec![FindingKind::UnknownIssuer]);
     assert!(h.findings[0].message.contains("--trust"));
 }
 
@@ -283,7 +283,7 @@ fn a_short_snap_length_truncates_and_says_so() {
     )
     .unwrap();
     assert_eq!(r.handshakes.len(), 6);
-    for h in &r.handshakes {
+    for h in r.handshakes.iter() {
         assert_eq!(h.status, Status::Truncated, "stream {}", h.stream);
         assert!(h.certificates.is_empty());
         assert!(h.findings.is_empty());
@@ -293,4 +293,33 @@ fn a_short_snap_length_truncates_and_says_so() {
         first.notes[0],
         "1244 bytes from the server in frame 6 were cut by the capture's snap length"
     );
+}
+
+/// `--format json` copies each handshake out as it was stored; the result must be exactly the
+/// report serialized in one go by serde_json (the schema in docs/report.md).
+#[test]
+fn the_json_report_is_the_report_serialized_in_one_go() {
+    for capture in [
+        "captures/lync-vip-phones.pcap",
+        "captures/lync-vip-fixed.pcap",
+        "captures/tls13-gnutls.pcapng",
+    ] {
+        let mut r = chainsniff::run(&[repo_path(capture)], &with_root()).unwrap();
+        r.group_by(chainsniff::report::GroupBy::Vendor);
+        let mut written = Vec::new();
+        chainsniff::render::write_json(&r, &mut written).unwrap();
+        let mut whole = Vec::new();
+        let mut ser = serde_json::Serializer::with_formatter(
+            &mut whole,
+            chainsniff::json::BidiEscaping(serde_json::ser::PrettyFormatter::new()),
+        );
+        serde::Serialize::serialize(&r, &mut ser).unwrap();
+        whole.push(b'\n');
+        assert!(r.handshakes.len() > 1, "{capture}");
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            String::from_utf8(whole).unwrap(),
+            "{capture}"
+        );
+    }
 }

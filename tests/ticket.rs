@@ -208,7 +208,7 @@ fn findings_name_their_frame_filter_fix_and_the_aia_fetch() {
     assert_eq!(fetches, [("127.0.1.21".to_string(), 25)]);
 
     // The same finding on one handshake points at its own stream.
-    let h = &r.handshakes[a.clients[0].handshake];
+    let h = &r.handshakes.get(a.clients.get(0).handshake);
     assert_eq!(h.filter, "tcp.stream == 1");
     assert_eq!(h.findings[0].frame, Some(35));
     assert_eq!(h.findings[0].filter.as_deref(), Some("tcp.stream == 1"));

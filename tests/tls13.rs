@@ -20,7 +20,7 @@ fn run(capture: &str, keylog: Option<&str>) -> Report {
     chainsniff::run(&[repo_path(capture)], &opts).unwrap()
 }
 
-fn stream(r: &Report, s: u64) -> &HandshakeReport {
+fn stream(r: &Report, s: u64) -> HandshakeReport {
     r.handshakes.iter().find(|h| h.stream == s).unwrap()
 }
 
@@ -42,9 +42,9 @@ fn assert_openssl_decrypted(r: &Report) {
     assert!(vip.decrypted);
     assert_eq!(vip.certificate_frame, Some(6));
     assert_eq!(vip.certificate_verify_frame, Some(6));
-    assert_eq!(shas(vip), vec![leaf.clone()]);
+    assert_eq!(shas(&vip), vec![leaf.clone()]);
     assert_eq!(vip.status, Status::Incomplete);
-    assert_eq!(kinds(vip), vec![FindingKind::MissingIntermediate]);
+    assert_eq!(kinds(&vip), vec![FindingKind::MissingIntermediate]);
     assert!(vip.findings[0].message.contains("tcp.stream 1 (frame 15)"));
     assert_eq!(vip.client_reaction.kind, ReactionKind::Alert);
     assert_eq!(vip.client_reaction.alert.as_deref(), Some("unknown_ca"));
@@ -53,7 +53,7 @@ fn assert_openssl_decrypted(r: &Report) {
     let fe = stream(r, 1);
     assert!(fe.decrypted);
     assert_eq!(fe.certificate_frame, Some(15));
-    assert_eq!(shas(fe), vec![leaf, issuing]);
+    assert_eq!(shas(&fe), vec![leaf, issuing]);
     assert_eq!(fe.status, Status::Complete);
     assert!(fe.findings.is_empty(), "{:?}", fe.findings);
     assert_eq!(fe.client_reaction.kind, ReactionKind::Completed);
@@ -76,7 +76,7 @@ fn openssl_tls13_with_key_log_embedded_in_pcapng() {
 #[test]
 fn without_a_key_log_the_chain_is_not_visible() {
     let r = run("captures/tls13-openssl.pcapng", None);
-    for h in &r.handshakes {
+    for h in r.handshakes.iter() {
         assert_eq!(h.status, Status::NotVisible);
         assert!(!h.decrypted);
         assert!(h.certificates.is_empty());
@@ -90,9 +90,9 @@ fn a_key_log_of_other_sessions_says_which_secret_is_missing() {
         "captures/tls13-openssl.pcapng",
         Some("captures/tls13-gnutls.keylog"),
     );
-    for h in &r.handshakes {
+    for h in r.handshakes.iter() {
         assert_eq!(h.status, Status::NotVisible);
-        assert_eq!(kinds(h), vec![FindingKind::MissingSecret]);
+        assert_eq!(kinds(&h), vec![FindingKind::MissingSecret]);
         assert!(
             h.findings[0]
                 .message
@@ -121,10 +121,10 @@ fn a_wrong_secret_is_a_decryption_failure_never_garbage_certificates() {
         "captures/tls13-openssl.pcapng",
         Some(path.to_str().unwrap()),
     );
-    for h in &r.handshakes {
+    for h in r.handshakes.iter() {
         assert_eq!(h.status, Status::NotVisible);
         assert!(h.certificates.is_empty());
-        assert_eq!(kinds(h), vec![FindingKind::DecryptionFailed]);
+        assert_eq!(kinds(&h), vec![FindingKind::DecryptionFailed]);
     }
 }
 
@@ -138,7 +138,7 @@ fn gnutls_tls13_with_key_log() {
     let short = stream(&r, 0);
     assert_eq!(short.server.port, 443);
     assert_eq!(short.certificate_frame, Some(9));
-    assert_eq!(shas(short), vec![leaf.clone()]);
+    assert_eq!(shas(&short), vec![leaf.clone()]);
     assert_eq!(short.status, Status::Incomplete);
     assert_eq!(short.client_reaction.kind, ReactionKind::Alert);
     assert_eq!(
@@ -158,7 +158,7 @@ fn gnutls_tls13_with_key_log() {
         assert_eq!(full.cipher_suite.as_deref(), Some(suite));
         assert!(full.decrypted, "{suite}");
         assert_eq!(full.certificate_frame, Some(cert), "{suite}");
-        assert_eq!(shas(full), vec![leaf.clone(), issuing.clone()], "{suite}");
+        assert_eq!(shas(&full), vec![leaf.clone(), issuing.clone()], "{suite}");
         assert_eq!(full.status, Status::Complete);
         // GnuTLS asks for a client certificate; the client answers with an empty one and
         // Finished.
@@ -177,7 +177,7 @@ fn gnutls_tls13_with_key_log() {
     assert_eq!(hrr.more_client_hello_frames, vec![71]);
     assert_eq!(hrr.server_hello_frame, Some(72));
     assert_eq!(hrr.certificate_frame, Some(72));
-    assert_eq!(shas(hrr), vec![leaf, issuing]);
+    assert_eq!(shas(&hrr), vec![leaf, issuing]);
     assert_eq!(hrr.status, Status::Complete);
     assert_eq!(hrr.client_reaction.kind, ReactionKind::Completed);
     assert_eq!(hrr.client_reaction.frame, Some(75));

@@ -122,7 +122,7 @@ fn every_bundled_capture_cut_anywhere_reports_what_came_before() {
                 );
             }
             let frames_read = c.summary.frames;
-            for whole in &full.handshakes {
+            for whole in full.handshakes.iter() {
                 // Everything the full capture said happened before the cut is reported.
                 let Some(ch) = whole.client_hello_frame else {
                     continue;
@@ -150,7 +150,7 @@ fn every_bundled_capture_cut_anywhere_reports_what_came_before() {
                     );
                 }
             }
-            for h in &r.handshakes {
+            for h in r.handshakes.iter() {
                 let whole = full
                     .handshakes
                     .iter()

@@ -59,7 +59,7 @@ struct ServerView<'a> {
     findings: Vec<FindingView<'a>>,
     variants: Vec<VariantView<'a>>,
     /// Status, how many, the first [`MAX_ROWS`].
-    without_chain: Vec<(String, usize, Vec<HandshakeView<'a>>)>,
+    without_chain: Vec<(String, usize, Vec<HandshakeView>)>,
 }
 
 #[derive(Serialize)]
@@ -72,7 +72,7 @@ struct VariantView<'a> {
     sent: Vec<CertView<'a>>,
     path: Vec<LinkView<'a>>,
     findings: Vec<FindingView<'a>>,
-    handshakes: Vec<HandshakeView<'a>>,
+    handshakes: Vec<HandshakeView>,
     /// How many handshakes got it (`handshakes` lists at most [`MAX_ROWS`]).
     count: usize,
     /// How many of its clients went on, and how many aborted (alert, reset, close).
@@ -100,7 +100,7 @@ struct FindingView<'a> {
     severity: &'static str,
     kind: &'static str,
     message: &'a str,
-    fix: &'static str,
+    fix: &'a str,
     frame: Option<u64>,
     filter: Option<&'a str>,
     ca_issuers: &'a [String],
@@ -108,8 +108,8 @@ struct FindingView<'a> {
 }
 
 #[derive(Serialize)]
-struct HandshakeView<'a> {
-    h: &'a HandshakeReport,
+struct HandshakeView {
+    h: HandshakeReport,
     reaction: String,
     /// `ok` (went on), `bad` (alert, reset, close) or `none`.
     reaction_class: &'static str,
@@ -126,7 +126,7 @@ struct ClientView<'a> {
     ja3: &'a [String],
     ja4: &'a [String],
     worst: &'static str,
-    timeline: Vec<HandshakeView<'a>>,
+    timeline: Vec<HandshakeView>,
 }
 
 fn severity(s: Severity) -> &'static str {
@@ -142,7 +142,7 @@ fn finding(f: &Finding) -> FindingView<'_> {
         severity: severity(f.severity),
         kind: f.kind.as_str(),
         message: &f.message,
-        fix: f.fix,
+        fix: &f.fix,
         frame: f.frame,
         filter: f.filter.as_deref(),
         ca_issuers: f
@@ -159,15 +159,14 @@ fn finding(f: &Finding) -> FindingView<'_> {
     }
 }
 
-fn handshake(r: &Report, id: usize) -> HandshakeView<'_> {
-    let h = &r.handshakes[id];
+fn handshake(r: &Report, id: usize) -> HandshakeView {
+    let h = r.handshakes.get(id);
     let reaction_class = match h.client_reaction.kind {
         ReactionKind::Completed => "ok",
         kind if kind.aborted() => "bad",
         _ => "none",
     };
     HandshakeView {
-        h,
         who: who(r, h.client.ip),
         reaction: reaction_text(&h.client_reaction),
         reaction_class,
@@ -175,6 +174,7 @@ fn handshake(r: &Report, id: usize) -> HandshakeView<'_> {
             Some(v) => format!("chain {v}"),
             None => "no chain seen".into(),
         },
+        h,
     }
 }
 
@@ -237,13 +237,14 @@ pub fn html(r: &Report) -> String {
                     .iter()
                     .map(|v| {
                         let worst = v.findings.iter().map(|f| f.severity).min();
-                        let reactions = v.clients.iter().map(|c| c.reaction.kind);
+                        let reactions: Vec<ReactionKind> =
+                            v.clients.iter().map(|c| c.reaction.kind).collect();
                         VariantView {
                             accepted: reactions
-                                .clone()
-                                .filter(|k| *k == ReactionKind::Completed)
+                                .iter()
+                                .filter(|k| **k == ReactionKind::Completed)
                                 .count(),
-                            rejected: reactions.filter(|k| k.aborted()).count(),
+                            rejected: reactions.iter().filter(|k| k.aborted()).count(),
                             count: v.clients.len(),
                             // A page stays readable: the first rows, then a count (all are in
                             // JSON).

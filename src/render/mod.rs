@@ -20,7 +20,7 @@ pub fn clean(s: &str) -> String {
         .map(|c| {
             // Control characters, and the bidirectional overrides and isolates that make text
             // read differently from what it is ("Trojan Source").
-            if c.is_control() || is_bidi(c) {
+            if c.is_control() || crate::json::is_bidi(c) {
                 format!("\\u{{{:x}}}", c as u32)
             } else {
                 c.to_string()
@@ -64,7 +64,7 @@ pub fn reaction_text(r: &Reaction) -> String {
         (Some(f), Some(d)) => format!(
             ", frame {f}, {} after the {}",
             ms(d),
-            match r.delay_from {
+            match r.delay_from.as_deref() {
                 Some("server_hello") => "ServerHello",
                 _ => "certificate",
             }
@@ -270,7 +270,7 @@ fn text_identity(o: &mut String, r: &Report, c: &crate::report::ClientReport) {
     let streams: Vec<String> = c
         .handshakes
         .iter()
-        .map(|id| r.handshakes[*id].filter.clone())
+        .map(|id| r.handshakes.get(*id).filter)
         .collect();
     wrap(o, "      handshakes: ", 10, &streams.join(", "));
 }
@@ -408,8 +408,8 @@ fn text_server(o: &mut String, r: &Report, s: &ServerReport) {
             plural(ids.len())
         );
         for id in ids {
-            let h = &r.handshakes[*id];
-            text_client(o, r, h, 4);
+            let h = &r.handshakes.get(*id);
+            text_client(o, r, &Row::from(h), 4);
             for n in &h.notes {
                 wrap(o, "        note: ", 14, &clean(n));
             }
@@ -430,7 +430,7 @@ fn text_finding(o: &mut String, f: &Finding, indent: usize) {
     if let Some(aia) = aia_text(f) {
         wrap(o, &format!("{pad}aia: "), indent + 9, &aia);
     }
-    wrap(o, &format!("{pad}fix: "), indent + 9, f.fix);
+    wrap(o, &format!("{pad}fix: "), indent + 9, &f.fix);
     if let Some(evidence) = evidence(f) {
         wrap(o, &format!("{pad}see: "), indent + 9, &evidence);
     }
@@ -479,7 +479,7 @@ fn text_variant(o: &mut String, r: &Report, v: &ChainVariant) {
     }
     o.push_str("    clients:\n");
     for c in &v.clients {
-        text_client(o, r, &r.handshakes[c.handshake], 6);
+        text_client(o, r, &Row::from(&c), 6);
     }
 }
 
@@ -548,7 +548,47 @@ fn aia_text(f: &Finding) -> Option<String> {
     )))
 }
 
-fn text_client(o: &mut String, r: &Report, h: &HandshakeReport, indent: usize) {
+/// What a client's line shows of one handshake: from the handshake, or from the chain
+/// variant's list of clients (which has it without reading the handshake back).
+struct Row<'a> {
+    client: crate::report::Endpoint,
+    transport: &'a str,
+    stream: u64,
+    client_hello_frame: Option<u64>,
+    certificate_frame: Option<u64>,
+    version: Option<&'a str>,
+    client_reaction: &'a Reaction,
+}
+
+impl<'a> From<&'a HandshakeReport> for Row<'a> {
+    fn from(h: &'a HandshakeReport) -> Self {
+        Row {
+            client: h.client,
+            transport: &h.transport,
+            stream: h.stream,
+            client_hello_frame: h.client_hello_frame,
+            certificate_frame: h.certificate_frame,
+            version: h.version.as_deref(),
+            client_reaction: &h.client_reaction,
+        }
+    }
+}
+
+impl<'a> From<&'a crate::report::VariantClient> for Row<'a> {
+    fn from(c: &'a crate::report::VariantClient) -> Self {
+        Row {
+            client: c.client,
+            transport: &c.transport,
+            stream: c.stream,
+            client_hello_frame: c.client_hello_frame,
+            certificate_frame: c.certificate_frame,
+            version: c.version.as_deref(),
+            client_reaction: &c.reaction,
+        }
+    }
+}
+
+fn text_client(o: &mut String, r: &Report, h: &Row<'_>, indent: usize) {
     let frames = format!(
         "{}.stream {}, ClientHello frame {}{}",
         h.transport,
@@ -560,7 +600,7 @@ fn text_client(o: &mut String, r: &Report, h: &HandshakeReport, indent: usize) {
             .map(|f| format!(", Certificate frame {f}"))
             .unwrap_or_default()
     );
-    let version = h.version.as_deref().unwrap_or("no ServerHello");
+    let version = h.version.unwrap_or("no ServerHello");
     let who = who(r, h.client.ip);
     let head = if who.is_empty() {
         format!("{}{} ", " ".repeat(indent), h.client)
@@ -571,7 +611,7 @@ fn text_client(o: &mut String, r: &Report, h: &HandshakeReport, indent: usize) {
         o,
         &head,
         indent + 4,
-        &format!("{version}, {frames}: {}", reaction_text(&h.client_reaction)),
+        &format!("{version}, {frames}: {}", reaction_text(h.client_reaction)),
     );
 }
 
@@ -662,15 +702,14 @@ pub fn markdown(r: &Report) -> String {
             }
             o.push_str("\n| client | tcp.stream | ClientHello | Certificate | version | client reaction |\n|---|---|---|---|---|---|\n");
             for c in &v.clients {
-                let h = &r.handshakes[c.handshake];
-                md_client_row(&mut o, r, h);
+                md_client_row(&mut o, r, &Row::from(&c));
             }
         }
         for (status, ids) in &server.without_chain {
             let _ = writeln!(o, "\n### No chain seen ({status})\n");
             o.push_str("| client | tcp.stream | ClientHello | Certificate | version | client reaction |\n|---|---|---|---|---|---|\n");
             for id in ids {
-                md_client_row(&mut o, r, &r.handshakes[*id]);
+                md_client_row(&mut o, r, &Row::from(&r.handshakes.get(*id)));
             }
         }
     }
@@ -720,7 +759,7 @@ fn md_finding(o: &mut String, f: &Finding) {
     if let Some(aia) = aia_text(f) {
         let _ = writeln!(o, "  - AIA: {}", md(&aia));
     }
-    let _ = writeln!(o, "  - Fix: {}", md(f.fix));
+    let _ = writeln!(o, "  - Fix: {}", md(&f.fix));
     match (f.frame, &f.filter) {
         (Some(frame), Some(filter)) => {
             let _ = writeln!(o, "  - Seen in frame {frame}; Wireshark filter `{filter}`");
@@ -735,7 +774,7 @@ fn md_finding(o: &mut String, f: &Finding) {
     }
 }
 
-fn md_client_row(o: &mut String, r: &Report, h: &HandshakeReport) {
+fn md_client_row(o: &mut String, r: &Report, h: &Row<'_>) {
     let who = who(r, h.client.ip);
     let _ = writeln!(
         o,
@@ -753,8 +792,8 @@ fn md_client_row(o: &mut String, r: &Report, h: &HandshakeReport) {
         h.certificate_frame
             .map(|f| f.to_string())
             .unwrap_or_default(),
-        h.version.as_deref().unwrap_or("-"),
-        md(&reaction_text(&h.client_reaction))
+        h.version.unwrap_or("-"),
+        md(&reaction_text(h.client_reaction))
     );
 }
 
@@ -779,78 +818,50 @@ pub fn json(r: &Report) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// Writes the JSON report to `out` as it is serialized (no copy of it in memory).
+/// Writes the JSON report to `out` as it is serialized (no copy of it in memory). The
+/// handshakes are copied out as the report stored them (see [`crate::report::HandshakeList`]).
 pub fn write_json(r: &Report, out: impl std::io::Write) -> std::io::Result<()> {
+    use crate::json::write_pretty;
+    use std::io::Write;
     let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
-    let mut ser = serde_json::Serializer::with_formatter(
-        &mut out,
-        BidiEscaping(serde_json::ser::PrettyFormatter::new()),
-    );
-    serde::Serialize::serialize(r, &mut ser).map_err(std::io::Error::other)?;
-    std::io::Write::write_all(&mut out, b"\n")?;
-    std::io::Write::flush(&mut out)
-}
-
-/// JSON keeps names exact but escapes bidirectional overrides (`\u202e`), as serde_json escapes
-/// control characters, so that the file reads true in a terminal or an editor. They can only
-/// occur inside strings, where the escape means the same character.
-struct BidiEscaping<F>(F);
-
-/// Formatter methods that only pass the call on to the wrapped formatter.
-macro_rules! forward {
-    ($($name:ident),*) => {$(
-        fn $name<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-            self.0.$name(w)
-        }
-    )*};
-    (first: $($name:ident),*) => {$(
-        fn $name<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
-            self.0.$name(w, first)
-        }
-    )*};
-}
-
-impl<F: serde_json::ser::Formatter> serde_json::ser::Formatter for BidiEscaping<F> {
-    fn write_string_fragment<W: ?Sized + std::io::Write>(
-        &mut self,
+    let w = &mut out;
+    // The layout is serde_json's pretty one, as if the whole report were serialized at once
+    // (a test checks that it is).
+    fn field<W: Write>(
         w: &mut W,
-        fragment: &str,
+        first: bool,
+        name: &str,
+        v: &impl serde::Serialize,
     ) -> std::io::Result<()> {
-        let mut rest = fragment;
-        while let Some((at, c)) = rest.char_indices().find(|(_, c)| is_bidi(*c)) {
-            w.write_all(&rest.as_bytes()[..at])?;
-            write!(w, "\\u{:04x}", c as u32)?;
-            rest = &rest[at + c.len_utf8()..];
-        }
-        w.write_all(rest.as_bytes())
+        w.write_all(if first { b"\n  \"" } else { b",\n  \"" })?;
+        w.write_all(name.as_bytes())?;
+        w.write_all(b"\": ")?;
+        write_pretty(v, 1, w)
     }
-    // The layout (indentation, commas) is the wrapped formatter's.
-    forward!(
-        begin_array,
-        end_array,
-        end_array_value,
-        begin_object,
-        end_object
-    );
-    forward!(begin_object_value, end_object_value);
-    forward!(first: begin_array_value, begin_object_key);
-}
-
-/// One compact JSON value, bidi overrides escaped.
-fn compact_json(v: &impl serde::Serialize) -> String {
-    let mut out = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(
-        &mut out,
-        BidiEscaping(serde_json::ser::CompactFormatter),
-    );
-    if let Err(e) = v.serialize(&mut ser) {
-        return format!("{{\"error\":\"{e}\"}}");
+    w.write_all(b"{")?;
+    field(w, true, "schema", &r.schema)?;
+    field(w, false, "generator", &r.generator)?;
+    field(w, false, "captures", &r.captures)?;
+    field(w, false, "trust", &r.trust)?;
+    field(w, false, "summary", &r.summary)?;
+    w.write_all(b",\n  \"handshakes\": [")?;
+    for id in 0..r.handshakes.len() {
+        w.write_all(if id == 0 { b"\n    " } else { b",\n    " })?;
+        w.write_all(&r.handshakes.json(id)?)?;
     }
-    String::from_utf8(out).unwrap_or_default()
-}
-
-fn is_bidi(c: char) -> bool {
-    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    w.write_all(if r.handshakes.is_empty() {
+        b"]"
+    } else {
+        b"\n  ]"
+    })?;
+    field(w, false, "servers", &r.servers)?;
+    field(w, false, "clients", &r.clients)?;
+    field(w, false, "certificates", &r.certificates)?;
+    if let Some(groups) = &r.groups {
+        field(w, false, "groups", groups)?;
+    }
+    w.write_all(b"\n}\n")?;
+    w.flush()
 }
 
 /// One JSON line for a handshake decided while reading (`--format jsonl`).
@@ -859,7 +870,7 @@ pub fn jsonl_handshake(h: &HandshakeReport) -> String {
     if let Some(o) = v.as_object_mut() {
         o.insert("type".into(), "handshake".into());
     }
-    format!("{}\n", compact_json(&v))
+    format!("{}\n", crate::json::compact(&v))
 }
 
 /// The closing JSON line of `--format jsonl`: the summary, captures and servers of the final
@@ -875,5 +886,5 @@ pub fn jsonl_summary(r: &Report) -> String {
         "servers": r.servers,
         "clients": r.clients,
     });
-    format!("{}\n", compact_json(&v))
+    format!("{}\n", crate::json::compact(&v))
 }

@@ -1,0 +1,200 @@
+//! Finished records kept out of memory: an append-only list of encoded records that moves to
+//! an unnamed temporary file once it outgrows [`MEMORY_LIMIT`].
+//!
+//! The analysis keeps every finished handshake until the end of the capture (its chain can only
+//! be judged once every certificate in the capture is known), and the report lists every
+//! handshake. Both go through a [`Spill`], so memory holds one offset per record instead of the
+//! record: a capture with a million handshakes costs 8 MB of offsets, not gigabytes of
+//! handshakes. Small captures never touch the disk.
+
+use std::fs::File;
+use std::io::Write;
+use std::marker::PhantomData;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Bytes of records kept in memory before the list moves to a temporary file.
+pub const MEMORY_LIMIT: usize = 8 << 20;
+
+/// Bytes buffered before they are written to the temporary file.
+const WRITE_CHUNK: usize = 1 << 20;
+
+/// How records are turned into bytes and back.
+pub trait Codec<T> {
+    fn encode(value: &T, out: &mut Vec<u8>) -> std::io::Result<()>;
+    fn decode(bytes: &[u8]) -> std::io::Result<T>;
+}
+
+/// postcard: compact and fast, for types serialized the same way in and out (no skipped fields).
+pub struct Postcard;
+
+impl<T: Serialize + DeserializeOwned> Codec<T> for Postcard {
+    fn encode(value: &T, out: &mut Vec<u8>) -> std::io::Result<()> {
+        let bytes = postcard::to_stdvec(value).map_err(std::io::Error::other)?;
+        out.extend_from_slice(&bytes);
+        Ok(())
+    }
+    fn decode(bytes: &[u8]) -> std::io::Result<T> {
+        postcard::from_bytes(bytes).map_err(std::io::Error::other)
+    }
+}
+
+/// An append-only list of records of type `T`, encoded with `C`.
+pub struct Spill<T, C> {
+    /// Records not yet written to the file (all of them while the list is small).
+    buf: Vec<u8>,
+    /// The temporary file, once the list outgrew [`MEMORY_LIMIT`]. It has no name: the system
+    /// removes it when it is closed, even if chainsniff is killed.
+    file: Option<File>,
+    /// Bytes in the file; `buf` holds what comes after.
+    written: u64,
+    /// Where each record starts; a record ends where the next starts (or at `end`).
+    starts: Vec<u64>,
+    end: u64,
+    _t: PhantomData<fn(T) -> C>,
+}
+
+impl<T, C> Default for Spill<T, C> {
+    fn default() -> Self {
+        Spill {
+            buf: Vec::new(),
+            file: None,
+            written: 0,
+            starts: Vec::new(),
+            end: 0,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T, C> std::fmt::Debug for Spill<T, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spill")
+            .field("records", &self.starts.len())
+            .field("bytes", &self.end)
+            .field("on_disk", &self.file.is_some())
+            .finish()
+    }
+}
+
+impl<T, C: Codec<T>> Spill<T, C> {
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// Appends a record; fails only when the temporary file cannot be created or written.
+    pub fn push(&mut self, value: &T) -> std::io::Result<()> {
+        let before = self.buf.len();
+        C::encode(value, &mut self.buf)?;
+        self.appended(before)
+    }
+
+    /// Appends a record already encoded with `C` (by another thread, say).
+    pub fn push_encoded(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let before = self.buf.len();
+        self.buf.extend_from_slice(bytes);
+        self.appended(before)
+    }
+
+    /// Notes the record that starts at `before` in `buf`, and writes `buf` out when it is full.
+    fn appended(&mut self, before: usize) -> std::io::Result<()> {
+        self.starts.push(self.end);
+        self.end += (self.buf.len() - before) as u64;
+        let limit = if self.file.is_some() {
+            WRITE_CHUNK
+        } else {
+            MEMORY_LIMIT
+        };
+        if self.buf.len() >= limit {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered records to the temporary file (creating it).
+    fn flush(&mut self) -> std::io::Result<()> {
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => self.file.insert(tempfile::tempfile().map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot create a temporary file in {} for the handshakes: {e}",
+                        std::env::temp_dir().display()
+                    ),
+                )
+            })?),
+        };
+        file.write_all(&self.buf)?;
+        self.written += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// The encoded bytes of record `i`.
+    pub fn bytes(&self, i: usize) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
+        let start = self.starts[i];
+        let end = self.starts.get(i + 1).copied().unwrap_or(self.end);
+        if start >= self.written {
+            let at = (start - self.written) as usize;
+            return Ok(self.buf[at..at + (end - start) as usize].into());
+        }
+        let mut out = vec![0; (end - start) as usize];
+        let file = self
+            .file
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("spilled record without a file"))?;
+        read_at(file, &mut out, start)?;
+        Ok(out.into())
+    }
+
+    /// Record `i`, decoded.
+    pub fn get(&self, i: usize) -> std::io::Result<T> {
+        C::decode(&self.bytes(i)?)
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, out: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, out, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, mut out: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    while !out.is_empty() {
+        match std::os::windows::fs::FileExt::seek_read(file, out, offset)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                out = &mut out[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_read_back_from_memory_and_from_the_file() {
+        let mut s: Spill<Vec<u64>, Postcard> = Spill::default();
+        // Enough records to move to the file and keep a tail in memory.
+        let record = |i: u64| (0..(i % 300)).map(|j| i * j).collect::<Vec<u64>>();
+        let n = 60_000;
+        for i in 0..n {
+            s.push(&record(i)).unwrap();
+        }
+        assert!(s.file.is_some() && !s.buf.is_empty());
+        assert_eq!(s.len(), n as usize);
+        for i in (0..n).step_by(997).chain([0, n - 1]) {
+            assert_eq!(s.get(i as usize).unwrap(), record(i));
+        }
+    }
+}
