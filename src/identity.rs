@@ -24,7 +24,7 @@ const MAX_HTTP: usize = 4096;
 const ROUTER_ADDRESSES: u32 = 8;
 
 /// What a DHCP request said about the client.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Dhcp {
     /// Option 12.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -48,7 +48,7 @@ pub struct HttpGet {
 }
 
 /// Everything known about one address.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct HostIdentity {
     /// `00:04:f2:12:34:56`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,12 +58,12 @@ pub struct HostIdentity {
     pub vendor: Option<String>,
     /// The MAC is also the source of many other addresses: a router between the capture point
     /// and the host, so it says nothing about the host.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mac_is_router: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dhcp: Option<Dhcp>,
     /// Names that DNS answers in the capture gave this address.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_names: Vec<String>,
 }
 

@@ -213,6 +213,66 @@ fn read_back<T>(r: std::io::Result<T>) -> T {
     }
 }
 
+/// Every client, by address, kept in a [`Spill`], with whether each got a chain with an error.
+#[derive(Default)]
+pub struct ClientList {
+    records: Spill<ClientReport, Compact>,
+    ips: Vec<std::net::IpAddr>,
+    got_error: Vec<bool>,
+}
+
+impl std::fmt::Debug for ClientList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl ClientList {
+    pub fn len(&self) -> usize {
+        self.ips.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ips.is_empty()
+    }
+
+    /// The `i`-th client (by address).
+    pub fn get(&self, i: usize) -> ClientReport {
+        read_back(self.records.get(i))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = ClientReport> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// Where the client at `ip` is in the list.
+    pub fn position(&self, ip: std::net::IpAddr) -> Option<usize> {
+        self.ips.binary_search(&ip).ok()
+    }
+
+    /// Whether the `i`-th client got a chain with an error finding.
+    pub fn got_error(&self, i: usize) -> bool {
+        self.got_error[i]
+    }
+
+    fn push(&mut self, c: &ClientReport, got_error: bool) -> std::io::Result<()> {
+        self.ips.push(c.ip);
+        self.got_error.push(got_error);
+        self.records.push(c)
+    }
+}
+
+impl Serialize for ClientList {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let mut seq = ser.serialize_seq(Some(self.len()))?;
+        for i in 0..self.len() {
+            seq.serialize_element(&self.records.get(i).map_err(S::Error::custom)?)?;
+        }
+        seq.end()
+    }
+}
+
 /// Every handshake's report, in order, kept in a [`Spill`] as the JSON that the report prints
 /// (so that `--format json` copies it out), with the worst severity of each handshake's
 /// findings at hand.
@@ -290,7 +350,7 @@ pub struct ServerReport {
     pub findings: Vec<Finding>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClientReport {
     pub ip: std::net::IpAddr,
     /// MAC, vendor, DHCP request and DNS names, as far as the capture tells.
@@ -335,7 +395,7 @@ pub struct Report {
     pub summary: Summary,
     pub handshakes: HandshakeList,
     pub servers: Vec<ServerReport>,
-    pub clients: Vec<ClientReport>,
+    pub clients: ClientList,
     /// Every certificate sent, and every trust anchor a path ends at, by SHA-256.
     pub certificates: BTreeMap<String, Arc<CertSummary>>,
     /// The handshakes grouped another way than by server (`--group-by`), when asked.
@@ -387,7 +447,8 @@ impl Report {
         let mut groups: Vec<Group> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         for h in self.handshakes.iter() {
-            let identity = self.client(h.client.ip).map(|c| &c.identity);
+            let client = self.client(h.client.ip);
+            let identity = client.as_ref().map(|c| &c.identity);
             let (key, detail) = match by {
                 GroupBy::Server => (
                     match &h.sni {
@@ -464,18 +525,16 @@ impl Report {
 }
 
 impl Report {
-    /// The client report of `ip` (clients are ordered by address).
-    pub fn client(&self, ip: std::net::IpAddr) -> Option<&ClientReport> {
-        let i = self.clients.binary_search_by(|c| c.ip.cmp(&ip)).ok()?;
-        Some(&self.clients[i])
+    /// The client report of `ip`.
+    pub fn client(&self, ip: std::net::IpAddr) -> Option<ClientReport> {
+        Some(self.clients.get(self.clients.position(ip)?))
     }
 
     /// Whether any handshake of `client` got a chain with an error finding.
     pub fn client_got_error(&self, client: &ClientReport) -> bool {
-        client
-            .handshakes
-            .iter()
-            .any(|id| self.handshakes.has_error(*id))
+        self.clients
+            .position(client.ip)
+            .is_some_and(|i| self.clients.got_error(i))
     }
 
     /// The most severe finding in the report, if any.
@@ -911,11 +970,111 @@ struct VariantTally {
 /// What a server gathers while its handshakes go by.
 #[derive(Default)]
 struct ServerTally {
-    /// The client of every handshake, for the headline's "N of M clients".
-    clients: std::collections::BTreeSet<std::net::IpAddr>,
     variants: Vec<VariantTally>,
     /// The streams of every handshake with a chain.
     streams: Streams,
+    /// Clients that had a handshake with it, and that got a chain with an error from it.
+    clients: usize,
+    clients_with_error: usize,
+}
+
+/// One handshake as the clients' section needs it: kept compact, one per handshake, until
+/// the handshakes are sorted by client and each client's report is written out.
+struct ClientSeen {
+    ip: std::net::IpAddr,
+    handshake: u32,
+    /// Index of the server in [`group`]'s list.
+    server: u32,
+    /// Indices in [`ClientsSeen::fingerprints`].
+    ja3: Option<u32>,
+    ja4: Option<u32>,
+    status: Status,
+    /// The handshake has an error finding.
+    error: bool,
+    /// The chain variant it got has an error finding (the headline's "N of M clients").
+    variant_error: bool,
+}
+
+#[derive(Default)]
+struct ClientsSeen {
+    seen: Vec<ClientSeen>,
+    fingerprints: Vec<String>,
+    fingerprint_ids: HashMap<String, u32>,
+}
+
+impl ClientsSeen {
+    fn fingerprint(&mut self, f: &Option<String>) -> Option<u32> {
+        let f = f.as_ref()?;
+        if let Some(id) = self.fingerprint_ids.get(f) {
+            return Some(*id);
+        }
+        let id = self.fingerprints.len() as u32;
+        self.fingerprints.push(f.clone());
+        self.fingerprint_ids.insert(f.clone(), id);
+        Some(id)
+    }
+
+    fn add(&mut self, h: &HandshakeReport, server: u32, variant_error: bool) {
+        let seen = ClientSeen {
+            ip: h.client.ip,
+            handshake: h.id as u32,
+            server,
+            ja3: self.fingerprint(&h.ja3),
+            ja4: self.fingerprint(&h.ja4),
+            status: h.status,
+            error: h.has_error(),
+            variant_error,
+        };
+        self.seen.push(seen);
+    }
+
+    /// Every client's report, by address; counts each server's clients (and those that got a
+    /// chain with an error) into its tally.
+    fn finish(
+        mut self,
+        analysis: &Analysis,
+        servers: &[ServerReport],
+        tallies: &mut [ServerTally],
+    ) -> std::io::Result<ClientList> {
+        self.seen.sort_unstable_by_key(|c| (c.ip, c.handshake));
+        let mut out = ClientList::default();
+        // Per server of this client: whether a chain it got from it had an error.
+        let mut per_server: HashMap<u32, bool> = HashMap::new();
+        for one in self.seen.chunk_by(|a, b| a.ip == b.ip) {
+            let mut c = ClientReport {
+                ip: one[0].ip,
+                identity: analysis.identities.of(one[0].ip),
+                ja3: Vec::new(),
+                ja4: Vec::new(),
+                handshakes: Vec::with_capacity(one.len()),
+                statuses: BTreeMap::new(),
+                servers: Vec::new(),
+            };
+            per_server.clear();
+            for h in one {
+                c.handshakes.push(h.handshake as usize);
+                for (mine, fp) in [(&mut c.ja3, h.ja3), (&mut c.ja4, h.ja4)] {
+                    if let Some(fp) = fp.map(|i| &self.fingerprints[i as usize])
+                        && !mine.contains(fp)
+                    {
+                        mine.push(fp.clone());
+                    }
+                }
+                *c.statuses.entry(h.status.as_str().to_string()).or_default() += 1;
+                let endpoint = servers[h.server as usize].server;
+                if !c.servers.contains(&endpoint) {
+                    c.servers.push(endpoint);
+                }
+                *per_server.entry(h.server).or_default() |= h.variant_error;
+            }
+            for (&si, &variant_error) in &per_server {
+                tallies[si as usize].clients += 1;
+                tallies[si as usize].clients_with_error += usize::from(variant_error);
+            }
+            out.push(&c, one.iter().any(|h| h.error))?;
+        }
+        Ok(out)
+    }
 }
 
 /// The second stage of [`build`]: the report from the handshakes, in order, in batches.
@@ -930,7 +1089,7 @@ fn group(
     let mut tallies: Vec<ServerTally> = Vec::new();
     let mut lines: Spill<VariantClient, Compact> = Spill::default();
     let mut handshakes = HandshakeList::default();
-    let mut clients: BTreeMap<std::net::IpAddr, ClientReport> = BTreeMap::new();
+    let mut seen = ClientsSeen::default();
     let mut by_status = BTreeMap::new();
     let (mut errors, mut warnings) = (0, 0);
     let mut failed = None;
@@ -955,7 +1114,7 @@ fn group(
         let server = &mut servers[si];
         let tally = &mut tallies[si];
         server.handshakes += 1;
-        tally.clients.insert(h.client.ip);
+        let mut variant_error = false;
         match (&h.chain_variant, client) {
             (Some(label), Some(line)) => {
                 let vi = match server.variants.iter().position(|v| v.id == *label) {
@@ -974,6 +1133,10 @@ fn group(
                         server.variants.len() - 1
                     }
                 };
+                variant_error = server.variants[vi]
+                    .findings
+                    .iter()
+                    .any(|f| f.severity == Severity::Error);
                 let v = &mut tally.variants[vi];
                 v.lines.push(lines.len() as u32);
                 lines.push_encoded(&line)?;
@@ -994,27 +1157,7 @@ fn group(
                 .push(h.id),
         }
 
-        let c = clients.entry(h.client.ip).or_insert_with(|| ClientReport {
-            ip: h.client.ip,
-            identity: analysis.identities.of(h.client.ip),
-            ja3: Vec::new(),
-            ja4: Vec::new(),
-            handshakes: Vec::new(),
-            statuses: BTreeMap::new(),
-            servers: Vec::new(),
-        });
-        c.handshakes.push(h.id);
-        for (mine, fp) in [(&mut c.ja3, &h.ja3), (&mut c.ja4, &h.ja4)] {
-            if let Some(fp) = fp
-                && !mine.contains(fp)
-            {
-                mine.push(fp.clone());
-            }
-        }
-        *c.statuses.entry(h.status.as_str().to_string()).or_default() += 1;
-        if !c.servers.contains(&h.server) {
-            c.servers.push(h.server);
-        }
+        seen.add(&h, si as u32, variant_error);
         *by_status.entry(h.status.as_str().to_string()).or_insert(0) += 1;
         for f in &h.findings {
             match f.severity {
@@ -1061,6 +1204,7 @@ fn group(
             }
         }
     }
+    let clients = seen.finish(analysis, &servers, &mut tallies)?;
     // Servers with problems first, then by address.
     let mut servers: Vec<(ServerReport, ServerTally)> = servers.into_iter().zip(tallies).collect();
     servers.sort_by_key(|(s, _)| {
@@ -1076,7 +1220,7 @@ fn group(
     });
     let headlines = servers
         .iter()
-        .flat_map(|(s, tally)| headlines(s, &tally.clients))
+        .flat_map(|(s, tally)| headlines(s, tally.clients, tally.clients_with_error))
         .collect();
     let servers: Vec<ServerReport> = servers.into_iter().map(|(s, _)| s).collect();
     Ok(Report {
@@ -1103,7 +1247,7 @@ fn group(
         groups: None,
         handshakes,
         servers,
-        clients: clients.into_values().collect(),
+        clients,
     })
 }
 
@@ -1199,9 +1343,10 @@ fn variant_label(i: usize) -> String {
     }
 }
 
-/// One sentence per problem of server `s`: "3 of 7 handshakes with ... got an incomplete
-/// chain". `all` holds the client of every handshake with `s`.
-fn headlines(s: &ServerReport, all: &std::collections::BTreeSet<std::net::IpAddr>) -> Vec<String> {
+/// One sentence per problem of server `s`: "3 of 7 clients received an incomplete chain". `all`
+/// clients had a handshake with `s`; `bad` of them got a chain with an error (a warning such as
+/// a duplicate certificate does not break it).
+fn headlines(s: &ServerReport, all: usize, bad: usize) -> Vec<String> {
     let mut out = Vec::new();
     {
         let name = match &s.sni {
@@ -1209,15 +1354,8 @@ fn headlines(s: &ServerReport, all: &std::collections::BTreeSet<std::net::IpAddr
             None => s.server.to_string(),
         };
         let faulty = |v: &ChainVariant| v.findings.iter().any(|f| f.severity != Severity::Info);
-        let clients_of = |vs: &mut dyn Iterator<Item = &ChainVariant>| {
-            vs.flat_map(|v| v.clients.iter().map(|c| c.client.ip).collect::<Vec<_>>())
-                .collect::<std::collections::BTreeSet<_>>()
-        };
-        // Clients that got a chain with an error (a warning such as a duplicate certificate
-        // does not break it).
         let broken = |v: &ChainVariant| v.findings.iter().any(|f| f.severity == Severity::Error);
-        let bad = clients_of(&mut s.variants.iter().filter(|v| broken(v)));
-        if !bad.is_empty() {
+        if bad > 0 {
             let what = if s
                 .variants
                 .iter()
@@ -1228,10 +1366,8 @@ fn headlines(s: &ServerReport, all: &std::collections::BTreeSet<std::net::IpAddr
                 "a faulty chain"
             };
             out.push(format!(
-                "{} of {} client{} received {what} from {name}.",
-                bad.len(),
-                all.len(),
-                if all.len() == 1 { "" } else { "s" }
+                "{bad} of {all} client{} received {what} from {name}.",
+                if all == 1 { "" } else { "s" }
             ));
         }
         for v in &s.variants {

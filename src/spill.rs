@@ -14,11 +14,9 @@ use std::marker::PhantomData;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// Bytes of records kept in memory before the list moves to a temporary file.
-pub const MEMORY_LIMIT: usize = 8 << 20;
-
-/// Bytes buffered before they are written to the temporary file.
-const WRITE_CHUNK: usize = 1 << 20;
+/// Bytes of records kept in memory before the list moves to a temporary file; then also the
+/// bytes buffered before they are written to it.
+pub const MEMORY_LIMIT: usize = 1 << 20;
 
 /// How records are turned into bytes and back.
 pub trait Codec<T> {
@@ -105,13 +103,12 @@ impl<T, C: Codec<T>> Spill<T, C> {
     fn appended(&mut self, before: usize) -> std::io::Result<()> {
         self.starts.push(self.end);
         self.end += (self.buf.len() - before) as u64;
-        let limit = if self.file.is_some() {
-            WRITE_CHUNK
-        } else {
-            MEMORY_LIMIT
-        };
-        if self.buf.len() >= limit {
+        if self.buf.len() >= MEMORY_LIMIT {
             self.flush()?;
+        } else if self.buf.capacity() < MEMORY_LIMIT {
+            // Grown once to the limit (plus a record), not doubled past it.
+            self.buf
+                .reserve_exact(MEMORY_LIMIT + 64 * 1024 - self.buf.len());
         }
         Ok(())
     }
@@ -187,7 +184,7 @@ mod tests {
         let mut s: Spill<Vec<u64>, Postcard> = Spill::default();
         // Enough records to move to the file and keep a tail in memory.
         let record = |i: u64| (0..(i % 300)).map(|j| i * j).collect::<Vec<u64>>();
-        let n = 60_000;
+        let n = 20_000;
         for i in 0..n {
             s.push(&record(i)).unwrap();
         }

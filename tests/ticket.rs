@@ -140,7 +140,7 @@ fn clients_are_named_by_mac_vendor_dhcp_and_dns() {
             "127.0.1.21"
         ]
     );
-    let phone = &r.clients[0].identity;
+    let phone = &r.clients.get(0).identity;
     assert_eq!(phone.mac.as_deref(), Some("00:04:f2:c3:00:11"));
     assert_eq!(phone.vendor.as_deref(), Some("Polycom"));
     let dhcp = phone.dhcp.as_ref().unwrap();
@@ -151,7 +151,7 @@ fn clients_are_named_by_mac_vendor_dhcp_and_dns() {
     assert_eq!(dhcp.frame, 3);
     assert_eq!(phone.dns_names, ["cx3000-11.contoso.test"]);
 
-    let pc = &r.clients[4].identity;
+    let pc = &r.clients.get(4).identity;
     assert_eq!(pc.mac.as_deref(), Some("00:14:22:0a:d0:21"));
     assert_eq!(pc.vendor.as_deref(), Some("Dell Inc."));
     let dhcp = pc.dhcp.as_ref().unwrap();
@@ -160,7 +160,7 @@ fn clients_are_named_by_mac_vendor_dhcp_and_dns() {
     assert_eq!(dhcp.frame, 13);
 
     // Every client ran the same OpenSSL: one JA3, one JA4.
-    for c in &r.clients {
+    for c in r.clients.iter() {
         assert_eq!(c.ja3, ["70e47b149c152d891341c87d58c2b327"]);
         assert_eq!(c.ja4, ["t12d150700_d68b136fe8d9_e7e480e5a997"]);
     }

@@ -314,7 +314,7 @@ pub fn html(r: &Report) -> String {
             .collect(),
         more_clients: (more_clients > 0).then(|| super::more_clients(more_clients)),
         clients: shown_clients
-            .into_iter()
+            .iter()
             .enumerate()
             .map(|(i, c)| {
                 let mut timeline: Vec<HandshakeView> =

@@ -211,7 +211,7 @@ pub fn text(r: &Report) -> String {
         let _ = writeln!(o, "{}\nCLIENTS", "=".repeat(WIDTH));
         let (shown, more) = clients_to_show(r);
         for c in shown {
-            text_identity(&mut o, r, c);
+            text_identity(&mut o, r, &c);
         }
         if more > 0 {
             wrap(&mut o, "  ", 4, &more_clients(more));
@@ -488,14 +488,19 @@ const MAX_CLIENTS_LISTED: usize = 200;
 
 /// The clients to list: those that got a chain with an error first, then by address; and how
 /// many more there are.
-fn clients_to_show(r: &Report) -> (Vec<&crate::report::ClientReport>, usize) {
-    let mut list: Vec<&crate::report::ClientReport> = r.clients.iter().collect();
-    if list.len() > MAX_CLIENTS_LISTED {
-        list.sort_by_cached_key(|c| (!r.client_got_error(c), c.ip));
+fn clients_to_show(r: &Report) -> (Vec<crate::report::ClientReport>, usize) {
+    let n = r.clients.len();
+    // The list is by address: those with an error first, in order, then the others.
+    let mut picked: Vec<usize> = (0..n).filter(|i| r.clients.got_error(*i)).collect();
+    picked.extend((0..n).filter(|i| !r.clients.got_error(*i)));
+    if n <= MAX_CLIENTS_LISTED {
+        picked.sort_unstable();
     }
-    let more = list.len().saturating_sub(MAX_CLIENTS_LISTED);
-    list.truncate(MAX_CLIENTS_LISTED);
-    (list, more)
+    picked.truncate(MAX_CLIENTS_LISTED);
+    (
+        picked.into_iter().map(|i| r.clients.get(i)).collect(),
+        n.saturating_sub(MAX_CLIENTS_LISTED),
+    )
 }
 
 fn more_clients(n: usize) -> String {
@@ -507,9 +512,10 @@ fn more_clients(n: usize) -> String {
 
 /// Who the client at `ip` is, as far as the capture tells: "CX3000-11 · Polycom · 00:04:f2:..".
 fn who(r: &Report, ip: std::net::IpAddr) -> String {
-    let Some(id) = r.client(ip).map(|c| &c.identity) else {
+    let Some(client) = r.client(ip) else {
         return String::new();
     };
+    let id = &client.identity;
     let mut parts: Vec<&str> = Vec::new();
     if let Some(h) = id.dhcp.as_ref().and_then(|d| d.hostname.as_deref()) {
         parts.push(h);
