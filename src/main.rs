@@ -233,34 +233,29 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         }
     }
     phase("report");
+    let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
+    let colors = match args.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => to_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    };
+    // Text and JSON are written as they are made; Markdown and HTML are made first.
     let out = match args.format {
-        Format::Text => {
-            let text = render::text(&report);
-            let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
-            let colors = match args.color {
-                Color::Always => true,
-                Color::Never => false,
-                Color::Auto => {
-                    to_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                }
-            };
-            if colors {
-                render::colorize(&text)
-            } else {
-                text
-            }
-        }
-        Format::Json | Format::Jsonl => String::new(), // streamed below
+        Format::Text | Format::Json | Format::Jsonl => String::new(),
         Format::Markdown => render::markdown(&report),
         Format::Html => render::html(&report),
     };
-    let json = matches!(args.format, Format::Json | Format::Jsonl);
     let write = |w: &mut dyn Write| -> std::io::Result<()> {
-        if json {
-            render::write_json(&report, w)
-        } else {
-            w.write_all(out.as_bytes())?;
-            w.flush()
+        match args.format {
+            Format::Text => {
+                let mut w = std::io::BufWriter::with_capacity(1 << 16, w);
+                render::write_text(&report, &mut w, colors)
+            }
+            Format::Json | Format::Jsonl => render::write_json(&report, w),
+            Format::Markdown | Format::Html => {
+                w.write_all(out.as_bytes())?;
+                w.flush()
+            }
         }
     };
     phase("printing");

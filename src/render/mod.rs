@@ -134,6 +134,54 @@ fn status_line(s: Status) -> &'static str {
 
 /// The plain-text report.
 pub fn text(r: &Report) -> String {
+    let mut out = Vec::new();
+    // Writing to memory cannot fail.
+    let _ = write_text(r, &mut out, false);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Bytes of text gathered before they go to the output: the report is written as it is made,
+/// not held whole (a capture with half a million handshakes makes 100 MB of text).
+const TEXT_CHUNK: usize = 1 << 16;
+
+/// Text on its way to the output, written out (colored if asked) a chunk of whole lines at a
+/// time.
+struct TextOut<'a> {
+    out: &'a mut dyn std::io::Write,
+    color: bool,
+    error: Option<std::io::Error>,
+}
+
+impl TextOut<'_> {
+    /// Writes `o` out when it has grown past [`TEXT_CHUNK`] (or at the end, `all`).
+    fn drain(&mut self, o: &mut String, all: bool) {
+        if o.is_empty() || (o.len() < TEXT_CHUNK && !all) {
+            return;
+        }
+        if self.error.is_none() {
+            let colored;
+            let bytes = if self.color {
+                colored = colorize(o);
+                colored.as_bytes()
+            } else {
+                o.as_bytes()
+            };
+            if let Err(e) = self.out.write_all(bytes) {
+                self.error = Some(e);
+            }
+        }
+        o.clear();
+    }
+}
+
+/// The plain-text report, written to `out` as it is made; `color` adds terminal colors
+/// ([`colorize`]).
+pub fn write_text(r: &Report, out: &mut dyn std::io::Write, color: bool) -> std::io::Result<()> {
+    let mut sink = TextOut {
+        out,
+        color,
+        error: None,
+    };
     let mut o = String::new();
     let s = &r.summary;
     let head = format!(
@@ -205,7 +253,7 @@ pub fn text(r: &Report) -> String {
         o.push('\n');
     }
     for server in &r.servers {
-        text_server(&mut o, r, server);
+        text_server(&mut o, r, server, &mut sink);
     }
     if !r.clients.is_empty() {
         let _ = writeln!(o, "{}\nCLIENTS", "=".repeat(WIDTH));
@@ -217,7 +265,11 @@ pub fn text(r: &Report) -> String {
             wrap(&mut o, "  ", 4, &more_clients(more));
         }
     }
-    o
+    sink.drain(&mut o, true);
+    match sink.error {
+        Some(e) => Err(e),
+        None => sink.out.flush(),
+    }
 }
 
 /// A client: who it is and what it got.
@@ -381,7 +433,7 @@ fn server_title(s: &ServerReport) -> String {
     }
 }
 
-fn text_server(o: &mut String, r: &Report, s: &ServerReport) {
+fn text_server(o: &mut String, r: &Report, s: &ServerReport, sink: &mut TextOut<'_>) {
     let _ = writeln!(o, "{}", "=".repeat(WIDTH));
     let title = format!(
         "{}: {} handshake{}, {}",
@@ -398,7 +450,7 @@ fn text_server(o: &mut String, r: &Report, s: &ServerReport) {
         text_finding(o, f, 2);
     }
     for v in &s.variants {
-        text_variant(o, r, v);
+        text_variant(o, r, v, sink);
     }
     for (status, ids) in &s.without_chain {
         let _ = writeln!(
@@ -413,6 +465,7 @@ fn text_server(o: &mut String, r: &Report, s: &ServerReport) {
             for n in &h.notes {
                 wrap(o, "        note: ", 14, &clean(n));
             }
+            sink.drain(o, false);
         }
     }
     o.push('\n');
@@ -446,7 +499,7 @@ fn evidence(f: &Finding) -> Option<String> {
     }
 }
 
-fn text_variant(o: &mut String, r: &Report, v: &ChainVariant) {
+fn text_variant(o: &mut String, r: &Report, v: &ChainVariant, sink: &mut TextOut<'_>) {
     let _ = writeln!(o);
     let _ = writeln!(
         o,
@@ -480,6 +533,7 @@ fn text_variant(o: &mut String, r: &Report, v: &ChainVariant) {
     o.push_str("    clients:\n");
     for c in &v.clients {
         text_client(o, r, &Row::from(&c), 6);
+        sink.drain(o, false);
     }
 }
 
