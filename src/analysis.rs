@@ -6,6 +6,7 @@
 //! live handshakes and distinct certificates, not with the capture.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -140,7 +141,16 @@ pub struct Sessions {
     records: Spill<Session, Postcard>,
     /// Record numbers in report order.
     order: Vec<u32>,
+    /// Per record: the server (address, port, SNI) and the chain it sent, as ids
+    /// ([`NO_CHAIN`] when no certificate was seen), so that chain variants can be labelled
+    /// without reading the handshakes back.
+    chains: Vec<(u32, u32)>,
+    server_ids: HashMap<(std::net::SocketAddr, Option<String>), u32>,
+    chain_ids: HashMap<Vec<crate::certs::Sha>, u32>,
 }
+
+/// The chain id of a handshake without a certificate.
+const NO_CHAIN: u32 = u32::MAX;
 
 impl Sessions {
     pub fn len(&self) -> usize {
@@ -159,6 +169,47 @@ impl Sessions {
     /// The handshakes in report order.
     pub fn iter(&self) -> impl Iterator<Item = std::io::Result<Session>> + '_ {
         (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// Adds a finished handshake (its certificates already in the store).
+    fn push(&mut self, session: &Session) -> std::io::Result<()> {
+        let hs = &session.hs;
+        let chain = match hs.certificate.as_ref().filter(|c| !c.shas.is_empty()) {
+            Some(c) => {
+                let next = self.chain_ids.len() as u32;
+                *self.chain_ids.entry(c.shas.clone()).or_insert(next)
+            }
+            None => NO_CHAIN,
+        };
+        let next = self.server_ids.len() as u32;
+        let server = *self
+            .server_ids
+            .entry((hs.server, hs.sni().map(str::to_string)))
+            .or_insert(next);
+        self.chains.push((server, chain));
+        self.records.push(session)
+    }
+
+    /// For each handshake in report order, the index of its chain among the chains its server
+    /// (address, port, SNI) sent, first seen first: its chain variant (0 = "A"); `None`
+    /// without a certificate.
+    pub fn chain_variants(&self) -> Vec<Option<u32>> {
+        let mut variants: HashMap<(u32, u32), u32> = HashMap::new();
+        let mut per_server: HashMap<u32, u32> = HashMap::new();
+        self.order
+            .iter()
+            .map(|&record| {
+                let (server, chain) = self.chains[record as usize];
+                if chain == NO_CHAIN {
+                    return None;
+                }
+                Some(*variants.entry((server, chain)).or_insert_with(|| {
+                    let n = per_server.entry(server).or_default();
+                    *n += 1;
+                    *n - 1
+                }))
+            })
+            .collect()
     }
 }
 
@@ -260,7 +311,7 @@ fn analyze_sources(
             let session = Session { capture: index, hs };
             on_session(&session, &store, &trust);
             order.push((handshake_order(&session.hs), sessions.records.len() as u32));
-            if let Err(e) = sessions.records.push(&session) {
+            if let Err(e) = sessions.push(&session) {
                 spill_error.get_or_insert(e);
             }
         })?;

@@ -812,17 +812,33 @@ pub fn handshake_report(
 /// Builds the report: diagnoses every handshake, groups by server and chain variant. Fails
 /// only when the temporary file that holds the handshakes cannot be written.
 pub fn build(analysis: &Analysis) -> anyhow::Result<Report> {
-    // Two stages on two cores, handing batches over in order: a helper thread reads the
-    // handshakes back, judges their chains and writes their JSON ([`judge`]); this thread
-    // groups them by server and chain and stores them ([`group`]).
-    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<Judged>>>(4);
+    // Two stages: helper threads read the handshakes back, judge their chains and write their
+    // JSON ([`judge`]), taking batches in turn; this thread takes the batches back in the same
+    // turn and groups them by server and chain ([`group`]). The order, and so the report, is
+    // that of one thread.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
+    let variants = analysis.sessions.chain_variants();
+    let batches = analysis.sessions.len().div_ceil(BATCH);
     std::thread::scope(|scope| {
-        scope.spawn(move || judge(analysis, tx));
-        group(analysis, rx.into_iter())
+        let mut inboxes = Vec::new();
+        for worker in 0..workers {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<Judged>>>(2);
+            let variants = &variants;
+            scope.spawn(move || judge(analysis, variants, worker, workers, tx));
+            inboxes.push(rx);
+        }
+        let in_order = (0..batches).map(|b| {
+            inboxes[b % workers].recv().unwrap_or_else(|_| {
+                Err(std::io::Error::other(
+                    "a report thread stopped before its work was done",
+                ))
+            })
+        });
+        group(analysis, in_order)
     })
 }
 
-/// Handshakes handed from the judging thread to the grouping one at a time.
+/// Handshakes handed from a judging thread to the grouping one at a time.
 const BATCH: usize = 64;
 
 /// One handshake's report, with its JSON and, when it has a chain, its line in the chain
@@ -834,63 +850,67 @@ struct Judged {
 }
 
 /// The first stage of [`build`]: every handshake's report, in order, in batches.
-fn judge(analysis: &Analysis, tx: std::sync::mpsc::SyncSender<std::io::Result<Vec<Judged>>>) {
+/// `worker` of `workers` takes batches `worker`, `worker + workers`, ... `variants` holds each
+/// handshake's chain variant ([`crate::analysis::Sessions::chain_variants`]).
+fn judge(
+    analysis: &Analysis,
+    variants: &[Option<u32>],
+    worker: usize,
+    workers: usize,
+    tx: std::sync::mpsc::SyncSender<std::io::Result<Vec<Judged>>>,
+) {
     let mut checker = Checker::new(&analysis.store, &analysis.trust);
     // Each distinct AIA URL list is looked up once, however many handshakes lack its issuer.
     let mut fetches: HashMap<Vec<String>, Vec<crate::identity::HttpGet>> = HashMap::new();
-    // The chains each server (address, port, SNI) sent, first seen first: "A", "B", ...
-    let mut chains: HashMap<(Endpoint, Option<String>), Vec<Vec<String>>> = HashMap::new();
-    let mut batch = Vec::with_capacity(BATCH);
-    for (id, session) in analysis.sessions.iter().enumerate() {
-        let judged = session.and_then(|s| {
-            let mut h = handshake_report(id, &s, &analysis.store, &mut checker);
-            for aia in h.findings.iter_mut().filter_map(|f| f.aia.as_mut()) {
-                aia.aia_fetches = fetches
-                    .entry(aia.ca_issuers.clone())
-                    .or_insert_with(|| analysis.identities.fetches_of(&aia.ca_issuers))
-                    .clone();
-            }
-            let mut client = None;
-            if !h.certificates.is_empty() {
-                let seen = chains.entry((h.server, h.sni.clone())).or_default();
-                let shas: Vec<String> = h.certificates.iter().map(|c| c.sha256.clone()).collect();
-                let vi = seen.iter().position(|c| *c == shas).unwrap_or_else(|| {
-                    seen.push(shas);
-                    seen.len() - 1
-                });
-                h.chain_variant = Some(variant_label(vi));
-                let mut line = Vec::new();
-                <Compact as crate::spill::Codec<VariantClient>>::encode(
-                    &VariantClient {
-                        handshake: h.id,
-                        client: h.client,
-                        transport: h.transport.clone(),
-                        stream: h.stream,
-                        client_hello_frame: h.client_hello_frame,
-                        certificate_frame: h.certificate_frame,
-                        version: h.version.clone(),
-                        reaction: h.client_reaction.clone(),
-                    },
-                    &mut line,
-                )?;
-                client = Some(line);
-            }
-            let mut json = Vec::new();
-            <PrettyAt<2> as crate::spill::Codec<HandshakeReport>>::encode(&h, &mut json)?;
-            Ok(Judged { h, json, client })
-        });
-        match judged {
-            Ok(j) => batch.push(j),
-            Err(e) => {
-                let _ = tx.send(Err(e));
-                return;
-            }
-        }
-        if batch.len() == BATCH && tx.send(Ok(std::mem::take(&mut batch))).is_err() {
+    let n = analysis.sessions.len();
+    for start in (worker * BATCH..n).step_by(workers * BATCH) {
+        let batch = (start..n.min(start + BATCH))
+            .map(|id| judge_one(analysis, id, variants[id], &mut checker, &mut fetches))
+            .collect();
+        if tx.send(batch).is_err() {
             return; // the grouping stage failed and stopped listening
         }
     }
-    let _ = tx.send(Ok(batch));
+}
+
+/// One handshake's report, its JSON and its line in its chain variant's list of clients.
+fn judge_one(
+    analysis: &Analysis,
+    id: usize,
+    variant: Option<u32>,
+    checker: &mut Checker<'_>,
+    fetches: &mut HashMap<Vec<String>, Vec<crate::identity::HttpGet>>,
+) -> std::io::Result<Judged> {
+    let session = analysis.sessions.get(id)?;
+    let mut h = handshake_report(id, &session, &analysis.store, checker);
+    for aia in h.findings.iter_mut().filter_map(|f| f.aia.as_mut()) {
+        aia.aia_fetches = fetches
+            .entry(aia.ca_issuers.clone())
+            .or_insert_with(|| analysis.identities.fetches_of(&aia.ca_issuers))
+            .clone();
+    }
+    let mut client = None;
+    if let Some(vi) = variant {
+        h.chain_variant = Some(variant_label(vi as usize));
+        let mut line = Vec::new();
+        <Compact as crate::spill::Codec<VariantClient>>::encode(
+            &VariantClient {
+                handshake: h.id,
+                client: h.client,
+                transport: h.transport.clone(),
+                stream: h.stream,
+                client_hello_frame: h.client_hello_frame,
+                certificate_frame: h.certificate_frame,
+                version: h.version.clone(),
+                reaction: h.client_reaction.clone(),
+            },
+            &mut line,
+        )?;
+        client = Some(line);
+    }
+    let mut json = Vec::new();
+    <PrettyAt<2> as crate::spill::Codec<HandshakeReport>>::encode(&h, &mut json)?;
+    Ok(Judged { h, json, client })
 }
 
 /// The streams of some handshakes with one server, for a display filter: up to
@@ -957,9 +977,31 @@ impl Streams {
     }
 }
 
+/// Clients named in a headline as having aborted; the server section lists every client.
+const NAMED_ABORTED: usize = 5;
+
+/// "127.0.1.11 (alert unknown_ca, frame 12)", for a client that aborted.
+fn aborted_text(client: std::net::IpAddr, reaction: &Reaction) -> Option<String> {
+    use crate::handshake::ReactionKind as R;
+    let how = match reaction.kind {
+        R::Alert => format!("alert {}", reaction.alert.as_deref().unwrap_or("?")),
+        R::EncryptedAlert => "encrypted alert".into(),
+        R::Reset => "reset".into(),
+        R::Closed => "closed".into(),
+        _ => return None,
+    };
+    Some(format!(
+        "{client} ({how}, frame {})",
+        reaction.frame.unwrap_or(0)
+    ))
+}
+
 /// What a chain variant gathers while its handshakes go by.
 #[derive(Default)]
 struct VariantTally {
+    /// Clients that aborted, and the first [`NAMED_ABORTED`] of them for the headline.
+    aborted: usize,
+    named_aborted: Vec<String>,
     /// Its clients' lines in the shared list.
     lines: Vec<u32>,
     first_certificate_frame: Option<u64>,
@@ -1148,6 +1190,13 @@ fn group(
                     (a, b) => a.or(b),
                 };
                 v.streams.add(&h.transport, h.stream);
+                if h.client_reaction.kind.aborted() {
+                    v.aborted += 1;
+                    if v.named_aborted.len() < NAMED_ABORTED {
+                        v.named_aborted
+                            .extend(aborted_text(h.client.ip, &h.client_reaction));
+                    }
+                }
                 tally.streams.add(&h.transport, h.stream);
             }
             _ => server
@@ -1220,7 +1269,7 @@ fn group(
     });
     let headlines = servers
         .iter()
-        .flat_map(|(s, tally)| headlines(s, tally.clients, tally.clients_with_error))
+        .flat_map(|(s, tally)| headlines(s, tally))
         .collect();
     let servers: Vec<ServerReport> = servers.into_iter().map(|(s, _)| s).collect();
     Ok(Report {
@@ -1346,7 +1395,8 @@ fn variant_label(i: usize) -> String {
 /// One sentence per problem of server `s`: "3 of 7 clients received an incomplete chain". `all`
 /// clients had a handshake with `s`; `bad` of them got a chain with an error (a warning such as
 /// a duplicate certificate does not break it).
-fn headlines(s: &ServerReport, all: usize, bad: usize) -> Vec<String> {
+fn headlines(s: &ServerReport, t: &ServerTally) -> Vec<String> {
+    let (all, bad) = (t.clients, t.clients_with_error);
     let mut out = Vec::new();
     {
         let name = match &s.sni {
@@ -1370,7 +1420,7 @@ fn headlines(s: &ServerReport, all: usize, bad: usize) -> Vec<String> {
                 if all == 1 { "" } else { "s" }
             ));
         }
-        for v in &s.variants {
+        for (v, tally) in s.variants.iter().zip(&t.variants) {
             if !faulty(v) {
                 continue;
             }
@@ -1392,34 +1442,14 @@ fn headlines(s: &ServerReport, all: usize, bad: usize) -> Vec<String> {
             } else {
                 format!("missing {}", missing.join(" and "))
             };
-            let aborted: Vec<String> = v
-                .clients
-                .iter()
-                .filter_map(|c| {
-                    use crate::handshake::ReactionKind as R;
-                    let how = match c.reaction.kind {
-                        R::Alert => format!("alert {}", c.reaction.alert.as_deref().unwrap_or("?")),
-                        R::EncryptedAlert => "encrypted alert".into(),
-                        R::Reset => "reset".into(),
-                        R::Closed => "closed".into(),
-                        _ => return None,
-                    };
-                    Some(format!(
-                        "{} ({how}, frame {})",
-                        c.client.ip,
-                        c.reaction.frame.unwrap_or(0)
-                    ))
-                })
-                .collect();
-            // A headline names a few; the server section lists every client.
-            const NAMED: usize = 5;
-            let outcome = match aborted.len() {
+            let (n, named) = (tally.aborted, &tally.named_aborted);
+            let outcome = match n {
                 0 => "no client aborted".to_string(),
-                n if n <= NAMED => format!("aborted: {}", aborted.join(", ")),
+                n if n <= NAMED_ABORTED => format!("aborted: {}", named.join(", ")),
                 n => format!(
                     "{n} aborted: {} and {} more",
-                    aborted[..NAMED].join(", "),
-                    n - NAMED
+                    named.join(", "),
+                    n - NAMED_ABORTED
                 ),
             };
             out.push(format!(
