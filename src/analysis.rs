@@ -152,6 +152,13 @@ pub struct Sessions {
 /// The chain id of a handshake without a certificate.
 const NO_CHAIN: u32 = u32::MAX;
 
+/// The keys of an id table, by id.
+fn invert<K: Clone>(ids: &HashMap<K, u32>) -> Vec<K> {
+    let mut keys: Vec<(u32, &K)> = ids.iter().map(|(k, id)| (*id, k)).collect();
+    keys.sort_unstable_by_key(|(id, _)| *id);
+    keys.into_iter().map(|(_, k)| k.clone()).collect()
+}
+
 impl Sessions {
     pub fn len(&self) -> usize {
         self.order.len()
@@ -188,6 +195,36 @@ impl Sessions {
             .or_insert(next);
         self.chains.push((server, chain));
         self.records.push(session)
+    }
+
+    /// Appends the handshakes of `other` (of later captures), after this one's.
+    fn absorb(&mut self, other: Sessions) -> std::io::Result<()> {
+        let offset = self.records.len() as u32;
+        let servers = invert(&other.server_ids);
+        let chains = invert(&other.chain_ids);
+        for record in 0..other.records.len() {
+            self.records.push_encoded(&other.records.bytes(record)?)?;
+            let (server, chain) = other.chains[record];
+            let next = self.server_ids.len() as u32;
+            let server = *self
+                .server_ids
+                .entry(servers[server as usize].clone())
+                .or_insert(next);
+            let chain = match chain {
+                NO_CHAIN => NO_CHAIN,
+                c => {
+                    let next = self.chain_ids.len() as u32;
+                    *self
+                        .chain_ids
+                        .entry(chains[c as usize].clone())
+                        .or_insert(next)
+                }
+            };
+            self.chains.push((server, chain));
+        }
+        self.order
+            .extend(other.order.into_iter().map(|record| record + offset));
+        Ok(())
     }
 
     /// For each handshake in report order, the index of its chain among the chains its server
@@ -244,13 +281,72 @@ pub fn analyze_reader(
 }
 
 /// Reads every capture and extracts its handshakes. Captures are analyzed together: a
-/// certificate seen in one helps to name what another server failed to send.
+/// certificate seen in one helps to name what another server failed to send. Several
+/// captures are read in parallel, one per core; the result is the same as reading them one
+/// after another.
 pub fn analyze(paths: &[String], opts: &Options) -> anyhow::Result<Analysis> {
-    analyze_streaming(paths, opts, |_, _, _| {})
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if paths.len() < 2 || workers < 2 {
+        return analyze_streaming(paths, opts, |_, _, _| {});
+    }
+    let trust = trust_store(opts)?;
+    let keylog = base_keylog(opts)?;
+    // Each capture into its own part, by as many threads as cores, taking the next capture
+    // as they finish one.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let parts: Vec<std::sync::Mutex<Option<anyhow::Result<CapturePart>>>> =
+        paths.iter().map(|_| Default::default()).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(paths.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(path) = paths.get(i) else { return };
+                    let mut part = CapturePart::default();
+                    let read = read_one(
+                        i,
+                        path,
+                        None,
+                        &keylog,
+                        opts,
+                        &mut part,
+                        &trust,
+                        &mut |_, _, _| {},
+                    );
+                    let done = read.map(|(result, ids)| {
+                        part.captures.push(result);
+                        part.identities = ids;
+                        part
+                    });
+                    if let Ok(mut slot) = parts[i].lock() {
+                        *slot = Some(done);
+                    }
+                }
+            });
+        }
+    });
+    // Merged in capture order: what reading them one after another would have built.
+    let mut all = CapturePart::default();
+    for (part, path) in parts.into_iter().zip(paths) {
+        let part = part
+            .into_inner()
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Err(anyhow::anyhow!("{path}: the thread reading it stopped")))?;
+        all.absorb(part)?;
+    }
+    Ok(Analysis {
+        captures: all.captures,
+        sessions: all.sessions,
+        store: all.store,
+        trust,
+        identities: all.identities,
+        filtered_out: all.filtered_out,
+    })
 }
 
-/// As [`analyze`], and calls `on_session` for every handshake as soon as it is decided (with the
-/// certificates known at that moment), for reports that stream.
+/// As [`analyze`], one capture after another, and calls `on_session` for every handshake as
+/// soon as it is decided (with the certificates known at that moment), for reports that stream.
 pub fn analyze_streaming(
     paths: &[String],
     opts: &Options,
@@ -260,79 +356,138 @@ pub fn analyze_streaming(
     analyze_sources(sources, opts, on_session)
 }
 
-/// The captures, each a file path or (with a reader) a named byte source, analyzed together.
+/// The key logs given with `--keylog`.
+fn base_keylog(opts: &Options) -> anyhow::Result<KeyLog> {
+    let mut keylog = KeyLog::default();
+    for p in &opts.keylog {
+        keylog.add_file(p)?;
+    }
+    Ok(keylog)
+}
+
+/// What reading some captures built: the handshakes, the certificates, the hosts.
+#[derive(Default)]
+struct CapturePart {
+    captures: Vec<CaptureResult>,
+    store: CertStore,
+    sessions: Sessions,
+    identities: Identities,
+    filtered_out: usize,
+}
+
+impl CapturePart {
+    /// Appends `other`, the part of the captures that come after this one's.
+    fn absorb(&mut self, other: CapturePart) -> std::io::Result<()> {
+        self.captures.extend(other.captures);
+        self.store.absorb(other.store);
+        self.sessions.absorb(other.sessions)?;
+        self.identities.merge(other.identities);
+        self.filtered_out += other.filtered_out;
+        Ok(())
+    }
+}
+
+/// The captures, each a file path or (with a reader) a named byte source, analyzed together,
+/// one after another.
 fn analyze_sources(
     sources: Vec<(&str, Option<Box<dyn Read + Send>>)>,
     opts: &Options,
     mut on_session: impl FnMut(&Session, &CertStore, &TrustStore),
 ) -> anyhow::Result<Analysis> {
     let trust = trust_store(opts)?;
-    let keylog = Rc::new(RefCell::new(KeyLog::default()));
-    for p in &opts.keylog {
-        keylog.borrow_mut().add_file(p)?;
-    }
-    let mut store = CertStore::default();
-    let mut captures = Vec::new();
-    let mut sessions = Sessions::default();
-    let mut identities = Identities::default();
-    let mut filtered_out = 0;
+    let keylog = base_keylog(opts)?;
+    let mut all = CapturePart::default();
     for (index, (path, input)) in sources.into_iter().enumerate() {
-        // Report order of this capture's handshakes: (sort key, record number).
-        let mut order: Vec<((u64, u64), u32)> = Vec::new();
-        let mut spill_error = None;
-        // Certificates leave each handshake as soon as it is finished: memory holds each
-        // distinct certificate once, not one copy per handshake.
-        let input = match (&opts.progress, input) {
-            (Some(progress), input) => {
-                let (inner, size) = match input {
-                    Some(i) => (i, None),
-                    None => {
-                        let size = std::fs::metadata(path).ok().map(|m| m.len());
-                        (crate::capture::open(path)?, size)
-                    }
-                };
-                Some(Box::new(ProgressReader {
-                    inner,
-                    progress: progress.clone(),
-                    path: path.to_string(),
-                    size,
-                    read: 0,
-                    told: 0,
-                }) as Box<dyn Read + Send>)
-            }
-            (None, input) => input,
-        };
-        let (result, ids) = analyze_input(path, input, &keylog, opts.limits, &mut |mut hs| {
-            intern(&mut store, index, &mut hs);
-            if !opts.filter.matches(hs.client, hs.server, hs.sni()) {
-                filtered_out += 1;
-                return;
-            }
-            let session = Session { capture: index, hs };
-            on_session(&session, &store, &trust);
-            order.push((handshake_order(&session.hs), sessions.records.len() as u32));
-            if let Err(e) = sessions.push(&session) {
-                spill_error.get_or_insert(e);
-            }
-        })?;
-        if let Some(e) = spill_error {
-            return Err(e.into());
-        }
-        order.sort_unstable();
-        sessions
-            .order
-            .extend(order.into_iter().map(|(_, record)| record));
-        captures.push(result);
-        identities.merge(ids);
+        let (result, ids) = read_one(
+            index,
+            path,
+            input,
+            &keylog,
+            opts,
+            &mut all,
+            &trust,
+            &mut on_session,
+        )?;
+        all.captures.push(result);
+        all.identities.merge(ids);
     }
     Ok(Analysis {
-        captures,
-        sessions,
-        store,
+        captures: all.captures,
+        sessions: all.sessions,
+        store: all.store,
         trust,
-        identities,
-        filtered_out,
+        identities: all.identities,
+        filtered_out: all.filtered_out,
     })
+}
+
+/// Reads capture `index` into `part`: its certificates into the store, the handshakes the
+/// filter keeps into the sessions. TLS 1.3 is decrypted with the `--keylog` secrets and the
+/// capture's own Decryption Secrets Blocks.
+#[allow(clippy::too_many_arguments)]
+fn read_one(
+    index: usize,
+    path: &str,
+    input: Option<Box<dyn Read + Send>>,
+    keylog: &KeyLog,
+    opts: &Options,
+    part: &mut CapturePart,
+    trust: &TrustStore,
+    on_session: &mut dyn FnMut(&Session, &CertStore, &TrustStore),
+) -> anyhow::Result<(CaptureResult, Identities)> {
+    let keylog = Rc::new(RefCell::new(keylog.clone()));
+    // Report order of this capture's handshakes: (sort key, record number).
+    let mut order: Vec<((u64, u64), u32)> = Vec::new();
+    let mut spill_error = None;
+    let input = match (&opts.progress, input) {
+        (Some(progress), input) => {
+            let (inner, size) = match input {
+                Some(i) => (i, None),
+                None => {
+                    let size = std::fs::metadata(path).ok().map(|m| m.len());
+                    (crate::capture::open(path)?, size)
+                }
+            };
+            Some(Box::new(ProgressReader {
+                inner,
+                progress: progress.clone(),
+                path: path.to_string(),
+                size,
+                read: 0,
+                told: 0,
+            }) as Box<dyn Read + Send>)
+        }
+        (None, input) => input,
+    };
+    let CapturePart {
+        store,
+        sessions,
+        filtered_out,
+        ..
+    } = part;
+    let (result, ids) = analyze_input(path, input, &keylog, opts.limits, &mut |mut hs| {
+        // Certificates leave each handshake as soon as it is finished: memory holds each
+        // distinct certificate once, not one copy per handshake.
+        intern(store, index, &mut hs);
+        if !opts.filter.matches(hs.client, hs.server, hs.sni()) {
+            *filtered_out += 1;
+            return;
+        }
+        let session = Session { capture: index, hs };
+        on_session(&session, store, trust);
+        order.push((handshake_order(&session.hs), sessions.records.len() as u32));
+        if let Err(e) = sessions.push(&session) {
+            spill_error.get_or_insert(e);
+        }
+    })?;
+    if let Some(e) = spill_error {
+        return Err(e.into());
+    }
+    order.sort_unstable();
+    sessions
+        .order
+        .extend(order.into_iter().map(|(_, record)| record));
+    Ok((result, ids))
 }
 
 /// Moves a handshake's certificates into the store, leaving their hashes.

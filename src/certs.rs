@@ -322,6 +322,35 @@ impl CertStore {
         self.certs.get(sha)
     }
 
+    /// Adds the certificates of `other` (from later captures) as if they had been added here
+    /// after this store's own: new ones after the known, sightings after the known ones.
+    pub fn absorb(&mut self, mut other: CertStore) {
+        for sha in other.order {
+            let Some(theirs) = other.certs.remove(&sha) else {
+                continue;
+            };
+            match self.certs.get_mut(&sha) {
+                Some(mine) => {
+                    for s in theirs.sightings {
+                        if mine.sightings.len() < MAX_SIGHTINGS && !mine.sightings.contains(&s) {
+                            mine.sightings.push(s);
+                        }
+                    }
+                }
+                None => {
+                    if let Ok(m) = &theirs.meta {
+                        self.by_subject
+                            .entry(m.subject_raw.clone())
+                            .or_default()
+                            .push(sha);
+                    }
+                    self.order.push(sha);
+                    self.certs.insert(sha, theirs);
+                }
+            }
+        }
+    }
+
     pub fn meta(&self, sha: &Sha) -> Option<&CertMeta> {
         self.certs.get(sha).and_then(|c| c.meta.as_ref().ok())
     }

@@ -24,7 +24,7 @@ pub struct Secrets {
 }
 
 /// Every secret read from key logs.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct KeyLog {
     by_random: HashMap<[u8; 32], Secrets>,
 }

@@ -323,3 +323,29 @@ fn the_json_report_is_the_report_serialized_in_one_go() {
         );
     }
 }
+
+/// Several captures are read in parallel, one per core; the report must be the one that
+/// reading them one after another gives (certificates seen in one capture still name what a
+/// server left out in another).
+#[test]
+fn captures_read_in_parallel_give_the_report_read_one_by_one() {
+    let paths: Vec<String> = [
+        "captures/lync-vip-before.pcapng",
+        "captures/lync-vip-fixed.pcap",
+        "captures/tls13-gnutls.pcapng",
+        "captures/lync-vip-phones.pcap",
+        "captures/tls13-openssl-dsb.pcapng",
+    ]
+    .iter()
+    .map(|p| repo_path(p))
+    .collect();
+    let opts = with_root();
+    let parallel = chainsniff::analysis::analyze(&paths, &opts).unwrap();
+    let one_by_one = chainsniff::analysis::analyze_streaming(&paths, &opts, |_, _, _| {}).unwrap();
+    assert_eq!(parallel.sessions.len(), one_by_one.sessions.len());
+    assert!(parallel.sessions.len() > 20);
+    let json = |a: &chainsniff::analysis::Analysis| {
+        chainsniff::render::json(&chainsniff::build(a).unwrap())
+    };
+    assert_eq!(json(&parallel), json(&one_by_one));
+}
