@@ -459,14 +459,13 @@ fn text_server(o: &mut String, r: &Report, s: &ServerReport, sink: &mut TextOut<
             ids.len(),
             plural(ids.len())
         );
-        for id in ids {
-            let h = &r.handshakes.get(*id);
-            text_client(o, r, &Row::from(h), 4);
+        lines_in_parallel(o, sink, ids.len(), |i, lines| {
+            let h = &r.handshakes.get(ids[i]);
+            text_client(lines, r, &Row::from(h), 4);
             for n in &h.notes {
-                wrap(o, "        note: ", 14, &clean(n));
+                wrap(lines, "        note: ", 14, &clean(n));
             }
-            sink.drain(o, false);
-        }
+        });
     }
     o.push('\n');
 }
@@ -531,9 +530,55 @@ fn text_variant(o: &mut String, r: &Report, v: &ChainVariant, sink: &mut TextOut
         }
     }
     o.push_str("    clients:\n");
-    for c in &v.clients {
-        text_client(o, r, &Row::from(&c), 6);
-        sink.drain(o, false);
+    lines_in_parallel(o, sink, v.clients.len(), |i, lines| {
+        text_client(lines, r, &Row::from(&v.clients.get(i)), 6)
+    });
+}
+
+/// Writes `line(0)` ... `line(n - 1)` in order; each reads its handshake back from the
+/// report's spill, so they are made by as many threads as cores, a run of them each.
+fn lines_in_parallel(
+    o: &mut String,
+    sink: &mut TextOut<'_>,
+    n: usize,
+    line: impl Fn(usize, &mut String) + Sync,
+) {
+    const RUN: usize = 512;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
+    let line = &line;
+    let mut start = 0;
+    while start < n {
+        let runs: Vec<(usize, usize)> = (0..workers)
+            .map(|k| start + k * RUN)
+            .take_while(|&from| from < n)
+            .map(|from| (from, n.min(from + RUN)))
+            .collect();
+        start = runs.last().map_or(n, |&(_, to)| to);
+        let lines = |(from, to): (usize, usize)| {
+            let mut lines = String::new();
+            for i in from..to {
+                line(i, &mut lines);
+            }
+            lines
+        };
+        let texts: Vec<String> = if runs.len() == 1 {
+            runs.into_iter().map(lines).collect()
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = runs
+                    .into_iter()
+                    .map(|run| scope.spawn(move || lines(run)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            })
+        };
+        for t in texts {
+            o.push_str(&t);
+            sink.drain(o, false);
+        }
     }
 }
 
