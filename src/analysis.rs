@@ -487,6 +487,10 @@ fn read_one(
     sessions
         .order
         .extend(order.into_iter().map(|(_, record)| record));
+    // One capture is done: what stays per handshake keeps only the room it uses.
+    sessions.order.shrink_to_fit();
+    sessions.chains.shrink_to_fit();
+    sessions.records.shrink_to_fit();
     Ok((result, ids))
 }
 

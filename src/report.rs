@@ -1027,15 +1027,18 @@ struct ClientSeen {
     handshake: u32,
     /// Index of the server in [`group`]'s list.
     server: u32,
-    /// Indices in [`ClientsSeen::fingerprints`].
-    ja3: Option<u32>,
-    ja4: Option<u32>,
+    /// Indices in [`ClientsSeen::fingerprints`] ([`NO_FINGERPRINT`] without a ClientHello;
+    /// not an `Option`, which would take twice the room).
+    ja3: u32,
+    ja4: u32,
     status: Status,
     /// The handshake has an error finding.
     error: bool,
     /// The chain variant it got has an error finding (the headline's "N of M clients").
     variant_error: bool,
 }
+
+const NO_FINGERPRINT: u32 = u32::MAX;
 
 #[derive(Default)]
 struct ClientsSeen {
@@ -1045,15 +1048,17 @@ struct ClientsSeen {
 }
 
 impl ClientsSeen {
-    fn fingerprint(&mut self, f: &Option<String>) -> Option<u32> {
-        let f = f.as_ref()?;
+    fn fingerprint(&mut self, f: &Option<String>) -> u32 {
+        let Some(f) = f.as_ref() else {
+            return NO_FINGERPRINT;
+        };
         if let Some(id) = self.fingerprint_ids.get(f) {
-            return Some(*id);
+            return *id;
         }
         let id = self.fingerprints.len() as u32;
         self.fingerprints.push(f.clone());
         self.fingerprint_ids.insert(f.clone(), id);
-        Some(id)
+        id
     }
 
     fn add(&mut self, h: &HandshakeReport, server: u32, variant_error: bool) {
@@ -1079,7 +1084,12 @@ impl ClientsSeen {
         tallies: &mut [ServerTally],
     ) -> std::io::Result<ClientList> {
         self.seen.sort_unstable_by_key(|c| (c.ip, c.handshake));
-        let mut out = ClientList::default();
+        let clients = self.seen.chunk_by(|a, b| a.ip == b.ip).count();
+        let mut out = ClientList {
+            records: Spill::with_capacity(clients),
+            ips: Vec::with_capacity(clients),
+            got_error: Vec::with_capacity(clients),
+        };
         // Per server of this client: whether a chain it got from it had an error.
         let mut per_server: HashMap<u32, bool> = HashMap::new();
         for one in self.seen.chunk_by(|a, b| a.ip == b.ip) {
@@ -1096,7 +1106,7 @@ impl ClientsSeen {
             for h in one {
                 c.handshakes.push(h.handshake as usize);
                 for (mine, fp) in [(&mut c.ja3, h.ja3), (&mut c.ja4, h.ja4)] {
-                    if let Some(fp) = fp.map(|i| &self.fingerprints[i as usize])
+                    if let Some(fp) = self.fingerprints.get(fp as usize)
                         && !mine.contains(fp)
                     {
                         mine.push(fp.clone());
@@ -1129,9 +1139,17 @@ fn group(
     let mut server_index: HashMap<(Endpoint, Option<String>), usize> = HashMap::new();
     let mut servers: Vec<ServerReport> = Vec::new();
     let mut tallies: Vec<ServerTally> = Vec::new();
-    let mut lines: Spill<VariantClient, Compact> = Spill::default();
-    let mut handshakes = HandshakeList::default();
-    let mut seen = ClientsSeen::default();
+    // What stays in memory per handshake is reserved once, not grown by doubling.
+    let n = analysis.sessions.len();
+    let mut lines: Spill<VariantClient, Compact> = Spill::with_capacity(n);
+    let mut handshakes = HandshakeList {
+        records: Spill::with_capacity(n),
+        worst: Vec::with_capacity(n),
+    };
+    let mut seen = ClientsSeen {
+        seen: Vec::with_capacity(n),
+        ..Default::default()
+    };
     let mut by_status = BTreeMap::new();
     let (mut errors, mut warnings) = (0, 0);
     let mut failed = None;

@@ -77,6 +77,19 @@ impl<T, C> std::fmt::Debug for Spill<T, C> {
 }
 
 impl<T, C: Codec<T>> Spill<T, C> {
+    /// A list that will hold about `records` records.
+    pub fn with_capacity(records: usize) -> Self {
+        Spill {
+            starts: Vec::with_capacity(records),
+            ..Spill::default()
+        }
+    }
+
+    /// Gives back the room reserved for records that did not come.
+    pub fn shrink_to_fit(&mut self) {
+        self.starts.shrink_to_fit();
+    }
+
     pub fn len(&self) -> usize {
         self.starts.len()
     }
