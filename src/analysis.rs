@@ -335,14 +335,7 @@ pub fn analyze(paths: &[String], opts: &Options) -> anyhow::Result<Analysis> {
             .unwrap_or_else(|| Err(anyhow::anyhow!("{path}: the thread reading it stopped")))?;
         all.absorb(part)?;
     }
-    Ok(Analysis {
-        captures: all.captures,
-        sessions: all.sessions,
-        store: all.store,
-        trust,
-        identities: all.identities,
-        filtered_out: all.filtered_out,
-    })
+    Ok(all.into_analysis(trust))
 }
 
 /// As [`analyze`], one capture after another, and calls `on_session` for every handshake as
@@ -376,6 +369,17 @@ struct CapturePart {
 }
 
 impl CapturePart {
+    fn into_analysis(self, trust: TrustStore) -> Analysis {
+        Analysis {
+            captures: self.captures,
+            sessions: self.sessions,
+            store: self.store,
+            trust,
+            identities: self.identities,
+            filtered_out: self.filtered_out,
+        }
+    }
+
     /// Appends `other`, the part of the captures that come after this one's.
     fn absorb(&mut self, other: CapturePart) -> std::io::Result<()> {
         self.captures.extend(other.captures);
@@ -411,14 +415,7 @@ fn analyze_sources(
         all.captures.push(result);
         all.identities.merge(ids);
     }
-    Ok(Analysis {
-        captures: all.captures,
-        sessions: all.sessions,
-        store: all.store,
-        trust,
-        identities: all.identities,
-        filtered_out: all.filtered_out,
-    })
+    Ok(all.into_analysis(trust))
 }
 
 /// Reads capture `index` into `part`: its certificates into the store, the handshakes the

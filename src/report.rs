@@ -160,12 +160,7 @@ fn serialize_clients<S: serde::Serializer>(
     list: &(Arc<Spill<VariantClient, Compact>>, Vec<u32>),
     ser: S,
 ) -> Result<S::Ok, S::Error> {
-    use serde::ser::{Error, SerializeSeq};
-    let mut seq = ser.serialize_seq(Some(list.1.len()))?;
-    for &i in &list.1 {
-        seq.serialize_element(&list.0.get(i as usize).map_err(S::Error::custom)?)?;
-    }
-    seq.end()
+    ser.collect_seq(list.1.iter().map(|&i| list.0.read(i as usize)))
 }
 
 impl VariantClients {
@@ -179,7 +174,7 @@ impl VariantClients {
 
     /// The `i`-th client, in handshake order.
     pub fn get(&self, i: usize) -> VariantClient {
-        read_back(self.list.0.get(self.list.1[i] as usize))
+        self.list.0.read(self.list.1[i] as usize)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = VariantClient> + '_ {
@@ -203,28 +198,16 @@ impl<'a> IntoIterator for &'a VariantClients {
     }
 }
 
-/// A record read back from a [`Spill`]. chainsniff wrote it moments ago, in this process, to
-/// memory or an unnamed temporary file; failing to read it back means the disk failed under
-/// us, and there is no report to salvage.
-fn read_back<T>(r: std::io::Result<T>) -> T {
-    match r {
-        Ok(v) => v,
-        Err(e) => panic!("chainsniff: reading back its own temporary file failed: {e}"),
-    }
-}
-
-/// Every client, by address, kept in a [`Spill`], with whether each got a chain with an error.
-#[derive(Default)]
+/// Every client, by address, kept in a [`Spill`] (which serializes as the list), with
+/// whether each got a chain with an error.
+#[derive(Debug, Default, Serialize)]
+#[serde(transparent)]
 pub struct ClientList {
     records: Spill<ClientReport, Compact>,
+    #[serde(skip)]
     ips: Vec<std::net::IpAddr>,
+    #[serde(skip)]
     got_error: Vec<bool>,
-}
-
-impl std::fmt::Debug for ClientList {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
 }
 
 impl ClientList {
@@ -238,11 +221,11 @@ impl ClientList {
 
     /// The `i`-th client (by address).
     pub fn get(&self, i: usize) -> ClientReport {
-        read_back(self.records.get(i))
+        self.records.read(i)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = ClientReport> + '_ {
-        (0..self.len()).map(|i| self.get(i))
+        self.records.iter()
     }
 
     /// Where the client at `ip` is in the list.
@@ -262,30 +245,15 @@ impl ClientList {
     }
 }
 
-impl Serialize for ClientList {
-    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{Error, SerializeSeq};
-        let mut seq = ser.serialize_seq(Some(self.len()))?;
-        for i in 0..self.len() {
-            seq.serialize_element(&self.records.get(i).map_err(S::Error::custom)?)?;
-        }
-        seq.end()
-    }
-}
-
 /// Every handshake's report, in order, kept in a [`Spill`] as the JSON that the report prints
 /// (so that `--format json` copies it out), with the worst severity of each handshake's
 /// findings at hand.
-#[derive(Default)]
+#[derive(Debug, Default, Serialize)]
+#[serde(transparent)]
 pub struct HandshakeList {
     records: Spill<HandshakeReport, PrettyAt<2>>,
+    #[serde(skip)]
     worst: Vec<Option<Severity>>,
-}
-
-impl std::fmt::Debug for HandshakeList {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
 }
 
 impl HandshakeList {
@@ -299,11 +267,11 @@ impl HandshakeList {
 
     /// The handshake with this id.
     pub fn get(&self, id: usize) -> HandshakeReport {
-        read_back(self.records.get(id))
+        self.records.read(id)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = HandshakeReport> + '_ {
-        (0..self.len()).map(|i| self.get(i))
+        self.records.iter()
     }
 
     /// Whether handshake `id` has a finding of severity error.
@@ -321,17 +289,6 @@ impl HandshakeList {
     fn push_encoded(&mut self, json: &[u8], worst: Option<Severity>) -> std::io::Result<()> {
         self.worst.push(worst);
         self.records.push_encoded(json)
-    }
-}
-
-impl Serialize for HandshakeList {
-    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{Error, SerializeSeq};
-        let mut seq = ser.serialize_seq(Some(self.len()))?;
-        for id in 0..self.len() {
-            seq.serialize_element(&self.records.get(id).map_err(S::Error::custom)?)?;
-        }
-        seq.end()
     }
 }
 

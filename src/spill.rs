@@ -66,13 +66,22 @@ impl<T, C> Default for Spill<T, C> {
     }
 }
 
-impl<T, C> std::fmt::Debug for Spill<T, C> {
+/// The records, decoded.
+impl<T: std::fmt::Debug, C: Codec<T>> std::fmt::Debug for Spill<T, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Spill")
-            .field("records", &self.starts.len())
-            .field("bytes", &self.end)
-            .field("on_disk", &self.file.is_some())
-            .finish()
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// A sequence of the records, decoded.
+impl<T: Serialize, C: Codec<T>> Serialize for Spill<T, C> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let mut seq = ser.serialize_seq(Some(self.len()))?;
+        for i in 0..self.len() {
+            seq.serialize_element(&self.get(i).map_err(S::Error::custom)?)?;
+        }
+        seq.end()
     }
 }
 
@@ -166,6 +175,26 @@ impl<T, C: Codec<T>> Spill<T, C> {
     /// Record `i`, decoded.
     pub fn get(&self, i: usize) -> std::io::Result<T> {
         C::decode(&self.bytes(i)?)
+    }
+
+    /// Record `i`, decoded; see [`read_back`].
+    pub fn read(&self, i: usize) -> T {
+        read_back(self.get(i))
+    }
+
+    /// The records in order, decoded; see [`read_back`].
+    pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
+        (0..self.len()).map(|i| self.read(i))
+    }
+}
+
+/// A record read back from a spill. chainsniff wrote it moments ago, in this process, to
+/// memory or an unnamed temporary file; failing to read it back means the disk failed under
+/// us, and there is no report to salvage.
+pub fn read_back<T>(r: std::io::Result<T>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("chainsniff: reading back its own temporary file failed: {e}"),
     }
 }
 
