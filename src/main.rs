@@ -155,7 +155,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
     let progress = if args.quiet || !std::io::stderr().is_terminal() {
         None
     } else {
-        Some(progress_bar())
+        Some(progress_bar(&args.captures))
     };
     let opts = Options {
         filter,
@@ -286,46 +286,60 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
 }
 
 /// A progress bar on standard error, shown once reading has taken a second.
-fn progress_bar() -> chainsniff::analysis::Progress {
+fn progress_bar(captures: &[String]) -> chainsniff::analysis::Progress {
     let start = Instant::now();
-    let bar: Mutex<Option<(String, indicatif::ProgressBar)>> = Mutex::new(None);
-    chainsniff::analysis::Progress(Arc::new(move |path: &str, read: u64, size: Option<u64>| {
-        let Ok(mut bar) = bar.lock() else { return };
-        if bar.as_ref().is_some_and(|(p, _)| p != path)
-            && let Some((_, b)) = bar.take()
-        {
-            b.finish_and_clear();
-        }
-        if bar.is_none() && start.elapsed() >= Duration::from_secs(1) {
-            let b = match size {
-                Some(len) => indicatif::ProgressBar::new(len).with_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{msg} {wide_bar} {binary_bytes}/{binary_total_bytes} {prefix}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                ),
-                None => indicatif::ProgressBar::new_spinner().with_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{msg} {spinner} {binary_bytes} {prefix}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-                ),
-            };
-            b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-            b.set_message(path.to_string());
-            *bar = Some((path.to_string(), b));
-        }
-        if let Some((_, b)) = bar.as_ref() {
-            // The average rate since the start (indicatif's own would count the bytes read
-            // before the bar appeared as read in an instant).
-            let secs = start.elapsed().as_secs_f64().max(0.001);
-            b.set_prefix(format!("{:.0} MB/s", read as f64 / secs / 1e6));
-            b.set_position(read);
-            if size.is_some_and(|s| read >= s) {
-                b.finish_and_clear();
+    // One bar for all the captures (several are read at once): bytes read of all of them.
+    let distinct: std::collections::BTreeSet<&String> = captures.iter().collect();
+    let total: Option<u64> = distinct
+        .iter()
+        .map(|p| std::fs::metadata(p).ok().map(|m| m.len()))
+        .sum();
+    let label = match captures {
+        [one] => one.clone(),
+        many => format!("{} captures", many.len()),
+    };
+    type State = (
+        std::collections::HashMap<String, u64>,
+        Option<indicatif::ProgressBar>,
+    );
+    let state: Mutex<State> = Mutex::new(Default::default());
+    chainsniff::analysis::Progress(Arc::new(
+        move |path: &str, read: u64, _size: Option<u64>| {
+            let Ok(mut state) = state.lock() else { return };
+            let (reads, bar) = &mut *state;
+            reads.insert(path.to_string(), read);
+            let done: u64 = reads.values().sum();
+            if bar.is_none() && start.elapsed() >= Duration::from_secs(1) {
+                let b = match total {
+                    Some(len) => indicatif::ProgressBar::new(len).with_style(
+                        indicatif::ProgressStyle::with_template(
+                            "{msg} {wide_bar} {binary_bytes}/{binary_total_bytes} {prefix}",
+                        )
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                    ),
+                    None => indicatif::ProgressBar::new_spinner().with_style(
+                        indicatif::ProgressStyle::with_template(
+                            "{msg} {spinner} {binary_bytes} {prefix}",
+                        )
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                    ),
+                };
+                b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                b.set_message(label.clone());
+                *bar = Some(b);
             }
-        }
-    }))
+            if let Some(b) = bar.as_ref() {
+                // The average rate since the start (indicatif's own would count the bytes read
+                // before the bar appeared as read in an instant).
+                let secs = start.elapsed().as_secs_f64().max(0.001);
+                b.set_prefix(format!("{:.0} MB/s", done as f64 / secs / 1e6));
+                b.set_position(done);
+                if total.is_some_and(|t| done >= t) {
+                    b.finish_and_clear();
+                }
+            }
+        },
+    ))
 }
 
 fn exit_status(report: &chainsniff::Report, fail_on: Option<FailOn>) -> ExitCode {

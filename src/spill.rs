@@ -143,7 +143,7 @@ impl<T, C: Codec<T>> Spill<T, C> {
                 std::io::Error::new(
                     e.kind(),
                     format!(
-                        "cannot create a temporary file in {} for the handshakes: {e}",
+                        "cannot create a temporary file in {} for the handshakes: {e} (set TMPDIR to a writable directory)",
                         std::env::temp_dir().display()
                     ),
                 )
