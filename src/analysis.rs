@@ -21,7 +21,7 @@ use crate::handshake::{EventKind, Handshake, TlsConn};
 use crate::identity::Identities;
 use crate::keylog::KeyLog;
 use crate::reassembly::{At, ConnInfo, FlowLimits, Reassembler};
-use crate::spill::{Postcard, Spill};
+use crate::spill::{Chunked, Postcard, Spill};
 use crate::udp::UdpFlows;
 
 /// Most per-frame decode warnings listed per capture (the rest are counted).
@@ -140,11 +140,14 @@ pub struct Session {
 pub struct Sessions {
     records: Spill<Session, Postcard>,
     /// Record numbers in report order.
-    order: Vec<u32>,
+    order: Chunked<u32>,
     /// Per record: the server (address, port, SNI) and the chain it sent, as ids
     /// ([`NO_CHAIN`] when no certificate was seen), so that chain variants can be labelled
-    /// without reading the handshakes back.
-    chains: Vec<(u32, u32)>,
+    /// without reading the handshakes back. Emptied by [`Sessions::seal`].
+    chains: Chunked<(u32, u32)>,
+    /// Per handshake in report order: its chain variant ([`NO_CHAIN`] without one), set by
+    /// [`Sessions::seal`].
+    variants: Vec<u32>,
     server_ids: HashMap<(std::net::SocketAddr, Option<String>), u32>,
     chain_ids: HashMap<Vec<crate::certs::Sha>, u32>,
 }
@@ -170,7 +173,7 @@ impl Sessions {
 
     /// The `i`-th handshake in report order.
     pub fn get(&self, i: usize) -> std::io::Result<Session> {
-        self.records.get(self.order[i] as usize)
+        self.records.get(self.order.get(i) as usize)
     }
 
     /// The handshakes in report order.
@@ -204,7 +207,7 @@ impl Sessions {
         let chains = invert(&other.chain_ids);
         for record in 0..other.records.len() {
             self.records.push_encoded(&other.records.bytes(record)?)?;
-            let (server, chain) = other.chains[record];
+            let (server, chain) = other.chains.get(record);
             let next = self.server_ids.len() as u32;
             let server = *self
                 .server_ids
@@ -222,31 +225,39 @@ impl Sessions {
             };
             self.chains.push((server, chain));
         }
-        self.order
-            .extend(other.order.into_iter().map(|record| record + offset));
+        for record in other.order.iter() {
+            self.order.push(record + offset);
+        }
         Ok(())
     }
 
-    /// For each handshake in report order, the index of its chain among the chains its server
-    /// (address, port, SNI) sent, first seen first: its chain variant (0 = "A"); `None`
-    /// without a certificate.
-    pub fn chain_variants(&self) -> Vec<Option<u32>> {
+    /// The `i`-th handshake's chain variant: the index of its chain among the chains its
+    /// server (address, port, SNI) sent, first seen first (0 = "A"); `None` without a
+    /// certificate.
+    pub fn chain_variant(&self, i: usize) -> Option<u32> {
+        self.variants.get(i).copied().filter(|v| *v != NO_CHAIN)
+    }
+
+    /// Every capture is in: labels the chain variants in report order and lets go of the ids
+    /// that were kept for it.
+    fn seal(&mut self) {
         let mut variants: HashMap<(u32, u32), u32> = HashMap::new();
         let mut per_server: HashMap<u32, u32> = HashMap::new();
-        self.order
+        self.variants = self
+            .order
             .iter()
-            .map(|&record| {
-                let (server, chain) = self.chains[record as usize];
-                if chain == NO_CHAIN {
-                    return None;
-                }
-                Some(*variants.entry((server, chain)).or_insert_with(|| {
+            .map(|record| match self.chains.get(record as usize) {
+                (_, NO_CHAIN) => NO_CHAIN,
+                (server, chain) => *variants.entry((server, chain)).or_insert_with(|| {
                     let n = per_server.entry(server).or_default();
                     *n += 1;
                     *n - 1
-                }))
+                }),
             })
-            .collect()
+            .collect();
+        self.chains = Chunked::default();
+        self.server_ids = HashMap::new();
+        self.chain_ids = HashMap::new();
     }
 }
 
@@ -369,7 +380,8 @@ struct CapturePart {
 }
 
 impl CapturePart {
-    fn into_analysis(self, trust: TrustStore) -> Analysis {
+    fn into_analysis(mut self, trust: TrustStore) -> Analysis {
+        self.sessions.seal();
         Analysis {
             captures: self.captures,
             sessions: self.sessions,
@@ -434,7 +446,9 @@ fn read_one(
 ) -> anyhow::Result<(CaptureResult, Identities)> {
     let keylog = Rc::new(RefCell::new(keylog.clone()));
     // Report order of this capture's handshakes: (sort key, record number).
-    let mut order: Vec<((u64, u64), u32)> = Vec::new();
+    // The frame each handshake is ordered by, in record order from `first`.
+    let first = part.sessions.records.len();
+    let mut frames: Chunked<u64> = Chunked::default();
     let mut spill_error = None;
     let input = match (&opts.progress, input) {
         (Some(progress), input) => {
@@ -472,7 +486,7 @@ fn read_one(
         }
         let session = Session { capture: index, hs };
         on_session(&session, store, trust);
-        order.push((handshake_order(&session.hs), sessions.records.len() as u32));
+        frames.push(handshake_order(&session.hs));
         if let Err(e) = sessions.push(&session) {
             spill_error.get_or_insert(e);
         }
@@ -480,14 +494,12 @@ fn read_one(
     if let Some(e) = spill_error {
         return Err(e.into());
     }
-    order.sort_unstable();
-    sessions
-        .order
-        .extend(order.into_iter().map(|(_, record)| record));
-    // One capture is done: what stays per handshake keeps only the room it uses.
-    sessions.order.shrink_to_fit();
-    sessions.chains.shrink_to_fit();
-    sessions.records.shrink_to_fit();
+    let mut records: Vec<u32> = (first as u32..(first + frames.len()) as u32).collect();
+    records.sort_unstable_by_key(|&r| (frames.get(r as usize - first), r));
+    drop(frames);
+    for r in records {
+        sessions.order.push(r);
+    }
     Ok((result, ids))
 }
 
@@ -528,16 +540,15 @@ pub fn analyze_capture(path: &str) -> Result<(CaptureResult, Vec<Handshake>), Ca
     Ok((result, handshakes))
 }
 
-/// Report order: by the frame of the ClientHello (else ServerHello, else first packet).
-fn handshake_order(h: &Handshake) -> (u64, u64) {
-    (
-        h.client_hellos
-            .first()
-            .map(|c| c.at.frame)
-            .or_else(|| h.server_hellos.first().map(|s| s.at.frame))
-            .unwrap_or(h.first_at.frame),
-        h.stream,
-    )
+/// Report order: by the frame of the ClientHello (else ServerHello, else first packet). A frame
+/// carries one connection's packet, so handshakes of different connections never tie; the
+/// handshakes of one connection keep the order they were decided in.
+fn handshake_order(h: &Handshake) -> u64 {
+    h.client_hellos
+        .first()
+        .map(|c| c.at.frame)
+        .or_else(|| h.server_hellos.first().map(|s| s.at.frame))
+        .unwrap_or(h.first_at.frame)
 }
 
 /// Reads one capture through the pipeline, decrypting TLS 1.3 handshakes with `keylog` (to

@@ -295,6 +295,11 @@ impl Identities {
 
     /// Merges the tables of a later capture into these.
     pub fn merge(&mut self, other: Identities) {
+        if self.is_empty() {
+            // The first capture's tables are taken as they are, not copied entry by entry.
+            *self = other;
+            return;
+        }
         for (ip, mac) in other.mac_of_ip {
             if !self.mac_of_ip.contains_key(&ip) && self.mac_of_ip.len() < MAX_HOSTS {
                 self.mac_of_ip.insert(ip, mac);
@@ -313,6 +318,15 @@ impl Identities {
         }
         let room = MAX_HTTP.saturating_sub(self.http.len());
         self.http.extend(other.http.into_iter().take(room));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.mac_of_ip.is_empty()
+            && self.addresses_of_mac.is_empty()
+            && self.dhcp_of_mac.is_empty()
+            && self.mac_of_lease.is_empty()
+            && self.names.is_empty()
+            && self.http.is_empty()
     }
 
     /// What is known about `ip`.

@@ -774,14 +774,12 @@ pub fn build(analysis: &Analysis) -> anyhow::Result<Report> {
     // turn and groups them by server and chain ([`group`]). The order, and so the report, is
     // that of one thread.
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
-    let variants = analysis.sessions.chain_variants();
     let batches = analysis.sessions.len().div_ceil(BATCH);
     std::thread::scope(|scope| {
         let mut inboxes = Vec::new();
         for worker in 0..workers {
             let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<Judged>>>(2);
-            let variants = &variants;
-            scope.spawn(move || judge(analysis, variants, worker, workers, tx));
+            scope.spawn(move || judge(analysis, worker, workers, tx));
             inboxes.push(rx);
         }
         let in_order = (0..batches).map(|b| {
@@ -807,11 +805,9 @@ struct Judged {
 }
 
 /// The first stage of [`build`]: every handshake's report, in order, in batches.
-/// `worker` of `workers` takes batches `worker`, `worker + workers`, ... `variants` holds each
-/// handshake's chain variant ([`crate::analysis::Sessions::chain_variants`]).
+/// `worker` of `workers` takes batches `worker`, `worker + workers`, ...
 fn judge(
     analysis: &Analysis,
-    variants: &[Option<u32>],
     worker: usize,
     workers: usize,
     tx: std::sync::mpsc::SyncSender<std::io::Result<Vec<Judged>>>,
@@ -822,7 +818,10 @@ fn judge(
     let n = analysis.sessions.len();
     for start in (worker * BATCH..n).step_by(workers * BATCH) {
         let batch = (start..n.min(start + BATCH))
-            .map(|id| judge_one(analysis, id, variants[id], &mut checker, &mut fetches))
+            .map(|id| {
+                let variant = analysis.sessions.chain_variant(id);
+                judge_one(analysis, id, variant, &mut checker, &mut fetches)
+            })
             .collect();
         if tx.send(batch).is_err() {
             return; // the grouping stage failed and stopped listening
@@ -979,6 +978,7 @@ struct ServerTally {
 
 /// One handshake as the clients' section needs it: kept compact, one per handshake, until
 /// the handshakes are sorted by client and each client's report is written out.
+#[derive(Clone, Copy)]
 struct ClientSeen {
     ip: std::net::IpAddr,
     handshake: u32,
@@ -1040,16 +1040,34 @@ impl ClientsSeen {
         servers: &[ServerReport],
         tallies: &mut [ServerTally],
     ) -> std::io::Result<ClientList> {
-        self.seen.sort_unstable_by_key(|c| (c.ip, c.handshake));
+        // Last client first, so that each client's lines can be taken off the end and their
+        // room given back while the client list grows: the two are never both whole.
+        self.seen
+            .sort_unstable_by_key(|c| std::cmp::Reverse((c.ip, c.handshake)));
         let clients = self.seen.chunk_by(|a, b| a.ip == b.ip).count();
         let mut out = ClientList {
-            records: Spill::with_capacity(clients),
+            records: Spill::default(),
             ips: Vec::with_capacity(clients),
             got_error: Vec::with_capacity(clients),
         };
         // Per server of this client: whether a chain it got from it had an error.
         let mut per_server: HashMap<u32, bool> = HashMap::new();
-        for one in self.seen.chunk_by(|a, b| a.ip == b.ip) {
+        let mut one: Vec<ClientSeen> = Vec::new();
+        let mut given_back = self.seen.len();
+        while let Some(last) = self.seen.last() {
+            let ip = last.ip;
+            let from = self
+                .seen
+                .iter()
+                .rposition(|c| c.ip != ip)
+                .map_or(0, |i| i + 1);
+            one.clear();
+            one.extend(self.seen.drain(from..).rev());
+            if given_back - self.seen.len() >= 1 << 16 {
+                self.seen.shrink_to_fit();
+                given_back = self.seen.len();
+            }
+            let one = &one;
             let mut c = ClientReport {
                 ip: one[0].ip,
                 identity: analysis.identities.of(one[0].ip),
@@ -1060,7 +1078,7 @@ impl ClientsSeen {
                 servers: Vec::new(),
             };
             per_server.clear();
-            for h in one {
+            for h in one.iter() {
                 c.handshakes.push(h.handshake as usize);
                 for (mine, fp) in [(&mut c.ja3, h.ja3), (&mut c.ja4, h.ja4)] {
                     if let Some(fp) = self.fingerprints.get(fp as usize)
@@ -1098,9 +1116,9 @@ fn group(
     let mut tallies: Vec<ServerTally> = Vec::new();
     // What stays in memory per handshake is reserved once, not grown by doubling.
     let n = analysis.sessions.len();
-    let mut lines: Spill<VariantClient, Compact> = Spill::with_capacity(n);
+    let mut lines: Spill<VariantClient, Compact> = Spill::default();
     let mut handshakes = HandshakeList {
-        records: Spill::with_capacity(n),
+        records: Spill::default(),
         worst: Vec::with_capacity(n),
     };
     let mut seen = ClientsSeen {

@@ -18,6 +18,55 @@ use serde::de::DeserializeOwned;
 /// bytes buffered before they are written to it.
 pub const MEMORY_LIMIT: usize = 1 << 20;
 
+/// Entries kept per record (offsets, ids) in 8192-entry chunks: a list that is never
+/// reallocated, so it never holds two copies of itself while it grows (a `Vec` doubling from
+/// half a million offsets would need 12 MB at once), and leaves at most one chunk unused.
+#[derive(Debug)]
+pub struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+const CHUNK: usize = 8192;
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T: Copy> Chunked<T> {
+    pub fn push(&mut self, value: T) {
+        if self.len.is_multiple_of(CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        if let Some(last) = self.chunks.last_mut() {
+            last.push(value);
+        }
+        self.len += 1;
+    }
+
+    /// Entry `i`; panics past the end, as slice indexing does.
+    pub fn get(&self, i: usize) -> T {
+        self.chunks[i / CHUNK][i % CHUNK]
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
+        self.chunks.iter().flatten().copied()
+    }
+}
+
 /// How records are turned into bytes and back.
 pub trait Codec<T> {
     fn encode(value: &T, out: &mut Vec<u8>) -> std::io::Result<()>;
@@ -48,7 +97,7 @@ pub struct Spill<T, C> {
     /// Bytes in the file; `buf` holds what comes after.
     written: u64,
     /// Where each record starts; a record ends where the next starts (or at `end`).
-    starts: Vec<u64>,
+    starts: Chunked<u64>,
     end: u64,
     _t: PhantomData<fn(T) -> C>,
 }
@@ -59,7 +108,7 @@ impl<T, C> Default for Spill<T, C> {
             buf: Vec::new(),
             file: None,
             written: 0,
-            starts: Vec::new(),
+            starts: Chunked::default(),
             end: 0,
             _t: PhantomData,
         }
@@ -86,19 +135,6 @@ impl<T: Serialize, C: Codec<T>> Serialize for Spill<T, C> {
 }
 
 impl<T, C: Codec<T>> Spill<T, C> {
-    /// A list that will hold about `records` records.
-    pub fn with_capacity(records: usize) -> Self {
-        Spill {
-            starts: Vec::with_capacity(records),
-            ..Spill::default()
-        }
-    }
-
-    /// Gives back the room reserved for records that did not come.
-    pub fn shrink_to_fit(&mut self) {
-        self.starts.shrink_to_fit();
-    }
-
     pub fn len(&self) -> usize {
         self.starts.len()
     }
@@ -157,8 +193,12 @@ impl<T, C: Codec<T>> Spill<T, C> {
 
     /// The encoded bytes of record `i`.
     pub fn bytes(&self, i: usize) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
-        let start = self.starts[i];
-        let end = self.starts.get(i + 1).copied().unwrap_or(self.end);
+        let start = self.starts.get(i);
+        let end = if i + 1 < self.starts.len() {
+            self.starts.get(i + 1)
+        } else {
+            self.end
+        };
         if start >= self.written {
             let at = (start - self.written) as usize;
             return Ok(self.buf[at..at + (end - start) as usize].into());

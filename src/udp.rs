@@ -182,10 +182,17 @@ impl UdpFlows {
 
     /// Ends every conversation (end of capture) and returns all handshakes.
     pub fn finish(mut self) -> (Vec<Handshake>, FlowEvictions) {
-        let mut live: Vec<Conv> = self.convs.drain().map(|(_, c)| c).collect();
-        live.sort_by_key(|c| c.info.stream);
-        for c in live {
-            if let Some(h) = finish(c.state, End::CaptureEnded) {
+        // In stream order, taken out of the table one at a time.
+        let mut live: Vec<(u64, _)> = self
+            .convs
+            .iter()
+            .map(|(k, c)| (c.info.stream, *k))
+            .collect();
+        live.sort_unstable_by_key(|(stream, _)| *stream);
+        for (_, key) in live {
+            if let Some(c) = self.convs.remove(&key)
+                && let Some(h) = finish(c.state, End::CaptureEnded)
+            {
                 self.finished.push(h);
             }
         }
