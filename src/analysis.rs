@@ -134,8 +134,8 @@ pub struct Session {
 }
 
 /// Every finished handshake, in report order (by capture, then by the frame of the
-/// ClientHello). They wait in a [`Spill`] for the end of the analysis: memory holds 12 bytes
-/// per handshake, not the handshake.
+/// ClientHello). They wait in a [`Spill`] for the end of the analysis: memory holds a few ids
+/// and offsets per handshake, not the handshake.
 #[derive(Debug, Default)]
 pub struct Sessions {
     records: Spill<Session, Postcard>,
@@ -174,11 +174,6 @@ impl Sessions {
     /// The `i`-th handshake in report order.
     pub fn get(&self, i: usize) -> std::io::Result<Session> {
         self.records.get(self.order.get(i) as usize)
-    }
-
-    /// The handshakes in report order.
-    pub fn iter(&self) -> impl Iterator<Item = std::io::Result<Session>> + '_ {
-        (0..self.len()).map(|i| self.get(i))
     }
 
     /// Adds a finished handshake (its certificates already in the store).
@@ -302,49 +297,42 @@ pub fn analyze(paths: &[String], opts: &Options) -> anyhow::Result<Analysis> {
     }
     let trust = trust_store(opts)?;
     let keylog = base_keylog(opts)?;
-    // Each capture into its own part, by as many threads as cores, taking the next capture
-    // as they finish one.
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let parts: Vec<std::sync::Mutex<Option<anyhow::Result<CapturePart>>>> =
-        paths.iter().map(|_| Default::default()).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..workers.min(paths.len()) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(path) = paths.get(i) else { return };
-                    let mut part = CapturePart::default();
-                    let read = read_one(
-                        i,
-                        path,
-                        None,
-                        &keylog,
-                        opts,
-                        &mut part,
-                        &trust,
-                        &mut |_, _, _| {},
-                    );
-                    let done = read.map(|(result, ids)| {
-                        part.captures.push(result);
-                        part.identities = ids;
-                        part
-                    });
-                    if let Ok(mut slot) = parts[i].lock() {
-                        *slot = Some(done);
-                    }
-                }
-            });
-        }
-    });
-    // Merged in capture order: what reading them one after another would have built.
+    // A round of as many captures as cores at a time, each into its own part on its own
+    // thread, merged in capture order before the next round: at most one part per core waits
+    // (each holds a temporary file and buffers), however many files there are.
     let mut all = CapturePart::default();
-    for (part, path) in parts.into_iter().zip(paths) {
-        let part = part
-            .into_inner()
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| Err(anyhow::anyhow!("{path}: the thread reading it stopped")))?;
-        all.absorb(part)?;
+    for (round, chunk) in paths.chunks(workers).enumerate() {
+        let parts: Vec<anyhow::Result<CapturePart>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .enumerate()
+                .map(|(k, path)| {
+                    let (keylog, trust) = (&keylog, &trust);
+                    scope.spawn(move || {
+                        let mut part = CapturePart::default();
+                        let index = round * workers + k;
+                        read_one(
+                            index,
+                            path,
+                            None,
+                            keylog,
+                            opts,
+                            &mut part,
+                            trust,
+                            &mut |_, _, _| {},
+                        )
+                        .map(|()| part)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        for part in parts {
+            all.absorb(part?)?;
+        }
     }
     Ok(all.into_analysis(trust))
 }
@@ -414,7 +402,7 @@ fn analyze_sources(
     let keylog = base_keylog(opts)?;
     let mut all = CapturePart::default();
     for (index, (path, input)) in sources.into_iter().enumerate() {
-        let (result, ids) = read_one(
+        read_one(
             index,
             path,
             input,
@@ -424,14 +412,12 @@ fn analyze_sources(
             &trust,
             &mut on_session,
         )?;
-        all.captures.push(result);
-        all.identities.merge(ids);
     }
     Ok(all.into_analysis(trust))
 }
 
-/// Reads capture `index` into `part`: its certificates into the store, the handshakes the
-/// filter keeps into the sessions. TLS 1.3 is decrypted with the `--keylog` secrets and the
+/// Reads capture `index` into `part`: its result, its certificates into the store, the
+/// handshakes the filter keeps into the sessions, its hosts. TLS 1.3 is decrypted with the `--keylog` secrets and the
 /// capture's own Decryption Secrets Blocks.
 #[allow(clippy::too_many_arguments)]
 fn read_one(
@@ -443,9 +429,8 @@ fn read_one(
     part: &mut CapturePart,
     trust: &TrustStore,
     on_session: &mut dyn FnMut(&Session, &CertStore, &TrustStore),
-) -> anyhow::Result<(CaptureResult, Identities)> {
+) -> anyhow::Result<()> {
     let keylog = Rc::new(RefCell::new(keylog.clone()));
-    // Report order of this capture's handshakes: (sort key, record number).
     // The frame each handshake is ordered by, in record order from `first`.
     let first = part.sessions.records.len();
     let mut frames: Chunked<u64> = Chunked::default();
@@ -500,7 +485,9 @@ fn read_one(
     for r in records {
         sessions.order.push(r);
     }
-    Ok((result, ids))
+    part.captures.push(result);
+    part.identities.merge(ids);
+    Ok(())
 }
 
 /// Moves a handshake's certificates into the store, leaving their hashes.

@@ -1391,75 +1391,73 @@ fn variant_label(i: usize) -> String {
 fn headlines(s: &ServerReport, t: &ServerTally) -> Vec<String> {
     let (all, bad) = (t.clients, t.clients_with_error);
     let mut out = Vec::new();
-    {
-        let name = match &s.sni {
-            Some(sni) => format!("{sni} ({})", s.server),
-            None => s.server.to_string(),
+    let name = match &s.sni {
+        Some(sni) => format!("{sni} ({})", s.server),
+        None => s.server.to_string(),
+    };
+    let faulty = |v: &ChainVariant| v.findings.iter().any(|f| f.severity != Severity::Info);
+    let broken = |v: &ChainVariant| v.findings.iter().any(|f| f.severity == Severity::Error);
+    if bad > 0 {
+        let what = if s
+            .variants
+            .iter()
+            .any(|v| broken(v) && v.status == Status::Incomplete)
+        {
+            "an incomplete chain"
+        } else {
+            "a faulty chain"
         };
-        let faulty = |v: &ChainVariant| v.findings.iter().any(|f| f.severity != Severity::Info);
-        let broken = |v: &ChainVariant| v.findings.iter().any(|f| f.severity == Severity::Error);
-        if bad > 0 {
-            let what = if s
-                .variants
-                .iter()
-                .any(|v| broken(v) && v.status == Status::Incomplete)
-            {
-                "an incomplete chain"
-            } else {
-                "a faulty chain"
-            };
-            out.push(format!(
-                "{bad} of {all} client{} received {what} from {name}.",
-                if all == 1 { "" } else { "s" }
-            ));
+        out.push(format!(
+            "{bad} of {all} client{} received {what} from {name}.",
+            if all == 1 { "" } else { "s" }
+        ));
+    }
+    for (v, tally) in s.variants.iter().zip(&t.variants) {
+        if !faulty(v) {
+            continue;
         }
-        for (v, tally) in s.variants.iter().zip(&t.variants) {
-            if !faulty(v) {
-                continue;
-            }
-            let mut kinds: Vec<&str> = v
-                .findings
-                .iter()
-                .filter(|f| f.severity != Severity::Info)
-                .map(|f| f.kind.as_str())
-                .collect();
-            kinds.dedup();
-            let missing: Vec<&str> = v
-                .path
-                .iter()
-                .filter(|l| matches!(l.source, crate::chain::LinkSource::Capture { .. }))
-                .map(|l| l.subject.as_str())
-                .collect();
-            let what = if missing.is_empty() {
-                kinds.join(", ")
-            } else {
-                format!("missing {}", missing.join(" and "))
-            };
-            let (n, named) = (tally.aborted, &tally.named_aborted);
-            let outcome = match n {
-                0 => "no client aborted".to_string(),
-                n if n <= NAMED_ABORTED => format!("aborted: {}", named.join(", ")),
-                n => format!(
-                    "{n} aborted: {} and {} more",
-                    named.join(", "),
-                    n - NAMED_ABORTED
-                ),
-            };
-            out.push(format!(
-                "{} of {} handshakes with {name} got chain {}: {} ({}); {outcome}.",
-                v.clients.len(),
-                s.handshakes,
-                v.id,
-                v.status.as_str(),
-                what,
-            ));
-        }
-        if s.variants.len() > 1 {
-            out.push(format!(
-                "{name} sends {} different chains to different clients (inconsistent_chains).",
-                s.variants.len()
-            ));
-        }
+        let mut kinds: Vec<&str> = v
+            .findings
+            .iter()
+            .filter(|f| f.severity != Severity::Info)
+            .map(|f| f.kind.as_str())
+            .collect();
+        kinds.dedup();
+        let missing: Vec<&str> = v
+            .path
+            .iter()
+            .filter(|l| matches!(l.source, crate::chain::LinkSource::Capture { .. }))
+            .map(|l| l.subject.as_str())
+            .collect();
+        let what = if missing.is_empty() {
+            kinds.join(", ")
+        } else {
+            format!("missing {}", missing.join(" and "))
+        };
+        let (n, named) = (tally.aborted, &tally.named_aborted);
+        let outcome = match n {
+            0 => "no client aborted".to_string(),
+            n if n <= NAMED_ABORTED => format!("aborted: {}", named.join(", ")),
+            n => format!(
+                "{n} aborted: {} and {} more",
+                named.join(", "),
+                n - NAMED_ABORTED
+            ),
+        };
+        out.push(format!(
+            "{} of {} handshakes with {name} got chain {}: {} ({}); {outcome}.",
+            v.clients.len(),
+            s.handshakes,
+            v.id,
+            v.status.as_str(),
+            what,
+        ));
+    }
+    if s.variants.len() > 1 {
+        out.push(format!(
+            "{name} sends {} different chains to different clients (inconsistent_chains).",
+            s.variants.len()
+        ));
     }
     out
 }

@@ -589,13 +589,17 @@ const MAX_CLIENTS_LISTED: usize = 200;
 /// many more there are.
 fn clients_to_show(r: &Report) -> (Vec<crate::report::ClientReport>, usize) {
     let n = r.clients.len();
-    // The list is by address: those with an error first, in order, then the others.
-    let mut picked: Vec<usize> = (0..n).filter(|i| r.clients.got_error(*i)).collect();
-    picked.extend((0..n).filter(|i| !r.clients.got_error(*i)));
-    if n <= MAX_CLIENTS_LISTED {
-        picked.sort_unstable();
-    }
-    picked.truncate(MAX_CLIENTS_LISTED);
+    // The list is by address: all of it when it fits, else those with an error first.
+    let picked: Vec<usize> = if n <= MAX_CLIENTS_LISTED {
+        (0..n).collect()
+    } else {
+        let got_error = |i: &usize| r.clients.got_error(*i);
+        (0..n)
+            .filter(got_error)
+            .chain((0..n).filter(|i| !got_error(i)))
+            .take(MAX_CLIENTS_LISTED)
+            .collect()
+    };
     (
         picked.into_iter().map(|i| r.clients.get(i)).collect(),
         n.saturating_sub(MAX_CLIENTS_LISTED),
