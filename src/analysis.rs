@@ -14,7 +14,7 @@ use std::rc::Rc;
 use serde::Serialize;
 
 use crate::capture::{CaptureError, CaptureSummary, Frame, read_capture, read_from};
-use crate::certs::{CertStore, Sighting, TrustStore};
+use crate::pki::{CertStore, Sighting, TrustStore};
 use crate::decode::{Decoded, decode, transport};
 use crate::defrag::Defragmenter;
 use crate::handshake::{EventKind, Handshake, TlsConn};
@@ -149,7 +149,7 @@ pub struct Sessions {
     /// [`Sessions::seal`].
     variants: Vec<u32>,
     server_ids: HashMap<(std::net::SocketAddr, Option<String>), u32>,
-    chain_ids: HashMap<Vec<crate::certs::Sha>, u32>,
+    chain_ids: HashMap<Vec<crate::pki::Sha>, u32>,
 }
 
 /// The chain id of a handshake without a certificate.

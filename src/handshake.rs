@@ -74,7 +74,7 @@ pub struct CertificateMsg {
     /// The DER certificates, until the pipeline moves them into the certificate store.
     pub certs: Vec<Vec<u8>>,
     /// SHA-256 of each certificate, in the order sent (filled by the pipeline).
-    pub shas: Vec<crate::certs::Sha>,
+    pub shas: Vec<crate::pki::Sha>,
     /// TLS 1.3: the extension types sent with each certificate (5 = OCSP, 18 = SCT).
     pub extensions: Vec<Vec<u16>>,
 }

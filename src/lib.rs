@@ -5,15 +5,13 @@
 //! was complete, and how the client reacted. The pipeline, one module per stage:
 //!
 //! frames ([`capture`]) → segments ([`decode`]) → stream bytes ([`reassembly`]) →
-//! TLS events ([`tls`]) → handshakes ([`handshake`]) → chain diagnoses ([`chain`], [`certs`]) →
+//! TLS events ([`tls`]) → handshakes ([`handshake`]) → chain diagnoses ([`pki`]) →
 //! report ([`report`], printed by [`render`]). [`analysis`] drives the stages.
 
 #![forbid(unsafe_code)]
 
 pub mod analysis;
 pub mod capture;
-pub mod certs;
-pub mod chain;
 pub mod decode;
 pub mod defrag;
 pub mod export;
@@ -23,6 +21,7 @@ pub mod handshake;
 pub mod identity;
 pub mod json;
 pub mod keylog;
+pub mod pki;
 pub mod reassembly;
 pub mod render;
 pub mod report;
@@ -58,7 +57,7 @@ pub fn run_streaming(
 ) -> anyhow::Result<Report> {
     let mut n = 0;
     let analysis = analysis::analyze_streaming(paths, opts, |session, store, trust| {
-        let mut checker = chain::Checker::new(store, trust);
+        let mut checker = pki::Checker::new(store, trust);
         emit(&report::handshake_report(n, session, store, &mut checker));
         n += 1;
     })?;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use clap::builder::RangedU64ValueParser;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use chainsniff::chain::Severity;
+use chainsniff::pki::Severity;
 use chainsniff::{Limits, Options, render};
 
 #[derive(Parser)]

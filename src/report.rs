@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::{Analysis, CaptureResult};
 use std::sync::Arc;
 
-use crate::certs::{CertSummary, Sha};
-use crate::chain::{
+use crate::pki::{CertSummary, Sha};
+use crate::pki::{
     Checker, Finding, FindingKind, PathLink, Severity, Status, inconsistent_message,
 };
 use crate::handshake::{Decryption, Reaction, version_name};
@@ -527,7 +527,7 @@ fn cipher_name(id: u16) -> String {
 pub fn handshake_report(
     id: usize,
     s: &crate::analysis::Session,
-    store: &crate::certs::CertStore,
+    store: &crate::pki::CertStore,
     checker: &mut Checker<'_>,
 ) -> HandshakeReport {
     let summary_of = |sha: &Sha| {
@@ -892,7 +892,8 @@ impl Streams {
         }
     }
 
-    /// `tcp.stream == 3`, or `tcp.stream in {0 1 5}` (with `||` between transports when both
+    /// `tcp.stream == 3`, or `tcp.stream in {0,1,5}` (Wireshark 4 separates set elements with
+    /// commas; with `||` between transports when both
     /// occur). For more than [`MAX_FILTER_STREAMS`] handshakes, every Certificate message from
     /// the server.
     fn filter(&self, server: Endpoint) -> String {
@@ -924,7 +925,7 @@ impl Streams {
                             .iter()
                             .map(u64::to_string)
                             .collect::<Vec<_>>()
-                            .join(" ")
+                            .join(",")
                     ),
                 }
             })
@@ -1312,7 +1313,7 @@ fn certificate_index(
         if out.contains_key(&link.sha256) {
             continue;
         }
-        let meta = crate::certs::sha_from_hex(&link.sha256)
+        let meta = crate::pki::sha_from_hex(&link.sha256)
             .and_then(|sha| analysis.trust.store.meta(&sha));
         if let Some(m) = meta {
             out.insert(link.sha256.clone(), m.summary.clone());
@@ -1426,7 +1427,7 @@ fn headlines(s: &ServerReport, t: &ServerTally) -> Vec<String> {
         let missing: Vec<&str> = v
             .path
             .iter()
-            .filter(|l| matches!(l.source, crate::chain::LinkSource::Capture { .. }))
+            .filter(|l| matches!(l.source, crate::pki::LinkSource::Capture { .. }))
             .map(|l| l.subject.as_str())
             .collect();
         let what = if missing.is_empty() {

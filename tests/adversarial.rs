@@ -7,7 +7,7 @@ use std::process::Command;
 
 use chainsniff::analysis::Limits;
 use chainsniff::capture::Timestamp;
-use chainsniff::chain::{FindingKind, Status};
+use chainsniff::pki::{FindingKind, Status};
 use chainsniff::decode::{TcpFlags, TcpSegment};
 use chainsniff::handshake::TlsConn;
 use chainsniff::reassembly::{At, FlowLimits, Reassembler};

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use chainsniff::chain::Status;
+use chainsniff::pki::Status;
 
 mod common;
 use common::{chainsniff, repo_path as repo, tmp};

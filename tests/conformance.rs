@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chainsniff::analysis::analyze_capture;
-use chainsniff::certs::sha256;
+use chainsniff::pki::sha256;
 use serde_json::Value;
 
 /// Captures whose TCP handshakes chainsniff does not (yet) report as tshark does, and why.

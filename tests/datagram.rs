@@ -5,7 +5,7 @@
 mod common;
 use common::{pki_sha, repo, repo_path};
 
-use chainsniff::chain::{FindingKind, Status};
+use chainsniff::pki::{FindingKind, Status};
 use chainsniff::handshake::{Protocol, ReactionKind};
 use chainsniff::{Options, Report};
 

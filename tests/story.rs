@@ -4,7 +4,7 @@
 mod common;
 use common::{pki_sha, repo, repo_path};
 
-use chainsniff::chain::{FindingKind, LinkSource, Status};
+use chainsniff::pki::{FindingKind, LinkSource, Status};
 use chainsniff::handshake::ReactionKind;
 use chainsniff::report::HandshakeReport;
 use chainsniff::{Options, Report};

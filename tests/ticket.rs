@@ -18,7 +18,7 @@ fn pem_blocks(path: &Path) -> Vec<Vec<u8>> {
 }
 
 fn sha(der: &[u8]) -> String {
-    hex::encode(chainsniff::certs::sha256(der))
+    hex::encode(chainsniff::pki::sha256(der))
 }
 
 /// `openssl verify` of a bundle's first certificate with the rest as untrusted intermediates.
@@ -183,7 +183,7 @@ fn findings_name_their_frame_filter_fix_and_the_aia_fetch() {
     assert_eq!(inconsistent.frame, Some(53));
     assert_eq!(
         inconsistent.filter.as_deref(),
-        Some("tcp.stream in {1 2 3 4 6}")
+        Some("tcp.stream in {1,2,3,4,6}")
     );
 
     let a = &vip.variants[0];
@@ -191,7 +191,7 @@ fn findings_name_their_frame_filter_fix_and_the_aia_fetch() {
     let missing = &a.findings[0];
     assert_eq!(missing.kind.as_str(), "missing_intermediate");
     assert_eq!(missing.frame, Some(35));
-    assert_eq!(missing.filter.as_deref(), Some("tcp.stream in {1 2 4 6}"));
+    assert_eq!(missing.filter.as_deref(), Some("tcp.stream in {1,2,4,6}"));
     assert!(missing.fix.contains("chain group"));
     assert_eq!(
         missing.aia.as_ref().unwrap().ca_issuers,
@@ -224,7 +224,7 @@ const STORY: &[&str] = &[
     "MS-UC-Client",
     "WS-ADMIN01",
     "unknown_ca",
-    "tcp.stream in {1 2 4 6}",
+    "tcp.stream in {1,2,4,6}",
     "http://pki.contoso.test/issuing-ca.crt",
     "127.0.1.21 fetched it in frame 25",
     "chain group",

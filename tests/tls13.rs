@@ -6,7 +6,7 @@
 mod common;
 use common::{pki_sha, repo, repo_path};
 
-use chainsniff::chain::{FindingKind, Status};
+use chainsniff::pki::{FindingKind, Status};
 use chainsniff::handshake::ReactionKind;
 use chainsniff::report::HandshakeReport;
 use chainsniff::{Options, Report};

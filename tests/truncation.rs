@@ -8,7 +8,7 @@ use common::repo;
 use std::path::Path;
 
 use chainsniff::Options;
-use chainsniff::chain::Status;
+use chainsniff::pki::Status;
 use chainsniff::report::Report;
 
 /// Offsets where a frame (pcap record, pcapng block) ends, and where the first frame starts.
@@ -181,6 +181,6 @@ fn every_bundled_capture_cut_anywhere_reports_what_came_before() {
     );
 }
 
-fn shas(c: &[std::sync::Arc<chainsniff::certs::CertSummary>]) -> Vec<&str> {
+fn shas(c: &[std::sync::Arc<chainsniff::pki::CertSummary>]) -> Vec<&str> {
     c.iter().map(|c| c.sha256.as_str()).collect()
 }

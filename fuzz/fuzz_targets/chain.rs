@@ -2,8 +2,8 @@
 //! length-prefixed DER blobs, as a server would send them; the first byte picks the SNI case.
 #![no_main]
 
-use chainsniff::certs::{CertStore, TrustStore};
-use chainsniff::chain::Checker;
+use chainsniff::pki::{CertStore, TrustStore};
+use chainsniff::pki::Checker;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -9,8 +9,8 @@ use minijinja::value::{Serde, Value};
 use serde::Serialize;
 
 use super::{reaction_text, server_title, status_line, who};
-use crate::certs::CertSummary;
-use crate::chain::{Finding, LinkSource, Severity};
+use crate::pki::CertSummary;
+use crate::pki::{Finding, LinkSource, Severity};
 use crate::handshake::ReactionKind;
 use crate::report::{HandshakeReport, Report};
 

@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 pub use html::html;
 
-use crate::chain::{Finding, LinkSource, PathLink, Severity, Status};
+use crate::pki::{Finding, LinkSource, PathLink, Severity, Status};
 use crate::handshake::{Reaction, ReactionKind};
 use crate::report::{ChainVariant, HandshakeReport, Report, ServerReport};
 
@@ -488,7 +488,7 @@ fn text_finding(o: &mut String, f: &Finding, indent: usize) {
     }
 }
 
-/// "frame 6, Wireshark filter: tcp.stream in {0 1 3 5}".
+/// "frame 6, Wireshark filter: tcp.stream in {0,1,3,5}".
 fn evidence(f: &Finding) -> Option<String> {
     match (f.frame, &f.filter) {
         (Some(frame), Some(filter)) => Some(format!("frame {frame}, Wireshark filter: {filter}")),

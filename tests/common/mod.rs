@@ -15,7 +15,7 @@ pub fn repo(p: &str) -> PathBuf {
 pub fn pki_sha(name: &str) -> String {
     let pem = std::fs::read(repo(&format!("captures/pki/{name}.pem"))).unwrap();
     let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
-    hex::encode(chainsniff::certs::sha256(&pem.contents))
+    hex::encode(chainsniff::pki::sha256(&pem.contents))
 }
 
 /// A path inside the repository as the string the library's `run` takes.

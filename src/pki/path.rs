@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::certs::{CertMeta, CertStore, Sha, SigCheck, TrustStore, check_signature};
+use crate::pki::{CertMeta, CertStore, Sha, SigCheck, TrustStore, check_signature};
 
 /// The verdict on one handshake's certificate chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -690,7 +690,7 @@ impl<'a> Checker<'a> {
         findings: &mut Vec<Finding>,
     ) {
         for link in path {
-            let Some(sha) = crate::certs::sha_from_hex(&link.sha256) else {
+            let Some(sha) = crate::pki::sha_from_hex(&link.sha256) else {
                 continue;
             };
             let Some(m) = self.meta(&sha) else { continue };
