@@ -14,12 +14,12 @@ use std::rc::Rc;
 use serde::Serialize;
 
 use crate::capture::{CaptureError, CaptureSummary, Frame, read_capture, read_from};
-use crate::pki::{CertStore, Sighting, TrustStore};
 use crate::decode::{Decoded, decode, transport};
 use crate::defrag::Defragmenter;
 use crate::handshake::{EventKind, Handshake, TlsConn};
 use crate::identity::Identities;
 use crate::keylog::KeyLog;
+use crate::pki::{CertStore, Sighting, TrustStore};
 use crate::reassembly::{At, ConnInfo, FlowLimits, Reassembler};
 use crate::spill::{Chunked, Postcard, Spill};
 use crate::udp::UdpFlows;
@@ -31,8 +31,12 @@ const MAX_FRAME_WARNINGS: usize = 20;
 pub struct Options {
     /// Extra trust anchors (`--trust`): PEM or DER files, or directories of them.
     pub trust: Vec<PathBuf>,
-    /// Leave Mozilla's roots out (`--no-default-trust`).
+    /// Leave the default roots out (`--no-default-trust`, `--trust-store none`).
     pub no_default_trust: bool,
+    /// Where the default roots come from (`--trust-store`).
+    pub trust_store: crate::pki::TrustSource,
+    /// Intermediates in `--trust` files become anchors (`--trust-intermediates`).
+    pub trust_intermediates: bool,
     /// TLS key logs (`--keylog`, `SSLKEYLOGFILE`) to decrypt TLS 1.3 handshakes.
     pub keylog: Vec<PathBuf>,
     pub limits: Limits,
@@ -270,7 +274,13 @@ pub struct Analysis {
 
 /// Builds the trust store from the options.
 pub fn trust_store(opts: &Options) -> anyhow::Result<TrustStore> {
-    let mut trust = TrustStore::new(!opts.no_default_trust);
+    let source = if opts.no_default_trust {
+        crate::pki::TrustSource::None
+    } else {
+        opts.trust_store
+    };
+    let mut trust = TrustStore::from_source(source)?;
+    trust.partial_chain = opts.trust_intermediates;
     for p in &opts.trust {
         trust.add_path(p)?;
     }
@@ -496,6 +506,7 @@ fn intern(store: &mut CertStore, capture: usize, hs: &mut Handshake) {
     let stream = hs.stream;
     if let Some(c) = hs.certificate.as_mut() {
         let seen = Sighting {
+            transport: hs.protocol.transport(),
             capture,
             stream,
             frame: c.at.frame,
@@ -506,6 +517,7 @@ fn intern(store: &mut CertStore, capture: usize, hs: &mut Handshake) {
     }
     if let Some(c) = hs.client_certificate.as_mut() {
         let seen = Sighting {
+            transport: hs.protocol.transport(),
             capture,
             stream,
             frame: c.at.frame,

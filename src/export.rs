@@ -13,8 +13,8 @@ use anyhow::{Context, Result};
 use base64::Engine as _;
 
 use crate::analysis::Analysis;
-use crate::pki::{Sha, sha_from_hex};
 use crate::pki::{LinkSource, PathLink};
+use crate::pki::{Sha, sha_from_hex};
 use crate::report::{Report, ServerReport};
 
 /// What was written.

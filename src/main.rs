@@ -59,6 +59,13 @@ enum Color {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum TrustStoreArg {
+    Mozilla,
+    System,
+    None,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum FailOn {
     Error,
     Warning,
@@ -76,9 +83,18 @@ struct AnalyzeArgs {
     /// This is how an enterprise root is added.
     #[arg(long, value_name = "FILE|DIR")]
     trust: Vec<PathBuf>,
-    /// Do not trust Mozilla's root certificates (only --trust anchors).
+    /// Do not trust the default roots (only --trust anchors): the same as --trust-store none.
     #[arg(long)]
     no_default_trust: bool,
+    /// Which roots are trusted besides --trust: Mozilla's (as shipped with chainsniff), this
+    /// machine's operating-system store, or none.
+    #[arg(long, value_enum, value_name = "STORE", default_value = "mozilla")]
+    trust_store: TrustStoreArg,
+    /// Trust intermediate CA certificates given with --trust as anchors (as OpenSSL's
+    /// -partial_chain). Without it only self-signed roots become anchors; intermediates only
+    /// name the issuer a server failed to send, and leaves are ignored.
+    #[arg(long)]
+    trust_intermediates: bool,
     /// TLS key log (NSS format) to decrypt TLS 1.3 handshakes and see their certificates
     /// (repeatable; SSLKEYLOGFILE is read too when set). Key logs embedded in pcapng files are
     /// always used.
@@ -162,6 +178,12 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         progress,
         trust: args.trust,
         no_default_trust: args.no_default_trust,
+        trust_store: match args.trust_store {
+            TrustStoreArg::Mozilla => chainsniff::pki::TrustSource::Mozilla,
+            TrustStoreArg::System => chainsniff::pki::TrustSource::System,
+            TrustStoreArg::None => chainsniff::pki::TrustSource::None,
+        },
+        trust_intermediates: args.trust_intermediates,
         keylog,
         limits: Limits {
             max_flows: args.max_flows,

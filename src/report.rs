@@ -13,12 +13,10 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::{Analysis, CaptureResult};
 use std::sync::Arc;
 
-use crate::pki::{CertSummary, Sha};
-use crate::pki::{
-    Checker, Finding, FindingKind, PathLink, Severity, Status, inconsistent_message,
-};
 use crate::handshake::{Decryption, Reaction, version_name};
 use crate::json::{Compact, PrettyAt};
+use crate::pki::{CertSummary, Sha};
+use crate::pki::{Checker, Finding, FindingKind, PathLink, Severity, Status, inconsistent_message};
 use crate::spill::Spill;
 
 pub const SCHEMA: &str = "chainsniff/1";
@@ -339,8 +337,17 @@ pub struct Summary {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TrustInfo {
-    pub mozilla_roots: usize,
+    /// Where the default roots came from: `mozilla`, `system` or `none` (`--trust-store`).
+    pub store: crate::pki::TrustSource,
+    /// How many default roots there are.
+    pub default_roots: usize,
+    /// Roots from `--trust` files (and intermediates, with `--trust-intermediates`).
     pub user_anchors: usize,
+    /// Intermediates from `--trust` files trusted as anchors (`--trust-intermediates`).
+    pub partial_chain: bool,
+    /// What `--trust` files held that did not become an anchor, or became one by option.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<crate::pki::TrustNote>,
 }
 
 #[derive(Debug, Serialize)]
@@ -1283,8 +1290,11 @@ fn group(
         },
         captures: analysis.captures.clone(),
         trust: TrustInfo {
-            mozilla_roots: analysis.trust.mozilla,
+            store: analysis.trust.source,
+            default_roots: analysis.trust.default_roots,
             user_anchors: analysis.trust.user,
+            partial_chain: analysis.trust.partial_chain,
+            notes: analysis.trust.notes.clone(),
         },
         certificates: certificate_index(analysis, &servers),
         groups: None,
@@ -1313,8 +1323,8 @@ fn certificate_index(
         if out.contains_key(&link.sha256) {
             continue;
         }
-        let meta = crate::pki::sha_from_hex(&link.sha256)
-            .and_then(|sha| analysis.trust.store.meta(&sha));
+        let meta =
+            crate::pki::sha_from_hex(&link.sha256).and_then(|sha| analysis.trust.store.meta(&sha));
         if let Some(m) = meta {
             out.insert(link.sha256.clone(), m.summary.clone());
         }

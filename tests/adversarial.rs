@@ -7,9 +7,9 @@ use std::process::Command;
 
 use chainsniff::analysis::Limits;
 use chainsniff::capture::Timestamp;
-use chainsniff::pki::{FindingKind, Status};
 use chainsniff::decode::{TcpFlags, TcpSegment};
 use chainsniff::handshake::TlsConn;
+use chainsniff::pki::{FindingKind, Status};
 use chainsniff::reassembly::{At, FlowLimits, Reassembler};
 use chainsniff::report::{HandshakeReport, Report};
 use chainsniff::{Options, render};

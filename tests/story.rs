@@ -4,8 +4,8 @@
 mod common;
 use common::{pki_sha, repo, repo_path};
 
-use chainsniff::pki::{FindingKind, LinkSource, Status};
 use chainsniff::handshake::ReactionKind;
+use chainsniff::pki::{FindingKind, LinkSource, Status};
 use chainsniff::report::HandshakeReport;
 use chainsniff::{Options, Report};
 

@@ -4,8 +4,12 @@
 //! Everything a chain check needs is re-exported here: `chainsniff::pki::Status`,
 //! `chainsniff::pki::CertStore`, ...
 
+pub mod constraints;
+pub mod findings;
 pub mod path;
 pub mod store;
+pub mod verdict;
 
 pub use path::*;
 pub use store::*;
+pub use verdict::{Purpose, Verdict};

@@ -13,7 +13,10 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::pki::{CertMeta, CertStore, Sha, SigCheck, TrustStore, check_signature};
+use crate::pki::constraints;
+pub use crate::pki::findings::{FindingKind, Severity};
+use crate::pki::verdict::{self, Purpose, Strict, Verdict};
+use crate::pki::{CertMeta, CertStore, Sha, SigCheck, TrustSource, TrustStore, check_signature};
 
 /// The verdict on one handshake's certificate chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -45,140 +48,6 @@ impl Status {
             Status::NotVisible => "not_visible",
             Status::NoCertificate => "no_certificate",
             Status::Truncated => "truncated",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Error,
-    Warning,
-    Info,
-}
-
-/// Every kind of finding, one per thing that can be wrong (see docs/report.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum FindingKind {
-    MissingIntermediate,
-    UntrustedRoot,
-    UnknownIssuer,
-    ChainLoop,
-    BadSignature,
-    Expired,
-    NotYetValid,
-    NameMismatch,
-    DuplicateCertificate,
-    WrongOrder,
-    UnrelatedCertificate,
-    WeakSignature,
-    WeakKey,
-    ContainsAnchor,
-    UnparsableCertificate,
-    InconsistentChains,
-    MissingSecret,
-    DecryptionFailed,
-}
-
-impl FindingKind {
-    pub fn severity(self) -> Severity {
-        use FindingKind::*;
-        match self {
-            MissingIntermediate
-            | UntrustedRoot
-            | BadSignature
-            | Expired
-            | NotYetValid
-            | NameMismatch
-            | ChainLoop
-            | UnparsableCertificate => Severity::Error,
-            UnknownIssuer | DuplicateCertificate | WrongOrder | UnrelatedCertificate
-            | WeakSignature | WeakKey | InconsistentChains | MissingSecret | DecryptionFailed => {
-                Severity::Warning
-            }
-            ContainsAnchor => Severity::Info,
-        }
-    }
-
-    /// What to change on the server (or in the capture) to clear it: docs/report.md's advice.
-    pub fn fix(self) -> &'static str {
-        use FindingKind::*;
-        match self {
-            MissingIntermediate => {
-                "Configure the full chain: the server certificate, then every intermediate CA up to (not including) the root. On a load balancer doing SSL offload attach the chain to the SSL profile (Cisco ACE: chain group; F5: Chain in the client SSL profile; NetScaler: link the CA certificate); Apache/nginx: the full-chain file; IIS: the intermediate in the Intermediate Certification Authorities store."
-            }
-            ChainLoop => {
-                "Send a chain that ends at a root the clients trust: the leaf, then each issuing CA in order; remove cross-signed CA certificates that point back down the chain."
-            }
-            UnknownIssuer => {
-                "If the issuer is your own root, pass it with --trust and run again; if it is an intermediate, send it after the certificate it issued."
-            }
-            UntrustedRoot => {
-                "Use a certificate from a CA the clients trust, or distribute this root to the clients (and pass it with --trust here)."
-            }
-            BadSignature => {
-                "Replace the intermediate with the one that actually issued the server certificate (its Subject Key Identifier matches the leaf's Authority Key Identifier)."
-            }
-            Expired => {
-                "Renew the certificate (for an intermediate, download the current one from the CA) and reload the server."
-            }
-            NotYetValid => {
-                "Check the server's and the clients' clocks; install certificates only once they are valid."
-            }
-            NameMismatch => {
-                "Issue a certificate with this name in its Subject Alternative Name, or bind the right certificate to this name or virtual server."
-            }
-            UnparsableCertificate => {
-                "Re-export the certificate file (PEM/DER confusion or a truncated file) and reload the server."
-            }
-            DuplicateCertificate => {
-                "Remove the duplicate: usually the server certificate is configured on its own and again as the first entry of the chain file or chain group."
-            }
-            WrongOrder => "Order the chain file: the leaf first, then each certificate's issuer.",
-            UnrelatedCertificate => {
-                "Remove the certificate that is not on the path from the chain file."
-            }
-            WeakSignature => "Reissue the certificate signed with SHA-256 or better.",
-            WeakKey => {
-                "Reissue the certificate with a 2048-bit (or larger) RSA key or a P-256 key."
-            }
-            ContainsAnchor => {
-                "Optional: leave the root out of the chain (clients use their own copy)."
-            }
-            InconsistentChains => {
-                "Make every pool member (or the SSL-offload profile and the servers) send the same complete chain, then check again with a new capture."
-            }
-            MissingSecret => {
-                "Nothing on the server: capture again with the key log this client wrote during the capture."
-            }
-            DecryptionFailed => {
-                "Nothing on the server: check that the key log belongs to this capture."
-            }
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        use FindingKind::*;
-        match self {
-            MissingIntermediate => "missing_intermediate",
-            UntrustedRoot => "untrusted_root",
-            UnknownIssuer => "unknown_issuer",
-            ChainLoop => "chain_loop",
-            BadSignature => "bad_signature",
-            Expired => "expired",
-            NotYetValid => "not_yet_valid",
-            NameMismatch => "name_mismatch",
-            DuplicateCertificate => "duplicate_certificate",
-            WrongOrder => "wrong_order",
-            UnrelatedCertificate => "unrelated_certificate",
-            WeakSignature => "weak_signature",
-            WeakKey => "weak_key",
-            ContainsAnchor => "contains_anchor",
-            UnparsableCertificate => "unparsable_certificate",
-            InconsistentChains => "inconsistent_chains",
-            MissingSecret => "missing_secret",
-            DecryptionFailed => "decryption_failed",
         }
     }
 }
@@ -251,11 +120,15 @@ pub enum LinkSource {
     Sent { position: usize },
     /// Not sent; found elsewhere in the capture.
     Capture {
+        /// "tcp" or "udp": which of Wireshark's stream indices `stream` is.
+        transport: String,
         capture: usize,
         stream: u64,
         frame: u64,
         server: String,
     },
+    /// Not sent; known from a `--trust` file that holds it as an intermediate.
+    TrustFile { file: String },
     /// A trust anchor (not sent).
     Anchor,
 }
@@ -270,7 +143,10 @@ pub struct PathLink {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Diagnosis {
+    /// How complete the chain is.
     pub status: Status,
+    /// What a strict client that trusts exactly these anchors decides.
+    pub verdict: Verdict,
     /// The certification path from the leaf up, as far as it could be built.
     pub path: Vec<PathLink>,
     pub findings: Vec<Finding>,
@@ -279,17 +155,31 @@ pub struct Diagnosis {
 /// Longest path considered (hostile chains cannot make the search explode).
 const MAX_DEPTH: usize = 12;
 
+/// What the strict verdict depends on: the chain, the name, and which of the sent
+/// certificates were in their validity period (so that handshakes at other times reuse it).
+type StrictKey = (Vec<Sha>, Option<String>, Vec<(bool, bool)>, bool);
+
 /// What a chain is checked with.
 pub struct Checker<'a> {
     pub store: &'a CertStore,
     pub trust: &'a TrustStore,
     sig_cache: HashMap<(Sha, Sha), SigCheck>,
+    strict_cache: HashMap<StrictKey, Strict>,
 }
 
 enum Found {
     Sent(usize, Sha),
     Anchor(Sha),
     Capture(Sha),
+    TrustFile(Sha),
+}
+
+impl Found {
+    fn sha(&self) -> Sha {
+        match self {
+            Found::Sent(_, s) | Found::Anchor(s) | Found::Capture(s) | Found::TrustFile(s) => *s,
+        }
+    }
 }
 
 impl<'a> Checker<'a> {
@@ -298,18 +188,23 @@ impl<'a> Checker<'a> {
             store,
             trust,
             sig_cache: HashMap::new(),
+            strict_cache: HashMap::new(),
         }
     }
 
-    fn der(&self, sha: &Sha) -> Option<&[u8]> {
+    fn der(&self, sha: &Sha) -> Option<&'a [u8]> {
         self.store
             .get(sha)
             .or_else(|| self.trust.store.get(sha))
+            .or_else(|| self.trust.known.get(sha))
             .map(|c| c.der.as_slice())
     }
 
     fn meta(&self, sha: &Sha) -> Option<&'a CertMeta> {
-        self.store.meta(sha).or_else(|| self.trust.store.meta(sha))
+        self.store
+            .meta(sha)
+            .or_else(|| self.trust.store.meta(sha))
+            .or_else(|| self.trust.known.meta(sha))
     }
 
     fn signs(&mut self, issuer: &Sha, child: &Sha) -> SigCheck {
@@ -324,23 +219,76 @@ impl<'a> Checker<'a> {
         r
     }
 
-    /// True when `cand` may be the issuer of `child` by name and key identifiers.
+    /// True when `cand` may be the issuer of `child` by name; the signature decides.
     fn name_match(child: &CertMeta, cand: &CertMeta) -> bool {
         cand.subject_raw == child.issuer_raw
-            && match (&child.aki, &cand.ski) {
-                (Some(a), Some(s)) => a == s,
-                _ => true,
-            }
+    }
+
+    /// True when the key identifiers do not contradict (tried first among same-name issuers).
+    fn keyid_match(child: &CertMeta, cand: &CertMeta) -> bool {
+        match (&child.aki, &cand.ski) {
+            (Some(a), Some(s)) => a == s,
+            _ => true,
+        }
+    }
+
+    /// The strict verdict on `sent` (cached per chain, name and validity).
+    fn strict(
+        &mut self,
+        sent: &[Sha],
+        at_secs: i64,
+        name: Option<&str>,
+        purpose: Purpose,
+    ) -> Strict {
+        let validity = sent
+            .iter()
+            .map(|s| {
+                self.meta(s).map_or((false, false), |m| {
+                    (at_secs < m.not_before, at_secs > m.not_after)
+                })
+            })
+            .collect();
+        let key = (
+            sent.to_vec(),
+            name.map(str::to_ascii_lowercase),
+            validity,
+            purpose == Purpose::ServerAuth,
+        );
+        if let Some(r) = self.strict_cache.get(&key) {
+            return r.clone();
+        }
+        let ders: Vec<&[u8]> = sent.iter().filter_map(|s| self.der(s)).collect();
+        let r = if ders.len() == sent.len() {
+            verdict::strict_verify(&ders, &self.trust.anchors, at_secs, name, purpose)
+        } else {
+            Strict::Invalid(verdict::StrictError {
+                error: "BadDer".into(),
+                name_only: false,
+            })
+        };
+        self.strict_cache.insert(key, r.clone());
+        r
     }
 
     /// Diagnoses the chain a server sent (`sent`, in order) at Unix time `at_secs`.
     pub fn diagnose(&mut self, sent: &[Sha], at_secs: i64, sni: Option<&str>) -> Diagnosis {
+        self.diagnose_for(sent, at_secs, sni, Purpose::ServerAuth)
+    }
+
+    /// As [`Checker::diagnose`], for a certificate of `purpose` (a client's: `ClientAuth`).
+    pub fn diagnose_for(
+        &mut self,
+        sent: &[Sha],
+        at_secs: i64,
+        name: Option<&str>,
+        purpose: Purpose,
+    ) -> Diagnosis {
         let mut findings = Vec::new();
-        let mut path = Vec::new();
         if sent.is_empty() {
             return Diagnosis {
                 status: Status::NoCertificate,
-                path,
+                verdict: Verdict::NotJudged,
+                path: Vec::new(),
                 findings,
             };
         }
@@ -353,25 +301,130 @@ impl<'a> Checker<'a> {
                 ));
             }
         }
+        let strict = self.strict(sent, at_secs, name, purpose);
         let Some(leaf) = self.meta(&sent[0]) else {
             return Diagnosis {
                 status: Status::Undetermined,
-                path,
+                verdict: Verdict::Invalid,
+                path: Vec::new(),
                 findings,
             };
         };
+        // A strict client found a path: that is the path (it backtracks over every candidate);
+        // otherwise chainsniff's own search says how far a path goes and where it breaks.
+        let (status, path, sent_positions) = match &strict {
+            Strict::Valid {
+                intermediates,
+                anchor,
+            } => self.verified_path(sent, intermediates, anchor),
+            Strict::Invalid(_) => self.build_path(sent, leaf, &mut findings),
+        };
 
+        let related = self.related_positions(sent, &sent_positions);
+        self.sent_list_findings(sent, &sent_positions, &related, &mut findings);
+        self.path_findings(sent, &path, at_secs, &mut findings);
+        let links: Vec<constraints::Link<'_>> = path
+            .iter()
+            .filter_map(|l| {
+                let sha = crate::pki::sha_from_hex(&l.sha256)?;
+                Some(constraints::Link {
+                    sha,
+                    meta: self.meta(&sha)?,
+                    anchor: matches!(l.source, LinkSource::Anchor)
+                        || self.trust.store.get(&sha).is_some(),
+                })
+            })
+            .collect();
+        findings.extend(constraints::check(&links, name, purpose));
+        if let Some(name) = name {
+            self.name_findings(&sent[0], leaf, name, &mut findings);
+        }
+        let has_error = findings.iter().any(|f| f.severity == Severity::Error);
+        if let Strict::Invalid(e) = &strict
+            && !has_error
+        {
+            findings.push(Finding::new(
+                FindingKind::ValidationFailed,
+                validation_failed_message(&e.error, leaf),
+                Some(&sent[0]),
+            ));
+        }
+        let verdict = if matches!(strict, Strict::Valid { .. }) && !has_error {
+            Verdict::Valid
+        } else {
+            Verdict::Invalid
+        };
+        findings.sort_by_key(|f| (f.severity, f.kind));
+        Diagnosis {
+            status,
+            verdict,
+            path,
+            findings,
+        }
+    }
+
+    /// The path a strict client verified: the leaf, the sent certificates it used, its anchor.
+    fn verified_path(
+        &self,
+        sent: &[Sha],
+        intermediates: &[Sha],
+        anchor: &Sha,
+    ) -> (Status, Vec<PathLink>, Vec<usize>) {
+        let mut positions = vec![0usize];
+        let mut path = vec![self.link(&sent[0], LinkSource::Sent { position: 0 })];
+        for sha in intermediates {
+            let pos = sent[1..].iter().position(|s| s == sha).map_or(0, |p| p + 1);
+            positions.push(pos);
+            path.push(self.link(sha, LinkSource::Sent { position: pos }));
+        }
+        // The anchor as sent (a server that includes its root), or the anchor itself.
+        let last = path.last().map(|l| l.sha256.clone()).unwrap_or_default();
+        if last != hex::encode(anchor) {
+            let anchor_meta = self.trust.store.meta(anchor);
+            let sent_as = sent.iter().position(|s| {
+                s == anchor
+                    || anchor_meta
+                        .zip(self.meta(s))
+                        .is_some_and(|(a, m)| a.subject_raw == m.subject_raw && a.spki == m.spki)
+            });
+            match sent_as {
+                Some(pos) if !positions.contains(&pos) => {
+                    positions.push(pos);
+                    path.push(self.link(&sent[pos], LinkSource::Sent { position: pos }));
+                }
+                _ => path.push(self.link(anchor, LinkSource::Anchor)),
+            }
+        }
+        (Status::Complete, path, positions)
+    }
+
+    fn link(&self, sha: &Sha, source: LinkSource) -> PathLink {
+        PathLink {
+            sha256: hex::encode(sha),
+            subject: self
+                .meta(sha)
+                .map(|m| m.summary.subject.clone())
+                .unwrap_or_default(),
+            source,
+        }
+    }
+
+    /// chainsniff's own path search from the leaf: the sent certificates, then the anchors,
+    /// then the capture, then `--trust` intermediates; it says where the path breaks.
+    fn build_path(
+        &mut self,
+        sent: &[Sha],
+        leaf: &'a CertMeta,
+        findings: &mut Vec<Finding>,
+    ) -> (Status, Vec<PathLink>, Vec<usize>) {
+        let mut path = Vec::new();
         let mut status = Status::Complete;
         let mut missing_any = false;
         let mut visited: HashSet<Sha> = HashSet::new();
         let mut cur_sha = sent[0];
         let mut cur = leaf;
         let mut sent_positions = vec![0usize];
-        path.push(PathLink {
-            sha256: hex::encode(cur_sha),
-            subject: cur.summary.subject.clone(),
-            source: LinkSource::Sent { position: 0 },
-        });
+        path.push(self.link(&cur_sha, LinkSource::Sent { position: 0 }));
         visited.insert(cur_sha);
         loop {
             if self.trust.is_anchor(&cur_sha, cur) {
@@ -397,27 +450,18 @@ impl<'a> Checker<'a> {
             if let Some(bad) = bad_sig
                 && found.is_none()
             {
-                let bm = self.meta(&bad);
-                findings.push(Finding::new(
-                        FindingKind::BadSignature,
-                        format!(
-                            "{} names {} as its issuer, but the signature does not verify with that certificate's key: the wrong issuer certificate (e.g. an old one after a re-key) was configured, or the certificate is forged.",
-                            cur.name(),
-                            bm.map(|m| m.name()).unwrap_or_default()
-                        ),
-                        Some(&cur_sha),
-                    ));
+                findings.push(self.bad_signature(&cur_sha, cur, &bad));
+                // The right issuer was not sent (and is known nowhere).
+                status = Status::Incomplete;
+                break;
             }
             let Some(found) = found else {
-                if status != Status::Untrusted {
-                    status = Status::Undetermined;
-                }
                 // Its only issuer is already on the path: the certificates issue each other.
-                if let (Some(Found::Sent(_, sha) | Found::Capture(sha) | Found::Anchor(sha)), _) =
-                    self.find_issuer(&cur_sha, cur, sent, &HashSet::new())
-                    && visited.contains(&sha)
+                if let (Some(f), _) = self.find_issuer(&cur_sha, cur, sent, &HashSet::new())
+                    && visited.contains(&f.sha())
                 {
-                    let issuer = self.meta(&sha).map(|m| m.name()).unwrap_or_default();
+                    status = Status::Undetermined;
+                    let issuer = self.meta(&f.sha()).map(|m| m.name()).unwrap_or_default();
                     findings.push(Finding::new(
                         FindingKind::ChainLoop,
                         format!(
@@ -428,23 +472,27 @@ impl<'a> Checker<'a> {
                     ));
                     break;
                 }
-                let hint = if cur.summary.ca_issuers.is_empty() {
-                    String::new()
+                let is_ca = cur.basic_constraints.is_some_and(|(ca, _)| ca);
+                let f = if !is_ca && !cur.self_issued {
+                    // An end-entity certificate's issuer is an intermediate (or a root) that
+                    // the server must send unless the clients have it: the capture at the
+                    // failing phone's port never shows it.
+                    status = Status::Incomplete;
+                    Finding::new(
+                        FindingKind::MissingIssuer,
+                        self.missing_issuer_message(cur),
+                        Some(&cur_sha),
+                    )
                 } else {
-                    format!(
-                        " Its caIssuers URL is {}.",
-                        cur.summary.ca_issuers.join(", ")
+                    if status != Status::Untrusted {
+                        status = Status::Undetermined;
+                    }
+                    Finding::new(
+                        FindingKind::UnknownIssuer,
+                        self.unknown_issuer_message(cur, sent),
+                        Some(&cur_sha),
                     )
                 };
-                let f = Finding::new(
-                    FindingKind::UnknownIssuer,
-                    format!(
-                        "The issuer of {} ({}) was not sent, is not a trust anchor, and appears nowhere in the capture. If it is a root your clients trust, pass it with --trust FILE; if it is an intermediate CA, the server must send it.{hint}",
-                        cur.name(),
-                        cur.summary.issuer
-                    ),
-                    Some(&cur_sha),
-                );
                 findings.push(f.with_aia(&cur.summary.ca_issuers));
                 break;
             };
@@ -454,50 +502,26 @@ impl<'a> Checker<'a> {
                     (sha, LinkSource::Sent { position: pos })
                 }
                 Found::Anchor(sha) => (sha, LinkSource::Anchor),
-                Found::Capture(sha) => {
+                Found::Capture(sha) | Found::TrustFile(sha) => {
                     missing_any = true;
-                    let seen = self
-                        .store
-                        .get(&sha)
-                        .and_then(|c| c.sightings.first().copied());
-                    let m = self.meta(&sha);
-                    let where_seen = match seen {
-                        Some(s) => format!(
-                            "; it was seen in this capture in tcp.stream {} (frame {}), sent by {}",
-                            s.stream, s.frame, s.server
-                        ),
-                        None => String::new(),
-                    };
+                    let (source, where_seen) = self.where_known(&sha);
                     let f = Finding::new(
                         FindingKind::MissingIntermediate,
                         format!(
                             "The server did not send the intermediate CA {} that issued {}{where_seen}. Clients that do not fetch missing intermediates themselves will reject this chain (typically with alert unknown_ca).",
-                            m.map(|m| m.name()).unwrap_or_default(),
+                            self.meta(&sha).map(|m| m.name()).unwrap_or_default(),
                             cur.name()
                         ),
                         Some(&sha),
                     );
                     findings.push(f.with_aia(&cur.summary.ca_issuers));
-                    let source = match seen {
-                        Some(s) => LinkSource::Capture {
-                            capture: s.capture,
-                            stream: s.stream,
-                            frame: s.frame,
-                            server: s.server.to_string(),
-                        },
-                        None => LinkSource::Anchor,
-                    };
                     (sha, source)
                 }
             };
             let Some(next) = self.meta(&next_sha) else {
                 break;
             };
-            path.push(PathLink {
-                sha256: hex::encode(next_sha),
-                subject: next.summary.subject.clone(),
-                source,
-            });
+            path.push(self.link(&next_sha, source));
             visited.insert(next_sha);
             cur_sha = next_sha;
             cur = next;
@@ -505,33 +529,170 @@ impl<'a> Checker<'a> {
         if missing_any {
             status = Status::Incomplete;
         }
-
-        let related = self.related_positions(sent, &sent_positions);
-        self.sent_list_findings(sent, &sent_positions, &related, &mut findings);
-        self.path_findings(sent, &path, at_secs, &mut findings);
-        if let Some(name) = sni
-            && !name_matches(leaf, name)
-        {
-            findings.push(Finding::new(
-                FindingKind::NameMismatch,
-                format!(
-                    "The client asked for {name} (SNI) but the server certificate {} is for {}.",
-                    leaf.name(),
-                    names_of(leaf)
-                ),
-                Some(&sent[0]),
-            ));
-        }
-        findings.sort_by_key(|f| (f.severity, f.kind));
-        Diagnosis {
-            status,
-            path,
-            findings,
-        }
+        (status, path, sent_positions)
     }
 
-    /// Finds the issuer of `cur`: in the sent list, then the anchors, then the capture.
-    /// Returns the issuer found and, separately, a name-matching candidate whose signature failed.
+    /// Where a certificate that was not sent is known from, for the path and the message.
+    fn where_known(&self, sha: &Sha) -> (LinkSource, String) {
+        if let Some(s) = self
+            .store
+            .get(sha)
+            .and_then(|c| c.sightings.first().copied())
+        {
+            return (
+                LinkSource::Capture {
+                    transport: s.transport.to_string(),
+                    capture: s.capture,
+                    stream: s.stream,
+                    frame: s.frame,
+                    server: s.server.to_string(),
+                },
+                format!(
+                    "; it was seen in this capture in {}.stream {} (frame {}), sent by {}",
+                    s.transport, s.stream, s.frame, s.server
+                ),
+            );
+        }
+        if let Some(file) = self.trust.known_from.get(sha) {
+            return (
+                LinkSource::TrustFile { file: file.clone() },
+                format!("; it is known from --trust {file}, not sent by the server"),
+            );
+        }
+        (LinkSource::Anchor, String::new())
+    }
+
+    fn missing_issuer_message(&self, cur: &CertMeta) -> String {
+        let keyid = cur
+            .aki
+            .as_ref()
+            .map(|k| format!(", key identifier {}", hex::encode(k)))
+            .unwrap_or_default();
+        let url = if cur.summary.ca_issuers.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " It is published at {} (AIA caIssuers): clients that fetch it cope, the others fail.",
+                cur.summary.ca_issuers.join(", ")
+            )
+        };
+        format!(
+            "The server sent {} without its issuer {}{keyid}, and no connection in the capture carries it. Unless this issuer is a root your clients trust (then pass it with --trust), the server must send it: clients that do not fetch missing intermediates reject this chain (typically with alert unknown_ca).{url}",
+            cur.name(),
+            cur.summary.issuer
+        )
+    }
+
+    fn unknown_issuer_message(&self, cur: &CertMeta, sent: &[Sha]) -> String {
+        let hint = if cur.summary.ca_issuers.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " Its caIssuers URL is {}.",
+                cur.summary.ca_issuers.join(", ")
+            )
+        };
+        // An old capture judged against today's roots: its root may have left the store since.
+        let old = sent
+            .iter()
+            .filter_map(|s| self.meta(s))
+            .map(|m| m.not_after)
+            .min()
+            .is_some_and(|na| self.trust.source != TrustSource::None && na < self.trust.store_date);
+        let store = if old {
+            format!(
+                " The chain was issued before the {} roots used here were last updated: its root may have been removed from the store since (pass it with --trust to judge the chain as of the capture).",
+                self.trust.source.as_str()
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "The issuer of the CA {} ({}) was not sent, is not a trust anchor, and appears nowhere in the capture. If it is a root your clients trust, pass it with --trust FILE; if it is an intermediate CA, the server must send it.{hint}{store}",
+            cur.name(),
+            cur.summary.issuer
+        )
+    }
+
+    fn bad_signature(&self, cur_sha: &Sha, cur: &CertMeta, bad: &Sha) -> Finding {
+        let bm = self.meta(bad);
+        let expects = cur
+            .aki
+            .as_ref()
+            .map(|k| {
+                format!(
+                    " {} expects the issuer key with identifier {}",
+                    cur.name(),
+                    hex::encode(k)
+                )
+            })
+            .unwrap_or_default();
+        let has = bm
+            .and_then(|m| m.ski.as_ref())
+            .map(|k| {
+                format!(
+                    "; the certificate sent has key identifier {}",
+                    hex::encode(k)
+                )
+            })
+            .unwrap_or_default();
+        let mut f = Finding::new(
+            FindingKind::BadSignature,
+            format!(
+                "{} names {} as its issuer, and the server sent a certificate of that name (SHA-256 {}), but its key does not verify the signature: the wrong issuer certificate (e.g. the old one after the CA was re-keyed) was configured, or the certificate is forged.{expects}{has}.",
+                cur.name(),
+                bm.map(|m| m.summary.subject.clone()).unwrap_or_default(),
+                &hex::encode(bad)[..16],
+            ),
+            Some(bad),
+        );
+        // The finding is about the issuer that was sent; the leaf is named in the message.
+        let _ = cur_sha;
+        f.aia = None;
+        f.with_aia(&cur.summary.ca_issuers)
+    }
+
+    fn name_findings(
+        &self,
+        leaf_sha: &Sha,
+        leaf: &CertMeta,
+        name: &str,
+        findings: &mut Vec<Finding>,
+    ) {
+        let covered = match self
+            .der(leaf_sha)
+            .and_then(|d| verdict::leaf_covers(d, name))
+        {
+            Some(c) => c,
+            None => name_matches(leaf, name),
+        };
+        if covered {
+            return;
+        }
+        let cn_only =
+            leaf.dns_names.is_empty() && leaf.ip_sans.is_empty() && name_matches(leaf, name);
+        let message = if cn_only {
+            format!(
+                "The server certificate {} has no subjectAltName; only its CN matches {name}. Browsers and strict clients (RFC 6125, CA/Browser Forum) ignore the CN and reject it; OpenSSL's hostname check and some older clients still accept it.",
+                leaf.name()
+            )
+        } else {
+            format!(
+                "The client asked for {name} (SNI) but the server certificate {} is for {}.",
+                leaf.name(),
+                names_of(leaf)
+            )
+        };
+        findings.push(Finding::new(
+            FindingKind::NameMismatch,
+            message,
+            Some(leaf_sha),
+        ));
+    }
+
+    /// Finds the issuer of `cur`: in the sent list, then the anchors, then the capture, then
+    /// the `--trust` intermediates; by name, those whose key identifier matches first.
+    /// Returns the issuer found and, separately, a sent candidate whose signature failed.
     fn find_issuer(
         &mut self,
         cur_sha: &Sha,
@@ -540,38 +701,39 @@ impl<'a> Checker<'a> {
         visited: &HashSet<Sha>,
     ) -> (Option<Found>, Option<Sha>) {
         let mut bad = None;
-        for (pos, sha) in sent.iter().enumerate() {
-            if visited.contains(sha) {
-                continue;
-            }
-            let Some(m) = self.meta(sha) else { continue };
-            if Self::name_match(cur, m) {
-                match self.signs(sha, cur_sha) {
-                    SigCheck::Invalid => bad = Some(*sha),
-                    _ => return (Some(Found::Sent(pos, *sha)), bad),
+        let mut cands: Vec<(usize, Sha)> = sent
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !visited.contains(*s))
+            .filter(|(_, s)| self.meta(s).is_some_and(|m| Self::name_match(cur, m)))
+            .map(|(p, s)| (p, *s))
+            .collect();
+        cands.sort_by_key(|(_, s)| !self.meta(s).is_some_and(|m| Self::keyid_match(cur, m)));
+        for (pos, sha) in cands {
+            match self.signs(&sha, cur_sha) {
+                SigCheck::Invalid => {
+                    bad.get_or_insert(sha);
                 }
+                _ => return (Some(Found::Sent(pos, sha)), bad),
             }
         }
-        let anchors: Vec<Sha> = self.trust.store.with_subject(&cur.issuer_raw).to_vec();
-        for sha in anchors {
-            let Some(m) = self.trust.store.meta(&sha) else {
-                continue;
-            };
-            if Self::name_match(cur, m) && self.signs(&sha, cur_sha) != SigCheck::Invalid {
-                return (Some(Found::Anchor(sha)), bad);
-            }
-        }
-        let others: Vec<Sha> = self.store.with_subject(&cur.issuer_raw).to_vec();
-        for sha in others {
-            if visited.contains(&sha) || sent.contains(&sha) {
-                continue;
-            }
-            let Some(m) = self.store.meta(&sha) else {
-                continue;
-            };
-            if Self::name_match(cur, m) && self.signs(&sha, cur_sha) != SigCheck::Invalid {
-                // A root seen in the capture that is also an anchor was handled above.
-                return (Some(Found::Capture(sha)), bad);
+        let elsewhere: [(&CertStore, fn(Sha) -> Found); 3] = [
+            (&self.trust.store, Found::Anchor),
+            (self.store, Found::Capture),
+            (&self.trust.known, Found::TrustFile),
+        ];
+        for (store, found) in elsewhere {
+            let mut cands: Vec<Sha> = store
+                .with_subject(&cur.issuer_raw)
+                .iter()
+                .filter(|s| !visited.contains(*s) && !sent.contains(*s))
+                .copied()
+                .collect();
+            cands.sort_by_key(|s| !store.meta(s).is_some_and(|m| Self::keyid_match(cur, m)));
+            for sha in cands {
+                if self.signs(&sha, cur_sha) != SigCheck::Invalid {
+                    return (Some(found(sha)), bad);
+                }
             }
         }
         (None, bad)
@@ -707,10 +869,9 @@ impl<'a> Checker<'a> {
                     Some(&sha),
                 ));
             }
-            // Anchors are trusted as keys: their own validity and signature do not count.
-            if is_anchor && !is_sent {
-                continue;
-            }
+            // An anchor's own signature does not count; its validity does (as for OpenSSL:
+            // an expired root fails the chain), and so does the size of its key.
+            let anchor_only = is_anchor && !is_sent;
             if at_secs < m.not_before {
                 findings.push(Finding::new(
                     FindingKind::NotYetValid,
@@ -734,11 +895,11 @@ impl<'a> Checker<'a> {
                     Some(&sha),
                 ));
             }
-            if m.weak_signature && !(m.self_issued && is_anchor) {
+            if m.weak_signature && !(m.self_issued && is_anchor) && !anchor_only {
                 findings.push(Finding::new(
                     FindingKind::WeakSignature,
                     format!(
-                        "{} is signed with {}, which clients no longer accept.",
+                        "{} is signed with {}, which browsers, rustls and OpenSSL 3 (at its default security level) reject; some older enterprise clients still accept it.",
                         m.name(),
                         m.summary.signature_algorithm
                     ),
@@ -754,7 +915,7 @@ impl<'a> Checker<'a> {
                 findings.push(Finding::new(
                     FindingKind::WeakKey,
                     format!(
-                        "{} has a {}-bit {} key; 2048 bits (RSA) or 256 bits (EC) is the minimum clients accept today.",
+                        "{} has a {}-bit {} key; 2048 bits (RSA) or 256 bits (EC) is the minimum strict clients accept today (OpenSSL at its default security level still accepts 1024-bit RSA).",
                         m.name(),
                         m.key_bits,
                         m.key_kind
@@ -795,6 +956,46 @@ pub fn name_matches(m: &CertMeta, host: &str) -> bool {
             pat == host
         }
     })
+}
+
+/// The message of a `validation_failed` finding: what the strict validator's reason means.
+fn validation_failed_message(error: &str, leaf: &CertMeta) -> String {
+    let why = match error {
+        "UnknownIssuer" => "it finds no path from the certificates sent to a trust anchor",
+        "UnsupportedSignatureAlgorithm"
+        | "UnsupportedSignatureAlgorithmContext"
+        | "UnsupportedSignatureAlgorithmForPublicKey"
+        | "UnsupportedSignatureAlgorithmForPublicKeyContext"
+        | "SignatureAlgorithmMismatch" => {
+            "a certificate on the path is signed with an algorithm (or a key) it does not accept"
+        }
+        "MaximumPathDepthExceeded"
+        | "MaximumSignatureChecksExceeded"
+        | "MaximumPathBuildCallsExceeded"
+        | "MaximumNameConstraintComparisonsExceeded" => {
+            "the chain is too long or has too many candidate paths for a bounded path search"
+        }
+        "BadDer"
+        | "BadDerTime"
+        | "TrailingData"
+        | "MalformedExtensions"
+        | "ExtensionValueInvalid"
+        | "InvalidSerialNumber"
+        | "InvalidCertValidity"
+        | "UnsupportedCertVersion"
+        | "MalformedDnsIdentifier"
+        | "MalformedNameConstraint"
+        | "InvalidNetworkMaskConstraint"
+        | "EmptyEkuExtension" => {
+            "a certificate breaks the encoding rules of RFC 5280 (DER, serial number, validity, extensions)"
+        }
+        "CertDistrusted" => "the certificate's issuer is distrusted",
+        _ => "it rejects the chain",
+    };
+    format!(
+        "A strict validator (rustls-webpki) rejects the chain of {}: {why} ({error}).",
+        leaf.name()
+    )
 }
 
 /// The chain variants one server sent: used for `inconsistent_chains`.

@@ -69,7 +69,88 @@ pub struct CertMeta {
     pub key_kind: &'static str,
     /// Signed with MD5 or SHA-1.
     pub weak_signature: bool,
+    /// The DER of the subjectPublicKeyInfo: two certificates with the same one share a key.
+    pub spki: Vec<u8>,
+    /// X.509 version (1, 2 or 3).
+    pub version: u32,
+    /// basicConstraints: `Some((cA, pathLenConstraint))` when present.
+    pub basic_constraints: Option<(bool, Option<u32>)>,
+    /// keyUsage bits (RFC 5280 order: bit 0 digitalSignature ... bit 5 keyCertSign) when present.
+    pub key_usage: Option<u16>,
+    /// extendedKeyUsage when present.
+    pub eku: Option<Eku>,
+    /// nameConstraints when present.
+    pub name_constraints: Option<NameConstraints>,
+    /// IP addresses in the subjectAltName.
+    pub ip_sans: Vec<std::net::IpAddr>,
+    /// OIDs of critical extensions that no client is expected to process (see
+    /// [`KNOWN_EXTENSIONS`]).
+    pub unknown_critical: Vec<String>,
 }
+
+/// An extendedKeyUsage extension: the purposes the key may be used for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Eku {
+    pub any: bool,
+    pub server_auth: bool,
+    pub client_auth: bool,
+    /// Any other purpose (code signing, e-mail, ...), by name or OID.
+    pub other: Vec<String>,
+}
+
+impl Eku {
+    /// The purposes, for sentences: "clientAuth, codeSigning".
+    pub fn describe(&self) -> String {
+        let mut v: Vec<String> = Vec::new();
+        if self.any {
+            v.push("anyExtendedKeyUsage".into());
+        }
+        if self.server_auth {
+            v.push("serverAuth".into());
+        }
+        if self.client_auth {
+            v.push("clientAuth".into());
+        }
+        v.extend(self.other.iter().cloned());
+        if v.is_empty() {
+            "none".into()
+        } else {
+            v.join(", ")
+        }
+    }
+}
+
+/// A name constraint's subtree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subtree {
+    /// A DNS subtree (`contoso.test` or `.contoso.test`).
+    Dns(String),
+    /// An IP range: address and mask, both 4 or 16 bytes.
+    Ip(Vec<u8>, Vec<u8>),
+    /// A directory name, e-mail or URI subtree (shown, not evaluated here).
+    Other(String),
+}
+
+/// A nameConstraints extension.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NameConstraints {
+    pub permitted: Vec<Subtree>,
+    pub excluded: Vec<Subtree>,
+}
+
+/// Extensions a strict client understands: a critical extension outside this list makes it
+/// reject the certificate (RFC 5280 4.2; the list is rustls-webpki's).
+pub const KNOWN_EXTENSIONS: &[&str] = &[
+    "2.5.29.15",         // keyUsage
+    "2.5.29.17",         // subjectAltName
+    "2.5.29.19",         // basicConstraints
+    "2.5.29.30",         // nameConstraints
+    "2.5.29.31",         // cRLDistributionPoints
+    "2.5.29.37",         // extKeyUsage
+    "1.3.6.1.5.5.7.1.1", // authorityInfoAccess
+    "2.5.29.35",         // authorityKeyIdentifier
+    "2.5.29.14",         // subjectKeyIdentifier
+];
 
 impl CertMeta {
     /// A short name for sentences: the subject CN if any, else the whole subject.
@@ -99,8 +180,59 @@ pub fn parse_meta(der: &[u8]) -> Result<CertMeta, String> {
     let mut dns_names = Vec::new();
     let mut san = Vec::new();
     let mut ca_issuers = Vec::new();
+    let mut basic_constraints = None;
+    let mut key_usage = None;
+    let mut eku = None;
+    let mut name_constraints = None;
+    let mut ip_sans = Vec::new();
+    let mut unknown_critical = Vec::new();
     for ext in cert.extensions() {
+        let oid = ext.oid.to_id_string();
+        if ext.critical && !KNOWN_EXTENSIONS.contains(&oid.as_str()) {
+            unknown_critical.push(oid);
+        }
         match ext.parsed_extension() {
+            ParsedExtension::BasicConstraints(b) => {
+                basic_constraints = Some((b.ca, b.path_len_constraint))
+            }
+            ParsedExtension::KeyUsage(k) => key_usage = Some(k.flags),
+            ParsedExtension::ExtendedKeyUsage(e) => {
+                eku = Some(Eku {
+                    any: e.any,
+                    server_auth: e.server_auth,
+                    client_auth: e.client_auth,
+                    other: [
+                        (e.code_signing, "codeSigning"),
+                        (e.email_protection, "emailProtection"),
+                        (e.time_stamping, "timeStamping"),
+                        (e.ocsp_signing, "OCSPSigning"),
+                    ]
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, n)| n.to_string())
+                    .chain(e.other.iter().map(|o| o.to_id_string()))
+                    .collect(),
+                })
+            }
+            ParsedExtension::NameConstraints(nc) => {
+                let subtrees = |v: &Option<Vec<x509_parser::extensions::GeneralSubtree>>| {
+                    v.iter()
+                        .flatten()
+                        .map(|t| match &t.base {
+                            GeneralName::DNSName(d) => Subtree::Dns(d.to_string()),
+                            GeneralName::IPAddress(b) if b.len() == 8 || b.len() == 32 => {
+                                let (a, m) = b.split_at(b.len() / 2);
+                                Subtree::Ip(a.to_vec(), m.to_vec())
+                            }
+                            other => Subtree::Other(format!("{other}")),
+                        })
+                        .collect()
+                };
+                name_constraints = Some(NameConstraints {
+                    permitted: subtrees(&nc.permitted_subtrees),
+                    excluded: subtrees(&nc.excluded_subtrees),
+                });
+            }
             ParsedExtension::SubjectKeyIdentifier(k) => ski = Some(k.0.to_vec()),
             ParsedExtension::AuthorityKeyIdentifier(a) => {
                 aki = a.key_identifier.as_ref().map(|k| k.0.to_vec())
@@ -112,18 +244,13 @@ pub fn parse_meta(der: &[u8]) -> Result<CertMeta, String> {
                             dns_names.push(d.to_string());
                             san.push(format!("DNS:{d}"));
                         }
-                        GeneralName::IPAddress(ip) => san.push(match ip.len() {
-                            4 => format!(
-                                "IP:{}",
-                                std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])
-                            ),
-                            16 => {
-                                let mut a = [0u8; 16];
-                                a.copy_from_slice(ip);
-                                format!("IP:{}", std::net::Ipv6Addr::from(a))
+                        GeneralName::IPAddress(ip) => match ip_from_bytes(ip) {
+                            Some(a) => {
+                                ip_sans.push(a);
+                                san.push(format!("IP:{a}"));
                             }
-                            _ => format!("IP:{}", hex::encode(ip)),
-                        }),
+                            None => san.push(format!("IP:{}", hex::encode(ip))),
+                        },
                         GeneralName::RFC822Name(m) => san.push(format!("email:{m}")),
                         GeneralName::URI(u) => san.push(format!("URI:{u}")),
                         _ => {}
@@ -206,7 +333,28 @@ pub fn parse_meta(der: &[u8]) -> Result<CertMeta, String> {
         key_bits,
         key_kind,
         weak_signature,
+        spki: cert.public_key().raw.to_vec(),
+        version: cert.version().0 + 1,
+        basic_constraints,
+        key_usage,
+        eku,
+        name_constraints,
+        ip_sans,
+        unknown_critical,
     })
+}
+
+/// An IPv4 or IPv6 address from its 4 or 16 bytes.
+pub fn ip_from_bytes(b: &[u8]) -> Option<std::net::IpAddr> {
+    match b.len() {
+        4 => Some(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).into()),
+        16 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(b);
+            Some(std::net::Ipv6Addr::from(a).into())
+        }
+        _ => None,
+    }
 }
 
 fn signature_name(oid: &str) -> String {
@@ -264,6 +412,8 @@ pub fn check_signature(child_der: &[u8], issuer_der: &[u8]) -> SigCheck {
 /// Where a certificate was seen on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sighting {
+    /// "tcp" or "udp": which of Wireshark's stream indices `stream` is.
+    pub transport: &'static str,
     pub capture: usize,
     pub stream: u64,
     pub frame: u64,
@@ -371,28 +521,135 @@ impl CertStore {
     }
 }
 
-/// The trust anchors: certificates whose keys the clients are assumed to trust.
+/// Where the default trust anchors come from (`--trust-store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrustSource {
+    /// Mozilla's root program, as shipped with chainsniff (webpki-root-certs).
+    #[default]
+    Mozilla,
+    /// This machine's operating-system store (rustls-native-certs).
+    System,
+    /// None: only `--trust` files.
+    None,
+}
+
+impl TrustSource {
+    /// Its name in the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrustSource::Mozilla => "mozilla",
+            TrustSource::System => "system",
+            TrustSource::None => "none",
+        }
+    }
+}
+
+/// What a `--trust` file held that did not become a trust anchor, or became one by option.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct TrustNote {
+    /// The file it came from.
+    pub file: String,
+    /// The certificate's subject.
+    pub subject: String,
+    /// SHA-256 of the certificate.
+    pub sha256: String,
+    /// `known_issuer` (an intermediate: used to explain a missing link, never trusted),
+    /// `ignored_leaf` (not a CA), or `partial_chain_anchor` (an intermediate trusted as an
+    /// anchor because `--trust-intermediates` was given).
+    pub kind: &'static str,
+}
+
+/// The trust anchors: certificates whose keys the clients are assumed to trust, and the
+/// certificates the user gave with `--trust` that are not anchors (intermediates: known
+/// issuers that were *not sent*).
 #[derive(Debug, Default)]
 pub struct TrustStore {
     pub store: CertStore,
-    /// How many came from Mozilla's list and from `--trust` files.
-    pub mozilla: usize,
+    /// Intermediates from `--trust` files: known, not trusted.
+    pub known: CertStore,
+    /// The file each known intermediate came from.
+    pub known_from: HashMap<Sha, String>,
+    /// The anchors as a strict validator (rustls-webpki) takes them, with their hashes.
+    pub anchors: Vec<(Sha, rustls_pki_types::TrustAnchor<'static>)>,
+    /// Where the default anchors came from, and how many there are.
+    pub source: TrustSource,
+    pub default_roots: usize,
+    /// How many anchors came from `--trust` files.
     pub user: usize,
+    /// Intermediates from `--trust` become anchors (`--trust-intermediates`, as OpenSSL's
+    /// `-partial_chain`).
+    pub partial_chain: bool,
+    /// What `--trust` files held besides roots.
+    pub notes: Vec<TrustNote>,
+    /// The newest notBefore among the default roots (Unix seconds): how recent the store is.
+    pub store_date: i64,
 }
 
 impl TrustStore {
+    /// Mozilla's roots, or none.
     pub fn new(mozilla_roots: bool) -> Self {
-        let mut t = TrustStore::default();
-        if mozilla_roots {
-            for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
-                t.store.add(der.as_ref(), None);
-                t.mozilla += 1;
-            }
-        }
-        t
+        let source = if mozilla_roots {
+            TrustSource::Mozilla
+        } else {
+            TrustSource::None
+        };
+        Self::from_source(source).unwrap_or_default()
     }
 
-    /// Adds every certificate in a PEM or DER file, or in every file of a directory.
+    /// The default anchors of `source`. Fails only when the system store cannot be read.
+    pub fn from_source(source: TrustSource) -> Result<Self> {
+        let mut t = TrustStore {
+            source,
+            ..Default::default()
+        };
+        let ders: Vec<Vec<u8>> = match source {
+            TrustSource::Mozilla => webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                .iter()
+                .map(|d| d.as_ref().to_vec())
+                .collect(),
+            TrustSource::System => {
+                let found = rustls_native_certs::load_native_certs();
+                if found.certs.is_empty() {
+                    match found.errors.first() {
+                        Some(e) => bail!("cannot read the system's trust store: {e}"),
+                        None => bail!("the system's trust store holds no certificate"),
+                    }
+                }
+                found.certs.iter().map(|d| d.as_ref().to_vec()).collect()
+            }
+            TrustSource::None => Vec::new(),
+        };
+        for der in &ders {
+            if t.add_anchor(der) {
+                t.default_roots += 1;
+                if let Some(m) = t.store.meta(&sha256(der)) {
+                    t.store_date = t.store_date.max(m.not_before);
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    /// Makes `der` an anchor, whatever it is (as x509-limbo's trusted certificates are);
+    /// false when it was one already or is not a certificate.
+    pub fn add_anchor(&mut self, der: &[u8]) -> bool {
+        let sha = sha256(der);
+        if self.store.get(&sha).is_some() {
+            return false;
+        }
+        let cert = rustls_pki_types::CertificateDer::from(der);
+        let Ok(anchor) = webpki::anchor_from_trusted_cert(&cert) else {
+            return false;
+        };
+        self.anchors.push((sha, anchor.to_owned()));
+        self.store.add(der, None);
+        true
+    }
+
+    /// Adds every certificate in a PEM or DER file, or in every file of a directory: roots
+    /// (self-signed) become anchors, intermediates known issuers (or anchors with
+    /// [`TrustStore::partial_chain`]), leaves are ignored; each but a root leaves a note.
     pub fn add_path(&mut self, path: &Path) -> Result<usize> {
         if path.is_dir() {
             let mut entries: Vec<_> = fs::read_dir(path)
@@ -416,7 +673,7 @@ impl TrustStore {
 
     fn add_file(&mut self, path: &Path) -> Result<usize> {
         let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let mut n = 0;
+        let mut ders = Vec::new();
         if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
             for pem in x509_parser::pem::Pem::iter_from_buffer(&bytes) {
                 let pem = pem.with_context(|| format!("bad PEM in {}", path.display()))?;
@@ -424,8 +681,7 @@ impl TrustStore {
                     if let Err(e) = parse_meta(&pem.contents) {
                         bail!("bad certificate in {}: {e}", path.display());
                     }
-                    self.store.add(&pem.contents, None);
-                    n += 1;
+                    ders.push(pem.contents);
                 }
             }
         } else {
@@ -435,14 +691,48 @@ impl TrustStore {
                     path.display()
                 );
             }
-            self.store.add(&bytes, None);
-            n = 1;
+            ders.push(bytes);
         }
-        if n == 0 {
+        if ders.is_empty() {
             bail!("no certificate found in {}", path.display());
         }
-        self.user += n;
-        Ok(n)
+        let file = path.display().to_string();
+        for der in &ders {
+            self.add_user(der, &file);
+        }
+        Ok(ders.len())
+    }
+
+    /// One certificate from a `--trust` file, sorted into anchor, known issuer or ignored.
+    fn add_user(&mut self, der: &[u8], file: &str) {
+        let Ok(meta) = parse_meta(der) else { return };
+        let sha = sha256(der);
+        let is_ca = meta.basic_constraints.is_some_and(|(ca, _)| ca) || meta.version < 3;
+        let self_signed = meta.self_issued && check_signature(der, der) != SigCheck::Invalid;
+        let note = |kind| TrustNote {
+            file: file.to_string(),
+            subject: meta.summary.subject.clone(),
+            sha256: hex::encode(sha),
+            kind,
+        };
+        if self_signed {
+            if self.add_anchor(der) {
+                self.user += 1;
+            }
+        } else if is_ca && self.partial_chain {
+            if self.add_anchor(der) {
+                self.user += 1;
+                self.notes.push(note("partial_chain_anchor"));
+            }
+        } else if is_ca {
+            if self.known.get(&sha).is_none() {
+                self.known.add(der, None);
+                self.known_from.insert(sha, file.to_string());
+                self.notes.push(note("known_issuer"));
+            }
+        } else if !self.notes.iter().any(|n| n.sha256 == hex::encode(sha)) {
+            self.notes.push(note("ignored_leaf"));
+        }
     }
 
     /// True when this exact certificate, or one with the same subject and key, is an anchor.
@@ -450,10 +740,29 @@ impl TrustStore {
         if self.store.get(sha).is_some() {
             return true;
         }
-        self.store.with_subject(&meta.subject_raw).iter().any(|a| {
-            self.store
-                .meta(a)
-                .is_some_and(|am| am.ski.is_some() && am.ski == meta.ski)
-        })
+        self.store
+            .with_subject(&meta.subject_raw)
+            .iter()
+            .any(|a| self.store.meta(a).is_some_and(|am| am.spki == meta.spki))
+    }
+}
+
+impl TrustNote {
+    /// The warning printed for it.
+    pub fn message(&self) -> String {
+        match self.kind {
+            "known_issuer" => format!(
+                "--trust {}: {} is an intermediate CA, not a root: it is not trusted, only used to name the issuer a server failed to send (pass --trust-intermediates to trust it as OpenSSL's -partial_chain does)",
+                self.file, self.subject
+            ),
+            "partial_chain_anchor" => format!(
+                "--trust {}: the intermediate CA {} is trusted as an anchor (--trust-intermediates): chains that stop at it count as complete",
+                self.file, self.subject
+            ),
+            _ => format!(
+                "--trust {}: {} is not a CA certificate; it was ignored",
+                self.file, self.subject
+            ),
+        }
     }
 }

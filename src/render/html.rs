@@ -9,9 +9,9 @@ use minijinja::value::{Serde, Value};
 use serde::Serialize;
 
 use super::{reaction_text, server_title, status_line, who};
+use crate::handshake::ReactionKind;
 use crate::pki::CertSummary;
 use crate::pki::{Finding, LinkSource, Severity};
-use crate::handshake::ReactionKind;
 use crate::report::{HandshakeReport, Report};
 
 const TEMPLATE: &str = include_str!("report.html");
@@ -280,6 +280,7 @@ pub fn html(r: &Report) -> String {
                                             ("anchor", "trust anchor (not sent, as it should be)".into())
                                         }
                                         LinkSource::Capture {
+                                            transport,
                                             stream,
                                             frame,
                                             server,
@@ -287,7 +288,13 @@ pub fn html(r: &Report) -> String {
                                         } => (
                                             "missing",
                                             format!(
-                                                "NOT SENT by this server: missing link. Seen in tcp.stream {stream}, frame {frame}, sent by {server}"
+                                                "NOT SENT by this server: missing link. Seen in {transport}.stream {stream}, frame {frame}, sent by {server}"
+                                            ),
+                                        ),
+                                        LinkSource::TrustFile { file } => (
+                                            "missing",
+                                            format!(
+                                                "NOT SENT by this server: missing link. Known from --trust {file}"
                                             ),
                                         ),
                                     };

@@ -8,8 +8,8 @@ use std::fmt::Write;
 
 pub use html::html;
 
-use crate::pki::{Finding, LinkSource, PathLink, Severity, Status};
 use crate::handshake::{Reaction, ReactionKind};
+use crate::pki::{Finding, LinkSource, PathLink, Severity, Status};
 use crate::report::{ChainVariant, HandshakeReport, Report, ServerReport};
 
 const WIDTH: usize = 80;
@@ -111,11 +111,13 @@ fn link_text(l: &PathLink) -> String {
         LinkSource::Sent { position } => format!("sent #{position}"),
         LinkSource::Anchor => "trust anchor, not sent".to_string(),
         LinkSource::Capture {
+            transport,
             stream,
             frame,
             server,
             ..
-        } => format!("NOT SENT - seen in tcp.stream {stream} frame {frame} from {server}"),
+        } => format!("NOT SENT - seen in {transport}.stream {stream} frame {frame} from {server}"),
+        LinkSource::TrustFile { file } => format!("NOT SENT - known from --trust {file}"),
     };
     format!("{} [{src}]", clean(&l.subject))
 }
