@@ -59,7 +59,29 @@ pub struct ServerHello {
     pub cipher_suite: u16,
     pub session_id: Vec<u8>,
     pub hello_retry: bool,
+    /// TLS 1.3: the server accepted a pre-shared key (pre_shared_key extension): a resumption.
+    #[serde(default)]
+    pub psk: bool,
 }
+
+/// True when the extension block `exts` (type, length, data, ...) holds extension `wanted`.
+fn has_extension(mut exts: &[u8], wanted: u16) -> bool {
+    while exts.len() >= 4 {
+        let t = u16::from_be_bytes([exts[0], exts[1]]);
+        let l = u16::from_be_bytes([exts[2], exts[3]]) as usize;
+        if t == wanted {
+            return true;
+        }
+        let Some(rest) = exts.get(4 + l..) else {
+            return false;
+        };
+        exts = rest;
+    }
+    false
+}
+
+/// The pre_shared_key extension.
+const EXT_PRE_SHARED_KEY: u16 = 41;
 
 impl ServerHello {
     pub fn version(&self) -> u16 {
@@ -516,6 +538,7 @@ impl TlsConn {
                         cipher_suite: u16::from_be_bytes([body[34], body[35]]),
                         session_id: Vec::new(),
                         hello_retry: false,
+                        psk: false,
                     });
                     return;
                 }
@@ -613,6 +636,7 @@ impl TlsConn {
                     cipher_suite: sh.cipher.0,
                     session_id: sh.session_id.unwrap_or_default().to_vec(),
                     hello_retry,
+                    psk: sh.ext.is_some_and(|e| has_extension(e, EXT_PRE_SHARED_KEY)),
                 });
             }
             TlsMessageHandshake::ServerHelloV13Draft18(sh) => {
@@ -624,6 +648,7 @@ impl TlsConn {
                     cipher_suite: sh.cipher.0,
                     session_id: Vec::new(),
                     hello_retry: false,
+                    psk: false,
                 });
             }
             TlsMessageHandshake::HelloRetryRequest(hrr) => {
@@ -635,6 +660,7 @@ impl TlsConn {
                     cipher_suite: hrr.cipher.0,
                     session_id: Vec::new(),
                     hello_retry: true,
+                    psk: false,
                 });
             }
             TlsMessageHandshake::Certificate(c) => {
@@ -829,6 +855,7 @@ fn parse_server_hello(at: At, body: &[u8]) -> Option<ServerHello> {
     let cipher_suite = u16::from_be_bytes([*body.get(i)?, *body.get(i + 1)?]);
     i += 3;
     let mut selected = None;
+    let mut psk = false;
     if let Some(len) = body.get(i..i + 2) {
         let mut ext = body.get(i + 2..i + 2 + u16::from_be_bytes([len[0], len[1]]) as usize)?;
         while ext.len() >= 4 {
@@ -838,6 +865,7 @@ fn parse_server_hello(at: At, body: &[u8]) -> Option<ServerHello> {
             if t == 43 && l == 2 {
                 selected = Some(u16::from_be_bytes([data[0], data[1]]));
             }
+            psk |= t == EXT_PRE_SHARED_KEY;
             ext = &ext[4 + l..];
         }
     }
@@ -848,6 +876,7 @@ fn parse_server_hello(at: At, body: &[u8]) -> Option<ServerHello> {
         cipher_suite,
         session_id,
         hello_retry: random == HRR_RANDOM,
+        psk,
     })
 }
 

@@ -67,8 +67,12 @@ enum TrustStoreArg {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum FailOn {
+    /// An error finding (a chain strict clients reject, or a client that rejected one).
     Error,
+    /// An error or warning finding, or a handshake whose chain could not be judged.
     Warning,
+    /// A handshake whose chain could not be judged (truncated, TLS 1.3 without keys).
+    NotJudged,
 }
 
 #[derive(clap::Args)]
@@ -100,7 +104,8 @@ struct AnalyzeArgs {
     /// always used.
     #[arg(long, value_name = "FILE")]
     keylog: Vec<PathBuf>,
-    /// Exit with status 1 when a finding of this severity (or worse) exists.
+    /// Exit with status 1 when a finding of this severity (or worse) exists; `warning` and
+    /// `not-judged` also when a chain could not be judged (truncated, TLS 1.3 without keys).
     #[arg(long, value_enum, value_name = "SEVERITY")]
     fail_on: Option<FailOn>,
     /// Most TCP (and, separately, UDP) conversations followed at once. Beyond it the least
@@ -245,6 +250,9 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
     }
     // The report holds all it needs: freeing the analysis now lowers the peak while printing.
     drop(analysis);
+    for n in report.trust.notes.iter().filter(|_| !args.quiet) {
+        eprintln!("chainsniff: warning: {}", render::clean(&n.message()));
+    }
     for c in report.captures.iter().filter(|_| !args.quiet) {
         for w in &c.summary.warnings {
             eprintln!(
@@ -366,9 +374,15 @@ fn progress_bar(captures: &[String]) -> chainsniff::analysis::Progress {
 
 fn exit_status(report: &chainsniff::Report, fail_on: Option<FailOn>) -> ExitCode {
     let worst = report.worst_severity();
+    // A chain that could not be judged is no all-clear: it fails `--fail-on warning` and
+    // `--fail-on not-judged`.
+    let not_judged = report.summary.not_judged > 0;
     let fail = match fail_on {
         Some(FailOn::Error) => worst == Some(Severity::Error),
-        Some(FailOn::Warning) => matches!(worst, Some(Severity::Error | Severity::Warning)),
+        Some(FailOn::Warning) => {
+            matches!(worst, Some(Severity::Error | Severity::Warning)) || not_judged
+        }
+        Some(FailOn::NotJudged) => not_judged,
         None => false,
     };
     ExitCode::from(if fail { 1 } else { 0 })

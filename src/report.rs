@@ -16,7 +16,9 @@ use std::sync::Arc;
 use crate::handshake::{Decryption, Reaction, version_name};
 use crate::json::{Compact, PrettyAt};
 use crate::pki::{CertSummary, Sha};
-use crate::pki::{Checker, Finding, FindingKind, PathLink, Severity, Status, inconsistent_message};
+use crate::pki::{
+    Checker, Finding, FindingKind, PathLink, Severity, Status, Verdict, inconsistent_message,
+};
 use crate::spill::Spill;
 
 pub const SCHEMA: &str = "chainsniff/1";
@@ -104,6 +106,9 @@ pub struct HandshakeReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_certificate_frame: Option<u64>,
     pub status: Status,
+    /// What a strict client that trusts exactly the anchors used here decides about the chain
+    /// as sent (`not_judged` when no chain was seen).
+    pub verdict: Verdict,
     pub path: Vec<PathLink>,
     pub findings: Vec<Finding>,
     pub client_reaction: Reaction,
@@ -134,6 +139,9 @@ pub struct ChainVariant {
     pub certificates: Vec<String>,
     pub subjects: Vec<String>,
     pub status: Status,
+    /// The verdict on the chain (the same for every handshake that got it).
+    pub verdict: Verdict,
+    /// Findings on the chain itself (a client's own rejection is on its handshake).
     pub findings: Vec<Finding>,
     pub path: Vec<PathLink>,
     pub clients: VariantClients,
@@ -327,6 +335,11 @@ pub struct Summary {
     pub servers: usize,
     pub clients: usize,
     pub by_status: BTreeMap<String, usize>,
+    /// Handshakes by verdict (`valid`, `invalid`, `not_judged`).
+    pub by_verdict: BTreeMap<String, usize>,
+    /// Handshakes whose chain could not be judged although a server should have sent one
+    /// (truncated, encrypted without keys); a headline says why and what to do.
+    pub not_judged: usize,
     pub errors: usize,
     pub warnings: usize,
     /// One line per problem, for the top of a ticket.
@@ -565,7 +578,9 @@ pub fn handshake_report(
     let tls13 = version.is_some_and(crate::handshake::is_tls13);
     let resumed = match (ch, sh) {
         (Some(c), Some(s)) => {
-            !tls13 && !s.session_id.is_empty() && s.session_id == c.session_id
+            // TLS 1.3: the server accepted a pre-shared key (RFC 8446 2.2: no Certificate).
+            tls13 && s.psk
+                || !tls13 && !s.session_id.is_empty() && s.session_id == c.session_id
                 || (!tls13 && hs.certificate.is_none() && hs.server_hello_done.is_none() && {
                     hs.first(crate::handshake::Side::Server, |k| {
                         *k == crate::handshake::EventKind::ChangeCipherSpec
@@ -580,16 +595,16 @@ pub fn handshake_report(
         .as_ref()
         .map(|c| c.shas.as_slice())
         .unwrap_or_default();
-    let (status, path, mut findings) = match &hs.certificate {
+    let (status, verdict, path, mut findings) = match &hs.certificate {
         Some(c) => {
             let d = checker.diagnose(chain, c.at.ts.secs(), hs.sni());
-            (d.status, d.path, d.findings)
+            (d.status, d.verdict, d.path, d.findings)
         }
         None => {
-            let status = if tls13 {
-                Status::NotVisible
-            } else if resumed {
+            let status = if resumed {
                 Status::NoCertificate
+            } else if tls13 {
+                Status::NotVisible
             } else if hs.server_cut
                 || certificate_skipped(hs)
                 || (hs.capture_ended && !server_flight_over(hs))
@@ -598,9 +613,15 @@ pub fn handshake_report(
             } else {
                 Status::NoCertificate
             };
-            (status, Vec::new(), Vec::new())
+            (status, Verdict::NotJudged, Vec::new(), Vec::new())
         }
     };
+    let client_reaction = hs.client_reaction();
+    if verdict == Verdict::Valid
+        && let Some(f) = rejected_by_client(&client_reaction, &path)
+    {
+        findings.push(f);
+    }
     let random = ch.map(|c| hex::encode(&c.random)).unwrap_or_default();
     match &hs.decryption {
         Some(Decryption::MissingSecret(label)) => findings.push(Finding::new(
@@ -766,11 +787,60 @@ pub fn handshake_report(
             .unwrap_or_default(),
         client_certificate_frame: hs.client_certificate.as_ref().map(|c| c.at.frame),
         status,
+        verdict,
         path,
         findings,
-        client_reaction: hs.client_reaction(),
+        client_reaction,
         notes,
     }
+}
+
+/// Alerts a client sends when it refuses the server's certificate (RFC 8446 6.2).
+const CERTIFICATE_ALERTS: &[&str] = &[
+    "bad_certificate",
+    "unsupported_certificate",
+    "certificate_revoked",
+    "certificate_expired",
+    "certificate_unknown",
+    "unknown_ca",
+    "access_denied",
+    "bad_certificate_status_response",
+    "certificate_required",
+];
+
+/// A `rejected_by_client` finding when the client refused a chain judged valid: a fatal
+/// certificate alert, or a reset before it went on.
+fn rejected_by_client(reaction: &Reaction, path: &[PathLink]) -> Option<Finding> {
+    use crate::handshake::ReactionKind as R;
+    let how = match reaction.kind {
+        R::Alert
+            if reaction.alert_level.as_deref() != Some("warning")
+                && reaction
+                    .alert
+                    .as_deref()
+                    .is_some_and(|a| CERTIFICATE_ALERTS.contains(&a)) =>
+        {
+            format!("fatal alert {}", reaction.alert.as_deref().unwrap_or("?"))
+        }
+        R::Reset => "a reset".to_string(),
+        _ => return None,
+    };
+    let root = path
+        .last()
+        .map(|l| l.subject.as_str())
+        .unwrap_or("the root");
+    let when = match (reaction.frame, reaction.delay_ms) {
+        (Some(f), Some(ms)) => format!(" (frame {f}, {ms:.1} ms after the certificate)"),
+        (Some(f), None) => format!(" (frame {f})"),
+        _ => String::new(),
+    };
+    Some(Finding::new(
+        FindingKind::RejectedByClient,
+        format!(
+            "The client refused the chain with {how}{when}, although it is valid for the trust anchors used here. Likely causes: the client does not trust the root {root} (its trust store lacks it, or it trusts another root); a stricter policy than a strict validator's (SHA-1, key size, validity period, revocation, pinning); or a check chainsniff cannot see (OCSP, Certificate Transparency)."
+        ),
+        None,
+    ))
 }
 
 /// Builds the report: diagnoses every handshake, groups by server and chain variant. Fails
@@ -965,6 +1035,10 @@ fn aborted_text(client: std::net::IpAddr, reaction: &Reaction) -> Option<String>
 struct VariantTally {
     /// Clients that aborted, and the first [`NAMED_ABORTED`] of them for the headline.
     aborted: usize,
+    /// Handshakes whose client refused this chain although it is valid (`rejected_by_client`).
+    rejected: usize,
+    /// The issuer named by a `missing_issuer` finding.
+    missing_issuer: Option<String>,
     named_aborted: Vec<String>,
     /// Its clients' lines in the shared list.
     lines: Vec<u32>,
@@ -1134,6 +1208,8 @@ fn group(
         ..Default::default()
     };
     let mut by_status = BTreeMap::new();
+    let mut by_verdict = BTreeMap::new();
+    let mut not_judged: BTreeMap<NotJudged, NotJudgedTally> = BTreeMap::new();
     let (mut errors, mut warnings) = (0, 0);
     let mut failed = None;
     let judged = batches
@@ -1168,11 +1244,34 @@ fn group(
                             subjects: h.certificates.iter().map(|c| c.subject.clone()).collect(),
                             certificates: h.certificates.iter().map(|c| c.sha256.clone()).collect(),
                             status: h.status,
-                            findings: h.findings.clone(),
+                            verdict: h.verdict,
+                            findings: h
+                                .findings
+                                .iter()
+                                .filter(|f| f.kind != FindingKind::RejectedByClient)
+                                .cloned()
+                                .collect(),
                             path: h.path.clone(),
                             clients: VariantClients::default(),
                         });
-                        tally.variants.push(VariantTally::default());
+                        // The issuer a `missing_issuer` finding names: the one of the
+                        // last certificate on the path.
+                        let missing_issuer = h
+                            .findings
+                            .iter()
+                            .any(|f| f.kind == FindingKind::MissingIssuer)
+                            .then(|| {
+                                let last = h.path.last()?;
+                                h.certificates
+                                    .iter()
+                                    .find(|c| c.sha256 == last.sha256)
+                                    .map(|c| c.issuer.clone())
+                            })
+                            .flatten();
+                        tally.variants.push(VariantTally {
+                            missing_issuer,
+                            ..Default::default()
+                        });
                         server.variants.len() - 1
                     }
                 };
@@ -1198,6 +1297,12 @@ fn group(
                             .extend(aborted_text(h.client.ip, &h.client_reaction));
                     }
                 }
+                if h.findings
+                    .iter()
+                    .any(|f| f.kind == FindingKind::RejectedByClient)
+                {
+                    v.rejected += 1;
+                }
                 tally.streams.add(&h.transport, h.stream);
             }
             _ => server
@@ -1209,6 +1314,21 @@ fn group(
 
         seen.add(&h, si as u32, variant_error);
         *by_status.entry(h.status.as_str().to_string()).or_insert(0) += 1;
+        *by_verdict
+            .entry(h.verdict.as_str().to_string())
+            .or_insert(0) += 1;
+        if h.verdict == Verdict::NotJudged
+            && let Some(why) = not_judged_reason(&h)
+        {
+            let t = not_judged.entry(why).or_default();
+            t.handshakes += 1;
+            if h.client_reaction.kind.aborted() {
+                t.aborted += 1;
+                if t.example.is_none() {
+                    t.example = aborted_text(h.client.ip, &h.client_reaction);
+                }
+            }
+        }
         for f in &h.findings {
             match f.severity {
                 Severity::Error => errors += 1,
@@ -1268,10 +1388,12 @@ fn group(
             .unwrap_or(Severity::Info);
         (worst, s.server, s.sni.clone())
     });
-    let headlines = servers
+    let mut headlines: Vec<String> = servers
         .iter()
         .flat_map(|(s, tally)| headlines(s, tally))
         .collect();
+    headlines.extend(not_judged_headline(&not_judged));
+    let not_judged_count = not_judged.values().map(|t| t.handshakes).sum();
     let servers: Vec<ServerReport> = servers.into_iter().map(|(s, _)| s).collect();
     Ok(Report {
         schema: SCHEMA,
@@ -1283,6 +1405,8 @@ fn group(
             servers: servers.len(),
             clients: clients.len(),
             by_status,
+            by_verdict,
+            not_judged: not_judged_count,
             errors,
             warnings,
             headlines,
@@ -1396,6 +1520,96 @@ fn variant_label(i: usize) -> String {
     }
 }
 
+/// Why a handshake that should have shown a chain could not be judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum NotJudged {
+    /// TLS 1.3 (or DTLS 1.3) without the key log.
+    Encrypted,
+    /// The key log was given but did not open this handshake.
+    Undecrypted,
+    /// The capture lost the certificate flight (snap length, gap, end of capture, eviction).
+    Truncated,
+    /// QUIC: the certificate is in Handshake packets, which need the key log.
+    Quic,
+}
+
+/// Why `h` was not judged, unless it simply had no chain to judge (a resumption, or a
+/// handshake that ended before the server's certificate).
+fn not_judged_reason(h: &HandshakeReport) -> Option<NotJudged> {
+    match h.status {
+        Status::NotVisible if h.protocol == crate::handshake::Protocol::Quic => {
+            Some(NotJudged::Quic)
+        }
+        Status::NotVisible
+            if h.findings.iter().any(|f| {
+                matches!(
+                    f.kind,
+                    FindingKind::MissingSecret | FindingKind::DecryptionFailed
+                )
+            }) =>
+        {
+            Some(NotJudged::Undecrypted)
+        }
+        Status::NotVisible => Some(NotJudged::Encrypted),
+        Status::Truncated => Some(NotJudged::Truncated),
+        _ => None,
+    }
+}
+
+/// Handshakes not judged for one reason, and how many of their clients aborted.
+#[derive(Default)]
+struct NotJudgedTally {
+    handshakes: usize,
+    aborted: usize,
+    /// The first client that aborted: "127.0.1.11 (alert unknown_ca, frame 8)".
+    example: Option<String>,
+}
+
+/// The headline for handshakes that could not be judged: how many, why, what to do, and
+/// whether their clients aborted (a failure this report cannot explain without the chain).
+fn not_judged_headline(counts: &BTreeMap<NotJudged, NotJudgedTally>) -> Option<String> {
+    let total: usize = counts.values().map(|t| t.handshakes).sum();
+    if total == 0 {
+        return None;
+    }
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(why, t)| {
+            let n = t.handshakes;
+            let (what, todo) = match why {
+                NotJudged::Encrypted => (
+                    "TLS 1.3 with the certificate encrypted",
+                    "pass the clients' key log with --keylog",
+                ),
+                NotJudged::Undecrypted => (
+                    "TLS 1.3 that the key log did not decrypt",
+                    "use the key log written during this capture",
+                ),
+                NotJudged::Truncated => (
+                    "certificate flight cut (snap length, gap or end of capture)",
+                    "capture again with the full packet size (tcpdump -s 0, dumpcap -s 0)",
+                ),
+                NotJudged::Quic => (
+                    "QUIC, certificate in Handshake packets",
+                    "pass the key log with --keylog",
+                ),
+            };
+            let aborted = match (t.aborted, &t.example) {
+                (0, _) => String::new(),
+                (1, Some(e)) => format!(" (1 client aborted: {e})"),
+                (a, Some(e)) => format!(" ({a} clients aborted, e.g. {e})"),
+                (a, None) => format!(" ({a} clients aborted)"),
+            };
+            format!("{n} {what}{aborted}: {todo}")
+        })
+        .collect();
+    Some(format!(
+        "{total} handshake{} could not be judged, so this report cannot say their chains are fine: {}.",
+        if total == 1 { "" } else { "s" },
+        parts.join("; ")
+    ))
+}
+
 /// One sentence per problem of server `s`: "3 of 7 clients received an incomplete chain". `all`
 /// clients had a handshake with `s`; `bad` of them got a chain with an error (a warning such as
 /// a duplicate certificate does not break it).
@@ -1437,8 +1651,15 @@ fn headlines(s: &ServerReport, t: &ServerTally) -> Vec<String> {
         let missing: Vec<&str> = v
             .path
             .iter()
-            .filter(|l| matches!(l.source, crate::pki::LinkSource::Capture { .. }))
+            .filter(|l| {
+                matches!(
+                    l.source,
+                    crate::pki::LinkSource::Capture { .. }
+                        | crate::pki::LinkSource::TrustFile { .. }
+                )
+            })
             .map(|l| l.subject.as_str())
+            .chain(tally.missing_issuer.as_deref())
             .collect();
         let what = if missing.is_empty() {
             kinds.join(", ")
@@ -1456,12 +1677,29 @@ fn headlines(s: &ServerReport, t: &ServerTally) -> Vec<String> {
             ),
         };
         out.push(format!(
-            "{} of {} handshakes with {name} got chain {}: {} ({}); {outcome}.",
+            "{} of {} handshakes with {name} got chain {}: {}{} ({}); {outcome}.",
             v.clients.len(),
             s.handshakes,
             v.id,
+            match v.verdict {
+                Verdict::Invalid => "invalid, ",
+                _ => "",
+            },
             v.status.as_str(),
             what,
+        ));
+    }
+    for (v, tally) in s.variants.iter().zip(&t.variants) {
+        if tally.rejected == 0 {
+            continue;
+        }
+        let root = v.path.last().map(|l| l.subject.as_str()).unwrap_or("?");
+        out.push(format!(
+            "{} handshake{} with {name} rejected chain {} although it is valid for the trust anchors used here (rejected_by_client): {}; the clients most likely do not trust {root}, or apply a stricter policy.",
+            tally.rejected,
+            if tally.rejected == 1 { "" } else { "s" },
+            v.id,
+            tally.named_aborted.join(", ")
         ));
     }
     if s.variants.len() > 1 {

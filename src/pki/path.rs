@@ -447,13 +447,18 @@ impl<'a> Checker<'a> {
                 break;
             }
             let (found, bad_sig) = self.find_issuer(&cur_sha, cur, sent, &visited);
-            if let Some(bad) = bad_sig
-                && found.is_none()
-            {
+            if let Some(bad) = bad_sig {
+                // The server sent a certificate of the issuer's name that did not sign this
+                // one: the old issuer after a re-key, or a wrong file.
                 findings.push(self.bad_signature(&cur_sha, cur, &bad));
-                // The right issuer was not sent (and is known nowhere).
-                status = Status::Incomplete;
-                break;
+                if let Some(pos) = sent.iter().position(|s| *s == bad) {
+                    sent_positions.push(pos);
+                }
+                if found.is_none() {
+                    // The right issuer was not sent (and is known nowhere).
+                    status = Status::Incomplete;
+                    break;
+                }
             }
             let Some(found) = found else {
                 // Its only issuer is already on the path: the certificates issue each other.

@@ -8,7 +8,7 @@ use minijinja::Environment;
 use minijinja::value::{Serde, Value};
 use serde::Serialize;
 
-use super::{reaction_text, server_title, status_line, who};
+use super::{reaction_text, server_title, verdict_line, who};
 use crate::handshake::ReactionKind;
 use crate::pki::CertSummary;
 use crate::pki::{Finding, LinkSource, Severity};
@@ -65,8 +65,10 @@ struct ServerView<'a> {
 #[derive(Serialize)]
 struct VariantView<'a> {
     id: &'a str,
+    /// The verdict (`valid`, `invalid`), drawn as the badge.
     status: &'static str,
-    status_text: &'static str,
+    /// The verdict and the status in words.
+    status_text: String,
     /// `ok`, `bad` or `warn`: how the variant is drawn.
     class: &'static str,
     sent: Vec<CertView<'a>>,
@@ -255,8 +257,8 @@ pub fn html(r: &Report) -> String {
                                 .map(|c| handshake(r, c.handshake))
                                 .collect(),
                             id: &v.id,
-                            status: v.status.as_str(),
-                            status_text: status_line(v.status),
+                            status: v.verdict.as_str(),
+                            status_text: verdict_line(v.verdict, v.status),
                             class: match worst {
                                 Some(Severity::Error) => "bad",
                                 Some(Severity::Warning) => "warn",

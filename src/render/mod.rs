@@ -9,7 +9,7 @@ use std::fmt::Write;
 pub use html::html;
 
 use crate::handshake::{Reaction, ReactionKind};
-use crate::pki::{Finding, LinkSource, PathLink, Severity, Status};
+use crate::pki::{Finding, LinkSource, PathLink, Severity, Status, Verdict};
 use crate::report::{ChainVariant, HandshakeReport, Report, ServerReport};
 
 const WIDTH: usize = 80;
@@ -122,6 +122,48 @@ fn link_text(l: &PathLink) -> String {
     format!("{} [{src}]", clean(&l.subject))
 }
 
+/// "Mozilla's 146 roots + 1 from --trust".
+fn trust_line(t: &crate::report::TrustInfo) -> String {
+    let store = match t.store {
+        crate::pki::TrustSource::Mozilla => format!("Mozilla's {} roots", t.default_roots),
+        crate::pki::TrustSource::System => format!("the system's {} roots", t.default_roots),
+        crate::pki::TrustSource::None => "no default roots".to_string(),
+    };
+    let mut s = format!(
+        "{store} + {} from --trust{}",
+        t.user_anchors,
+        if t.partial_chain {
+            " (intermediates trusted as anchors: --trust-intermediates)"
+        } else {
+            ""
+        }
+    );
+    let known = t.notes.iter().filter(|n| n.kind == "known_issuer").count();
+    if known > 0 {
+        let _ = write!(
+            s,
+            "; {known} intermediate{} known, not trusted",
+            plural(known)
+        );
+    }
+    s
+}
+
+/// The verdict first, then how complete the chain is: "INVALID: INCOMPLETE: ...".
+fn verdict_line(v: Verdict, s: Status) -> String {
+    match (v, s) {
+        (Verdict::Valid, _) => format!(
+            "valid: a strict client that trusts these anchors accepts it ({})",
+            status_line(s)
+        ),
+        (Verdict::Invalid, Status::Complete) => {
+            "INVALID: strict clients reject it; the chain is complete but breaks a rule (see the findings)".into()
+        }
+        (Verdict::Invalid, _) => format!("INVALID: strict clients reject it; {}", status_line(s)),
+        (Verdict::NotJudged, _) => format!("not judged: {}", status_line(s)),
+    }
+}
+
 fn status_line(s: Status) -> &'static str {
     match s {
         Status::Complete => "complete: a path to a trust anchor exists from what was sent",
@@ -218,8 +260,13 @@ pub fn write_text(r: &Report, out: &mut dyn std::io::Write, color: bool) -> std:
             wrap(&mut o, "      warning: ", 15, &clean(w));
         }
     }
+    let _ = writeln!(o, "  trust: {}", trust_line(&r.trust));
+    for n in &r.trust.notes {
+        wrap(&mut o, "      warning: ", 15, &clean(&n.message()));
+    }
     if !s.by_status.is_empty() {
         let _ = writeln!(o, "  handshakes: {}", counts(&s.by_status));
+        let _ = writeln!(o, "  verdicts: {}", counts(&s.by_verdict));
     }
     if s.filtered_out > 0 {
         let _ = writeln!(
@@ -385,7 +432,8 @@ pub fn colorize(text: &str) -> String {
             ("rejected it", RED),
             ("reset the connection", RED),
             ("accepted it", GREEN),
-            ("status: complete", GREEN),
+            ("INVALID", RED),
+            ("verdict: valid", GREEN),
         ] {
             if let Some(at) = l.find(word) {
                 l = format!("{}{color}{word}{RESET}{}", &l[..at], &l[at + word.len()..]);
@@ -509,7 +557,7 @@ fn text_variant(o: &mut String, r: &Report, v: &ChainVariant, sink: &mut TextOut
         v.clients.len(),
         plural(v.clients.len())
     );
-    wrap(o, "    status: ", 12, status_line(v.status));
+    wrap(o, "    verdict: ", 13, &verdict_line(v.verdict, v.status));
     o.push_str("    sent:\n");
     for (i, (sha, subj)) in v.certificates.iter().zip(&v.subjects).enumerate() {
         wrap(
@@ -793,7 +841,7 @@ pub fn markdown(r: &Report) -> String {
                 "\n### Chain {} ({} handshakes): {}\n",
                 v.id,
                 v.clients.len(),
-                status_line(v.status)
+                verdict_line(v.verdict, v.status)
             );
             o.push_str("| # | subject | sha256 |\n|---|---|---|\n");
             for (i, (sha, subj)) in v.certificates.iter().zip(&v.subjects).enumerate() {
