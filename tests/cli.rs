@@ -328,8 +328,11 @@ fn jsonl_streams_handshakes_as_they_are_decided() {
         .collect();
     assert_eq!(streams, vec![0, 1, 2, 3, 4, 5]);
     assert!(lines[..6].iter().all(|l| l["type"] == "handshake"));
-    // Before stream 2 brought the intermediate, nothing in the capture names it yet.
-    assert_eq!(lines[0]["status"], "undetermined");
+    // Before stream 2 brought the intermediate, nothing in the capture names it yet: the
+    // leaf's issuer is missing all the same.
+    assert_eq!(lines[0]["status"], "incomplete");
+    assert_eq!(lines[0]["verdict"], "invalid");
+    assert_eq!(lines[0]["findings"][0]["kind"], "missing_issuer");
     assert_eq!(lines[3]["status"], "incomplete");
     assert_eq!(lines[5]["status"], "incomplete");
     assert_eq!(lines[5]["client_reaction"]["alert"], "unknown_ca");

@@ -143,3 +143,47 @@ finding_kinds! {
     ContainsAnchor = "contains_anchor", Info,
         "Optional: leave the root out of the chain (clients use their own copy).";
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/report.md's findings table lists every kind with the code's severity and fix.
+    #[test]
+    fn docs_table_says_what_the_code_says() {
+        let docs = include_str!("../../docs/report.md");
+        let start = docs
+            .find("| kind | severity | what it means | how to fix it on the server |")
+            .expect("docs/report.md has the findings table");
+        let rows: Vec<Vec<&str>> = docs[start..]
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
+            .collect();
+        assert_eq!(
+            rows.len(),
+            FindingKind::ALL.len(),
+            "one row per finding kind"
+        );
+        for kind in FindingKind::ALL {
+            let row = rows
+                .iter()
+                .find(|r| r[0] == format!("`{}`", kind.as_str()))
+                .unwrap_or_else(|| panic!("docs/report.md has no row for {}", kind.as_str()));
+            assert_eq!(row[1], kind.severity().as_str(), "{}", kind.as_str());
+            assert_eq!(row[3], kind.fix(), "{}: fix", kind.as_str());
+        }
+    }
+
+    /// The names are the serde names (the JSON report's).
+    #[test]
+    fn names_are_the_json_names() {
+        for kind in FindingKind::ALL {
+            assert_eq!(
+                serde_json::to_string(kind).unwrap(),
+                format!("\"{}\"", kind.as_str())
+            );
+        }
+    }
+}

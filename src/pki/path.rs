@@ -174,6 +174,9 @@ enum Found {
     TrustFile(Sha),
 }
 
+/// How a certificate found in one of the stores is told apart.
+type FoundAs = fn(Sha) -> Found;
+
 impl Found {
     fn sha(&self) -> Sha {
         match self {
@@ -722,7 +725,7 @@ impl<'a> Checker<'a> {
                 _ => return (Some(Found::Sent(pos, sha)), bad),
             }
         }
-        let elsewhere: [(&CertStore, fn(Sha) -> Found); 3] = [
+        let elsewhere: [(&CertStore, FoundAs); 3] = [
             (&self.trust.store, Found::Anchor),
             (self.store, Found::Capture),
             (&self.trust.known, Found::TrustFile),
