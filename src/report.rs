@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::handshake::{Decryption, Reaction, version_name};
 use crate::json::{Compact, PrettyAt};
-use crate::pki::{CertSummary, Sha};
+use crate::pki::{CertSummary, Evidence, Sha};
 use crate::pki::{
     Checker, Finding, FindingKind, PathLink, Severity, Status, Verdict, inconsistent_message,
 };
@@ -946,46 +946,88 @@ fn judge_one(
     Ok(Judged { h, json, client })
 }
 
-/// The streams of some handshakes with one server, for a display filter: up to
-/// [`MAX_FILTER_STREAMS`] of them, and how many there were.
+/// The streams of some handshakes with one server, per capture (Wireshark numbers streams and
+/// frames per file), for display filters.
 #[derive(Default)]
 struct Streams {
+    per_capture: BTreeMap<usize, CaptureStreams>,
+}
+
+/// The streams of some handshakes in one capture.
+#[derive(Default)]
+struct CaptureStreams {
     count: usize,
+    /// Up to [`MAX_KEPT_STREAMS`] streams per transport.
     by_transport: BTreeMap<String, Vec<u64>>,
     transports: std::collections::BTreeSet<String>,
+    /// The first Certificate frame of these handshakes.
+    min_certificate_frame: Option<u64>,
 }
 
 impl Streams {
-    fn add(&mut self, transport: &str, stream: u64) {
-        self.count += 1;
-        if !self.transports.contains(transport) {
-            self.transports.insert(transport.to_string());
+    fn add(
+        &mut self,
+        capture: usize,
+        transport: &str,
+        stream: u64,
+        certificate_frame: Option<u64>,
+    ) {
+        let c = self.per_capture.entry(capture).or_default();
+        c.count += 1;
+        if !c.transports.contains(transport) {
+            c.transports.insert(transport.to_string());
         }
-        if self.count <= MAX_FILTER_STREAMS {
-            self.by_transport
+        if c.count <= MAX_KEPT_STREAMS {
+            c.by_transport
                 .entry(transport.to_string())
                 .or_default()
                 .push(stream);
         }
+        c.min_certificate_frame = match (c.min_certificate_frame, certificate_frame) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
 
+    /// Where these handshakes are seen, one [`Evidence`] per capture, in capture order.
+    /// `shared`: another server name (SNI) is served on the same address and port, so a filter
+    /// on the address alone would select its handshakes too.
+    fn evidence(&self, server: Endpoint, shared: bool) -> Vec<Evidence> {
+        self.per_capture
+            .iter()
+            .map(|(&capture, c)| Evidence {
+                capture,
+                frame: c.min_certificate_frame,
+                filter: c.filter(server, shared),
+            })
+            .collect()
+    }
+}
+
+impl CaptureStreams {
     /// `tcp.stream == 3`, or `tcp.stream in {0,1,5}` (Wireshark 4 separates set elements with
-    /// commas; with `||` between transports when both
-    /// occur). For more than [`MAX_FILTER_STREAMS`] handshakes, every Certificate message from
-    /// the server.
-    fn filter(&self, server: Endpoint) -> String {
-        if self.count > MAX_FILTER_STREAMS {
+    /// commas), with `||` between transports when both occur. For more than
+    /// [`MAX_FILTER_STREAMS`] handshakes (unless another name shares the address), every
+    /// Certificate message from the server: `tls.handshake.type == 11` over TCP, and over UDP
+    /// the DTLS fragment that completes one (`dtls.handshake.certificates`).
+    fn filter(&self, server: Endpoint, shared: bool) -> String {
+        if self.count > MAX_KEPT_STREAMS || (self.count > MAX_FILTER_STREAMS && !shared) {
             let ip = if server.ip.is_ipv4() { "ip" } else { "ipv6" };
-            let ports: Vec<String> = self
+            let parts: Vec<String> = self
                 .transports
                 .iter()
-                .map(|t| format!("{t}.srcport == {}", server.port))
+                .map(|t| match t.as_str() {
+                    "udp" => format!(
+                        "udp.srcport == {} && dtls.handshake.type == 11 && dtls.handshake.certificates",
+                        server.port
+                    ),
+                    t => format!("{t}.srcport == {} && tls.handshake.type == 11", server.port),
+                })
                 .collect();
-            return format!(
-                "{ip}.src == {} && ({}) && tls.handshake.type == 11",
-                server.ip,
-                ports.join(" || ")
-            );
+            return match parts.as_slice() {
+                [one] => format!("{ip}.src == {} && {one}", server.ip),
+                _ => format!("{ip}.src == {} && (({}))", server.ip, parts.join(") || (")),
+            };
         }
         let parts: Vec<String> = self
             .by_transport
@@ -1009,6 +1051,28 @@ impl Streams {
             .collect();
         parts.join(" || ")
     }
+}
+
+/// Sets a variant's or server's finding's evidence: the first capture's frame and filter, and
+/// the other captures' in `more_evidence`.
+fn set_evidence(f: &mut Finding, mut evidence: Vec<Evidence>, frame: Option<(usize, u64)>) {
+    // The capture of `frame` first (a server's finding names the frame where it shows).
+    if let Some((capture, _)) = frame
+        && let Some(i) = evidence.iter().position(|e| e.capture == capture)
+    {
+        let e = evidence.remove(i);
+        evidence.insert(0, e);
+    }
+    let mut it = evidence.into_iter();
+    if let Some(first) = it.next() {
+        f.capture = Some(first.capture);
+        f.frame = match frame {
+            Some((_, fr)) => Some(fr),
+            None => first.frame,
+        };
+        f.filter = Some(first.filter);
+    }
+    f.more_evidence = it.collect();
 }
 
 /// Clients named in a headline as having aborted; the server section lists every client.
@@ -1042,8 +1106,8 @@ struct VariantTally {
     named_aborted: Vec<String>,
     /// Its clients' lines in the shared list.
     lines: Vec<u32>,
-    first_certificate_frame: Option<u64>,
-    min_certificate_frame: Option<u64>,
+    /// The first handshake's capture and Certificate frame.
+    first_certificate: Option<(usize, u64)>,
     streams: Streams,
 }
 
@@ -1283,13 +1347,10 @@ fn group(
                 v.lines.push(lines.len() as u32);
                 lines.push_encoded(&line)?;
                 if v.lines.len() == 1 {
-                    v.first_certificate_frame = h.certificate_frame;
+                    v.first_certificate = h.certificate_frame.map(|f| (h.capture, f));
                 }
-                v.min_certificate_frame = match (v.min_certificate_frame, h.certificate_frame) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                v.streams.add(&h.transport, h.stream);
+                v.streams
+                    .add(h.capture, &h.transport, h.stream, h.certificate_frame);
                 if h.client_reaction.kind.aborted() {
                     v.aborted += 1;
                     if v.named_aborted.len() < NAMED_ABORTED {
@@ -1303,7 +1364,9 @@ fn group(
                 {
                     v.rejected += 1;
                 }
-                tally.streams.add(&h.transport, h.stream);
+                tally
+                    .streams
+                    .add(h.capture, &h.transport, h.stream, h.certificate_frame);
             }
             _ => server
                 .without_chain
@@ -1343,15 +1406,20 @@ fn group(
     }
 
     let lines = Arc::new(lines);
+    // Addresses that serve several names: a filter on the address alone would mix them.
+    let mut names_per_endpoint: HashMap<Endpoint, usize> = HashMap::new();
+    for s in &servers {
+        *names_per_endpoint.entry(s.server).or_default() += 1;
+    }
     for (s, tally) in servers.iter_mut().zip(&mut tallies) {
+        let shared = names_per_endpoint.get(&s.server).is_some_and(|n| *n > 1);
         for (v, t) in s.variants.iter_mut().zip(&mut tally.variants) {
             v.clients = VariantClients {
                 list: (lines.clone(), std::mem::take(&mut t.lines)),
             };
-            let filter = t.streams.filter(s.server);
+            let evidence = t.streams.evidence(s.server, shared);
             for f in &mut v.findings {
-                f.frame = t.min_certificate_frame;
-                f.filter = Some(filter.clone());
+                set_evidence(f, evidence.clone(), None);
             }
         }
         if s.variants.len() > 1 {
@@ -1362,8 +1430,8 @@ fn group(
                 None,
             );
             // The first handshake of the second variant: where the chains start to differ.
-            f.frame = tally.variants[1].first_certificate_frame;
-            f.filter = Some(tally.streams.filter(s.server));
+            let evidence = tally.streams.evidence(s.server, shared);
+            set_evidence(&mut f, evidence, tally.variants[1].first_certificate);
             s.findings.push(f);
         }
         for f in &s.findings {
@@ -1458,6 +1526,10 @@ fn certificate_index(
 
 /// Most streams a filter lists; beyond it, the filter names the server's certificate messages.
 const MAX_FILTER_STREAMS: usize = 40;
+
+/// Most streams kept per capture for a filter: a server that shares its address with another
+/// name lists up to this many (a filter on the address would select the other's too).
+const MAX_KEPT_STREAMS: usize = 4096;
 
 /// The server's Certificate message was skipped for exceeding `--max-handshake-bytes`.
 fn certificate_skipped(hs: &crate::handshake::Handshake) -> bool {

@@ -68,10 +68,27 @@ pub struct Finding {
     /// A Wireshark display filter showing every packet of the handshakes it is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
+    /// The capture `frame` and `filter` are in (chain variants and servers, whose handshakes
+    /// may come from several captures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<usize>,
+    /// The same evidence in the other captures the handshakes came from (Wireshark numbers
+    /// frames and streams per file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_evidence: Vec<Evidence>,
     /// For a missing issuer with an AIA URL: where it is published and whether the capture
     /// shows it fetched (boxed: most findings have none).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub aia: Option<Box<Aia>>,
+}
+
+/// Where a finding shows in one capture: the first frame and a display filter.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Evidence {
+    pub capture: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame: Option<u64>,
+    pub filter: String,
 }
 
 /// Where a missing issuer is published, and its fetches in the capture.
@@ -107,6 +124,8 @@ impl Finding {
             certificate: cert.map(hex::encode),
             frame: None,
             filter: None,
+            capture: None,
+            more_evidence: Vec::new(),
             aia: None,
         }
     }

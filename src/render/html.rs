@@ -105,6 +105,9 @@ struct FindingView<'a> {
     fix: &'a str,
     frame: Option<u64>,
     filter: Option<&'a str>,
+    /// The capture of `frame` and `filter`, shown when the evidence spans several captures.
+    capture: Option<usize>,
+    more_evidence: &'a [crate::pki::Evidence],
     ca_issuers: &'a [String],
     aia_fetches: Vec<String>,
 }
@@ -147,6 +150,8 @@ fn finding(f: &Finding) -> FindingView<'_> {
         fix: &f.fix,
         frame: f.frame,
         filter: f.filter.as_deref(),
+        capture: f.capture.filter(|_| !f.more_evidence.is_empty()),
+        more_evidence: &f.more_evidence,
         ca_issuers: f
             .aia
             .as_ref()

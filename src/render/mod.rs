@@ -538,14 +538,24 @@ fn text_finding(o: &mut String, f: &Finding, indent: usize) {
     }
 }
 
-/// "frame 6, Wireshark filter: tcp.stream in {0,1,3,5}".
+/// "frame 6, Wireshark filter: tcp.stream in {0,1,3,5}"; when the handshakes come from several
+/// captures, each capture's ("[0] frame 6, Wireshark filter: ...; [1] frame 3, ...").
 fn evidence(f: &Finding) -> Option<String> {
-    match (f.frame, &f.filter) {
+    let one = |frame: Option<u64>, filter: Option<&str>| match (frame, filter) {
         (Some(frame), Some(filter)) => Some(format!("frame {frame}, Wireshark filter: {filter}")),
         (None, Some(filter)) => Some(format!("Wireshark filter: {filter}")),
         (Some(frame), None) => Some(format!("frame {frame}")),
         (None, None) => None,
+    };
+    let first = one(f.frame, f.filter.as_deref())?;
+    if f.more_evidence.is_empty() {
+        return Some(first);
     }
+    let mut parts = vec![format!("[{}] {first}", f.capture.unwrap_or(0))];
+    for e in &f.more_evidence {
+        parts.extend(one(e.frame, Some(&e.filter)).map(|t| format!("[{}] {t}", e.capture)));
+    }
+    Some(parts.join("; "))
 }
 
 fn text_variant(o: &mut String, r: &Report, v: &ChainVariant, sink: &mut TextOut<'_>) {
@@ -919,17 +929,33 @@ fn md_finding(o: &mut String, f: &Finding) {
         let _ = writeln!(o, "  - AIA: {}", md(&aia));
     }
     let _ = writeln!(o, "  - Fix: {}", md(&f.fix));
-    match (f.frame, &f.filter) {
-        (Some(frame), Some(filter)) => {
-            let _ = writeln!(o, "  - Seen in frame {frame}; Wireshark filter `{filter}`");
+    let multi = !f.more_evidence.is_empty();
+    let first = (f.capture.unwrap_or(0), f.frame, f.filter.as_deref());
+    let rest = f
+        .more_evidence
+        .iter()
+        .map(|e| (e.capture, e.frame, Some(e.filter.as_str())));
+    for (capture, frame, filter) in std::iter::once(first).chain(rest) {
+        let at = if multi {
+            format!("capture [{capture}]: ")
+        } else {
+            String::new()
+        };
+        match (frame, filter) {
+            (Some(frame), Some(filter)) => {
+                let _ = writeln!(
+                    o,
+                    "  - {at}Seen in frame {frame}; Wireshark filter `{filter}`"
+                );
+            }
+            (None, Some(filter)) => {
+                let _ = writeln!(o, "  - {at}Wireshark filter `{filter}`");
+            }
+            (Some(frame), None) => {
+                let _ = writeln!(o, "  - {at}Seen in frame {frame}");
+            }
+            (None, None) => {}
         }
-        (None, Some(filter)) => {
-            let _ = writeln!(o, "  - Wireshark filter `{filter}`");
-        }
-        (Some(frame), None) => {
-            let _ = writeln!(o, "  - Seen in frame {frame}");
-        }
-        (None, None) => {}
     }
 }
 
