@@ -49,36 +49,43 @@ pub fn check(path: &[Link<'_>], sni: Option<&str>, purpose: Purpose) -> Vec<Find
     for (i, link) in path.iter().enumerate() {
         let m = link.meta;
         let role = if i == 0 { "server certificate" } else { "CA" };
-        if !link.anchor {
-            if let Some(eku) = &m.eku
-                && !want(eku)
-            {
-                out.push(Finding::new(
-                    FindingKind::WrongExtendedKeyUsage,
-                    format!(
-                        "The {role} {} has extendedKeyUsage {} without {want_name}: clients reject it for TLS {}.",
-                        m.name(),
-                        eku.describe(),
-                        if purpose == Purpose::ServerAuth {
-                            "servers"
-                        } else {
-                            "client authentication"
-                        }
-                    ),
-                    Some(&link.sha),
-                ));
-            }
-            if !m.unknown_critical.is_empty() {
-                out.push(Finding::new(
-                    FindingKind::UnhandledCriticalExtension,
-                    format!(
-                        "The {role} {} has a critical extension clients do not process ({}): RFC 5280 requires them to reject the certificate.",
-                        m.name(),
-                        m.unknown_critical.join(", ")
-                    ),
-                    Some(&link.sha),
-                ));
-            }
+        if !link.anchor
+            && let Some(eku) = &m.eku
+            && !want(eku)
+        {
+            out.push(Finding::new(
+                FindingKind::WrongExtendedKeyUsage,
+                format!(
+                    "The {role} {} has extendedKeyUsage {} without {want_name}: clients reject it for TLS {}.",
+                    m.name(),
+                    eku.describe(),
+                    if purpose == Purpose::ServerAuth {
+                        "servers"
+                    } else {
+                        "client authentication"
+                    }
+                ),
+                Some(&link.sha),
+            ));
+        }
+        // A trust anchor's critical extensions count too (OpenSSL rejects an anchor with one
+        // it does not process), with OpenSSL's longer list.
+        let unknown: Vec<&str> = m
+            .unknown_critical
+            .iter()
+            .map(String::as_str)
+            .filter(|o| !link.anchor || !super::ANCHOR_KNOWN_EXTENSIONS.contains(o))
+            .collect();
+        if !unknown.is_empty() {
+            out.push(Finding::new(
+                FindingKind::UnhandledCriticalExtension,
+                format!(
+                    "The {role} {} has a critical extension clients do not process ({}): RFC 5280 requires them to reject the certificate.",
+                    m.name(),
+                    unknown.join(", ")
+                ),
+                Some(&link.sha),
+            ));
         }
         if i == 0 {
             continue;
@@ -105,19 +112,20 @@ pub fn check(path: &[Link<'_>], sni: Option<&str>, purpose: Purpose) -> Vec<Find
                     Some(&link.sha),
                 )),
             }
-            if let Some(ku) = m.key_usage
-                && ku & KEY_CERT_SIGN == 0
-            {
-                out.push(Finding::new(
-                    FindingKind::WrongKeyUsage,
-                    format!(
-                        "The CA {} has a keyUsage without keyCertSign, so it may not sign certificates: OpenSSL, browsers and most phones reject {} (rustls-webpki does not check keyUsage).",
-                        m.name(),
-                        path[i - 1].meta.name()
-                    ),
-                    Some(&link.sha),
-                ));
-            }
+        }
+        // An issuer's keyUsage, the anchor's included (OpenSSL checks it there too).
+        if let Some(ku) = m.key_usage
+            && ku & KEY_CERT_SIGN == 0
+        {
+            out.push(Finding::new(
+                FindingKind::WrongKeyUsage,
+                format!(
+                    "The CA {} has a keyUsage without keyCertSign, so it may not sign certificates: OpenSSL, browsers and most phones reject {} (rustls-webpki does not check keyUsage).",
+                    m.name(),
+                    path[i - 1].meta.name()
+                ),
+                Some(&link.sha),
+            ));
         }
         // The CAs between this one and the leaf.
         let below = i - 1;

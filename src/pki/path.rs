@@ -403,11 +403,14 @@ impl<'a> Checker<'a> {
         let last = path.last().map(|l| l.sha256.clone()).unwrap_or_default();
         if last != hex::encode(anchor) {
             let anchor_meta = self.trust.store.meta(anchor);
+            // The anchor itself, or a self-signed copy of it; not a cross-signed certificate
+            // of the same name and key (its own validity would be judged instead of the
+            // anchor's: an expired cross-sign of a valid root is harmless).
             let sent_as = sent.iter().position(|s| {
                 s == anchor
-                    || anchor_meta
-                        .zip(self.meta(s))
-                        .is_some_and(|(a, m)| a.subject_raw == m.subject_raw && a.spki == m.spki)
+                    || anchor_meta.zip(self.meta(s)).is_some_and(|(a, m)| {
+                        m.self_issued && a.subject_raw == m.subject_raw && a.spki == m.spki
+                    })
             });
             match sent_as {
                 Some(pos) if !positions.contains(&pos) => {

@@ -138,20 +138,28 @@ pub struct NameConstraints {
     pub excluded: Vec<Subtree>,
 }
 
-/// Extensions a strict client understands: a critical extension outside this list makes it
-/// reject the certificate (RFC 5280 4.2; the list is rustls-webpki's).
+/// Extensions a strict client processes: a critical extension outside this list makes it
+/// reject the certificate (RFC 5280 4.2). The list is rustls-webpki's.
 pub const KNOWN_EXTENSIONS: &[&str] = &[
-    "2.5.29.15",         // keyUsage
-    "2.5.29.17",         // subjectAltName
-    "2.5.29.19",         // basicConstraints
-    "2.5.29.30",         // nameConstraints
-    "2.5.29.31",         // cRLDistributionPoints
-    "2.5.29.37",         // extKeyUsage
-    "1.3.6.1.5.5.7.1.1", // authorityInfoAccess
-    "2.5.29.35",         // authorityKeyIdentifier
-    "2.5.29.14",         // subjectKeyIdentifier
+    "2.5.29.15",               // keyUsage
+    "2.5.29.17",               // subjectAltName
+    "2.5.29.19",               // basicConstraints
+    "2.5.29.30",               // nameConstraints
+    "2.5.29.31",               // cRLDistributionPoints
+    "2.5.29.37",               // extKeyUsage
+    "1.3.6.1.4.1.11129.2.4.2", // signed certificate timestamps
 ];
 
+/// Critical extensions a trust anchor may carry besides [`KNOWN_EXTENSIONS`]: OpenSSL, which
+/// checks an anchor's extensions (rustls-webpki takes only its name and key), processes these.
+pub const ANCHOR_KNOWN_EXTENSIONS: &[&str] = &[
+    "2.5.29.35",         // authorityKeyIdentifier
+    "2.5.29.14",         // subjectKeyIdentifier
+    "1.3.6.1.5.5.7.1.1", // authorityInfoAccess
+    "2.5.29.32",         // certificatePolicies
+    "2.5.29.36",         // policyConstraints
+    "2.5.29.54",         // inhibitAnyPolicy
+];
 impl CertMeta {
     /// A short name for sentences: the subject CN if any, else the whole subject.
     pub fn name(&self) -> String {
