@@ -597,7 +597,16 @@ pub fn handshake_report(
         .unwrap_or_default();
     let (status, verdict, path, mut findings) = match &hs.certificate {
         Some(c) => {
-            let d = checker.diagnose(chain, c.at.ts.secs(), hs.sni());
+            let key_use = sh.and_then(|s| {
+                crate::pki::constraints::KeyUse::of_cipher_suite(s.cipher_suite, tls13)
+            });
+            let d = checker.diagnose_with(
+                chain,
+                c.at.ts.secs(),
+                hs.sni(),
+                crate::pki::Purpose::ServerAuth,
+                key_use,
+            );
             (d.status, d.verdict, d.path, d.findings)
         }
         None => {

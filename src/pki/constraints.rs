@@ -18,15 +18,78 @@ pub struct Link<'a> {
     pub anchor: bool,
 }
 
-/// keyUsage bit 5.
+/// keyUsage bits (RFC 5280 4.2.1.3).
+const DIGITAL_SIGNATURE: u16 = 1;
+const KEY_ENCIPHERMENT: u16 = 1 << 2;
+const KEY_AGREEMENT: u16 = 1 << 4;
 const KEY_CERT_SIGN: u16 = 1 << 5;
 
+/// What the negotiated key exchange does with the server's key, which its keyUsage must allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUse {
+    /// ECDHE/DHE and TLS 1.3: the key signs the handshake (digitalSignature).
+    Signature,
+    /// RSA key exchange (TLS_RSA_*): the client encrypts the premaster secret to it
+    /// (keyEncipherment).
+    Encipherment,
+    /// Static ECDH/DH: the key takes part in the key agreement (keyAgreement).
+    Agreement,
+}
+
+impl KeyUse {
+    /// What a cipher suite (IANA id) needs of the server's key; `None` when unknown.
+    pub fn of_cipher_suite(id: u16, tls13: bool) -> Option<KeyUse> {
+        use tls_parser::TlsCipherKx as Kx;
+        if tls13 {
+            return Some(KeyUse::Signature);
+        }
+        let suite = tls_parser::TlsCipherSuite::from_id(id)?;
+        match suite.kx {
+            Kx::Rsa => Some(KeyUse::Encipherment),
+            Kx::Dhe | Kx::Ecdhe | Kx::Tls13 => Some(KeyUse::Signature),
+            Kx::Ecdh | Kx::Dh => Some(KeyUse::Agreement),
+            _ => None,
+        }
+    }
+
+    fn bit(self) -> (u16, &'static str, &'static str) {
+        match self {
+            KeyUse::Signature => (
+                DIGITAL_SIGNATURE,
+                "digitalSignature",
+                "a signing key exchange (ECDHE, DHE, TLS 1.3)",
+            ),
+            KeyUse::Encipherment => (KEY_ENCIPHERMENT, "keyEncipherment", "RSA key exchange"),
+            KeyUse::Agreement => (KEY_AGREEMENT, "keyAgreement", "static (EC)DH key exchange"),
+        }
+    }
+}
+
 /// The findings for `path` (leaf first), for `sni` (checked against name constraints too).
-pub fn check(path: &[Link<'_>], sni: Option<&str>, purpose: Purpose) -> Vec<Finding> {
+pub fn check(
+    path: &[Link<'_>],
+    sni: Option<&str>,
+    purpose: Purpose,
+    key_use: Option<KeyUse>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     let Some(leaf) = path.first() else {
         return out;
     };
+    // The leaf's keyUsage against what the negotiated key exchange does with its key.
+    if let (Some(ku), Some(use_)) = (leaf.meta.key_usage, key_use) {
+        let (bit, name, what) = use_.bit();
+        if ku & bit == 0 {
+            out.push(Finding::new(
+                FindingKind::WrongKeyUsage,
+                format!(
+                    "The server certificate {} has a keyUsage without {name}, which {what} needs: strict clients (OpenSSL, NSS, Go, Java) abort the handshake.",
+                    leaf.meta.name()
+                ),
+                Some(&leaf.sha),
+            ));
+        }
+    }
     let want_name = match purpose {
         Purpose::ServerAuth => "serverAuth",
         Purpose::ClientAuth => "clientAuth",

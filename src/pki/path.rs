@@ -305,6 +305,19 @@ impl<'a> Checker<'a> {
         name: Option<&str>,
         purpose: Purpose,
     ) -> Diagnosis {
+        self.diagnose_with(sent, at_secs, name, purpose, None)
+    }
+
+    /// As [`Checker::diagnose_for`], knowing what the negotiated key exchange does with the
+    /// server's key (its keyUsage must allow it).
+    pub fn diagnose_with(
+        &mut self,
+        sent: &[Sha],
+        at_secs: i64,
+        name: Option<&str>,
+        purpose: Purpose,
+        key_use: Option<constraints::KeyUse>,
+    ) -> Diagnosis {
         let mut findings = Vec::new();
         if sent.is_empty() {
             return Diagnosis {
@@ -357,7 +370,7 @@ impl<'a> Checker<'a> {
                 })
             })
             .collect();
-        findings.extend(constraints::check(&links, name, purpose));
+        findings.extend(constraints::check(&links, name, purpose, key_use));
         if let Some(name) = name {
             self.name_findings(&sent[0], leaf, name, &mut findings);
         }
