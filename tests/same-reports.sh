@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Shows that a change leaves every report byte-identical: builds REV (default: HEAD) in a
+# temporary worktree, runs it and the working tree's binary on every bundled capture (with and
+# without its key log) and on a generated benchmark capture, in every format, and diffs.
+#
+#   tests/same-reports.sh [REV] [SIZE]        e.g. tests/same-reports.sh main~3 50MiB
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REV="${1:-HEAD}"
+SIZE="${2:-30MiB}"
+WORK="$(mktemp -d)"
+trap 'git worktree remove --force "$WORK/base" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+git worktree add --detach "$WORK/base" "$REV" >/dev/null
+(cd "$WORK/base" && CARGO_TARGET_DIR="$WORK/target-base" cargo build --release --quiet)
+cargo build --release --quiet --bin chainsniff --example gen-bench
+NEW=./target/release/chainsniff
+OLD="$WORK/target-base/release/chainsniff"
+./target/release/examples/gen-bench --size "$SIZE" --seed 1 --out "$WORK/bench.pcap" 2>/dev/null
+inputs=()
+for c in captures/*.pcap captures/*.pcapng "$WORK/bench.pcap"; do
+    inputs+=("$c")
+done
+status=0
+n=0
+for c in "${inputs[@]}"; do
+    keylogs=("")
+    [ -f "${c%.*}.keylog" ] && keylogs+=("--keylog=${c%.*}.keylog")
+    for k in "${keylogs[@]}"; do
+        for f in text markdown html json jsonl; do
+            args=(analyze "$c" --trust captures/pki/root.pem -f "$f" --color never -q)
+            [ -n "$k" ] && args+=("$k")
+            "$OLD" "${args[@]}" > "$WORK/old" 2>&1 || true
+            "$NEW" "${args[@]}" > "$WORK/new" 2>&1 || true
+            n=$((n + 1))
+            if ! cmp -s "$WORK/old" "$WORK/new"; then
+                echo "DIFFERENT: $c $k -f $f"
+                diff "$WORK/old" "$WORK/new" | head -20
+                status=1
+            fi
+        done
+    done
+done
+echo "$n reports compared against $REV: $([ $status = 0 ] && echo 'all identical' || echo 'differences above')"
+exit $status
