@@ -12,7 +12,9 @@ Steps, in the order they run:
   x509-cases           captures/x509-cases.pcap: one TLS 1.2 server per case on 127.0.2.N:443, one
                        client connection per case from 127.0.3.N (Python ssl, i.e. OpenSSL 3.0, on
                        both ends); makes the Fabrikam PKI in captures/pki/x509/ first when missing.
-                       The case table (x509-report) is printed after it.
+                       The case table (x509-report) is printed after it. One case is served by
+                       GnuTLS (gnutls-serv) instead: leaf-key-usage, whose leaf an OpenSSL server
+                       refuses to use for ECDHE-ECDSA (see CASES).
   lync-vip-phone-port  captures/lync-vip-phone-port.pcap: captures/lync-vip-phones.pcap cut down with
                        tshark to the frames of the two failing phones (127.0.1.11, 127.0.1.12), as a
                        capture at their switch port would show them: no connection carries the
@@ -35,6 +37,9 @@ once the not-yet-valid leaf has become valid, 30 days later):
   northwind-*.pem        O=Northwind, CN=Northwind Root CA -> O=Northwind, CN=Northwind Issuing CA
   <case>.pem, .key       each case's server certificate and its key (throwaway test keys; every
                          certificate's key is kept next to it)
+
+When pki/x509/ exists, only its missing certificates are made (a case added later gets its leaf
+without the others changing; its serial is still its position in CERTS).
 """
 import datetime
 import os
@@ -139,11 +144,17 @@ CERTS = [
     ("weak-signature", None, "issuing", None, "ec", "sha1", NOW_TO(10 * YEAR)),
     ("good", None, "issuing", None, "ec", "sha256", NOW_TO(10 * YEAR)),
     ("client-rejects", None, "issuing", None, "ec", "sha256", NOW_TO(10 * YEAR)),
+    # keyUsage keyEncipherment only: no digitalSignature, which ECDHE-ECDSA needs of the leaf.
+    ("leaf-key-usage", None, "issuing",
+     leaf_ext([fqdn("leaf-key-usage")]).replace("keyUsage=critical,digitalSignature",
+                                                "keyUsage=critical,keyEncipherment"),
+     "ec", "sha256", NOW_TO(10 * YEAR)),
 ]
 
 # The cases, in recording order: case N is served on 127.0.2.N:443 under SNI <case>.fabrikam.test,
 # and its client connects from 127.0.3.N. (case, certificates the server sends, client's anchor,
-# security level 0 on both ends).
+# security level 0 on both ends, server: None for Python's ssl, else a GnuTLS priority string for
+# gnutls-serv). New cases go at the end: the earlier ones keep their tcp.stream and frame numbers.
 ROOT = os.path.join(PKI, "root.pem")
 CONTOSO_ROOT = os.path.join(CONTOSO, "root.pem")
 CASES = [
@@ -166,7 +177,16 @@ CASES = [
     ("weak-signature", ["weak-signature", "issuing"], ROOT, True),
     ("good", ["good", "issuing"], ROOT, False),
     ("client-rejects", ["client-rejects", "issuing"], CONTOSO_ROOT, False),
+    # An OpenSSL server will not negotiate ECDHE-ECDSA with this leaf (ssl_set_masks: no
+    # digitalSignature, no aECDSA; it answers handshake_failure, "no shared cipher", and never sends
+    # the certificate), nor will GnuTLS by default ("No supported cipher suites"): gnutls-serv
+    # serves it with %DEBUG_ALLOW_KEY_USAGE_VIOLATIONS, pinned to the suite of the other ECDSA
+    # cases, ECDHE-ECDSA-AES256-GCM-SHA384. The client is OpenSSL as everywhere.
+    ("leaf-key-usage", ["leaf-key-usage", "issuing"], ROOT, False,
+     "NONE:+VERS-TLS1.2:+ECDHE-ECDSA:+AES-256-GCM:+AEAD:+SIGN-ALL:+GROUP-ALL:+COMP-NULL:+CTYPE-X509"
+     ":%DEBUG_ALLOW_KEY_USAGE_VIOLATIONS"),
 ]
+CASES = [c if len(c) == 5 else c + (None,) for c in CASES]
 
 
 def server_addr(n):
@@ -193,8 +213,9 @@ def asn1_time(t):
     return t.strftime("%y%m%d%H%M%SZ") if t.year < 2050 else t.strftime("%Y%m%d%H%M%SZ")
 
 
-def make_pki():
-    """The Fabrikam PKI with `openssl ca` (explicit dates: some cases are about them)."""
+def make_pki(missing_only=False):
+    """The Fabrikam PKI with `openssl ca` (explicit dates: some cases are about them); with
+    missing_only, only the certificates that pki/x509/ does not have yet, issued by the ones it has."""
     os.makedirs(PKI, exist_ok=True)
     work = tempfile.mkdtemp()
     now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
@@ -209,6 +230,9 @@ def make_pki():
         )
     open(os.path.join(work, "index.txt"), "w").close()
     for serial, (name, subject, issuer, ext, keytype, md, (start, end)) in enumerate(CERTS, 1):
+        if missing_only and os.path.exists(pem(name)):
+            continue
+        print(f"making {pem(name)} (serial {serial})")
         subject = subject or f"/CN={fqdn(name)}"
         ext = ext or leaf_ext([fqdn(name)])
         if keytype == "ec":
@@ -292,18 +316,52 @@ def serve(addr, ctx):
     return t
 
 
+def listening(port):
+    """Whether a TCP socket listens on 0.0.0.0:port (from /proc: no probe connection)."""
+    with open("/proc/net/tcp") as f:
+        return any(fields[1] == "00000000:%04X" % port and fields[3] == "0A"
+                   for fields in (line.split() for line in f.readlines()[1:]))
+
+
+def serve_gnutls(work, case, chain, priority):
+    """gnutls-serv (echo server) on port 443 of every address, for the one connection of a case;
+    stopped after the client has closed. Returns a function that stops it and returns its log."""
+    log = open(os.path.join(work, case + ".gnutls-serv.log"), "w+")
+    proc = subprocess.Popen(["gnutls-serv", "--echo", "-p", "443", "--priority", priority,
+                             "--disable-client-cert",  # the flight of the others: no CertificateRequest
+                             "--x509certfile", chain, "--x509keyfile", key(case)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 10
+    while not listening(443):
+        assert proc.poll() is None and time.time() < deadline, "gnutls-serv did not start"
+        time.sleep(0.05)
+
+    def stop():
+        time.sleep(0.5)  # its close after the client's
+        proc.terminate()
+        proc.wait()
+        log.seek(0)
+        return log.read()
+
+    return stop
+
+
 def x509_cases(work):
     clients = {}
 
     def scenario():
         print("x509-cases:")
-        for n, (case, sent, anchor, weak) in enumerate(CASES, 1):
-            srv = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            srv.maximum_version = ssl.TLSVersion.TLSv1_2  # the Certificate in clear
-            if weak:
-                srv.set_ciphers("DEFAULT:@SECLEVEL=0")  # else OpenSSL refuses to load the certificate
-            srv.load_cert_chain(chain_file(work, case + ".chain.pem", sent), key(case))
-            t = serve(server_addr(n), srv)
+        for n, (case, sent, anchor, weak, gnutls) in enumerate(CASES, 1):
+            chain = chain_file(work, case + ".chain.pem", sent)
+            if gnutls:
+                stop = serve_gnutls(work, case, chain, gnutls)
+            else:
+                srv = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                srv.maximum_version = ssl.TLSVersion.TLSv1_2  # the Certificate in clear
+                if weak:
+                    srv.set_ciphers("DEFAULT:@SECLEVEL=0")  # else OpenSSL refuses to load the certificate
+                srv.load_cert_chain(chain, key(case))
+                t = serve(server_addr(n), srv)
             cli = ssl.create_default_context(cafile=anchor)  # CERT_REQUIRED, check_hostname
             cli.maximum_version = ssl.TLSVersion.TLSv1_2
             if weak:
@@ -317,9 +375,16 @@ def x509_cases(work):
                 verdict = "handshake completed"
             except ssl.SSLError as e:
                 verdict = f"{e.reason}: {getattr(e, 'verify_message', '')}"
-                clients[case] = f"{e.verify_code} {e.verify_message}"
+                # Not every rejection is a verification error (leaf-key-usage: BAD_ECC_CERT).
+                clients[case] = (f"{e.verify_code} {e.verify_message}"
+                                 if isinstance(e, ssl.SSLCertVerificationError) else e.reason)
             tls.close()  # without close_notify, as Python does; then the server closes
-            t.join(timeout=5)
+            if gnutls:
+                served = stop()
+                verdict += "".join(f"\n       gnutls-serv: {line.strip()}" for line in served.splitlines()
+                                   if "violation" in line or "Error" in line)
+            else:
+                t.join(timeout=5)
             print(f"  {n:2} {case:22} {client_addr(n)} -> {server_addr(n)}: {verdict}")
             time.sleep(0.2)
 
@@ -426,7 +491,7 @@ def x509_report(clients=None):
     print("| case | server | SNI | sent | tcp.stream | frames (ClientHello, Certificate, alert) "
           "| client reaction | `openssl verify` result |")
     print("|---|---|---|---|---|---|---|---|")
-    for n, (case, sent, anchor, weak) in enumerate(CASES, 1):
+    for n, (case, sent, anchor, weak, _) in enumerate(CASES, 1):
         cli = client_addr(n)
         mine = [r for r in rows if cli in (r[2], r[3])]
         stream = mine[0][1]
@@ -478,6 +543,8 @@ def main():
             make_pki()
         elif pki_is_stale():
             sys.exit("captures/pki/x509 is stale (the not-yet-valid leaf is valid now): rm -r captures/pki/x509")
+        else:
+            make_pki(missing_only=True)
         x509_report(x509_cases(work))
     if "lync-vip-phone-port" in only:
         lync_vip_phone_port()

@@ -171,6 +171,15 @@ const CASES: &[(&str, Status, Verdict, &[FindingKind], Option<&str>)] = &[
         &[K::RejectedByClient],
         Some("unknown_ca"),
     ),
+    // A keyEncipherment-only ECDSA leaf under ECDHE (served by GnuTLS, which can be told to):
+    // OpenSSL's client aborts, `openssl verify` (no cipher suite) accepts.
+    (
+        "leaf-key-usage",
+        Status::Complete,
+        Verdict::Invalid,
+        &[K::WrongKeyUsage],
+        Some("handshake_failure"),
+    ),
 ];
 
 #[test]
