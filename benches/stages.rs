@@ -6,9 +6,9 @@
 use std::io::Cursor;
 
 use chainsniff::capture::{Timestamp, read_from};
-use chainsniff::decode::{Decoded, decode};
-use chainsniff::handshake::TlsConn;
-use chainsniff::reassembly::{At, Reassembler};
+use chainsniff::flow::{At, Reassembler};
+use chainsniff::tls::handshake::TlsConn;
+use chainsniff::wire::{Decoded, decode};
 use chainsniff::{Options, render};
 use divan::counter::BytesCount;
 

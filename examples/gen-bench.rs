@@ -28,8 +28,8 @@ use std::io::{BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use chainsniff::decode::{Decoded, decode};
-use chainsniff::reassembly::{At, ConnInfo, Dir, End, Reassembler, StreamHandler};
+use chainsniff::flow::{At, ConnInfo, Dir, End, Reassembler, StreamHandler};
+use chainsniff::wire::{Decoded, decode};
 use clap::Parser;
 use synth::{ACK, Flags, PcapWriter, Rng, SYN, SYN_ACK};
 

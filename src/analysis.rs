@@ -14,15 +14,15 @@ use std::rc::Rc;
 use serde::Serialize;
 
 use crate::capture::{CaptureError, CaptureSummary, Frame, read_capture, read_from};
-use crate::decode::{Decoded, decode, transport};
-use crate::defrag::Defragmenter;
-use crate::handshake::{EventKind, Handshake, TlsConn};
+use crate::flow::udp::UdpFlows;
+use crate::flow::{At, ConnInfo, FlowLimits, Reassembler};
 use crate::identity::Identities;
-use crate::keylog::KeyLog;
 use crate::pki::{CertStore, Sighting, TrustStore};
-use crate::reassembly::{At, ConnInfo, FlowLimits, Reassembler};
 use crate::spill::{Chunked, Postcard, Spill};
-use crate::udp::UdpFlows;
+use crate::tls::handshake::{EventKind, Handshake, TlsConn};
+use crate::tls::keylog::KeyLog;
+use crate::wire::defrag::Defragmenter;
+use crate::wire::{Decoded, decode, transport};
 
 /// Most per-frame decode warnings listed per capture (the rest are counted).
 const MAX_FRAME_WARNINGS: usize = 20;

@@ -11,8 +11,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::Serialize;
 
 use crate::capture::Frame;
-use crate::decode::Decoded;
-use crate::reassembly::FlowMap;
+use crate::flow::FlowMap;
+use crate::wire::Decoded;
 
 /// Most addresses (and MACs) remembered; beyond it new ones are not recorded.
 const MAX_HOSTS: usize = 65_536;
@@ -99,7 +99,7 @@ pub fn vendor(mac: &[u8; 6]) -> Option<&'static str> {
 
 /// The source MAC and source IP of an Ethernet frame carrying IP directly (not tunnelled).
 fn ethernet_source(data: &[u8]) -> Option<([u8; 6], IpAddr)> {
-    let (mac, ethertype, ip) = crate::decode::ethernet_header(data).ok()?;
+    let (mac, ethertype, ip) = crate::wire::ethernet_header(data).ok()?;
     let src = match ethertype {
         0x0800 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(ip.get(12..16)?).ok()?)),
         0x86dd => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(ip.get(8..24)?).ok()?)),

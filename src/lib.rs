@@ -12,22 +12,17 @@
 
 pub mod analysis;
 pub mod capture;
-pub mod decode;
-pub mod defrag;
 pub mod export;
 pub mod filter;
-pub mod fingerprint;
-pub mod handshake;
+pub mod flow;
 pub mod identity;
 pub mod json;
-pub mod keylog;
 pub mod pki;
-pub mod reassembly;
 pub mod render;
 pub mod report;
 pub mod spill;
 pub mod tls;
-pub mod udp;
+pub mod wire;
 
 pub use analysis::{Limits, Options, analyze};
 pub use report::{Report, build};

@@ -13,13 +13,13 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::{Analysis, CaptureResult};
 use std::sync::Arc;
 
-use crate::handshake::{Decryption, Reaction, version_name};
 use crate::json::{Compact, PrettyAt};
 use crate::pki::{CertSummary, Evidence, Sha};
 use crate::pki::{
     Checker, Finding, FindingKind, PathLink, Severity, Status, Verdict, inconsistent_message,
 };
 use crate::spill::Spill;
+use crate::tls::handshake::{Decryption, Reaction, version_name};
 
 pub const SCHEMA: &str = "chainsniff/1";
 
@@ -55,7 +55,7 @@ pub struct HandshakeReport {
     /// "tcp" or "udp": which of Wireshark's stream indices `stream` is.
     pub transport: Cow<'static, str>,
     /// "tls", "dtls" or "quic".
-    pub protocol: crate::handshake::Protocol,
+    pub protocol: crate::tls::handshake::Protocol,
     pub client: Endpoint,
     pub server: Endpoint,
     pub sni: Option<String>,
@@ -485,7 +485,7 @@ impl Report {
             let reaction = h.client_reaction.kind;
             if reaction.aborted() {
                 g.aborted += 1;
-            } else if reaction == crate::handshake::ReactionKind::Completed {
+            } else if reaction == crate::tls::handshake::ReactionKind::Completed {
                 g.went_on += 1;
             }
         }
@@ -575,15 +575,15 @@ pub fn handshake_report(
     let ch = hs.client_hellos.first();
     let sh = hs.server_hellos.iter().rev().find(|s| !s.hello_retry);
     let version = hs.version();
-    let tls13 = version.is_some_and(crate::handshake::is_tls13);
+    let tls13 = version.is_some_and(crate::tls::handshake::is_tls13);
     let resumed = match (ch, sh) {
         (Some(c), Some(s)) => {
             // TLS 1.3: the server accepted a pre-shared key (RFC 8446 2.2: no Certificate).
             tls13 && s.psk
                 || !tls13 && !s.session_id.is_empty() && s.session_id == c.session_id
                 || (!tls13 && hs.certificate.is_none() && hs.server_hello_done.is_none() && {
-                    hs.first(crate::handshake::Side::Server, |k| {
-                        *k == crate::handshake::EventKind::ChangeCipherSpec
+                    hs.first(crate::tls::handshake::Side::Server, |k| {
+                        *k == crate::tls::handshake::EventKind::ChangeCipherSpec
                     })
                     .is_some()
                 })
@@ -645,8 +645,8 @@ pub fn handshake_report(
             format!(
                 "The {} records did not decrypt with the logged secret (first failure at frame {frame}): the key log belongs to another session, or the capture lost bytes.",
                 match side {
-                    crate::handshake::Side::Client => "client's",
-                    crate::handshake::Side::Server => "server's",
+                    crate::tls::handshake::Side::Client => "client's",
+                    crate::tls::handshake::Side::Server => "server's",
                 }
             ),
             None,
@@ -661,10 +661,10 @@ pub fn handshake_report(
     let mut notes = Vec::new();
     for e in &hs.events {
         match &e.kind {
-            crate::handshake::EventKind::Gap { len, snaplen } => {
+            crate::tls::handshake::EventKind::Gap { len, snaplen } => {
                 let side = match e.side {
-                    crate::handshake::Side::Client => "client",
-                    crate::handshake::Side::Server => "server",
+                    crate::tls::handshake::Side::Client => "client",
+                    crate::tls::handshake::Side::Server => "server",
                 };
                 notes.push(if *snaplen {
                     format!(
@@ -678,10 +678,10 @@ pub fn handshake_report(
                     )
                 })
             }
-            crate::handshake::EventKind::Malformed(m) => {
+            crate::tls::handshake::EventKind::Malformed(m) => {
                 notes.push(format!("frame {}: {m}", e.at.frame))
             }
-            crate::handshake::EventKind::Oversized {
+            crate::tls::handshake::EventKind::Oversized {
                 msg_type,
                 len,
                 limit,
@@ -695,11 +695,11 @@ pub fn handshake_report(
     }
     if let Some(ev) = hs.evicted {
         notes.push(match ev.reason {
-            crate::reassembly::EvictReason::FlowTableFull => format!(
+            crate::flow::EvictReason::FlowTableFull => format!(
                 "chainsniff stopped following this connection at frame {}: more conversations were open than --max-flows",
                 ev.at.frame
             ),
-            crate::reassembly::EvictReason::Idle => format!(
+            crate::flow::EvictReason::Idle => format!(
                 "chainsniff stopped following this connection at frame {}: nothing was seen on it for 10 minutes",
                 ev.at.frame
             ),
@@ -820,7 +820,7 @@ const CERTIFICATE_ALERTS: &[&str] = &[
 /// A `rejected_by_client` finding when the client refused a chain judged valid: a fatal
 /// certificate alert, or a reset before it went on.
 fn rejected_by_client(reaction: &Reaction, path: &[PathLink]) -> Option<Finding> {
-    use crate::handshake::ReactionKind as R;
+    use crate::tls::handshake::ReactionKind as R;
     let how = match reaction.kind {
         R::Alert
             if reaction.alert_level.as_deref() != Some("warning")
@@ -1089,7 +1089,7 @@ const NAMED_ABORTED: usize = 5;
 
 /// "127.0.1.11 (alert unknown_ca, frame 12)", for a client that aborted.
 fn aborted_text(client: std::net::IpAddr, reaction: &Reaction) -> Option<String> {
-    use crate::handshake::ReactionKind as R;
+    use crate::tls::handshake::ReactionKind as R;
     let how = match reaction.kind {
         R::Alert => format!("alert {}", reaction.alert.as_deref().unwrap_or("?")),
         R::EncryptedAlert => "encrypted alert".into(),
@@ -1541,13 +1541,13 @@ const MAX_FILTER_STREAMS: usize = 40;
 const MAX_KEPT_STREAMS: usize = 4096;
 
 /// The server's Certificate message was skipped for exceeding `--max-handshake-bytes`.
-fn certificate_skipped(hs: &crate::handshake::Handshake) -> bool {
+fn certificate_skipped(hs: &crate::tls::handshake::Handshake) -> bool {
     hs.certificate.is_none()
         && hs
-            .first(crate::handshake::Side::Server, |k| {
+            .first(crate::tls::handshake::Side::Server, |k| {
                 matches!(
                     k,
-                    crate::handshake::EventKind::Oversized {
+                    crate::tls::handshake::EventKind::Oversized {
                         msg_type: 11, // Certificate
                         ..
                     }
@@ -1577,16 +1577,16 @@ fn handshake_type_name(t: u8) -> String {
 
 /// The server's flight is over when it said ServerHelloDone, changed cipher, or went quiet
 /// because the client answered.
-fn server_flight_over(hs: &crate::handshake::Handshake) -> bool {
+fn server_flight_over(hs: &crate::tls::handshake::Handshake) -> bool {
     hs.server_hello_done.is_some()
         || hs
-            .first(crate::handshake::Side::Server, |k| {
+            .first(crate::tls::handshake::Side::Server, |k| {
                 matches!(
                     k,
-                    crate::handshake::EventKind::ChangeCipherSpec
-                        | crate::handshake::EventKind::Alert { .. }
-                        | crate::handshake::EventKind::Fin
-                        | crate::handshake::EventKind::Rst
+                    crate::tls::handshake::EventKind::ChangeCipherSpec
+                        | crate::tls::handshake::EventKind::Alert { .. }
+                        | crate::tls::handshake::EventKind::Fin
+                        | crate::tls::handshake::EventKind::Rst
                 )
             })
             .is_some()
@@ -1618,7 +1618,7 @@ enum NotJudged {
 /// handshake that ended before the server's certificate).
 fn not_judged_reason(h: &HandshakeReport) -> Option<NotJudged> {
     match h.status {
-        Status::NotVisible if h.protocol == crate::handshake::Protocol::Quic => {
+        Status::NotVisible if h.protocol == crate::tls::handshake::Protocol::Quic => {
             Some(NotJudged::Quic)
         }
         Status::NotVisible

@@ -7,11 +7,11 @@ use std::process::Command;
 
 use chainsniff::analysis::Limits;
 use chainsniff::capture::Timestamp;
-use chainsniff::decode::{TcpFlags, TcpSegment};
-use chainsniff::handshake::TlsConn;
+use chainsniff::flow::{At, FlowLimits, Reassembler};
 use chainsniff::pki::{FindingKind, Status};
-use chainsniff::reassembly::{At, FlowLimits, Reassembler};
 use chainsniff::report::{HandshakeReport, Report};
+use chainsniff::tls::handshake::TlsConn;
+use chainsniff::wire::{TcpFlags, TcpSegment};
 use chainsniff::{Options, render};
 use common::synth::{self, Conversation, PcapWriter};
 use common::{repo, tmp};

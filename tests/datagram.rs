@@ -5,8 +5,8 @@
 mod common;
 use common::{pki_sha, repo, repo_path};
 
-use chainsniff::handshake::{Protocol, ReactionKind};
 use chainsniff::pki::{FindingKind, Status};
+use chainsniff::tls::handshake::{Protocol, ReactionKind};
 use chainsniff::{Options, Report};
 
 fn run(capture: &str) -> Report {

@@ -4,8 +4,8 @@
 #![no_main]
 
 use chainsniff::capture::Timestamp;
-use chainsniff::handshake::TlsConn;
-use chainsniff::reassembly::{At, ConnInfo, Dir, End, StreamHandler};
+use chainsniff::tls::handshake::TlsConn;
+use chainsniff::flow::{At, ConnInfo, Dir, End, StreamHandler};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -8,9 +8,9 @@ use std::fmt::Write;
 
 pub use html::html;
 
-use crate::handshake::{Reaction, ReactionKind};
 use crate::pki::{Finding, LinkSource, PathLink, Severity, Status, Verdict};
 use crate::report::{ChainVariant, HandshakeReport, Report, ServerReport};
+use crate::tls::handshake::{Reaction, ReactionKind};
 
 const WIDTH: usize = 80;
 

@@ -14,9 +14,9 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 use tls_parser::{TlsExtension, TlsMessage, TlsMessageHandshake};
 
-use crate::fingerprint::is_grease;
-use crate::keylog::{KeyLog, RecordDecryptor};
-use crate::reassembly::{At, ConnInfo, Dir, End, Eviction, StreamHandler};
+use crate::flow::{At, ConnInfo, Dir, End, Eviction, StreamHandler};
+use crate::tls::fingerprint::is_grease;
+use crate::tls::keylog::{KeyLog, RecordDecryptor};
 use crate::tls::{TlsDirection, TlsEvent};
 
 pub const TLS13: u16 = 0x0304;
@@ -48,7 +48,7 @@ pub struct ClientHello {
     /// An SSLv2-compatible hello (no extensions, so no SNI).
     pub sslv2: bool,
     /// JA3 and JA4 (not for an SSLv2-compatible hello).
-    pub fingerprint: Option<crate::fingerprint::ClientFingerprint>,
+    pub fingerprint: Option<crate::tls::fingerprint::ClientFingerprint>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -583,7 +583,7 @@ impl TlsConn {
                     session_id: ch.session_id.unwrap_or_default().to_vec(),
                     random: ch.random.to_vec(),
                     sslv2: false,
-                    fingerprint: Some(crate::fingerprint::client(
+                    fingerprint: Some(crate::tls::fingerprint::client(
                         self.hs.protocol,
                         ch.version.0,
                         &ch.ciphers.iter().map(|c| c.0).collect::<Vec<_>>(),

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::capture::Timestamp;
-use crate::decode::IpFragment;
+use crate::wire::IpFragment;
 
 /// Packets being reassembled at once.
 pub const MAX_PENDING: usize = 1024;

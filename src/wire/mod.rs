@@ -7,6 +7,8 @@
 //! 6in6), GRE (with ERSPAN II/III and PPTP), VXLAN, Geneve, GTP-U. Everything that is not TCP
 //! over IP is reported as [`Decoded::Other`] and counted by the caller.
 
+pub mod defrag;
+
 use std::net::IpAddr;
 
 use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};

@@ -1,0 +1,13 @@
+//! Stage 4: TLS. Records and handshake messages from stream bytes ([`record`]), the connection
+//! state machine that turns them into a [`Handshake`] ([`handshake`]), TLS 1.3 decryption with a
+//! key log ([`keylog`]) and client fingerprints ([`fingerprint`]).
+
+pub mod dtls;
+pub mod fingerprint;
+pub mod handshake;
+pub mod keylog;
+pub mod quic;
+pub mod record;
+
+pub use handshake::*;
+pub use record::*;
