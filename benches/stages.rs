@@ -3,10 +3,11 @@
 //! whole analysis with its report. The whole-process benchmark on large captures is
 //! `benches/run.sh`.
 
+use chainsniff::model::{At, Timestamp};
 use std::io::Cursor;
 
-use chainsniff::capture::{Timestamp, read_from};
-use chainsniff::flow::{At, Reassembler};
+use chainsniff::capture::read_from;
+use chainsniff::flow::Reassembler;
 use chainsniff::tls::handshake::TlsConn;
 use chainsniff::wire::{Decoded, decode};
 use chainsniff::{Options, render};

@@ -23,12 +23,13 @@
 #[path = "../tests/common/synth.rs"]
 mod synth;
 
+use chainsniff::model::At;
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use chainsniff::flow::{At, ConnInfo, Dir, End, Reassembler, StreamHandler};
+use chainsniff::flow::{ConnInfo, Dir, End, Reassembler, StreamHandler};
 use chainsniff::wire::{Decoded, decode};
 use clap::Parser;
 use synth::{ACK, Flags, PcapWriter, Rng, SYN, SYN_ACK};

@@ -5,6 +5,7 @@
 //! kept once per distinct certificate in the [`CertStore`], so memory grows with the number of
 //! live handshakes and distinct certificates, not with the capture.
 
+use crate::model::At;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::Read;
@@ -15,7 +16,7 @@ use serde::Serialize;
 
 use crate::capture::{CaptureError, CaptureSummary, Frame, read_capture, read_from};
 use crate::flow::udp::UdpFlows;
-use crate::flow::{At, ConnInfo, FlowLimits, Reassembler};
+use crate::flow::{ConnInfo, FlowLimits, Reassembler};
 use crate::identity::Identities;
 use crate::pki::{CertStore, Sighting, TrustStore};
 use crate::spill::{Chunked, Postcard, Spill};

@@ -17,6 +17,8 @@ pub mod filter;
 pub mod flow;
 pub mod identity;
 pub mod json;
+pub mod judge;
+pub mod model;
 pub mod pki;
 pub mod render;
 pub mod report;

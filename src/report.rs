@@ -4,6 +4,7 @@
 //! are views of it. The JSON form is the report itself (`"schema": "chainsniff/1"`), documented
 //! in docs/report.md.
 
+use crate::model::Endpoint;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -14,35 +15,15 @@ use crate::analysis::{Analysis, CaptureResult};
 use std::sync::Arc;
 
 use crate::json::{Compact, PrettyAt};
+use crate::judge::Reaction;
 use crate::pki::{CertSummary, Evidence, Sha};
 use crate::pki::{
     Checker, Finding, FindingKind, PathLink, Severity, Status, Verdict, inconsistent_message,
 };
 use crate::spill::Spill;
-use crate::tls::handshake::{Decryption, Reaction, version_name};
+use crate::tls::handshake::{Decryption, version_name};
 
 pub const SCHEMA: &str = "chainsniff/1";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Endpoint {
-    pub ip: std::net::IpAddr,
-    pub port: u16,
-}
-
-impl From<SocketAddr> for Endpoint {
-    fn from(a: SocketAddr) -> Self {
-        Endpoint {
-            ip: a.ip(),
-            port: a.port(),
-        }
-    }
-}
-
-impl std::fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        SocketAddr::new(self.ip, self.port).fmt(f)
-    }
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HandshakeReport {
@@ -55,7 +36,7 @@ pub struct HandshakeReport {
     /// "tcp" or "udp": which of Wireshark's stream indices `stream` is.
     pub transport: Cow<'static, str>,
     /// "tls", "dtls" or "quic".
-    pub protocol: crate::tls::handshake::Protocol,
+    pub protocol: crate::model::Protocol,
     pub client: Endpoint,
     pub server: Endpoint,
     pub sni: Option<String>,
@@ -485,7 +466,7 @@ impl Report {
             let reaction = h.client_reaction.kind;
             if reaction.aborted() {
                 g.aborted += 1;
-            } else if reaction == crate::tls::handshake::ReactionKind::Completed {
+            } else if reaction == crate::judge::ReactionKind::Completed {
                 g.went_on += 1;
             }
         }
@@ -582,7 +563,7 @@ pub fn handshake_report(
             tls13 && s.psk
                 || !tls13 && !s.session_id.is_empty() && s.session_id == c.session_id
                 || (!tls13 && hs.certificate.is_none() && hs.server_hello_done.is_none() && {
-                    hs.first(crate::tls::handshake::Side::Server, |k| {
+                    hs.first(crate::model::Side::Server, |k| {
                         *k == crate::tls::handshake::EventKind::ChangeCipherSpec
                     })
                     .is_some()
@@ -645,8 +626,8 @@ pub fn handshake_report(
             format!(
                 "The {} records did not decrypt with the logged secret (first failure at frame {frame}): the key log belongs to another session, or the capture lost bytes.",
                 match side {
-                    crate::tls::handshake::Side::Client => "client's",
-                    crate::tls::handshake::Side::Server => "server's",
+                    crate::model::Side::Client => "client's",
+                    crate::model::Side::Server => "server's",
                 }
             ),
             None,
@@ -663,8 +644,8 @@ pub fn handshake_report(
         match &e.kind {
             crate::tls::handshake::EventKind::Gap { len, snaplen } => {
                 let side = match e.side {
-                    crate::tls::handshake::Side::Client => "client",
-                    crate::tls::handshake::Side::Server => "server",
+                    crate::model::Side::Client => "client",
+                    crate::model::Side::Server => "server",
                 };
                 notes.push(if *snaplen {
                     format!(
@@ -820,7 +801,7 @@ const CERTIFICATE_ALERTS: &[&str] = &[
 /// A `rejected_by_client` finding when the client refused a chain judged valid: a fatal
 /// certificate alert, or a reset before it went on.
 fn rejected_by_client(reaction: &Reaction, path: &[PathLink]) -> Option<Finding> {
-    use crate::tls::handshake::ReactionKind as R;
+    use crate::judge::ReactionKind as R;
     let how = match reaction.kind {
         R::Alert
             if reaction.alert_level.as_deref() != Some("warning")
@@ -1089,7 +1070,7 @@ const NAMED_ABORTED: usize = 5;
 
 /// "127.0.1.11 (alert unknown_ca, frame 12)", for a client that aborted.
 fn aborted_text(client: std::net::IpAddr, reaction: &Reaction) -> Option<String> {
-    use crate::tls::handshake::ReactionKind as R;
+    use crate::judge::ReactionKind as R;
     let how = match reaction.kind {
         R::Alert => format!("alert {}", reaction.alert.as_deref().unwrap_or("?")),
         R::EncryptedAlert => "encrypted alert".into(),
@@ -1544,7 +1525,7 @@ const MAX_KEPT_STREAMS: usize = 4096;
 fn certificate_skipped(hs: &crate::tls::handshake::Handshake) -> bool {
     hs.certificate.is_none()
         && hs
-            .first(crate::tls::handshake::Side::Server, |k| {
+            .first(crate::model::Side::Server, |k| {
                 matches!(
                     k,
                     crate::tls::handshake::EventKind::Oversized {
@@ -1580,7 +1561,7 @@ fn handshake_type_name(t: u8) -> String {
 fn server_flight_over(hs: &crate::tls::handshake::Handshake) -> bool {
     hs.server_hello_done.is_some()
         || hs
-            .first(crate::tls::handshake::Side::Server, |k| {
+            .first(crate::model::Side::Server, |k| {
                 matches!(
                     k,
                     crate::tls::handshake::EventKind::ChangeCipherSpec
@@ -1618,9 +1599,7 @@ enum NotJudged {
 /// handshake that ended before the server's certificate).
 fn not_judged_reason(h: &HandshakeReport) -> Option<NotJudged> {
     match h.status {
-        Status::NotVisible if h.protocol == crate::tls::handshake::Protocol::Quic => {
-            Some(NotJudged::Quic)
-        }
+        Status::NotVisible if h.protocol == crate::model::Protocol::Quic => Some(NotJudged::Quic),
         Status::NotVisible
             if h.findings.iter().any(|f| {
                 matches!(

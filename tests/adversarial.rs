@@ -2,12 +2,13 @@
 
 mod common;
 
+use chainsniff::model::At;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Command;
 
 use chainsniff::analysis::Limits;
-use chainsniff::capture::Timestamp;
-use chainsniff::flow::{At, FlowLimits, Reassembler};
+use chainsniff::flow::{FlowLimits, Reassembler};
+use chainsniff::model::Timestamp;
 use chainsniff::pki::{FindingKind, Status};
 use chainsniff::report::{HandshakeReport, Report};
 use chainsniff::tls::handshake::TlsConn;

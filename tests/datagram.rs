@@ -3,10 +3,11 @@
 //! (aioquic). Frames are the ones tshark shows for the same files.
 
 mod common;
+use chainsniff::model::Protocol;
 use common::{pki_sha, repo, repo_path};
 
+use chainsniff::judge::ReactionKind;
 use chainsniff::pki::{FindingKind, Status};
-use chainsniff::tls::handshake::{Protocol, ReactionKind};
 use chainsniff::{Options, Report};
 
 fn run(capture: &str) -> Report {

@@ -4,9 +4,9 @@
 mod common;
 use common::{pki_sha, repo, repo_path};
 
+use chainsniff::judge::ReactionKind;
 use chainsniff::pki::{FindingKind, LinkSource, Status};
 use chainsniff::report::HandshakeReport;
-use chainsniff::tls::handshake::ReactionKind;
 use chainsniff::{Options, Report};
 
 fn with_root() -> Options {

@@ -6,9 +6,9 @@
 mod common;
 use common::{pki_sha, repo, repo_path};
 
+use chainsniff::judge::ReactionKind;
 use chainsniff::pki::{FindingKind, Status};
 use chainsniff::report::HandshakeReport;
-use chainsniff::tls::handshake::ReactionKind;
 use chainsniff::{Options, Report};
 
 fn run(capture: &str, keylog: Option<&str>) -> Report {

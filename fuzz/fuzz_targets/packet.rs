@@ -3,8 +3,9 @@
 //! The first byte picks the link type.
 #![no_main]
 
+use chainsniff::model::Timestamp;
 use chainsniff::analysis::{FramePipeline, Limits};
-use chainsniff::capture::{Frame, Timestamp};
+use chainsniff::capture::Frame;
 use libfuzzer_sys::fuzz_target;
 use pcap_parser::Linktype;
 

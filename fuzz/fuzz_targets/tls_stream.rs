@@ -3,9 +3,10 @@
 //! length, then the bytes.
 #![no_main]
 
-use chainsniff::capture::Timestamp;
+use chainsniff::model::At;
+use chainsniff::model::Timestamp;
 use chainsniff::tls::handshake::TlsConn;
-use chainsniff::flow::{At, ConnInfo, Dir, End, StreamHandler};
+use chainsniff::flow::{ConnInfo, Dir, End, StreamHandler};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -9,6 +9,7 @@
 //! allocated per packet, and memory stays at the reader's buffer size whatever the file size.
 //! Frame numbers are Wireshark's: 1-based, in file order, across all interfaces.
 
+use crate::model::Timestamp;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
@@ -22,54 +23,6 @@ use serde::Serialize;
 const BUFFER_SIZE: usize = 1 << 20;
 /// Largest single block accepted (a pcapng block or pcap record). Anything larger is corruption.
 const MAX_BLOCK: usize = 256 << 20;
-
-/// A point in time, in nanoseconds since the Unix epoch (UTC).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Default,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-pub struct Timestamp(pub i64);
-
-impl Timestamp {
-    pub fn from_parts(secs: i64, nanos: u32) -> Self {
-        Timestamp(
-            secs.saturating_mul(1_000_000_000)
-                .saturating_add(nanos as i64),
-        )
-    }
-    pub fn secs(self) -> i64 {
-        self.0.div_euclid(1_000_000_000)
-    }
-    /// Milliseconds from `earlier` to `self`, as a float for display.
-    pub fn millis_since(self, earlier: Timestamp) -> f64 {
-        (self.0 - earlier.0) as f64 / 1e6
-    }
-    /// RFC 3339 in UTC with microseconds, e.g. `2026-11-24T17:49:38.123456Z`.
-    pub fn to_rfc3339(self) -> String {
-        let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128) else {
-            return format!("{}ns", self.0);
-        };
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.microsecond()
-        )
-    }
-}
 
 /// The container format of a capture, as detected from its magic bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -3,13 +3,13 @@
 //! (`--max-flows`), used by TCP, UDP and the identity tables alike.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::model::At;
 
 /// The hash maps of the conversation tables: foldhash, seeded per table (fast, and an attacker
 /// who does not know the seed cannot aim collisions at a bucket).
 pub(crate) type FlowMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-use std::net::{IpAddr, SocketAddr};
-
-use crate::capture::Timestamp;
 
 /// Direction within a connection: `Forward` is from the endpoint that sent the first packet seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,13 +28,6 @@ impl Dir {
             Dir::Backward => Dir::Forward,
         }
     }
-}
-
-/// Where and when something happened, for the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct At {
-    pub frame: u64,
-    pub ts: Timestamp,
 }
 
 /// What a handler learns about its connection when it is created.

@@ -8,6 +8,7 @@
 //! Once a handler says it needs no more bytes of a direction, that direction's payload is dropped
 //! on arrival, and once it is done with the whole connection it is finished and its memory freed.
 
+use crate::model::At;
 use std::net::SocketAddr;
 
 use super::table::*;
@@ -603,7 +604,7 @@ fn split_dirs(dirs: &mut [DirState; 2], dir: Dir) -> (&mut DirState, &mut DirSta
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::Timestamp;
+    use crate::model::Timestamp;
     use crate::wire::TcpFlags;
 
     /// Records what the reassembler hands over.

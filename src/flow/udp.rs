@@ -3,12 +3,12 @@
 //! ([`crate::tls::quic`]), which turn its datagrams into TLS handshake messages for the same
 //! [`TlsConn`](crate::tls::TlsConn) as TLS over TCP. Bounded and evicted like TCP's table.
 
+use crate::model::At;
 use std::net::SocketAddr;
 
 use super::table::StreamHandler;
 use super::table::{
-    At, ConnInfo, Dir, End, Evictor, FlowEvictions, FlowLimits, FlowMap, Key, Recency, Settled,
-    key_of,
+    ConnInfo, Dir, End, Evictor, FlowEvictions, FlowLimits, FlowMap, Key, Recency, Settled, key_of,
 };
 use crate::tls::dtls::{Dtls, is_dtls};
 use crate::tls::handshake::Handshake;

@@ -922,7 +922,7 @@ impl<'a> Checker<'a> {
                         "{} is not valid until {}, after the handshake ({}); check the clocks, or the certificate was installed too early.",
                         m.name(),
                         m.summary.not_before,
-                        crate::capture::Timestamp::from_parts(at_secs, 0).to_rfc3339()
+                        crate::model::Timestamp::from_parts(at_secs, 0).to_rfc3339()
                     ),
                     Some(&sha),
                 ));
@@ -933,7 +933,7 @@ impl<'a> Checker<'a> {
                         "{} expired on {}, before the handshake ({}).",
                         m.name(),
                         m.summary.not_after,
-                        crate::capture::Timestamp::from_parts(at_secs, 0).to_rfc3339()
+                        crate::model::Timestamp::from_parts(at_secs, 0).to_rfc3339()
                     ),
                     Some(&sha),
                 ));

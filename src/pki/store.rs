@@ -175,7 +175,7 @@ fn hex_colon(b: &[u8]) -> String {
 }
 
 fn time_string(t: &ASN1Time) -> String {
-    crate::capture::Timestamp::from_parts(t.timestamp(), 0)
+    crate::model::Timestamp::from_parts(t.timestamp(), 0)
         .to_rfc3339()
         .replace(".000000Z", "Z")
 }

@@ -9,10 +9,10 @@ use minijinja::value::{Serde, Value};
 use serde::Serialize;
 
 use super::{reaction_text, server_title, verdict_line, who};
+use crate::judge::ReactionKind;
 use crate::pki::CertSummary;
 use crate::pki::{Finding, LinkSource, Severity};
 use crate::report::{HandshakeReport, Report};
-use crate::tls::handshake::ReactionKind;
 
 const TEMPLATE: &str = include_str!("report.html");
 

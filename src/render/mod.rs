@@ -8,9 +8,9 @@ use std::fmt::Write;
 
 pub use html::html;
 
+use crate::judge::{Reaction, ReactionKind};
 use crate::pki::{Finding, LinkSource, PathLink, Severity, Status, Verdict};
 use crate::report::{ChainVariant, HandshakeReport, Report, ServerReport};
-use crate::tls::handshake::{Reaction, ReactionKind};
 
 const WIDTH: usize = 80;
 
@@ -720,7 +720,7 @@ fn aia_text(f: &Finding) -> Option<String> {
 /// What a client's line shows of one handshake: from the handshake, or from the chain
 /// variant's list of clients (which has it without reading the handshake back).
 struct Row<'a> {
-    client: crate::report::Endpoint,
+    client: crate::model::Endpoint,
     transport: &'a str,
     stream: u64,
     client_hello_frame: Option<u64>,

@@ -4,11 +4,12 @@
 //! as for TLS. Epoch > 0 is encrypted; DTLS 1.3 (RFC 9147) encrypts the certificate
 //! (`not_visible`).
 
+use crate::model::{At, Protocol};
 use std::collections::HashMap;
 
-use crate::flow::table::{At, ConnInfo, Dir};
+use crate::flow::table::{ConnInfo, Dir};
 use crate::flow::udp::MAX_BUFFER;
-use crate::tls::handshake::{Protocol, TlsConn};
+use crate::tls::handshake::TlsConn;
 use crate::tls::record::TlsEvent;
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::tls::handshake::Protocol;
+use crate::model::Protocol;
 
 /// A ClientHello's fingerprints (kept compact: one per handshake stays in memory).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -6,6 +6,8 @@
 //! tells the reassembler when it needs no more bytes, so memory is held only for handshakes that
 //! are still being decided.
 
+use crate::model::At;
+use crate::model::{Protocol, Side};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -14,7 +16,7 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 use tls_parser::{TlsExtension, TlsMessage, TlsMessageHandshake};
 
-use crate::flow::{At, ConnInfo, Dir, End, Eviction, StreamHandler};
+use crate::flow::{ConnInfo, Dir, End, Eviction, StreamHandler};
 use crate::tls::fingerprint::is_grease;
 use crate::tls::keylog::{KeyLog, RecordDecryptor};
 use crate::tls::{TlsDirection, TlsEvent};
@@ -24,13 +26,6 @@ pub const TLS13: u16 = 0x0304;
 /// TLS 1.3, a TLS 1.3 draft, or DTLS 1.3: the certificate is encrypted.
 pub fn is_tls13(v: u16) -> bool {
     v == TLS13 || v >> 8 == 0x7f || v == 0xfefc
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    Client,
-    Server,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,29 +131,6 @@ pub struct Event {
     pub side: Side,
     pub at: At,
     pub kind: EventKind,
-}
-
-/// The protocol that carried the handshake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// TLS over TCP.
-    #[default]
-    Tls,
-    /// DTLS over UDP.
-    Dtls,
-    /// QUIC (TLS 1.3 in CRYPTO frames) over UDP.
-    Quic,
-}
-
-impl Protocol {
-    /// "tcp" or "udp": which Wireshark stream index `stream` is.
-    pub fn transport(self) -> &'static str {
-        match self {
-            Protocol::Tls => "tcp",
-            Protocol::Dtls | Protocol::Quic => "udp",
-        }
-    }
 }
 
 /// Everything chainsniff learned about one TLS handshake.
@@ -1067,188 +1039,5 @@ impl StreamHandler for TlsConn {
             }
         }
         Some(self.hs)
-    }
-}
-
-/// What the client did once the server's certificate (or hello) arrived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReactionKind {
-    /// The client sent a plaintext alert (e.g. unknown_ca).
-    Alert,
-    /// The client sent an alert after ChangeCipherSpec (its content is encrypted).
-    EncryptedAlert,
-    /// The client went on: key exchange, ChangeCipherSpec/Finished, or application data.
-    Completed,
-    /// The client reset the connection.
-    Reset,
-    /// The client closed the connection (FIN) without going on.
-    Closed,
-    /// The server ended the handshake (alert or reset) before the client reacted.
-    ServerAborted,
-    /// Nothing from the client after the server's flight in the capture.
-    None,
-}
-
-impl ReactionKind {
-    /// The client gave up: an alert, a reset, or a close without going on.
-    pub fn aborted(self) -> bool {
-        matches!(
-            self,
-            ReactionKind::Alert
-                | ReactionKind::EncryptedAlert
-                | ReactionKind::Reset
-                | ReactionKind::Closed
-        )
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Reaction {
-    pub kind: ReactionKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub frame: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub time: Option<String>,
-    /// Milliseconds from the server's Certificate (or ServerHello) to the reaction.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub delay_ms: Option<f64>,
-    /// What `delay_ms` is measured from: `certificate` or `server_hello`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub delay_from: Option<Cow<'static, str>>,
-    /// The alert's name (`unknown_ca`), for alerts.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub alert: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub alert_level: Option<String>,
-    /// What the client sent that shows it went on, or other detail.
-    pub detail: String,
-}
-
-impl Handshake {
-    /// The moment the client's reaction is measured from: the server's Certificate, else the
-    /// last ServerHello, else the ClientHello.
-    pub fn reaction_reference(&self) -> Option<At> {
-        self.certificate
-            .as_ref()
-            .map(|c| c.at)
-            .or_else(|| self.server_hellos.last().map(|s| s.at))
-    }
-
-    /// How the client reacted to the server's flight.
-    pub fn client_reaction(&self) -> Reaction {
-        let reference = self.reaction_reference();
-        let after = |e: &&Event| reference.is_none_or(|r| e.at.frame >= r.frame);
-        let tls13 = self.version().is_some_and(is_tls13);
-        let make = |kind, e: Option<&Event>, detail: String| Reaction {
-            kind,
-            frame: e.map(|e| e.at.frame),
-            time: e.map(|e| e.at.ts.to_rfc3339()),
-            delay_ms: match (e, reference) {
-                (Some(e), Some(r)) => Some((e.at.ts.millis_since(r.ts) * 1000.0).round() / 1000.0),
-                _ => None,
-            },
-            delay_from: match (e, reference) {
-                (Some(_), Some(_)) if self.certificate.is_some() => Some("certificate".into()),
-                (Some(_), Some(_)) => Some("server_hello".into()),
-                _ => None,
-            },
-            alert: None,
-            alert_level: None,
-            detail,
-        };
-        for e in self.events.iter().filter(after) {
-            if e.side == Side::Server {
-                match e.kind {
-                    EventKind::Alert {
-                        level: 2,
-                        description,
-                    } => {
-                        let mut r = make(
-                            ReactionKind::ServerAborted,
-                            Some(e),
-                            format!(
-                                "the server sent alert {}",
-                                crate::tls::alert_name(description)
-                            ),
-                        );
-                        r.alert = Some(crate::tls::alert_name(description));
-                        r.alert_level = Some("fatal".into());
-                        return r;
-                    }
-                    EventKind::Rst => {
-                        return make(
-                            ReactionKind::ServerAborted,
-                            Some(e),
-                            "the server reset the connection".into(),
-                        );
-                    }
-                    _ => continue,
-                }
-            }
-            match &e.kind {
-                EventKind::Alert { level, description } => {
-                    let name = crate::tls::alert_name(*description);
-                    let mut r = make(ReactionKind::Alert, Some(e), format!("alert {name}"));
-                    r.alert = Some(name);
-                    r.alert_level = Some(if *level == 2 { "fatal" } else { "warning" }.into());
-                    return r;
-                }
-                EventKind::EncryptedAlert => {
-                    return make(
-                        ReactionKind::EncryptedAlert,
-                        Some(e),
-                        "an encrypted alert".into(),
-                    );
-                }
-                EventKind::Finished => {
-                    return make(
-                        ReactionKind::Completed,
-                        Some(e),
-                        "Finished, decrypted".into(),
-                    );
-                }
-                EventKind::ClientKeyExchange if !tls13 => {
-                    return make(ReactionKind::Completed, Some(e), "ClientKeyExchange".into());
-                }
-                EventKind::ChangeCipherSpec if !tls13 => {
-                    return make(ReactionKind::Completed, Some(e), "ChangeCipherSpec".into());
-                }
-                EventKind::ApplicationData if tls13 && self.client_encrypted_records >= 2 => {
-                    return make(
-                        ReactionKind::Completed,
-                        Some(e),
-                        "encrypted Finished and data, TLS 1.3".into(),
-                    );
-                }
-                EventKind::ApplicationData | EventKind::EncryptedHandshake => {
-                    return make(ReactionKind::Completed, Some(e), "application data".into());
-                }
-                EventKind::Rst => {
-                    return make(
-                        ReactionKind::Reset,
-                        Some(e),
-                        "the client reset the connection".into(),
-                    );
-                }
-                EventKind::Fin => {
-                    return make(
-                        ReactionKind::Closed,
-                        Some(e),
-                        "the client closed the connection".into(),
-                    );
-                }
-                _ => {}
-            }
-        }
-        make(
-            ReactionKind::None,
-            None,
-            if self.capture_ended {
-                "the capture ends before the client reacted".into()
-            } else {
-                "no reaction from the client was captured".into()
-            },
-        )
     }
 }

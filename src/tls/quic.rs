@@ -4,6 +4,7 @@
 //! ServerHello they carry are handed to a [`TlsConn`]. The certificate travels in Handshake
 //! packets, whose keys are not in the capture: `not_visible`.
 
+use crate::model::{At, Protocol};
 use aes::Aes128;
 use aes::cipher::BlockEncrypt;
 use aes_gcm::Aes128Gcm;
@@ -11,10 +12,10 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
-use crate::flow::table::{At, ConnInfo, Dir};
+use crate::flow::table::{ConnInfo, Dir};
 use crate::flow::udp::MAX_BUFFER;
 use crate::tls::dtls::u24;
-use crate::tls::handshake::{Protocol, TlsConn};
+use crate::tls::handshake::TlsConn;
 use crate::tls::keylog::{Hash, expand_label};
 use crate::tls::record::TlsEvent;
 

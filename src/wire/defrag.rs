@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::capture::Timestamp;
+use crate::model::Timestamp;
 use crate::wire::IpFragment;
 
 /// Packets being reassembled at once.
