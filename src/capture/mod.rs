@@ -1,13 +1,18 @@
 //! Stage 1: capture files to frames.
 //!
 //! Reads classic pcap (micro- and nanosecond, either byte order) and pcapng (several sections and
-//! interfaces, each with its own link type and timestamp resolution), compressed (gzip, zstd,
-//! lz4 frames, as Wireshark reads them) or not,
+//! interfaces, each with its own link type and timestamp resolution), Microsoft Network
+//! Monitor 2.x ([`netmon`]) and Sun snoop ([`snoop`]), compressed (gzip, zstd, lz4 frames, as
+//! Wireshark reads them) or not,
 //! from a file or standard input. The format is detected by magic bytes, never by file name.
 //!
 //! Frames are handed to a callback as borrowed slices of the reader's buffer, so nothing is
 //! allocated per packet, and memory stays at the reader's buffer size whatever the file size.
 //! Frame numbers are Wireshark's: 1-based, in file order, across all interfaces.
+
+mod netmon;
+mod records;
+mod snoop;
 
 use crate::model::Timestamp;
 use std::fs::File;
@@ -30,6 +35,22 @@ const MAX_BLOCK: usize = 256 << 20;
 pub enum Format {
     Pcap,
     Pcapng,
+    /// Microsoft Network Monitor 2.x (`.cap`).
+    Netmon2,
+    /// Sun snoop (RFC 1761).
+    Snoop,
+}
+
+impl Format {
+    /// Its name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Pcap => "pcap",
+            Format::Pcapng => "pcapng",
+            Format::Netmon2 => "netmon2",
+            Format::Snoop => "snoop",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -168,9 +189,11 @@ pub fn read_from(
         | Some([0xa1, 0xb2, 0xc3, 0xd4])
         | Some([0x4d, 0x3c, 0xb2, 0xa1])
         | Some([0xa1, 0xb2, 0x3c, 0x4d]) => Format::Pcap,
+        Some(m) if m == netmon::MAGIC => Format::Netmon2,
+        _ if head.starts_with(snoop::MAGIC) => Format::Snoop,
         _ => {
             return Err(err(format!(
-                "not a pcap or pcapng capture (offset 0: magic bytes {})",
+                "not a pcap, pcapng, Network Monitor 2.x or snoop capture (offset 0: magic bytes {})",
                 hex::encode(&head[..head.len().min(4)])
             )));
         }
@@ -182,19 +205,21 @@ pub fn read_from(
     let prefix_len = head.len();
     let source = io::Cursor::new(head).chain(input);
     let capacity = BUFFER_SIZE.max(prefix_len);
-    let name = match format {
-        Format::Pcap => "pcap",
-        Format::Pcapng => "pcapng",
-    };
+    let name = format.name();
     // The header must be there whole: 24 bytes (pcap), or the section header block's length.
     let header_len = match format {
         Format::Pcap => 24,
         Format::Pcapng => prefix_header_len(&source_head(&source)),
+        Format::Netmon2 => netmon::HEADER_LEN,
+        Format::Snoop => snoop::HEADER_LEN,
     };
     if prefix_len < header_len {
         return Err(err(format!(
             "the file ends inside its {name} header ({prefix_len} of {header_len} bytes)"
         )));
+    }
+    if matches!(format, Format::Netmon2 | Format::Snoop) {
+        return read_records(path, format, compression, source, header_len, on_frame);
     }
     let reader = pcap_parser::create_reader(capacity, source).map_err(|e| {
         err(format!(
@@ -210,6 +235,45 @@ pub fn read_from(
         warnings: Vec::new(),
     };
     let result = pump(reader, &mut summary, on_frame, on_secrets);
+    if let Err(message) = result {
+        if summary.frames == 0 {
+            return Err(err(message));
+        }
+        summary.warnings.push(message);
+    }
+    Ok(summary)
+}
+
+/// Reads a Network Monitor or snoop capture (record formats pcap-parser does not read).
+fn read_records(
+    path: &str,
+    format: Format,
+    compression: Compression,
+    mut source: impl Read,
+    header_len: usize,
+    mut on_frame: impl FnMut(&Frame<'_>),
+) -> Result<CaptureSummary, CaptureError> {
+    let err = |message: String| CaptureError {
+        path: path.to_string(),
+        message,
+    };
+    let mut summary = CaptureSummary {
+        path: path.to_string(),
+        format: Some(format),
+        compression,
+        frames: 0,
+        truncated: false,
+        warnings: Vec::new(),
+    };
+    let mut header = vec![0u8; header_len];
+    source
+        .read_exact(&mut header)
+        .map_err(|e| err(format!("read error: {e}")))?;
+    let mut records = records::Records::new(&mut source, header_len as u64);
+    let result = match format {
+        Format::Netmon2 => netmon::pump(&header, &mut records, &mut summary, &mut on_frame),
+        _ => snoop::pump(&header, &mut records, &mut summary, &mut on_frame),
+    };
     if let Err(message) = result {
         if summary.frames == 0 {
             return Err(err(message));

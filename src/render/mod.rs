@@ -461,11 +461,7 @@ fn joined<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
 
 /// "pcapng", "pcap (gzip)".
 fn capture_kind(c: &crate::capture::CaptureSummary) -> String {
-    let format = match c.format {
-        Some(crate::capture::Format::Pcap) => "pcap",
-        Some(crate::capture::Format::Pcapng) => "pcapng",
-        None => "unknown",
-    };
+    let format = c.format.map_or("unknown", crate::capture::Format::name);
     match c.compression.name() {
         Some(name) => format!("{format} ({name})"),
         None => format.to_string(),
