@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
 # Shows that a change leaves every report byte-identical: builds REV (default: HEAD) in a
-# temporary worktree, runs it and the working tree's binary on every bundled capture (with and
-# without its key log) and on a generated benchmark capture, in every format, and diffs.
+# temporary worktree, runs it and the working tree's binary (or, given NEW, that revision's) on
+# every bundled capture (with and without its key log) and on a generated benchmark capture, in
+# every format, and diffs.
 #
-#   tests/same-reports.sh [REV] [SIZE]        e.g. tests/same-reports.sh main~3 50MiB
+#   tests/same-reports.sh [REV] [SIZE] [NEW]   e.g. tests/same-reports.sh main~3 50MiB main
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REV="${1:-HEAD}"
 SIZE="${2:-30MiB}"
+NEW_REV="${3:-}"
 WORK="$(mktemp -d)"
-trap 'git worktree remove --force "$WORK/base" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+trap 'git worktree remove --force "$WORK/base" >/dev/null 2>&1 || true; git worktree remove --force "$WORK/new" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 git worktree add --detach "$WORK/base" "$REV" >/dev/null
 (cd "$WORK/base" && CARGO_TARGET_DIR="$WORK/target-base" cargo build --release --quiet)
-cargo build --release --quiet --bin chainsniff --example gen-bench
-NEW=./target/release/chainsniff
+cargo build --release --quiet --example gen-bench
+if [ -n "$NEW_REV" ]; then
+    git worktree add --detach "$WORK/new" "$NEW_REV" >/dev/null
+    (cd "$WORK/new" && CARGO_TARGET_DIR="$WORK/target-new" cargo build --release --quiet)
+    NEW="$WORK/target-new/release/chainsniff"
+else
+    cargo build --release --quiet --bin chainsniff
+    NEW=./target/release/chainsniff
+fi
 OLD="$WORK/target-base/release/chainsniff"
 ./target/release/examples/gen-bench --size "$SIZE" --seed 1 --out "$WORK/bench.pcap" 2>/dev/null
 inputs=()
@@ -40,5 +49,5 @@ for c in "${inputs[@]}"; do
         done
     done
 done
-echo "$n reports compared against $REV: $([ $status = 0 ] && echo 'all identical' || echo 'differences above')"
+echo "$n reports of ${NEW_REV:-the working tree} compared against $REV: $([ $status = 0 ] && echo 'all identical' || echo 'differences above')"
 exit $status

@@ -44,6 +44,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 /// What the header says.
+#[derive(Debug)]
 struct Header {
     minor: u8,
     start: Timestamp,
