@@ -274,7 +274,7 @@ pub struct Analysis {
 }
 
 /// Builds the trust store from the options.
-pub fn trust_store(opts: &Options) -> anyhow::Result<TrustStore> {
+pub fn trust_store(opts: &Options) -> crate::Result<TrustStore> {
     let source = if opts.no_default_trust {
         crate::pki::TrustSource::None
     } else {
@@ -293,7 +293,7 @@ pub fn analyze_reader(
     name: &str,
     input: Box<dyn Read + Send>,
     opts: &Options,
-) -> anyhow::Result<Analysis> {
+) -> crate::Result<Analysis> {
     analyze_sources(vec![(name, Some(input))], opts, |_, _, _| {})
 }
 
@@ -301,7 +301,7 @@ pub fn analyze_reader(
 /// certificate seen in one helps to name what another server failed to send. Several
 /// captures are read in parallel, one per core; the result is the same as reading them one
 /// after another.
-pub fn analyze(paths: &[String], opts: &Options) -> anyhow::Result<Analysis> {
+pub fn analyze(paths: &[String], opts: &Options) -> crate::Result<Analysis> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     if paths.len() < 2 || workers < 2 {
         return analyze_streaming(paths, opts, |_, _, _| {});
@@ -313,7 +313,7 @@ pub fn analyze(paths: &[String], opts: &Options) -> anyhow::Result<Analysis> {
     // (each holds a temporary file and buffers), however many files there are.
     let mut all = CapturePart::default();
     for (round, chunk) in paths.chunks(workers).enumerate() {
-        let parts: Vec<anyhow::Result<CapturePart>> = std::thread::scope(|scope| {
+        let parts: Vec<crate::Result<CapturePart>> = std::thread::scope(|scope| {
             let handles: Vec<_> = chunk
                 .iter()
                 .enumerate()
@@ -354,13 +354,13 @@ pub fn analyze_streaming(
     paths: &[String],
     opts: &Options,
     on_session: impl FnMut(&Session, &CertStore, &TrustStore),
-) -> anyhow::Result<Analysis> {
+) -> crate::Result<Analysis> {
     let sources = paths.iter().map(|p| (p.as_str(), None)).collect();
     analyze_sources(sources, opts, on_session)
 }
 
 /// The key logs given with `--keylog`.
-fn base_keylog(opts: &Options) -> anyhow::Result<KeyLog> {
+fn base_keylog(opts: &Options) -> crate::Result<KeyLog> {
     let mut keylog = KeyLog::default();
     for p in &opts.keylog {
         keylog.add_file(p)?;
@@ -408,7 +408,7 @@ fn analyze_sources(
     sources: Vec<(&str, Option<Box<dyn Read + Send>>)>,
     opts: &Options,
     mut on_session: impl FnMut(&Session, &CertStore, &TrustStore),
-) -> anyhow::Result<Analysis> {
+) -> crate::Result<Analysis> {
     let trust = trust_store(opts)?;
     let keylog = base_keylog(opts)?;
     let mut all = CapturePart::default();
@@ -440,7 +440,7 @@ fn read_one(
     part: &mut CapturePart,
     trust: &TrustStore,
     on_session: &mut dyn FnMut(&Session, &CertStore, &TrustStore),
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     let keylog = Rc::new(RefCell::new(keylog.clone()));
     // The frame each handshake is ordered by, in record order from `first`.
     let first = part.sessions.records.len();

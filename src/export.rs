@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use crate::{Error, Result};
 use base64::Engine as _;
 
 use crate::analysis::Analysis;
@@ -62,10 +62,12 @@ fn server_slug(s: &ServerReport) -> String {
 
 /// Writes the certificates of `report` (DER from `analysis`) into `dir`, creating it.
 pub fn export_certs(analysis: &Analysis, report: &Report, dir: &Path) -> Result<Exported> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::Export(format!("cannot create {}: {e}", dir.display())))?;
     let write = |name: String, body: &str| -> Result<PathBuf> {
         let path = dir.join(name);
-        std::fs::write(&path, body).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, body)
+            .map_err(|e| Error::Export(format!("cannot write {}: {e}", path.display())))?;
         Ok(path)
     };
     let der_of = |sha: &Sha| {

@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use anyhow::{Context, Result, bail};
+use crate::{Error, Result};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use ipnet::IpNet;
 
@@ -30,7 +30,7 @@ pub fn parse_net(s: &str) -> Result<IpNet> {
     }
     let ip: IpAddr = s
         .parse()
-        .with_context(|| format!("{s:?} is not an address or CIDR range"))?;
+        .map_err(|e| Error::Filter(format!("{s:?} is not an address or CIDR range: {e}")))?;
     Ok(IpNet::from(ip))
 }
 
@@ -38,11 +38,11 @@ pub fn parse_net(s: &str) -> Result<IpNet> {
 pub fn parse_server(s: &str) -> Result<ServerSpec> {
     let port = |p: &str| {
         p.parse::<u16>()
-            .with_context(|| format!("{p:?} in {s:?} is not a port"))
+            .map_err(|e| Error::Filter(format!("{p:?} in {s:?} is not a port: {e}")))
     };
     if let Some(rest) = s.strip_prefix('[') {
         let Some((net, after)) = rest.split_once(']') else {
-            bail!("{s:?}: missing ']'");
+            return Err(Error::Filter(format!("{s:?}: missing ']'")));
         };
         let port = match after {
             "" => None,
@@ -78,19 +78,21 @@ impl Filter {
                         .case_insensitive(true)
                         .literal_separator(false)
                         .build()
-                        .with_context(|| format!("--sni {g:?}"))?,
+                        .map_err(|e| Error::Filter(format!("--sni {g:?}: {e}")))?,
                 );
             }
-            Some(set.build()?)
+            Some(set.build().map_err(|e| Error::Filter(format!("--sni: {e}")))?)
         };
         Ok(Filter {
             clients: clients
                 .iter()
-                .map(|c| parse_net(c).with_context(|| format!("--client {c:?}")))
+                .map(|c| parse_net(c).map_err(|e| Error::Filter(format!("--client {c:?}: {e}"))))
                 .collect::<Result<_>>()?,
             servers: servers
                 .iter()
-                .map(|s| parse_server(s).with_context(|| format!("--server {s:?}")))
+                .map(|s| {
+                    parse_server(s).map_err(|e| Error::Filter(format!("--server {s:?}: {e}")))
+                })
                 .collect::<Result<_>>()?,
             sni,
         })

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod analysis;
+pub mod error;
 pub mod capture;
 pub mod export;
 pub mod filter;
@@ -27,10 +28,11 @@ pub mod tls;
 pub mod wire;
 
 pub use analysis::{Limits, Options, analyze};
+pub use error::{Error, Result};
 pub use report::{Report, build};
 
 /// Analyzes the captures and builds the report in one call.
-pub fn run(paths: &[String], opts: &Options) -> anyhow::Result<Report> {
+pub fn run(paths: &[String], opts: &Options) -> Result<Report> {
     let analysis = analyze(paths, opts)?;
     build(&analysis)
 }
@@ -40,7 +42,7 @@ pub fn run_reader(
     name: &str,
     input: Box<dyn std::io::Read + Send>,
     opts: &Options,
-) -> anyhow::Result<Report> {
+) -> Result<Report> {
     build(&analysis::analyze_reader(name, input, opts)?)
 }
 
@@ -51,7 +53,7 @@ pub fn run_streaming(
     paths: &[String],
     opts: &Options,
     mut emit: impl FnMut(&report::HandshakeReport),
-) -> anyhow::Result<Report> {
+) -> Result<Report> {
     let mut n = 0;
     let analysis = analysis::analyze_streaming(paths, opts, |session, store, trust| {
         let mut checker = pki::Checker::new(store, trust);

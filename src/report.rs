@@ -835,7 +835,7 @@ fn rejected_by_client(reaction: &Reaction, path: &[PathLink]) -> Option<Finding>
 
 /// Builds the report: diagnoses every handshake, groups by server and chain variant. Fails
 /// only when the temporary file that holds the handshakes cannot be written.
-pub fn build(analysis: &Analysis) -> anyhow::Result<Report> {
+pub fn build(analysis: &Analysis) -> crate::Result<Report> {
     // Two stages: helper threads read the handshakes back, judge their chains and write their
     // JSON ([`judge`]), taking batches in turn; this thread takes the batches back in the same
     // turn and groups them by server and chain ([`group`]). The order, and so the report, is
@@ -1244,7 +1244,7 @@ impl ClientsSeen {
 fn group(
     analysis: &Analysis,
     batches: impl Iterator<Item = std::io::Result<Vec<Judged>>>,
-) -> anyhow::Result<Report> {
+) -> crate::Result<Report> {
     // Group by server (address, port, SNI), then by the exact chain sent. Handshakes go to
     // `handshakes` one at a time: only their grouping stays in memory.
     let mut server_index: HashMap<(Endpoint, Option<String>), usize> = HashMap::new();

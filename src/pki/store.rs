@@ -9,7 +9,13 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use crate::{Error, Result};
+use std::result::Result as StdResult;
+
+/// A `--trust` error.
+fn trust_err(message: String) -> Error {
+    Error::Trust(message)
+}
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use x509_parser::extensions::{GeneralName, ParsedExtension};
@@ -181,7 +187,7 @@ fn time_string(t: &ASN1Time) -> String {
 }
 
 /// Parses a DER certificate into its metadata.
-pub fn parse_meta(der: &[u8]) -> Result<CertMeta, String> {
+pub fn parse_meta(der: &[u8]) -> StdResult<CertMeta, String> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("{e}"))?;
     let mut ski = None;
     let mut aki = None;
@@ -431,7 +437,7 @@ pub struct Sighting {
 #[derive(Debug)]
 pub struct StoredCert {
     pub der: Vec<u8>,
-    pub meta: Result<CertMeta, String>,
+    pub meta: StdResult<CertMeta, String>,
     /// The first few places it was sent (bounded).
     pub sightings: Vec<Sighting>,
 }
@@ -620,8 +626,16 @@ impl TrustStore {
                 let found = rustls_native_certs::load_native_certs();
                 if found.certs.is_empty() {
                     match found.errors.first() {
-                        Some(e) => bail!("cannot read the system's trust store: {e}"),
-                        None => bail!("the system's trust store holds no certificate"),
+                        Some(e) => {
+                            return Err(trust_err(format!(
+                                "cannot read the system's trust store: {e}"
+                            )));
+                        }
+                        None => {
+                            return Err(trust_err(
+                                "the system's trust store holds no certificate".into(),
+                            ));
+                        }
                     }
                 }
                 found.certs.iter().map(|d| d.as_ref().to_vec()).collect()
@@ -661,7 +675,7 @@ impl TrustStore {
     pub fn add_path(&mut self, path: &Path) -> Result<usize> {
         if path.is_dir() {
             let mut entries: Vec<_> = fs::read_dir(path)
-                .with_context(|| format!("cannot read directory {}", path.display()))?
+                .map_err(|e| trust_err(format!("cannot read directory {}: {e}", path.display())))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.is_file())
                 .collect();
@@ -672,7 +686,10 @@ impl TrustStore {
                 n += self.add_file(&p).unwrap_or(0);
             }
             if n == 0 {
-                bail!("no certificate found in directory {}", path.display());
+                return Err(trust_err(format!(
+                    "no certificate found in directory {}",
+                    path.display()
+                )));
             }
             return Ok(n);
         }
@@ -680,29 +697,37 @@ impl TrustStore {
     }
 
     fn add_file(&mut self, path: &Path) -> Result<usize> {
-        let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes = fs::read(path)
+            .map_err(|e| trust_err(format!("cannot read {}: {e}", path.display())))?;
         let mut ders = Vec::new();
         if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
             for pem in x509_parser::pem::Pem::iter_from_buffer(&bytes) {
-                let pem = pem.with_context(|| format!("bad PEM in {}", path.display()))?;
+                let pem =
+                    pem.map_err(|e| trust_err(format!("bad PEM in {}: {e}", path.display())))?;
                 if pem.label == "CERTIFICATE" || pem.label == "TRUSTED CERTIFICATE" {
                     if let Err(e) = parse_meta(&pem.contents) {
-                        bail!("bad certificate in {}: {e}", path.display());
+                        return Err(trust_err(format!(
+                            "bad certificate in {}: {e}",
+                            path.display()
+                        )));
                     }
                     ders.push(pem.contents);
                 }
             }
         } else {
             if let Err(e) = parse_meta(&bytes) {
-                bail!(
+                return Err(trust_err(format!(
                     "{} is neither PEM nor a DER certificate: {e}",
                     path.display()
-                );
+                )));
             }
             ders.push(bytes);
         }
         if ders.is_empty() {
-            bail!("no certificate found in {}", path.display());
+            return Err(trust_err(format!(
+                "no certificate found in {}",
+                path.display()
+            )));
         }
         let file = path.display().to_string();
         for der in &ders {

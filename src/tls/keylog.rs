@@ -11,7 +11,7 @@ use std::path::Path;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
-use anyhow::{Context, Result};
+use crate::{Error, Result};
 use chacha20poly1305::ChaCha20Poly1305;
 use hkdf::Hkdf;
 use sha2::{Sha256, Sha384};
@@ -68,7 +68,7 @@ impl KeyLog {
 
     pub fn add_file(&mut self, path: &Path) -> Result<usize> {
         let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read key log {}", path.display()))?;
+            .map_err(|e| Error::KeyLog(format!("cannot read key log {}: {e}", path.display())))?;
         Ok(self.add_text(&text))
     }
 
