@@ -13,8 +13,7 @@ NEW_REV="${3:-}"
 WORK="$(mktemp -d)"
 trap 'git worktree remove --force "$WORK/base" >/dev/null 2>&1 || true; git worktree remove --force "$WORK/new" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 git worktree add --detach "$WORK/base" "$REV" >/dev/null
-(cd "$WORK/base" && CARGO_TARGET_DIR="$WORK/target-base" cargo build --release --quiet)
-cargo build --release --quiet --example gen-bench
+(cd "$WORK/base" && CARGO_TARGET_DIR="$WORK/target-base" cargo build --release --quiet --bins --example gen-bench)
 if [ -n "$NEW_REV" ]; then
     git worktree add --detach "$WORK/new" "$NEW_REV" >/dev/null
     (cd "$WORK/new" && CARGO_TARGET_DIR="$WORK/target-new" cargo build --release --quiet)
@@ -24,7 +23,7 @@ else
     NEW=./target/release/chainsniff
 fi
 OLD="$WORK/target-base/release/chainsniff"
-./target/release/examples/gen-bench --size "$SIZE" --seed 1 --out "$WORK/bench.pcap" 2>/dev/null
+"$WORK/target-base/release/examples/gen-bench" --size "$SIZE" --seed 1 --out "$WORK/bench.pcap" 2>/dev/null
 inputs=()
 for c in captures/*.pcap captures/*.pcapng "$WORK/bench.pcap"; do
     inputs+=("$c")
