@@ -19,6 +19,23 @@
 //! from the template bytes (a server flight whose Certificate message holds one certificate is
 //! `incomplete`, as the intermediate is sent elsewhere in the capture; more is `complete`; TLS 1.3
 //! without a key log is `not_visible`).
+//!
+//! `--sparse` (or `--handshakes-per-mb N`) writes a span-port-like capture instead: mostly bulk
+//! application data, with about 26 (or N) TLS 1.2 handshakes per MB (10^6 bytes) of capture.
+//!
+//! ```text
+//! cargo run --release --example gen-bench -- --size 1GiB --sparse --out /tmp/bench-1g-sparse.pcap
+//! ```
+//!
+//! `--bulk-flows` bulk conversations (default 200) are always in flight: 70 % are TLS
+//! connections that began before the capture (no SYN, no handshake, the first segment starting
+//! inside an application-data record), 30 % HTTP downloads on port 80 opened in the capture;
+//! each carries 64 KiB to 8 MiB (log-uniform) from the server, with a pure ACK from the client
+//! every second segment, and a new one starts when one ends. Beside them, a short TLS 1.2
+//! conversation (a template above, then application data as in the default mode) starts
+//! whenever the capture written so far is owed a handshake, half of them after a DNS query. At
+//! the size, the bulk conversations stop where they are (the capture ends) and the short ones
+//! are finished. Same truth file, with the handshakes per MB reached and the bulk flows added.
 
 #[path = "../tests/common/synth.rs"]
 mod synth;
@@ -49,6 +66,15 @@ struct Args {
     mean_data: usize,
     #[arg(long, default_value = "bench.pcap")]
     out: PathBuf,
+    /// A span-port-like capture: mostly bulk application data, 26 TLS 1.2 handshakes per MB.
+    #[arg(long)]
+    sparse: bool,
+    /// The sparse capture with this many TLS 1.2 handshakes per MB (10^6 bytes) instead of 26.
+    #[arg(long)]
+    handshakes_per_mb: Option<f64>,
+    /// Bulk conversations in flight at once in the sparse capture.
+    #[arg(long, default_value_t = 200)]
+    bulk_flows: usize,
 }
 
 fn parse_size(s: &str) -> u64 {
@@ -202,10 +228,43 @@ fn scan_server_flight(b: &[u8]) -> (Option<usize>, bool) {
 // Conversations in flight.
 
 enum Kind {
-    Tls { template: usize, app_data: usize },
-    Http { body: usize },
+    Tls {
+        template: usize,
+        app_data: usize,
+    },
+    Http {
+        body: usize,
+    },
+    Dns,
+    /// A bulk conversation of the sparse capture: its data is made as it is sent.
+    Bulk(Bulk),
+}
+
+/// Which conversation to start.
+#[derive(Clone, Copy)]
+enum Pick {
+    /// The default mix: 80 % TLS (any template), 12 % HTTP, 8 % DNS.
+    Mixed,
+    /// A TLS 1.2 conversation (sparse capture).
+    Tls12,
+    /// A bulk conversation (sparse capture).
+    Bulk,
     Dns,
 }
+
+struct Bulk {
+    /// TLS application data (else an HTTP response body).
+    tls: bool,
+    /// Server bytes still to make.
+    remaining: usize,
+    /// Bytes of the first chunk not sent: the capture began inside a record.
+    skip: usize,
+    /// The HTTP response header is still to send.
+    header: bool,
+}
+
+/// Bulk data is made and queued this much at a time.
+const BULK_CHUNK: usize = 64 * 1024;
 
 struct Flow {
     conv: synth::Conversation,
@@ -215,6 +274,12 @@ struct Flow {
     /// A segment held back to be sent after the next one (reordering).
     held: Option<(bool, u32, u32, Vec<u8>)>,
     opened: bool,
+}
+
+impl Flow {
+    fn is_bulk(&self) -> bool {
+        matches!(self.kind, Kind::Bulk(_))
+    }
 }
 
 fn app_records(rng: &mut Rng, total: usize) -> Vec<u8> {
@@ -236,6 +301,8 @@ fn app_records(rng: &mut Rng, total: usize) -> Vec<u8> {
 struct Gen {
     rng: Rng,
     templates: Vec<Template>,
+    /// The TLS 1.2 templates (indices into `templates`), for the sparse capture.
+    tls12: Vec<usize>,
     mean_data: usize,
     next_client: u32,
     truth: Truth,
@@ -251,10 +318,66 @@ struct Truth {
     status: BTreeMap<&'static str, u64>,
     http_conversations: u64,
     dns_queries: u64,
+    /// Sparse capture only: TLS handshakes per 10^6 bytes of capture, as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    handshakes_per_mb: Option<f64>,
+    /// Sparse capture only: bulk conversations started (TLS from mid-stream and HTTP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bulk_flows: Option<u64>,
+    /// Sparse capture only: bytes of bulk data (TLS records or HTTP body) sent by the servers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bulk_bytes: Option<u64>,
 }
 
 impl Gen {
-    fn new_flow(&mut self) -> Flow {
+    /// A TLS conversation replaying `template`, counted in the truth.
+    fn tls_kind(&mut self, template: usize) -> (Kind, u16) {
+        let t = &self.templates[template];
+        let app_data = if t.completed {
+            (self.rng.below(2 * self.mean_data as u64)) as usize
+        } else {
+            0
+        };
+        self.truth.tls_handshakes += 1;
+        let status = match (t.certs, t.tls13) {
+            (_, true) => "not_visible",
+            (Some(1), _) => "incomplete",
+            (Some(_), _) => "complete",
+            (None, _) => "no_certificate",
+        };
+        *self.truth.status.entry(status).or_default() += 1;
+        if t.certs.is_some() {
+            self.truth.certificate_messages += 1;
+        }
+        let port = [443, 5061, 4443][self.rng.below(3) as usize];
+        (Kind::Tls { template, app_data }, port)
+    }
+
+    /// A bulk conversation of 64 KiB to 8 MiB (log-uniform) from the server.
+    fn bulk_kind(&mut self) -> (Kind, u16) {
+        let tls = self.rng.below(10) < 7;
+        let u = self.rng.below(1 << 20) as f64 / (1u64 << 20) as f64;
+        let remaining = ((64.0 * 1024.0) * 128f64.powf(u)) as usize;
+        let skip = if tls {
+            self.rng.below(1000) as usize
+        } else {
+            0
+        };
+        let t = self.truth.bulk_flows.get_or_insert(0);
+        *t += 1;
+        if !tls {
+            self.truth.http_conversations += 1;
+        }
+        let bulk = Bulk {
+            tls,
+            remaining,
+            skip,
+            header: !tls,
+        };
+        (Kind::Bulk(bulk), if tls { 443 } else { 80 })
+    }
+
+    fn new_flow(&mut self, pick: Pick) -> Flow {
         self.next_client += 1;
         let n = self.next_client;
         let v6 = self.rng.chance(150);
@@ -287,39 +410,34 @@ impl Gen {
                 IpAddr::V4(Ipv4Addr::new(10, 1, 0, 1 + (n % 4) as u8)),
             )
         };
-        let roll = self.rng.below(100);
-        let (kind, port) = if roll < 80 {
-            let template = self.rng.below(self.templates.len() as u64) as usize;
-            let t = &self.templates[template];
-            let app_data = if t.completed {
-                (self.rng.below(2 * self.mean_data as u64)) as usize
-            } else {
-                0
-            };
-            self.truth.tls_handshakes += 1;
-            let status = match (t.certs, t.tls13) {
-                (_, true) => "not_visible",
-                (Some(1), _) => "incomplete",
-                (Some(_), _) => "complete",
-                (None, _) => "no_certificate",
-            };
-            *self.truth.status.entry(status).or_default() += 1;
-            if t.certs.is_some() {
-                self.truth.certificate_messages += 1;
+        let (kind, port) = match pick {
+            Pick::Mixed => {
+                let roll = self.rng.below(100);
+                if roll < 80 {
+                    let template = self.rng.below(self.templates.len() as u64) as usize;
+                    self.tls_kind(template)
+                } else if roll < 92 {
+                    self.truth.http_conversations += 1;
+                    (
+                        Kind::Http {
+                            body: 200 + self.rng.below(40_000) as usize,
+                        },
+                        80,
+                    )
+                } else {
+                    self.truth.dns_queries += 1;
+                    (Kind::Dns, 53)
+                }
             }
-            let port = [443, 5061, 4443][self.rng.below(3) as usize];
-            (Kind::Tls { template, app_data }, port)
-        } else if roll < 92 {
-            self.truth.http_conversations += 1;
-            (
-                Kind::Http {
-                    body: 200 + self.rng.below(40_000) as usize,
-                },
-                80,
-            )
-        } else {
-            self.truth.dns_queries += 1;
-            (Kind::Dns, 53)
+            Pick::Tls12 => {
+                let template = self.tls12[self.rng.below(self.tls12.len() as u64) as usize];
+                self.tls_kind(template)
+            }
+            Pick::Bulk => self.bulk_kind(),
+            Pick::Dns => {
+                self.truth.dns_queries += 1;
+                (Kind::Dns, 53)
+            }
         };
         let client = SocketAddr::new(client_ip, 10_000 + (n % 50_000) as u16);
         let server = SocketAddr::new(server_ip, port);
@@ -359,19 +477,70 @@ impl Gen {
                 resp.extend(std::iter::repeat_n(b'x', *body));
                 push(false, &resp, conv.mss);
             }
+            Kind::Bulk(b) if b.tls => {}
+            Kind::Bulk(_) => push(
+                true,
+                b"GET /backup.tar HTTP/1.1\r\nHost: files.contoso.test\r\n\r\n",
+                conv.mss,
+            ),
             Kind::Dns => {}
         }
-        if !matches!(kind, Kind::Dns) {
+        if !matches!(kind, Kind::Dns | Kind::Bulk(_)) {
             let fin = Flags { fin: true, ..ACK };
             queue.push_back((true, Vec::new(), fin));
             queue.push_back((false, Vec::new(), fin));
         }
         Flow {
+            // A TLS bulk conversation began before the capture: no three-way handshake.
+            opened: matches!(&kind, Kind::Bulk(b) if b.tls),
             conv,
             kind,
             queue,
             held: None,
-            opened: false,
+        }
+    }
+
+    /// Queues the next chunk of a bulk conversation's data (a pure ACK from the client after
+    /// every second segment), and its FINs after the last one.
+    fn refill(&mut self, flow: &mut Flow) {
+        let Kind::Bulk(b) = &mut flow.kind else {
+            return;
+        };
+        if b.remaining == 0 {
+            return;
+        }
+        let n = b.remaining.min(BULK_CHUNK);
+        b.remaining -= n;
+        let mut data = if b.tls {
+            app_records(&mut self.rng, n)
+        } else {
+            let mut d = Vec::with_capacity(n + 100);
+            if std::mem::take(&mut b.header) {
+                d.extend_from_slice(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\n\
+                         Content-Length: {}\r\n\r\n",
+                        n + b.remaining
+                    )
+                    .as_bytes(),
+                );
+            }
+            d.resize(d.len() + n, b'x');
+            d
+        };
+        let skip = std::mem::take(&mut b.skip).min(data.len());
+        data.drain(..skip);
+        self.truth.bulk_bytes = Some(self.truth.bulk_bytes.unwrap_or(0) + data.len() as u64);
+        for (i, chunk) in data.chunks(flow.conv.mss).enumerate() {
+            flow.queue.push_back((false, chunk.to_vec(), ACK));
+            if i % 2 == 1 {
+                flow.queue.push_back((true, Vec::new(), ACK));
+            }
+        }
+        if b.remaining == 0 {
+            let fin = Flags { fin: true, ..ACK };
+            flow.queue.push_back((false, Vec::new(), fin));
+            flow.queue.push_back((true, Vec::new(), fin));
         }
     }
 
@@ -437,6 +606,9 @@ impl Gen {
             out.push(f);
             return true;
         }
+        if flow.queue.is_empty() {
+            self.refill(flow);
+        }
         let Some((from_client, payload, flags)) = flow.queue.pop_front() else {
             if let Some((fc, seq, ack, data)) = flow.held.take() {
                 out.push(self.segment_at(flow, fc, seq, ack, &data));
@@ -494,9 +666,14 @@ fn main() -> std::io::Result<()> {
     let args = Args::parse();
     let target = parse_size(&args.size);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let templates = load_templates(root);
+    let tls12 = (0..templates.len())
+        .filter(|&i| !templates[i].tls13)
+        .collect();
     let mut g = Gen {
         rng: Rng(args.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1),
-        templates: load_templates(root),
+        templates,
+        tls12,
         mean_data: args.mean_data,
         next_client: 0,
         truth: Truth {
@@ -510,12 +687,31 @@ fn main() -> std::io::Result<()> {
     let mut frames = Vec::new();
     let mut ts: u64 = 1_796_000_000_000_000; // 2026-11-30, inside the PKI's validity
     let mut stopping = false;
+    let sparse = (args.sparse || args.handshakes_per_mb.is_some())
+        .then(|| args.handshakes_per_mb.unwrap_or(26.0));
+    let mut bulk_in_flight = 0;
     while w.bytes < target || !flows.is_empty() {
         if !stopping && w.bytes >= target {
             stopping = true;
+            if sparse.is_some() {
+                // The capture ends in the middle of the bulk transfers.
+                flows.retain(|f| !f.is_bulk());
+            }
         }
-        while !stopping && flows.len() < args.concurrency {
-            let f = g.new_flow();
+        if let Some(per_mb) = sparse {
+            while !stopping && bulk_in_flight < args.bulk_flows {
+                flows.push(g.new_flow(Pick::Bulk));
+                bulk_in_flight += 1;
+            }
+            while !stopping && (g.truth.tls_handshakes as f64) < per_mb * w.bytes as f64 / 1e6 {
+                if g.rng.chance(500) {
+                    flows.push(g.new_flow(Pick::Dns));
+                }
+                flows.push(g.new_flow(Pick::Tls12));
+            }
+        }
+        while sparse.is_none() && !stopping && flows.len() < args.concurrency {
+            let f = g.new_flow(Pick::Mixed);
             flows.push(f);
         }
         if flows.is_empty() {
@@ -530,10 +726,17 @@ fn main() -> std::io::Result<()> {
         }
         if more {
             flows.push(flow);
+        } else if flow.is_bulk() {
+            bulk_in_flight -= 1;
         }
     }
     g.truth.bytes = w.bytes;
     g.truth.frames = w.packets;
+    if sparse.is_some() {
+        g.truth.handshakes_per_mb = Some(g.truth.tls_handshakes as f64 / (w.bytes as f64 / 1e6));
+        g.truth.bulk_flows.get_or_insert(0);
+        g.truth.bulk_bytes.get_or_insert(0);
+    }
     w.into_inner().flush()?;
     let truth_path = PathBuf::from(format!("{}.truth.json", args.out.display()));
     std::fs::write(&truth_path, serde_json::to_string_pretty(&g.truth)? + "\n")?;
