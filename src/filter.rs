@@ -81,7 +81,10 @@ impl Filter {
                         .map_err(|e| Error::Filter(format!("--sni {g:?}: {e}")))?,
                 );
             }
-            Some(set.build().map_err(|e| Error::Filter(format!("--sni: {e}")))?)
+            Some(
+                set.build()
+                    .map_err(|e| Error::Filter(format!("--sni: {e}")))?,
+            )
         };
         Ok(Filter {
             clients: clients
@@ -90,9 +93,7 @@ impl Filter {
                 .collect::<Result<_>>()?,
             servers: servers
                 .iter()
-                .map(|s| {
-                    parse_server(s).map_err(|e| Error::Filter(format!("--server {s:?}: {e}")))
-                })
+                .map(|s| parse_server(s).map_err(|e| Error::Filter(format!("--server {s:?}: {e}"))))
                 .collect::<Result<_>>()?,
             sni,
         })

@@ -11,8 +11,8 @@
 #![forbid(unsafe_code)]
 
 pub mod analysis;
-pub mod error;
 pub mod capture;
+pub mod error;
 pub mod export;
 pub mod filter;
 pub mod flow;
@@ -20,6 +20,7 @@ pub mod identity;
 pub mod json;
 pub mod judge;
 pub mod model;
+#[warn(missing_docs)]
 pub mod pki;
 pub mod render;
 pub mod report;

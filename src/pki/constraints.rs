@@ -12,7 +12,9 @@ use super::{CertMeta, Sha, Subtree};
 
 /// One certificate of a path, leaf first.
 pub struct Link<'a> {
+    /// The certificate's hash.
     pub sha: Sha,
+    /// Its metadata.
     pub meta: &'a CertMeta,
     /// A trust anchor (only its name constraints and path length count, as for OpenSSL).
     pub anchor: bool,

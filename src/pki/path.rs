@@ -39,6 +39,7 @@ pub enum Status {
 }
 
 impl Status {
+    /// Its name in the report.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Complete => "complete",
@@ -52,10 +53,14 @@ impl Status {
     }
 }
 
+/// One thing wrong with a chain (or a server), with its evidence and fix.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Finding {
+    /// What is wrong ([`FindingKind`]).
     pub kind: FindingKind,
+    /// How bad it is (the kind's).
     pub severity: Severity,
+    /// What is wrong, for a person, naming the certificates and where they were seen.
     pub message: String,
     /// What to change to clear it ([`FindingKind::fix`]).
     pub fix: Cow<'static, str>,
@@ -85,9 +90,12 @@ pub struct Finding {
 /// Where a finding shows in one capture: the first frame and a display filter.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Evidence {
+    /// Index of the capture in the report.
     pub capture: usize,
+    /// The first frame that shows it there.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frame: Option<u64>,
+    /// The Wireshark display filter that shows it there.
     pub filter: String,
 }
 
@@ -115,6 +123,7 @@ impl Finding {
 }
 
 impl Finding {
+    /// A finding of `kind` about `cert` (its evidence is filled in by the report).
     pub fn new(kind: FindingKind, message: String, cert: Option<&Sha>) -> Self {
         Finding {
             kind,
@@ -136,30 +145,45 @@ impl Finding {
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum LinkSource {
     /// Sent by the server at this position (0 = first).
-    Sent { position: usize },
+    Sent {
+        /// Its position in the Certificate message.
+        position: usize,
+    },
     /// Not sent; found elsewhere in the capture.
     Capture {
         /// "tcp" or "udp": which of Wireshark's stream indices `stream` is.
         transport: String,
+        /// Index of the capture in the report.
         capture: usize,
+        /// The stream it was sent on.
         stream: u64,
+        /// The frame that completed that Certificate message.
         frame: u64,
+        /// Who sent it there.
         server: String,
     },
     /// Not sent; known from a `--trust` file that holds it as an intermediate.
-    TrustFile { file: String },
+    TrustFile {
+        /// The file given with `--trust`.
+        file: String,
+    },
     /// A trust anchor (not sent).
     Anchor,
 }
 
+/// One certificate of a certification path.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PathLink {
+    /// SHA-256 of the certificate, hex.
     pub sha256: String,
+    /// Its subject.
     pub subject: String,
+    /// Where it came from: sent, seen elsewhere, a `--trust` file, an anchor.
     #[serde(flatten)]
     pub source: LinkSource,
 }
 
+/// What chainsniff makes of one chain.
 #[derive(Debug, Clone, Serialize)]
 pub struct Diagnosis {
     /// How complete the chain is.
@@ -168,6 +192,7 @@ pub struct Diagnosis {
     pub verdict: Verdict,
     /// The certification path from the leaf up, as far as it could be built.
     pub path: Vec<PathLink>,
+    /// What is wrong with it, errors first.
     pub findings: Vec<Finding>,
 }
 
@@ -180,7 +205,9 @@ type StrictKey = (Vec<Sha>, Option<String>, Vec<(bool, bool)>, bool);
 
 /// What a chain is checked with.
 pub struct Checker<'a> {
+    /// Every certificate seen in the captures.
     pub store: &'a CertStore,
+    /// The trust anchors and the `--trust` intermediates.
     pub trust: &'a TrustStore,
     sig_cache: HashMap<(Sha, Sha), SigCheck>,
     strict_cache: HashMap<StrictKey, Strict>,
@@ -205,6 +232,7 @@ impl Found {
 }
 
 impl<'a> Checker<'a> {
+    /// A checker over these certificates and anchors (its caches are its own: one per thread).
     pub fn new(store: &'a CertStore, trust: &'a TrustStore) -> Self {
         Checker {
             store,

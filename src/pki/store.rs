@@ -23,6 +23,7 @@ use x509_parser::oid_registry;
 use x509_parser::prelude::*;
 use x509_parser::public_key::PublicKey;
 
+/// A certificate's identity everywhere: the SHA-256 of its DER.
 pub type Sha = [u8; 32];
 
 /// A hash from its hex form (as in the report), if it is one.
@@ -38,17 +39,28 @@ pub fn sha256(der: &[u8]) -> Sha {
 /// What the report shows of a certificate.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CertSummary {
+    /// SHA-256 of the DER, hex.
     pub sha256: String,
+    /// The subject's distinguished name, RFC 4514 order as x509-parser prints it.
     pub subject: String,
+    /// The issuer's distinguished name.
     pub issuer: String,
+    /// The serial number, hex.
     pub serial: String,
+    /// Validity, RFC 3339 UTC.
     pub not_before: String,
+    /// The end of its validity, RFC 3339 UTC.
     pub not_after: String,
+    /// basicConstraints CA:TRUE.
     pub is_ca: bool,
+    /// Subject and issuer are the same name.
     pub self_signed: bool,
+    /// subjectAltName entries (`DNS:...`, `IP:...`, `email:...`, `URI:...`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub san: Vec<String>,
+    /// Key type and size (`RSA 2048`, `EC 256`).
     pub key: String,
+    /// The signature algorithm's name.
     pub signature_algorithm: String,
     /// caIssuers URLs from the Authority Information Access extension.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -60,18 +72,27 @@ pub struct CertSummary {
 pub struct CertMeta {
     /// Shared by every handshake report that lists the certificate (one copy in memory).
     pub summary: std::sync::Arc<CertSummary>,
+    /// The subject and issuer names as DER, compared byte for byte when building paths.
     pub subject_raw: Vec<u8>,
+    /// The issuer name as DER.
     pub issuer_raw: Vec<u8>,
+    /// Subject and Authority Key Identifiers, when present.
     pub ski: Option<Vec<u8>>,
+    /// The Authority Key Identifier's key identifier.
     pub aki: Option<Vec<u8>>,
+    /// Validity, Unix seconds.
     pub not_before: i64,
+    /// The end of its validity, Unix seconds.
     pub not_after: i64,
     /// Subject and issuer are the same name.
     pub self_issued: bool,
+    /// DNS names in the subjectAltName.
     pub dns_names: Vec<String>,
+    /// The subject's common names.
     pub common_names: Vec<String>,
     /// RSA/DSA modulus bits, or EC field bits.
     pub key_bits: usize,
+    /// `RSA`, `EC`, `DSA`, `Ed25519`, `Ed448` or `unknown`.
     pub key_kind: &'static str,
     /// Signed with MD5 or SHA-1.
     pub weak_signature: bool,
@@ -97,8 +118,11 @@ pub struct CertMeta {
 /// An extendedKeyUsage extension: the purposes the key may be used for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Eku {
+    /// anyExtendedKeyUsage.
     pub any: bool,
+    /// id-kp-serverAuth.
     pub server_auth: bool,
+    /// id-kp-clientAuth.
     pub client_auth: bool,
     /// Any other purpose (code signing, e-mail, ...), by name or OID.
     pub other: Vec<String>,
@@ -140,7 +164,9 @@ pub enum Subtree {
 /// A nameConstraints extension.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NameConstraints {
+    /// permittedSubtrees.
     pub permitted: Vec<Subtree>,
+    /// excludedSubtrees.
     pub excluded: Vec<Subtree>,
 }
 
@@ -395,7 +421,9 @@ fn signature_name(oid: &str) -> String {
 /// Outcome of checking that `issuer`'s key signed `child`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SigCheck {
+    /// The issuer's key verifies the signature.
     Valid,
+    /// It does not.
     Invalid,
     /// The algorithm (or key size) is beyond what the verifier supports; names and key ids matched.
     Unsupported,
@@ -428,15 +456,22 @@ pub fn check_signature(child_der: &[u8], issuer_der: &[u8]) -> SigCheck {
 pub struct Sighting {
     /// "tcp" or "udp": which of Wireshark's stream indices `stream` is.
     pub transport: &'static str,
+    /// Index of the capture in the report.
     pub capture: usize,
+    /// Wireshark's stream index.
     pub stream: u64,
+    /// The frame that completed the Certificate message.
     pub frame: u64,
+    /// Who sent it.
     pub server: SocketAddr,
 }
 
+/// One distinct certificate of the store.
 #[derive(Debug)]
 pub struct StoredCert {
+    /// Its DER, as sent.
     pub der: Vec<u8>,
+    /// Its metadata, or why it does not parse as X.509.
     pub meta: StdResult<CertMeta, String>,
     /// The first few places it was sent (bounded).
     pub sightings: Vec<Sighting>,
@@ -482,6 +517,7 @@ impl CertStore {
         sha
     }
 
+    /// The certificate with this hash.
     pub fn get(&self, sha: &Sha) -> Option<&StoredCert> {
         self.certs.get(sha)
     }
@@ -515,10 +551,12 @@ impl CertStore {
         }
     }
 
+    /// The metadata of the certificate with this hash, when it parsed.
     pub fn meta(&self, sha: &Sha) -> Option<&CertMeta> {
         self.certs.get(sha).and_then(|c| c.meta.as_ref().ok())
     }
 
+    /// The certificates whose subject is this DER name.
     pub fn with_subject(&self, subject_raw: &[u8]) -> &[Sha] {
         self.by_subject
             .get(subject_raw)
@@ -526,10 +564,12 @@ impl CertStore {
             .unwrap_or_default()
     }
 
+    /// How many distinct certificates it holds.
     pub fn len(&self) -> usize {
         self.certs.len()
     }
 
+    /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
         self.certs.is_empty()
     }
@@ -579,6 +619,7 @@ pub struct TrustNote {
 /// issuers that were *not sent*).
 #[derive(Debug, Default)]
 pub struct TrustStore {
+    /// The anchors as certificates.
     pub store: CertStore,
     /// Intermediates from `--trust` files: known, not trusted.
     pub known: CertStore,
@@ -588,6 +629,7 @@ pub struct TrustStore {
     pub anchors: Vec<(Sha, rustls_pki_types::TrustAnchor<'static>)>,
     /// Where the default anchors came from, and how many there are.
     pub source: TrustSource,
+    /// How many default roots were loaded.
     pub default_roots: usize,
     /// How many anchors came from `--trust` files.
     pub user: usize,

@@ -49,7 +49,9 @@ pub enum Strict {
     /// A valid path: the sent certificates it used after the leaf (in path order) and the
     /// anchor it ended at.
     Valid {
+        /// The sent certificates between the leaf and the anchor, in path order.
         intermediates: Vec<Sha>,
+        /// The anchor the path ends at.
         anchor: Sha,
     },
     /// Rejected, with the validator's reason.

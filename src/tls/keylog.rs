@@ -9,9 +9,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::{Error, Result};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
-use crate::{Error, Result};
 use chacha20poly1305::ChaCha20Poly1305;
 use hkdf::Hkdf;
 use sha2::{Sha256, Sha384};
