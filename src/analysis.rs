@@ -15,6 +15,7 @@ use std::rc::Rc;
 use serde::Serialize;
 
 use crate::capture::{CaptureError, CaptureSummary, Frame, read_capture, read_from};
+use crate::flow::eap::EapolFlows;
 use crate::flow::udp::UdpFlows;
 use crate::flow::{ConnInfo, FlowLimits, Reassembler};
 use crate::identity::Identities;
@@ -505,9 +506,10 @@ fn read_one(
 fn intern(store: &mut CertStore, capture: usize, hs: &mut Handshake) {
     let server = hs.server;
     let stream = hs.stream;
+    let transport = hs.transport();
     if let Some(c) = hs.certificate.as_mut() {
         let seen = Sighting {
-            transport: hs.protocol.transport(),
+            transport,
             capture,
             stream,
             frame: c.at.frame,
@@ -518,7 +520,7 @@ fn intern(store: &mut CertStore, capture: usize, hs: &mut Handshake) {
     }
     if let Some(c) = hs.client_certificate.as_mut() {
         let seen = Sighting {
-            transport: hs.protocol.transport(),
+            transport,
             capture,
             stream,
             frame: c.at.frame,
@@ -587,11 +589,12 @@ fn analyze_input(
 
 type TcpStage = Reassembler<TlsConn, Box<dyn FnMut(ConnInfo) -> TlsConn>>;
 
-/// The stages after the capture reader, one frame at a time: decode, IP defragmentation, TCP
-/// and UDP conversations, TLS. Finished handshakes go to the caller's sink.
+/// The stages after the capture reader, one frame at a time: decode, IP defragmentation, TCP,
+/// UDP and EAPOL conversations, TLS. Finished handshakes go to the caller's sink.
 pub struct FramePipeline {
     reasm: TcpStage,
     udp: UdpFlows,
+    eapol: EapolFlows,
     defrag: Defragmenter,
     limits: Limits,
     other: u64,
@@ -614,6 +617,7 @@ impl FramePipeline {
         FramePipeline {
             reasm: Reassembler::with_limits(new_conn, limits.flows()),
             udp: UdpFlows::new(limits.flows(), max_hs),
+            eapol: EapolFlows::new(limits.flows(), max_hs),
             defrag: Defragmenter::default(),
             limits,
             other: 0,
@@ -658,6 +662,12 @@ impl FramePipeline {
                     emit(&mut self.oversized, sink, h);
                 }
             }
+            Ok(Decoded::Eapol(f)) => {
+                self.eapol.process(at, &f);
+                for h in self.eapol.finished.drain(..) {
+                    emit(&mut self.oversized, sink, h);
+                }
+            }
             Ok(Decoded::Other) | Ok(Decoded::Fragment(_)) => self.other += 1,
             Err(e) => {
                 self.undecodable += 1;
@@ -679,6 +689,7 @@ impl FramePipeline {
         let FramePipeline {
             reasm,
             udp,
+            eapol,
             defrag,
             limits,
             other,
@@ -689,10 +700,19 @@ impl FramePipeline {
         } = self;
         let (handshakes, stats, tcp_evicted) = reasm.finish();
         let (datagram_handshakes, udp_evicted) = udp.finish();
-        for h in handshakes.into_iter().chain(datagram_handshakes) {
+        let (eapol_handshakes, eapol_evicted) = eapol.finish();
+        for h in handshakes
+            .into_iter()
+            .chain(datagram_handshakes)
+            .chain(eapol_handshakes)
+        {
             emit(&mut oversized, sink, h);
         }
-        for (what, ev) in [("TCP", tcp_evicted), ("UDP", udp_evicted)] {
+        for (what, ev) in [
+            ("TCP", tcp_evicted),
+            ("UDP", udp_evicted),
+            ("EAPOL", eapol_evicted),
+        ] {
             if ev.full > 0 {
                 summary.warnings.push(format!(
                     "more than --max-flows {} {what} conversations were open at once from frame {} on: the {} least recently active were evicted and reported as they stood (raise --max-flows)",
@@ -738,7 +758,9 @@ impl FramePipeline {
             flows_evicted: tcp_evicted.full
                 + tcp_evicted.idle
                 + udp_evicted.full
-                + udp_evicted.idle,
+                + udp_evicted.idle
+                + eapol_evicted.full
+                + eapol_evicted.idle,
             oversized_messages: oversized,
             ip_reassembled: defrag.reassembled,
             ip_fragments_dropped: defrag.dropped + defrag.pending_count() as u64,

@@ -331,11 +331,14 @@ impl Identities {
 
     /// What is known about `ip`.
     pub fn of(&self, ip: IpAddr) -> HostIdentity {
+        // An IPv6 link-local address with a modified EUI-64 identifier is made from its MAC
+        // (EAPOL ends are named by such addresses: `model::mac_endpoint`).
         let mac = self
             .mac_of_lease
             .get(&ip)
             .or_else(|| self.mac_of_ip.get(&ip))
-            .copied();
+            .copied()
+            .or_else(|| crate::model::mac_of(ip));
         let router = mac.is_some_and(|m| {
             !self.mac_of_lease.contains_key(&ip)
                 && self.addresses_of_mac.get(&m).copied().unwrap_or(0) > ROUTER_ADDRESSES

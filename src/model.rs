@@ -60,7 +60,8 @@ pub enum Side {
     Server,
 }
 
-/// The protocol that carried the handshake.
+/// The protocol that carried the handshake. The EAP methods (802.1X) carry TLS over EAPOL or
+/// RADIUS: which one is the handshake's transport (`Handshake::transport`), not the protocol's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
@@ -71,16 +72,76 @@ pub enum Protocol {
     Dtls,
     /// QUIC (TLS 1.3 in CRYPTO frames) over UDP.
     Quic,
+    /// EAP-TLS (EAP type 13, RFC 5216 / RFC 9190).
+    #[serde(rename = "eap-tls")]
+    EapTls,
+    /// PEAP (EAP type 25).
+    #[serde(rename = "peap")]
+    Peap,
+    /// EAP-TTLS (EAP type 21, RFC 5281).
+    #[serde(rename = "eap-ttls")]
+    EapTtls,
+    /// TEAP (EAP type 55, RFC 7170).
+    #[serde(rename = "teap")]
+    Teap,
 }
 
 impl Protocol {
-    /// "tcp" or "udp": which Wireshark stream index `stream` is.
-    pub fn transport(self) -> &'static str {
-        match self {
-            Protocol::Tls => "tcp",
-            Protocol::Dtls | Protocol::Quic => "udp",
-        }
+    /// One of the EAP methods that carry TLS.
+    pub fn is_eap(self) -> bool {
+        matches!(
+            self,
+            Protocol::EapTls | Protocol::Peap | Protocol::EapTtls | Protocol::Teap
+        )
     }
+}
+
+/// A MAC address, as on the wire.
+pub type Mac = [u8; 6];
+
+/// `00:04:f2:00:00:11`.
+pub fn mac_string(m: &Mac) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
+
+/// The address that stands for a MAC address where the report needs an IP address (an EAPOL
+/// conversation has none): the IPv6 link-local address with the modified EUI-64 interface
+/// identifier of the MAC (RFC 4291, appendix A), port 0. It is the address the host would form
+/// itself from that MAC (SLAAC without privacy extensions), and it is invertible ([`mac_of`]).
+pub fn mac_endpoint(mac: Mac) -> SocketAddr {
+    let b = [
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        mac[0] ^ 0x02,
+        mac[1],
+        mac[2],
+        0xff,
+        0xfe,
+        mac[3],
+        mac[4],
+        mac[5],
+    ];
+    SocketAddr::new(std::net::IpAddr::V6(std::net::Ipv6Addr::from(b)), 0)
+}
+
+/// The MAC of an IPv6 link-local address with a modified EUI-64 interface identifier (as
+/// [`mac_endpoint`] makes them).
+pub fn mac_of(ip: std::net::IpAddr) -> Option<Mac> {
+    let std::net::IpAddr::V6(v6) = ip else {
+        return None;
+    };
+    let b = v6.octets();
+    (b[..8] == [0xfe, 0x80, 0, 0, 0, 0, 0, 0] && b[11] == 0xff && b[12] == 0xfe)
+        .then(|| [b[8] ^ 0x02, b[9], b[10], b[13], b[14], b[15]])
 }
 
 /// An address and port, as the report prints it.
@@ -99,8 +160,61 @@ impl From<SocketAddr> for Endpoint {
     }
 }
 
+impl Endpoint {
+    /// The MAC this endpoint stands for: an EAPOL end, given as [`mac_endpoint`] makes it.
+    pub fn mac(&self) -> Option<Mac> {
+        if self.port != 0 {
+            return None;
+        }
+        mac_of(self.ip)
+    }
+}
+
+impl Endpoint {
+    /// The host alone: its address, or for an EAPOL end its MAC.
+    pub fn host(&self) -> String {
+        match self.mac() {
+            Some(m) => mac_string(&m),
+            None => self.ip.to_string(),
+        }
+    }
+}
+
 impl std::fmt::Display for Endpoint {
+    /// `10.0.0.5:443`, `[2001:db8::1]:443`; an EAPOL end (port 0, see [`mac_endpoint`]) as its
+    /// MAC, `00:04:f2:00:00:11`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        SocketAddr::new(self.ip, self.port).fmt(f)
+        match self.mac() {
+            Some(m) => f.write_str(&mac_string(&m)),
+            None => SocketAddr::new(self.ip, self.port).fmt(f),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mac_as_an_endpoint_and_back() {
+        let mac = [0x00, 0x04, 0xf2, 0x00, 0x00, 0x11];
+        let a = mac_endpoint(mac);
+        assert_eq!(a.to_string(), "[fe80::204:f2ff:fe00:11]:0");
+        assert_eq!(mac_of(a.ip()), Some(mac));
+        let e = Endpoint::from(a);
+        assert_eq!(e.mac(), Some(mac));
+        assert_eq!(e.to_string(), "00:04:f2:00:00:11");
+        let real: SocketAddr = "[fe80::204:f2ff:fe00:11]:443".parse().unwrap();
+        assert_eq!(
+            Endpoint::from(real).mac(),
+            None,
+            "a real port is a real address"
+        );
+        assert_eq!(
+            Endpoint::from(real).to_string(),
+            "[fe80::204:f2ff:fe00:11]:443"
+        );
+        assert_eq!(mac_of("fe80::1".parse().unwrap()), None);
+        assert_eq!(mac_of("10.0.0.1".parse().unwrap()), None);
     }
 }

@@ -44,6 +44,16 @@ pub struct HandshakeReport {
     /// omitted when TLS started with the connection.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upgrade: Option<Cow<'static, str>>,
+    /// EAP (802.1X): the supplicant's MAC, from the EAPOL source or the RADIUS
+    /// Calling-Station-Id; omitted otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_mac: Option<String>,
+    /// EAPOL: the authenticator's MAC; omitted otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_mac: Option<String>,
+    /// EAP: the identity the supplicant gave (EAP Response/Identity, else RADIUS User-Name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eap_identity: Option<String>,
     /// Negotiated version ("TLS 1.2"), from the ServerHello.
     pub version: Option<String>,
     /// Versions the client offered (supported_versions, else its legacy version).
@@ -712,7 +722,7 @@ pub fn handshake_report(
             }
         })
         .unwrap_or_default();
-    let filter = format!("{}.stream == {}", hs.protocol.transport(), hs.stream);
+    let filter = hs.display_filter();
     let evidence_frame = hs
         .certificate
         .as_ref()
@@ -726,12 +736,15 @@ pub fn handshake_report(
         id,
         capture: s.capture,
         stream: hs.stream,
-        transport: hs.protocol.transport().into(),
+        transport: hs.transport().into(),
         protocol: hs.protocol,
         client: hs.client.into(),
         server: hs.server.into(),
         sni: hs.sni().map(str::to_string),
         upgrade: hs.upgrade.clone(),
+        client_mac: hs.eap_client_mac(),
+        server_mac: hs.eap_server_mac(),
+        eap_identity: hs.eap_identity(),
         version: version.map(version_name),
         offered_versions: offered,
         alpn: ch.map(|c| c.alpn.clone()).unwrap_or_default(),
@@ -952,6 +965,8 @@ struct CaptureStreams {
     transports: std::collections::BTreeSet<String>,
     /// The first Certificate frame of these handshakes.
     min_certificate_frame: Option<u64>,
+    /// EAPOL conversations have no Wireshark stream index: their handshakes' own filters.
+    eapol_filters: std::collections::BTreeSet<String>,
 }
 
 impl Streams {
@@ -960,6 +975,7 @@ impl Streams {
         capture: usize,
         transport: &str,
         stream: u64,
+        filter: &str,
         certificate_frame: Option<u64>,
     ) {
         let c = self.per_capture.entry(capture).or_default();
@@ -967,7 +983,11 @@ impl Streams {
         if !c.transports.contains(transport) {
             c.transports.insert(transport.to_string());
         }
-        if c.count <= MAX_KEPT_STREAMS {
+        if transport == "eapol" {
+            if c.count <= MAX_KEPT_STREAMS {
+                c.eapol_filters.insert(filter.to_string());
+            }
+        } else if c.count <= MAX_KEPT_STREAMS {
             c.by_transport
                 .entry(transport.to_string())
                 .or_default()
@@ -1002,6 +1022,13 @@ impl CaptureStreams {
     /// the DTLS fragment that completes one (`dtls.handshake.certificates`).
     fn filter(&self, server: Endpoint, shared: bool) -> String {
         if self.count > MAX_KEPT_STREAMS || (self.count > MAX_FILTER_STREAMS && !shared) {
+            if let Some(mac) = server.mac() {
+                // An EAPOL authenticator: its frames that complete a Certificate message.
+                return format!(
+                    "eapol && eth.src == {} && tls.handshake.type == 11",
+                    crate::model::mac_string(&mac)
+                );
+            }
             let ip = if server.ip.is_ipv4() { "ip" } else { "ipv6" };
             let parts: Vec<String> = self
                 .transports
@@ -1039,7 +1066,18 @@ impl CaptureStreams {
                 }
             })
             .collect();
-        parts.join(" || ")
+        let parts = parts.into_iter().chain(match self.eapol_filters.len() {
+            0 => None,
+            1 => self.eapol_filters.first().cloned(),
+            _ => Some(
+                self.eapol_filters
+                    .iter()
+                    .map(|f| format!("({f})"))
+                    .collect::<Vec<_>>()
+                    .join(" || "),
+            ),
+        });
+        parts.collect::<Vec<_>>().join(" || ")
     }
 }
 
@@ -1069,7 +1107,7 @@ fn set_evidence(f: &mut Finding, mut evidence: Vec<Evidence>, frame: Option<(usi
 const NAMED_ABORTED: usize = 5;
 
 /// "127.0.1.11 (alert unknown_ca, frame 12)", for a client that aborted.
-fn aborted_text(client: std::net::IpAddr, reaction: &Reaction) -> Option<String> {
+fn aborted_text(client: Endpoint, reaction: &Reaction) -> Option<String> {
     use crate::judge::ReactionKind as R;
     let how = match reaction.kind {
         R::Alert => format!("alert {}", reaction.alert.as_deref().unwrap_or("?")),
@@ -1079,7 +1117,8 @@ fn aborted_text(client: std::net::IpAddr, reaction: &Reaction) -> Option<String>
         _ => return None,
     };
     Some(format!(
-        "{client} ({how}, frame {})",
+        "{} ({how}, frame {})",
+        client.host(),
         reaction.frame.unwrap_or(0)
     ))
 }
@@ -1339,13 +1378,18 @@ fn group(
                 if v.lines.len() == 1 {
                     v.first_certificate = h.certificate_frame.map(|f| (h.capture, f));
                 }
-                v.streams
-                    .add(h.capture, &h.transport, h.stream, h.certificate_frame);
+                v.streams.add(
+                    h.capture,
+                    &h.transport,
+                    h.stream,
+                    &h.filter,
+                    h.certificate_frame,
+                );
                 if h.client_reaction.kind.aborted() {
                     v.aborted += 1;
                     if v.named_aborted.len() < NAMED_ABORTED {
                         v.named_aborted
-                            .extend(aborted_text(h.client.ip, &h.client_reaction));
+                            .extend(aborted_text(h.client, &h.client_reaction));
                     }
                 }
                 if h.findings
@@ -1354,9 +1398,13 @@ fn group(
                 {
                     v.rejected += 1;
                 }
-                tally
-                    .streams
-                    .add(h.capture, &h.transport, h.stream, h.certificate_frame);
+                tally.streams.add(
+                    h.capture,
+                    &h.transport,
+                    h.stream,
+                    &h.filter,
+                    h.certificate_frame,
+                );
             }
             _ => server
                 .without_chain
@@ -1378,7 +1426,7 @@ fn group(
             if h.client_reaction.kind.aborted() {
                 t.aborted += 1;
                 if t.example.is_none() {
-                    t.example = aborted_text(h.client.ip, &h.client_reaction);
+                    t.example = aborted_text(h.client, &h.client_reaction);
                 }
             }
         }

@@ -76,7 +76,7 @@ fn chainsniff_view(path: &Path) -> Result<Seen, String> {
         certificates: BTreeMap::new(),
     };
     for h in &handshakes {
-        let transport = h.protocol.transport();
+        let transport = h.transport();
         for ch in &h.client_hellos {
             seen.client_hellos
                 .insert(ch.at.frame, (transport, h.stream));

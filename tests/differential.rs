@@ -197,6 +197,8 @@ fn bundled() -> Vec<(PathBuf, Options)> {
             let name = f.file_name().unwrap().to_string_lossy().into_owned();
             let root = if name.starts_with("x509-cases") {
                 "captures/pki/x509/root.pem"
+            } else if name.starts_with("eap") {
+                "captures/pki/eap/root.pem"
             } else {
                 "captures/pki/root.pem"
             };

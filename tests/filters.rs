@@ -25,8 +25,13 @@
 //!   of that capture (`handshakes[].capture`), and nothing when it claims nothing there.
 //!
 //! Frame numbers in the report are Wireshark's (1-based), `stream` is `tcp.stream` or
-//! `udp.stream` as `transport` says. A `filter` key this file does not know the meaning of fails
-//! the test, so that a new one gets checked too.
+//! `udp.stream` as `transport` says; for `eapol` it is chainsniff's number of an EAPOL
+//! conversation, which Wireshark does not have: an EAPOL frame tshark selects belongs to the
+//! conversation of the report whose supplicant and authenticator MACs (`client_mac`,
+//! `server_mac`) are its source and destination, or its source when it is sent to a group
+//! address (both ends of a wired port send to the PAE group address), and to no stream when no
+//! conversation, or more than one, fits. A `filter` key this file does not know the meaning of
+//! fails the test, so that a new one gets checked too.
 //!
 //! The other printers must show the same strings: the text report's "Wireshark filter: ..." lines
 //! (unwrapped) and its clients' "handshakes:" lists hold exactly the JSON's filters; the Markdown
@@ -77,8 +82,13 @@ impl Input {
     }
 }
 
-/// A stream as Wireshark numbers it within one capture: transport (`tcp`, `udp`) and index.
+/// A stream as Wireshark numbers it within one capture: transport (`tcp`, `udp`) and index;
+/// `eapol` and the report's number of an EAPOL conversation.
 type Stream = (String, u64);
+
+/// The EAPOL conversations a report names in one capture: (number, supplicant MAC,
+/// authenticator MAC).
+type EapolConversations = Vec<(u64, String, String)>;
 
 // ---------------------------------------------------------------------------------------------
 // tshark
@@ -127,6 +137,15 @@ type Selection = BTreeMap<u64, Option<Stream>>;
 
 /// Runs `tshark -r CAPTURE -Y FILTER`; an error when tshark exits with failure or complains.
 fn select(input: &Input, filter: &str) -> Result<Selection, String> {
+    select_in(input, filter, &[])
+}
+
+/// As [`select`], EAPOL frames given the stream of the conversation of `eapol` they belong to.
+fn select_in(
+    input: &Input,
+    filter: &str,
+    eapol: &[(u64, String, String)],
+) -> Result<Selection, String> {
     let home = wireshark_home();
     let mut cmd = Command::new("tshark");
     cmd.env("HOME", &home)
@@ -139,6 +158,8 @@ fn select(input: &Input, filter: &str) -> Result<Selection, String> {
     }
     cmd.args(["-Y", filter, "-T", "fields"]);
     cmd.args(["-e", "frame.number", "-e", "tcp.stream", "-e", "udp.stream"]);
+    cmd.args(["-e", "eapol.type", "-e", "eth.src", "-e", "eth.dst"]);
+    cmd.args(["-e", "wlan.sa", "-e", "wlan.da"]);
     let out = cmd
         .output()
         .map_err(|e| format!("tshark did not run: {e}"))?;
@@ -153,7 +174,7 @@ fn select(input: &Input, filter: &str) -> Result<Selection, String> {
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.is_empty())
-        .map(selected_frame)
+        .map(|l| selected_frame(l, eapol))
         .collect())
 }
 
@@ -175,23 +196,49 @@ fn is_complaint(line: &str) -> bool {
     .any(|w| l.contains(w))
 }
 
-/// `frame.number`, `tcp.stream`, `udp.stream` (innermost when a field repeats, as in tunnels).
-fn selected_frame(line: &str) -> (u64, Option<Stream>) {
+/// `frame.number`, `tcp.stream`, `udp.stream` (innermost when a field repeats, as in tunnels);
+/// an EAPOL frame (`eapol.type`) in none of those is in the conversation of `eapol` its
+/// Ethernet addresses (`eth.src`, `eth.dst`), or 802.11 ones (`wlan.sa`, `wlan.da`), fit.
+fn selected_frame(line: &str, eapol: &[(u64, String, String)]) -> (u64, Option<Stream>) {
     let mut fields = line.split('\t');
     let frame = fields.next().unwrap().parse().expect("a frame number");
-    let last = |f: Option<&str>| {
+    fn innermost(f: Option<&str>) -> Option<&str> {
         f.and_then(|v| v.rsplit(',').next())
             .filter(|v| !v.is_empty())
-            .map(|v| v.parse::<u64>().expect("a stream index"))
-    };
+    }
+    let last = |f: Option<&str>| innermost(f).map(|v| v.parse::<u64>().expect("a stream index"));
     let tcp = last(fields.next());
     let udp = last(fields.next());
+    let is_eapol = innermost(fields.next()).is_some();
+    let (eth_src, eth_dst) = (innermost(fields.next()), innermost(fields.next()));
+    let (wlan_sa, wlan_da) = (innermost(fields.next()), innermost(fields.next()));
+    let (src, dst) = (eth_src.or(wlan_sa), eth_dst.or(wlan_da));
     let stream = match (tcp, udp) {
         (Some(s), _) => Some(("tcp".to_string(), s)),
         (None, Some(s)) => Some(("udp".to_string(), s)),
+        (None, None) if is_eapol => src
+            .zip(dst)
+            .and_then(|(src, dst)| eapol_conversation(src, dst, eapol))
+            .map(|n| ("eapol".to_string(), n)),
         (None, None) => None,
     };
     (frame, stream)
+}
+
+/// The EAPOL conversation of `eapol` that a frame from `src` to `dst` belongs to: from one end
+/// to the other, or from one end to a group address (the I/G bit of the first octet); `None`
+/// when none or several fit.
+fn eapol_conversation(src: &str, dst: &str, eapol: &[(u64, String, String)]) -> Option<u64> {
+    let group = u8::from_str_radix(dst.get(..2)?, 16).ok()? & 1 == 1;
+    let fits: BTreeSet<u64> = eapol
+        .iter()
+        .filter(|(_, s, a)| (src == s && (dst == a || group)) || (src == a && (dst == s || group)))
+        .map(|(n, _, _)| *n)
+        .collect();
+    match fits.len() {
+        1 => fits.first().copied(),
+        _ => None,
+    }
 }
 
 /// `f` over `items` on a few threads (tshark takes ~0.3 s to start), results in order.
@@ -441,6 +488,31 @@ fn stream_name(s: Option<&Stream>) -> String {
     s.map_or("no stream".into(), |(t, n)| format!("{t}.stream {n}"))
 }
 
+/// The EAPOL conversations of each of `captures` captures that the report names.
+fn eapol_conversations(report: &Value, captures: usize) -> Vec<EapolConversations> {
+    let mut out = vec![EapolConversations::new(); captures];
+    for h in report["handshakes"].as_array().expect("handshakes[]") {
+        if h["transport"] != "eapol" {
+            continue;
+        }
+        let mac = |k: &str| {
+            h[k].as_str()
+                .unwrap_or_else(|| panic!("an EAPOL handshake names its {k}"))
+                .to_string()
+        };
+        let conv = (
+            h["stream"].as_u64().unwrap(),
+            mac("client_mac"),
+            mac("server_mac"),
+        );
+        let list = &mut out[h["capture"].as_u64().unwrap() as usize];
+        if !list.contains(&conv) {
+            list.push(conv);
+        }
+    }
+    out
+}
+
 /// What is wrong with what a filter selected (`sel[c]` on capture `c`) against `claim`.
 fn judge(claim: &Claim, hs: &[Handshake], sel: &[Selection]) -> Vec<String> {
     match claim {
@@ -584,11 +656,12 @@ fn check(inputs: &[Input]) -> Checked {
             Err(e) => failures.push(format!("{name}: `{filter}`: {e}")),
         }
     }
-    let jobs: Vec<(&str, &Input)> = claims
+    let eapol = eapol_conversations(&json, inputs.len());
+    let jobs: Vec<(&str, usize)> = claims
         .keys()
-        .flat_map(|f| inputs.iter().map(move |i| (*f, i)))
+        .flat_map(|f| (0..inputs.len()).map(move |i| (*f, i)))
         .collect();
-    let mut results = parallel(&jobs, |(f, i)| select(i, f)).into_iter();
+    let mut results = parallel(&jobs, |(f, i)| select_in(&inputs[*i], f, &eapol[*i])).into_iter();
     for (filter, claimed) in &claims {
         let sel: Result<Vec<Selection>, String> =
             inputs.iter().map(|_| results.next().unwrap()).collect();
@@ -685,7 +758,9 @@ fn html_filters(html: &str) -> BTreeSet<String> {
     html.split("<code>")
         .skip(1)
         .map(|s| unescape(s.split("</code>").next().unwrap()))
-        .filter(|s| s.contains(".stream ") || s.contains("tls.handshake.type"))
+        .filter(|s| {
+            s.contains(".stream ") || s.contains("tls.handshake.type") || s.contains("eapol && ")
+        })
         .collect()
 }
 
@@ -895,6 +970,69 @@ fn assert_over_forty_form(c: &Checked) {
     );
 }
 
+/// The frames of a bundled little-endian microsecond pcap (Ethernet), with their timestamps.
+fn pcap_frames(name: &str) -> Vec<(u64, Vec<u8>)> {
+    let b = std::fs::read(repo(&format!("captures/{name}"))).unwrap();
+    assert_eq!(
+        b[..4],
+        [0xd4, 0xc3, 0xb2, 0xa1],
+        "{name}: little-endian pcap"
+    );
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= b.len() {
+        let u = |o: usize| u32::from_le_bytes(b[at + o..at + o + 4].try_into().unwrap()) as u64;
+        let (ts, len) = (u(0) * 1_000_000 + u(4), u(8) as usize);
+        out.push((ts, b[at + 16..at + 16 + len].to_vec()));
+        at += 16 + len;
+    }
+    out
+}
+
+/// The phone of the wired 802.1X captures.
+const WIRED_PHONE: [u8; 6] = [0x00, 0x04, 0xf2, 0x00, 0x00, 0x11];
+const PAE_GROUP: [u8; 6] = [0x01, 0x80, 0xc2, 0x00, 0x00, 0x03];
+
+/// A wired 802.1X conversation of the bundled captures (`eapol-wired-*.pcap`) between `phone`
+/// and `switch`: to each other when `unicast` (as on Wi-Fi), else to the PAE group address as
+/// recorded; behind an 802.1Q tag when `vlan`.
+fn eapol_conversation_frames(
+    capture: &str,
+    phone: [u8; 6],
+    switch: [u8; 6],
+    unicast: bool,
+    vlan: Option<u16>,
+    g: &mut Generated,
+) {
+    for (_, f) in pcap_frames(capture) {
+        let from_phone = f[6..12] == WIRED_PHONE;
+        let (dst, src) = match (from_phone, unicast) {
+            (true, true) => (switch, phone),
+            (false, true) => (phone, switch),
+            (true, false) => (PAE_GROUP, phone),
+            (false, false) => (PAE_GROUP, switch),
+        };
+        let mut out = Vec::with_capacity(f.len() + 4);
+        out.extend_from_slice(&dst);
+        out.extend_from_slice(&src);
+        if let Some(id) = vlan {
+            out.extend_from_slice(&[0x81, 0x00]);
+            out.extend_from_slice(&id.to_be_bytes());
+        }
+        out.extend_from_slice(&f[12..]);
+        g.frames.push(out);
+    }
+}
+
+/// A phone of the generated 802.1X captures.
+fn phone(n: u16) -> [u8; 6] {
+    let b = n.to_be_bytes();
+    [0x00, 0x04, 0xf2, 0x10, b[0], b[1]]
+}
+
+const SWITCH_PORT_1: [u8; 6] = [0x00, 0x1b, 0x54, 0x00, 0x00, 0x01];
+const SWITCH_PORT_2: [u8; 6] = [0x00, 0x1b, 0x54, 0x00, 0x00, 0x02];
+
 // ---------------------------------------------------------------------------------------------
 // The tests
 
@@ -1033,4 +1171,169 @@ fn a_report_of_two_captures() {
         Input::new(repo("captures/lync-vip-fixed.pcap")),
     ];
     assert_no_failures(&check(&inputs).failures);
+}
+
+/// EAPOL, which has no Wireshark stream index, and RADIUS: a switch that sends the leaf only to
+/// one phone and the full chain to another (unicast, behind a VLAN tag), a wired port of another
+/// switch addressed to the PAE group, and two RADIUS authentications in one UDP conversation;
+/// then 41 phones on one switch, where the chain variants' filters name the switch's
+/// Certificate messages.
+#[test]
+fn eapol_and_radius_conversations() {
+    if !have_tshark() {
+        return;
+    }
+    let mut failures = Vec::new();
+    let mut few = Generated::default();
+    eapol_conversation_frames(
+        "eapol-wired-leaf-only.pcap",
+        phone(1),
+        SWITCH_PORT_1,
+        true,
+        Some(120),
+        &mut few,
+    );
+    eapol_conversation_frames(
+        "eapol-wired-full-chain.pcap",
+        phone(2),
+        SWITCH_PORT_1,
+        true,
+        Some(120),
+        &mut few,
+    );
+    eapol_conversation_frames(
+        "eapol-wired-leaf-only.pcap",
+        phone(3),
+        SWITCH_PORT_2,
+        false,
+        None,
+        &mut few,
+    );
+    for name in ["eap-radius-leaf-only.pcap", "eap-radius-full-chain.pcap"] {
+        // Both over the first one's UDP conversation: the NAS's port stays the same.
+        let frames = pcap_frames(name);
+        let first = pcap_frames("eap-radius-leaf-only.pcap");
+        let ports = |f: &[u8]| {
+            (
+                u16::from_be_bytes([f[34], f[35]]),
+                u16::from_be_bytes([f[36], f[37]]),
+            )
+        };
+        let (nas_port, _) = ports(&first[0].1);
+        for (_, mut f) in frames {
+            let (sport, dport) = ports(&f);
+            if dport == 1812 {
+                f[34..36].copy_from_slice(&nas_port.to_be_bytes());
+            } else {
+                assert_eq!(sport, 1812);
+                f[36..38].copy_from_slice(&nas_port.to_be_bytes());
+            }
+            f[40..42].copy_from_slice(&[0, 0]); // no UDP checksum
+            few.frames.push(f);
+        }
+    }
+    let checked = check(&[few.write("eapol-radius-few.pcap")]);
+    let joined = |f: &String| f.starts_with("(eapol && ") && f.contains(") || (eapol && ");
+    assert!(
+        checked.filters.iter().any(joined),
+        "no filter joins two EAPOL conversations: {:?}",
+        checked.filters
+    );
+    assert!(
+        checked
+            .filters
+            .iter()
+            .any(|f| f.contains("eth.dst.ig == 1"))
+    );
+    failures.extend(checked.failures);
+
+    let mut many = Generated::default();
+    for n in 0..41 {
+        eapol_conversation_frames(
+            "eapol-wired-leaf-only.pcap",
+            phone(100 + n),
+            SWITCH_PORT_1,
+            true,
+            None,
+            &mut many,
+        );
+    }
+    eapol_conversation_frames(
+        "eapol-wired-full-chain.pcap",
+        phone(200),
+        SWITCH_PORT_1,
+        true,
+        None,
+        &mut many,
+    );
+    let checked = check(&[many.write("eapol-many.pcap")]);
+    let over_forty = checked.filters.clone();
+    assert!(
+        over_forty
+            .iter()
+            .any(|f| f == "eapol && eth.src == 00:1b:54:00:00:01 && tls.handshake.type == 11"),
+        "no filter names the switch's Certificate messages: {over_forty:?}",
+    );
+    failures.extend(checked.failures);
+
+    // Wi-Fi (radiotap): two stations of one access point, the first getting the leaf only.
+    let ap = [0x00, 0x1b, 0x54, 0x00, 0x00, 0x0a];
+    let mut frames = Vec::new();
+    for (capture, station) in [
+        ("eapol-wired-leaf-only.pcap", phone(301)),
+        ("eapol-wired-full-chain.pcap", phone(302)),
+    ] {
+        for (_, f) in pcap_frames(capture) {
+            let mut out = vec![0, 0, 9, 0, 0x02, 0, 0, 0, 0x00]; // radiotap, Flags
+            if f[6..12] == WIRED_PHONE {
+                out.extend_from_slice(&[0x88, 0x01, 0x3a, 0x01]); // QoS data, To DS
+                for a in [ap, station, ap] {
+                    out.extend_from_slice(&a);
+                }
+                out.extend_from_slice(&[0x10, 0x00, 0x07, 0x00]);
+            } else {
+                out.extend_from_slice(&[0x08, 0x02, 0x3a, 0x01]); // data, From DS
+                for a in [station, ap, ap] {
+                    out.extend_from_slice(&a);
+                }
+                out.extend_from_slice(&[0x20, 0x00]);
+            }
+            out.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x88, 0x8e]);
+            out.extend_from_slice(&f[14..]);
+            frames.push(out);
+        }
+    }
+    let checked = check(&[write_linktype("wifi-two-stations.pcap", 127, &frames)]);
+    assert!(
+        checked
+            .filters
+            .iter()
+            .any(|f| f.contains("wlan.addr == ") && f.contains(") || (eapol && wlan.addr")),
+        "no filter joins the two stations: {:?}",
+        checked.filters
+    );
+    failures.extend(checked.failures);
+    assert_no_failures(&failures);
+}
+
+/// A classic pcap of `linktype` (microsecond timestamps, 1 ms apart).
+fn write_linktype(name: &str, linktype: u32, frames: &[Vec<u8>]) -> Input {
+    let path = tmp(name);
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&linktype.to_le_bytes());
+    for (i, f) in frames.iter().enumerate() {
+        let ts = 1_800_000_000_000_000u64 + i as u64 * 1000;
+        out.extend_from_slice(&((ts / 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&((ts % 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(f);
+    }
+    std::fs::write(&path, out).unwrap();
+    Input::new(path)
 }

@@ -9,7 +9,7 @@ use chainsniff::capture::Frame;
 use libfuzzer_sys::fuzz_target;
 use pcap_parser::Linktype;
 
-const LINKTYPES: [i32; 9] = [1, 101, 228, 229, 0, 108, 113, 276, 9];
+const LINKTYPES: [i32; 11] = [1, 101, 228, 229, 0, 108, 113, 276, 9, 105, 127];
 
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, frame)) = data.split_first() else {

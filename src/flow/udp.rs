@@ -1,11 +1,13 @@
 //! UDP conversations: every one gets Wireshark's `udp.stream` index (the next index for each new
-//! address/port pair) and is recognized by content as DTLS ([`crate::tls::dtls`]) or QUIC
-//! ([`crate::tls::quic`]), which turn its datagrams into TLS handshake messages for the same
-//! [`TlsConn`](crate::tls::TlsConn) as TLS over TCP. Bounded and evicted like TCP's table.
+//! address/port pair) and is recognized by content as DTLS ([`crate::tls::dtls`]), QUIC
+//! ([`crate::tls::quic`]) or RADIUS carrying EAP ([`super::eap`]), which turn its datagrams
+//! into TLS handshake messages for the same [`TlsConn`](crate::tls::TlsConn) as TLS over TCP.
+//! Bounded and evicted like TCP's table.
 
 use crate::model::At;
 use std::net::SocketAddr;
 
+use super::eap::RadiusFlow;
 use super::table::StreamHandler;
 use super::table::{
     ConnInfo, Dir, End, Evictor, FlowEvictions, FlowLimits, FlowMap, Key, Recency, Settled, key_of,
@@ -14,6 +16,7 @@ use crate::tls::dtls::{Dtls, is_dtls};
 use crate::tls::handshake::Handshake;
 use crate::tls::quic::{Quic, quic_version};
 use crate::wire::UdpDatagram;
+use crate::wire::radius;
 
 /// Datagrams looked at before a conversation that is neither DTLS nor QUIC is given up.
 const MAX_PROBES: u32 = 4;
@@ -24,6 +27,8 @@ enum State {
     Probing(u32),
     Dtls(Box<Dtls>),
     Quic(Box<Quic>),
+    /// RADIUS: any number of EAP authentications, each its own handshake.
+    Radius(Box<RadiusFlow>),
 }
 
 struct Conv {
@@ -50,6 +55,7 @@ pub struct UdpFlows {
     settled: Settled<u64>,
     next_stream: u64,
     evictor: Evictor,
+    limits: FlowLimits,
     max_handshake: usize,
     /// Handshakes of conversations already finished.
     pub finished: Vec<Handshake>,
@@ -68,6 +74,7 @@ impl UdpFlows {
             settled: Settled::new(limits.max_settled),
             next_stream: 0,
             evictor: Evictor::new(limits),
+            limits,
             max_handshake,
             finished: Vec::new(),
         }
@@ -104,6 +111,12 @@ impl UdpFlows {
                 let mut quic = Box::new(Quic::new(conv.info));
                 quic.tls.set_max_handshake(self.max_handshake);
                 State::Quic(quic)
+            } else if is_radius(d) {
+                State::Radius(Box::new(RadiusFlow::new(
+                    conv.info.stream,
+                    self.limits,
+                    self.max_handshake,
+                )))
             } else if n + 1 >= MAX_PROBES {
                 let conv = self.convs.remove(&key).expect("present");
                 self.settle(key, conv, End::Closed);
@@ -120,6 +133,17 @@ impl UdpFlows {
             State::Quic(quic) => {
                 quic.datagram(dir, at, d.payload);
                 quic.tls.done()
+            }
+            State::Radius(r) => {
+                r.datagram(
+                    at,
+                    src,
+                    dst,
+                    d.payload,
+                    &mut self.finished,
+                    &mut self.evictor.counts,
+                );
+                false
             }
             State::Probing(_) => false,
         };
@@ -155,9 +179,7 @@ impl UdpFlows {
 
     /// Finishes a conversation's handshake (if any) and remembers its stream index.
     fn settle(&mut self, key: Key, conv: Conv, end: End) {
-        if let Some(h) = finish(conv.state, end) {
-            self.finished.push(h);
-        }
+        finish(conv.state, end, &mut self.finished);
         let h = self.settled.hash(&key);
         self.evictor.counts.forgotten += self.settled.insert(h, conv.info.stream, |s| *s);
     }
@@ -172,20 +194,27 @@ impl UdpFlows {
             .collect();
         live.sort_unstable_by_key(|(stream, _)| *stream);
         for (_, key) in live {
-            if let Some(c) = self.convs.remove(&key)
-                && let Some(h) = finish(c.state, End::CaptureEnded)
-            {
-                self.finished.push(h);
+            if let Some(c) = self.convs.remove(&key) {
+                finish(c.state, End::CaptureEnded, &mut self.finished);
             }
         }
         (self.finished, self.evictor.counts)
     }
 }
 
-fn finish(state: State, end: End) -> Option<Handshake> {
+fn finish(state: State, end: End, out: &mut Vec<Handshake>) {
     match state {
-        State::Dtls(d) => d.tls.finish(end),
-        State::Quic(q) => q.tls.finish(end),
-        State::Probing(_) => None,
+        State::Dtls(d) => out.extend(d.tls.finish(end)),
+        State::Quic(q) => out.extend(q.tls.finish(end)),
+        State::Radius(r) => r.finish(end, out),
+        State::Probing(_) => {}
     }
+}
+
+/// RADIUS carrying EAP on any port, or any RADIUS access packet on its own ports (where the
+/// first packets may be another method's).
+fn is_radius(d: &UdpDatagram<'_>) -> bool {
+    radius::is_eap_radius(d.payload)
+        || (radius::PORTS.contains(&d.dport) || radius::PORTS.contains(&d.sport))
+            && radius::parse(d.payload).is_ok_and(|r| r.is_access())
 }

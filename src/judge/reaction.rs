@@ -22,7 +22,10 @@ pub enum ReactionKind {
     Reset,
     /// The client closed the connection (FIN) without going on.
     Closed,
-    /// The server ended the handshake (alert or reset) before the client reacted.
+    /// The server ended the handshake (alert or reset) before the client reacted; over EAP
+    /// also an EAP-Failure or RADIUS Access-Reject before the client went on or sent an alert
+    /// (`detail` says which): typically a supplicant that gave up on the chain without saying
+    /// why, or stopped answering.
     ServerAborted,
     /// Nothing from the client after the server's flight in the capture.
     None,
@@ -119,6 +122,25 @@ impl Handshake {
                             ReactionKind::ServerAborted,
                             Some(e),
                             "the server reset the connection".into(),
+                        );
+                    }
+                    EventKind::EapFailure { access_reject } => {
+                        return make(
+                            ReactionKind::ServerAborted,
+                            Some(e),
+                            if access_reject {
+                                "the authentication failed (Access-Reject) before the client reacted".into()
+                            } else {
+                                "the authentication failed (EAP-Failure) before the client reacted"
+                                    .into()
+                            },
+                        );
+                    }
+                    EventKind::EapSuccess => {
+                        return make(
+                            ReactionKind::Completed,
+                            Some(e),
+                            "the authentication succeeded: EAP-Success".into(),
                         );
                     }
                     _ => continue,

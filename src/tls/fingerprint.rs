@@ -230,7 +230,12 @@ pub fn client(
     let ja4 = format!(
         "{}{}{}{:02}{:02}{}_{}_{}",
         match protocol {
-            Protocol::Tls => 't',
+            // JA4 names TCP, QUIC and DTLS; TLS inside EAP is TLS's handshake: `t`.
+            Protocol::Tls
+            | Protocol::EapTls
+            | Protocol::Peap
+            | Protocol::EapTtls
+            | Protocol::Teap => 't',
             Protocol::Quic => 'q',
             Protocol::Dtls => 'd',
         },

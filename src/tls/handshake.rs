@@ -124,6 +124,14 @@ pub enum EventKind {
         len: usize,
         limit: usize,
     },
+    /// EAP (802.1X): the authenticator ended the conversation with EAP-Success (or RADIUS
+    /// Access-Accept).
+    EapSuccess,
+    /// EAP: EAP-Failure, or a RADIUS Access-Reject (`access_reject`, with or without the
+    /// EAP-Failure inside).
+    EapFailure {
+        access_reject: bool,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -168,6 +176,9 @@ pub struct Handshake {
     /// The plaintext protocol that upgraded to TLS (`smtp-starttls`), if TLS did not start
     /// with the connection.
     pub upgrade: Option<Cow<'static, str>>,
+    /// TLS inside EAP (802.1X): the transport and who the supplicant is.
+    #[serde(default)]
+    pub eap: Option<Box<crate::tls::eap::EapInfo>>,
 }
 
 /// The outcome of decrypting a TLS 1.3 handshake with the key log.
@@ -295,6 +306,7 @@ impl TlsConn {
                 decryption: None,
                 certificate_verify: None,
                 upgrade: None,
+                eap: None,
             },
             seen_tls: false,
             server_done: false,
@@ -331,6 +343,29 @@ impl TlsConn {
     /// Any other record-level event of a datagram protocol.
     pub fn record_event(&mut self, dir: Dir, at: At, ev: TlsEvent<'_>) {
         self.on_event(dir, at, ev);
+    }
+
+    /// EAP: the authenticator ended the conversation (EAP-Success or EAP-Failure, RADIUS
+    /// Access-Accept or Access-Reject); nothing more is to come.
+    pub fn eap_result(&mut self, at: At, kind: EventKind) {
+        if self.seen_tls {
+            self.push(Side::Server, at, kind);
+        }
+        self.server_done = true;
+        self.client_done = true;
+    }
+
+    /// A message of `dir` was cut off by the end of the capture or of the conversation, before
+    /// it reached this stage (EAP-TLS fragments).
+    pub fn message_cut(&mut self, dir: Dir) {
+        if self.side(dir) == Side::Server && !self.server_done {
+            self.hs.server_cut = true;
+        }
+    }
+
+    /// The protocol set so far.
+    pub fn protocol(&self) -> Protocol {
+        self.hs.protocol
     }
 
     /// True once nothing more is needed from this connection.

@@ -1,8 +1,10 @@
 //! Stage 4: TLS. Records and handshake messages from stream bytes ([`record`]), the connection
 //! state machine that turns them into a [`Handshake`] ([`handshake`]), TLS 1.3 decryption with a
-//! key log ([`keylog`]) and client fingerprints ([`fingerprint`]).
+//! key log ([`keylog`]) and client fingerprints ([`fingerprint`]); the datagram carriers
+//! ([`dtls`], [`quic`]) and EAP ([`eap`]) feed the same state machine.
 
 pub mod dtls;
+pub mod eap;
 pub mod fingerprint;
 pub mod handshake;
 pub mod keylog;

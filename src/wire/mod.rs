@@ -4,10 +4,17 @@
 //! (link types 101, 228, 229), BSD null/loopback, PPP. Network: IPv4 and IPv6 (etherparse, in
 //! its lax mode so a frame cut by the snap length still yields the bytes that were captured).
 //! Tunnels are unwrapped to the innermost TCP segment: PPPoE, MPLS, IP-in-IP (4in4, 6in4, 4in6,
-//! 6in6), GRE (with ERSPAN II/III and PPTP), VXLAN, Geneve, GTP-U. Everything that is not TCP
-//! over IP is reported as [`Decoded::Other`] and counted by the caller.
+//! 6in6), GRE (with ERSPAN II/III and PPTP), VXLAN, Geneve, GTP-U. 802.11 data frames (link
+//! types 105 and 127, radiotap) are read through their LLC/SNAP header ([`wifi`]). EAPOL
+//! (EtherType 0x888E, 802.1X) comes out as [`Decoded::Eapol`] with its MAC addresses
+//! ([`eapol`]); RADIUS is UDP,
+//! recognized later by content ([`radius`]). Everything else that is not TCP or UDP over IP is
+//! reported as [`Decoded::Other`] and counted by the caller.
 
 pub mod defrag;
+pub mod eapol;
+pub mod radius;
+pub mod wifi;
 
 use std::net::IpAddr;
 
@@ -52,6 +59,8 @@ pub enum Decoded<'a> {
     Udp(UdpDatagram<'a>),
     /// A fragment of an IP packet, to be reassembled (see `defrag`).
     Fragment(IpFragment<'a>),
+    /// An 802.1X EAPOL frame, with the Ethernet addresses it came with.
+    Eapol(eapol::EapolFrame<'a>),
     /// A frame that is fine but carries no TCP or UDP over IP (ARP, ICMP, IP fragments...).
     Other,
 }
@@ -176,7 +185,22 @@ pub fn decode(linktype: Linktype, data: &[u8]) -> Result<Decoded<'_>, DecodeErro
             let (proto, rest) = split_header(rest, 2, "PPP")?;
             ppp(u16::from_be_bytes([proto[0], proto[1]]), rest, 0)
         }
+        Linktype(wifi::LINKTYPE_IEEE802_11) => wifi_data(wifi::ieee80211(data, false, false)?),
+        Linktype(wifi::LINKTYPE_RADIOTAP) => wifi_data(wifi::radiotap(data)?),
         other => Err(DecodeError::UnsupportedLinktype(other.0)),
+    }
+}
+
+/// The payload of an 802.11 data frame: EAPOL, or what its EtherType says.
+fn wifi_data(w: Option<wifi::WifiData<'_>>) -> Result<Decoded<'_>, DecodeError> {
+    match w {
+        Some(w) if w.ethertype == eapol::ETHERTYPE_EAPOL => eapol::eapol(w.da, w.sa, w.payload)
+            .map(|mut f| {
+                f.wifi = true;
+                Decoded::Eapol(f)
+            }),
+        Some(w) => ether_type(w.ethertype, w.payload, 0),
+        None => Ok(Decoded::Other),
     }
 }
 
@@ -193,13 +217,26 @@ fn too_deep(depth: u8) -> Result<(), DecodeError> {
 /// Ethernet II with any number of 802.1Q / 802.1ad tags.
 fn ethernet(data: &[u8], depth: u8) -> Result<Decoded<'_>, DecodeError> {
     too_deep(depth)?;
-    let (_, et, rest) = ethernet_header(data)?;
+    let (dst, src, et, rest) = ethernet_addresses(data)?;
+    if et == eapol::ETHERTYPE_EAPOL {
+        return eapol::eapol(dst, src, rest).map(Decoded::Eapol);
+    }
     ether_type(et, rest, depth)
 }
 
 /// An Ethernet II frame's source MAC, and its EtherType and payload after any 802.1Q /
 /// 802.1ad tags.
 pub fn ethernet_header(data: &[u8]) -> Result<([u8; 6], u16, &[u8]), DecodeError> {
+    let (_, src, et, rest) = ethernet_addresses(data)?;
+    Ok((src, et, rest))
+}
+
+/// An Ethernet II frame's destination and source MACs, its EtherType and its payload.
+pub type EthernetParts<'a> = ([u8; 6], [u8; 6], u16, &'a [u8]);
+
+/// An Ethernet II frame's destination and source MACs, and its EtherType and payload after any
+/// 802.1Q / 802.1ad tags.
+pub fn ethernet_addresses(data: &[u8]) -> Result<EthernetParts<'_>, DecodeError> {
     let (header, mut rest) = split_header(data, 14, "Ethernet")?;
     let mut et = u16::from_be_bytes([header[12], header[13]]);
     while matches!(et, 0x8100 | 0x88a8 | 0x9100) {
@@ -207,9 +244,11 @@ pub fn ethernet_header(data: &[u8]) -> Result<([u8; 6], u16, &[u8]), DecodeError
         et = u16::from_be_bytes([tag[2], tag[3]]);
         rest = r;
     }
+    let mut dst = [0u8; 6];
+    dst.copy_from_slice(&header[..6]);
     let mut src = [0u8; 6];
     src.copy_from_slice(&header[6..12]);
-    Ok((src, et, rest))
+    Ok((dst, src, et, rest))
 }
 
 fn ether_type(et: u16, data: &[u8], depth: u8) -> Result<Decoded<'_>, DecodeError> {
