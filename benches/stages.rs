@@ -96,6 +96,8 @@ fn analyze_and_report(bencher: divan::Bencher) {
     bencher.counter(BytesCount::new(data.len())).bench(|| {
         let r =
             chainsniff::run_reader("bench", Box::new(Cursor::new(data.clone())), &opts).unwrap();
-        render::text(&r).len()
+        let mut text = Vec::new();
+        render::text::write(&r, &mut text, &render::Style::default()).unwrap();
+        text.len()
     });
 }

@@ -269,24 +269,19 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         Color::Never => false,
         Color::Auto => to_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     };
-    // Text and JSON are written as they are made; Markdown and HTML are made first.
-    let out = match args.format {
-        Format::Text | Format::Json | Format::Jsonl => String::new(),
-        Format::Markdown => render::markdown(&report),
-        Format::Html => render::html(&report),
+    let style = render::Style {
+        color: colors,
+        ..render::Style::default()
     };
+    // Text and JSON are written as they are made; Markdown and HTML are made, then written.
     let write = |w: &mut dyn Write| -> std::io::Result<()> {
-        match args.format {
-            Format::Text => {
-                let mut w = std::io::BufWriter::with_capacity(1 << 16, w);
-                render::write_text(&report, &mut w, colors)
-            }
-            Format::Json | Format::Jsonl => render::write_json(&report, w),
-            Format::Markdown | Format::Html => {
-                w.write_all(out.as_bytes())?;
-                w.flush()
-            }
-        }
+        let write = match args.format {
+            Format::Text => render::text::write,
+            Format::Json | Format::Jsonl => render::json::write,
+            Format::Markdown => render::markdown::write,
+            Format::Html => render::html::write,
+        };
+        write(&report, w, &style)
     };
     phase("printing");
     let written = match &args.output {
@@ -408,9 +403,7 @@ fn jsonl(
     let mut broken = false;
     let report = chainsniff::run_streaming(captures, opts, |h| {
         if !broken {
-            let line = render::jsonl_handshake(h);
-            broken = out
-                .write_all(line.as_bytes())
+            broken = render::json::write_handshake_line(h, &mut out)
                 .and_then(|_| out.flush())
                 .is_err();
         }
@@ -422,8 +415,6 @@ fn jsonl(
             return ExitCode::from(2);
         }
     };
-    let _ = out
-        .write_all(render::jsonl_summary(&report).as_bytes())
-        .and_then(|_| out.flush());
+    let _ = render::json::write_summary_line(&report, &mut out).and_then(|_| out.flush());
     exit_status(&report, fail_on)
 }

@@ -15,7 +15,7 @@ use chainsniff::tls::handshake::TlsConn;
 use chainsniff::wire::{TcpFlags, TcpSegment};
 use chainsniff::{Options, render};
 use common::synth::{self, Conversation, PcapWriter};
-use common::{repo, tmp};
+use common::{rendered, repo, tmp};
 
 fn der(pem_path: &str) -> Vec<u8> {
     let text = std::fs::read_to_string(repo(pem_path)).unwrap();
@@ -282,7 +282,7 @@ fn a_certificate_message_with_thousands_of_certificates_is_reported_in_bounds() 
         .collect();
     assert_eq!(dup.len(), 1, "{:#?}", h.findings);
     assert!(dup[0].message.len() < 400, "{}", dup[0].message);
-    let text = render::text(&r);
+    let text = rendered(render::text::write, &r);
     assert!(text.len() < 600_000, "text report of {} bytes", text.len());
 }
 
@@ -343,10 +343,10 @@ fn names_with_control_characters_are_escaped_in_every_format() {
     let h = only(&r);
     assert!(h.certificates[0].subject.contains("evil"));
     for (format, out) in [
-        ("text", render::text(&r)),
-        ("markdown", render::markdown(&r)),
-        ("json", render::json(&r)),
-        ("html", render::html(&r)),
+        ("text", rendered(render::text::write, &r)),
+        ("markdown", rendered(render::markdown::write, &r)),
+        ("json", rendered(render::json::write, &r)),
+        ("html", rendered(render::html::write, &r)),
     ] {
         for c in out.chars() {
             assert!(
@@ -372,7 +372,7 @@ fn names_with_control_characters_are_escaped_in_every_format() {
         }
     }
     // JSON keeps the exact name, escaped.
-    let json: serde_json::Value = serde_json::from_str(&render::json(&r)).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&rendered(render::json::write, &r)).unwrap();
     let subject = json["handshakes"][0]["certificates"][0]["subject"]
         .as_str()
         .unwrap();

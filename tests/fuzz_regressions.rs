@@ -34,9 +34,10 @@ fn fuzz_findings_stay_fixed() {
             ..Options::default()
         };
         if let Ok(r) = chainsniff::run_reader("fuzz", Box::new(std::io::Cursor::new(data)), &opts) {
-            render::text(&r);
-            render::markdown(&r);
-            render::json(&r);
+            let (sink, style) = (&mut std::io::sink(), &render::Style::default());
+            let _ = render::text::write(&r, sink, style);
+            let _ = render::markdown::write(&r, sink, style);
+            let _ = render::json::write(&r, sink, style);
         }
         n += 1;
     }

@@ -56,8 +56,11 @@ fn mutated_captures_never_panic() {
             std::fs::write(&path, &m).unwrap();
             let p = path.to_string_lossy().into_owned();
             let result = std::panic::catch_unwind(|| {
-                chainsniff::run(std::slice::from_ref(&p), &Default::default()).map(|r| {
-                    chainsniff::render::text(&r).len() + chainsniff::render::json(&r).len()
+                chainsniff::run(std::slice::from_ref(&p), &Default::default()).and_then(|r| {
+                    let (sink, style) = (&mut std::io::sink(), &Default::default());
+                    chainsniff::render::text::write(&r, sink, style)?;
+                    chainsniff::render::json::write(&r, sink, style)?;
+                    Ok(())
                 })
             });
             match result {

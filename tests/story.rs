@@ -2,7 +2,7 @@
 //! the certificates, statuses, findings, frames, streams and client reactions they contain.
 
 mod common;
-use common::{pki_sha, repo, repo_path};
+use common::{pki_sha, rendered, repo, repo_path};
 
 use chainsniff::judge::ReactionKind;
 use chainsniff::pki::{FindingKind, LinkSource, Status};
@@ -306,8 +306,7 @@ fn the_json_report_is_the_report_serialized_in_one_go() {
     ] {
         let mut r = chainsniff::run(&[repo_path(capture)], &with_root()).unwrap();
         r.group_by(chainsniff::report::GroupBy::Vendor);
-        let mut written = Vec::new();
-        chainsniff::render::write_json(&r, &mut written).unwrap();
+        let written = rendered(chainsniff::render::json::write, &r);
         let mut whole = Vec::new();
         let mut ser = serde_json::Serializer::with_formatter(
             &mut whole,
@@ -316,11 +315,7 @@ fn the_json_report_is_the_report_serialized_in_one_go() {
         serde::Serialize::serialize(&r, &mut ser).unwrap();
         whole.push(b'\n');
         assert!(r.handshakes.len() > 1, "{capture}");
-        assert_eq!(
-            String::from_utf8(written).unwrap(),
-            String::from_utf8(whole).unwrap(),
-            "{capture}"
-        );
+        assert_eq!(written, String::from_utf8(whole).unwrap(), "{capture}");
     }
 }
 
@@ -345,7 +340,10 @@ fn captures_read_in_parallel_give_the_report_read_one_by_one() {
     assert_eq!(parallel.sessions.len(), one_by_one.sessions.len());
     assert!(parallel.sessions.len() > 20);
     let json = |a: &chainsniff::analysis::Analysis| {
-        chainsniff::render::json(&chainsniff::build(a).unwrap())
+        rendered(
+            chainsniff::render::json::write,
+            &chainsniff::build(a).unwrap(),
+        )
     };
     assert_eq!(json(&parallel), json(&one_by_one));
 }

@@ -12,8 +12,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(r) =
         chainsniff::run_reader("fuzz", Box::new(std::io::Cursor::new(data.to_vec())), &opts)
     {
-        let _ = render::text(&r);
-        let _ = render::markdown(&r);
-        let _ = render::json(&r);
+        let (sink, style) = (&mut std::io::sink(), &render::Style::default());
+        let _ = render::text::write(&r, sink, style);
+        let _ = render::markdown::write(&r, sink, style);
+        let _ = render::json::write(&r, sink, style);
     }
 });

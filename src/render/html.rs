@@ -1,5 +1,7 @@
-//! `--format html`: one self-contained page (inline CSS, a few lines of inline script, no
-//! fetches) to attach to a ticket. The page is a minijinja template (`report.html`, auto-escaped)
+//! `--format html`: the report as one self-contained page (inline CSS, a few lines of inline
+//! script, no fetches) to attach to a ticket or open in a browser: the problems, each server's
+//! chain variants with their certificates and the clients that got them, each client's
+//! timeline. The page is a minijinja template (`report.html`, auto-escaped)
 //! over a view of the report prepared here, so the template only lays out.
 
 use std::collections::BTreeMap;
@@ -8,11 +10,11 @@ use minijinja::Environment;
 use minijinja::value::{Serde, Value};
 use serde::Serialize;
 
-use super::{reaction_text, server_title, verdict_line, who};
+use super::{Style, reaction_text, server_title, verdict_line, who};
 use crate::judge::ReactionKind;
 use crate::pki::CertSummary;
-use crate::pki::{Finding, LinkSource, Severity};
-use crate::report::{HandshakeReport, Report};
+use crate::pki::{Finding, LinkSource, PathLink, Severity};
+use crate::report::{ChainVariant, ClientReport, HandshakeReport, Report, ServerReport};
 
 const TEMPLATE: &str = include_str!("report.html");
 
@@ -193,10 +195,43 @@ fn cert<'a>(r: &'a Report, sha256: &'a str, subject: &'a str) -> CertView<'a> {
     }
 }
 
-/// The HTML report.
-pub fn html(r: &Report) -> String {
+/// Writes the HTML report to `w`: one self-contained page (the style changes nothing).
+pub fn write(r: &Report, w: &mut dyn std::io::Write, _style: &Style) -> std::io::Result<()> {
     let (shown_clients, more_clients) = super::clients_to_show(r);
-    let page = Page {
+    let page = page(r, &shown_clients, more_clients);
+    w.write_all(render(&page).as_bytes())?;
+    w.flush()
+}
+
+/// The page: the template over the view, or a page saying what went wrong with the template.
+fn render(page: &Page<'_>) -> String {
+    let mut env = Environment::new();
+    // Every value from the wire is HTML-escaped (the template is `.html`) and, first, has its
+    // control characters and bidi overrides made visible, as in the other formats. The
+    // template's own markup (macro output) is "safe" and left alone.
+    env.set_formatter(|out, state, value| match value.as_str() {
+        Some(text) if !value.is_safe() => {
+            minijinja::escape_formatter(out, state, &Value::from(super::clean(text)))
+        }
+        _ => minijinja::escape_formatter(out, state, value),
+    });
+    // The template is part of the program: an error in it is a bug, caught by the tests.
+    if let Err(e) = env.add_template("report.html", TEMPLATE) {
+        return template_error(&e);
+    }
+    let rendered = env
+        .get_template("report.html")
+        .and_then(|t| t.render(Value::from(Serde(page))));
+    match rendered {
+        Ok(s) => s,
+        Err(e) => template_error(&e),
+    }
+}
+
+/// The view of the report the template lays out, with the clients listed (and how many more
+/// there are).
+fn page<'a>(r: &'a Report, shown_clients: &'a [ClientReport], more_clients: usize) -> Page<'a> {
+    Page {
         generator: &r.generator,
         captures: r
             .captures
@@ -233,143 +268,123 @@ pub fn html(r: &Report) -> String {
             .servers
             .iter()
             .enumerate()
-            .map(|(i, s)| ServerView {
-                anchor: format!("server-{i}"),
-                title: server_title(s),
-                handshakes: s.handshakes,
-                names: &s.identity.dns_names,
-                findings: s.findings.iter().map(finding).collect(),
-                variants: s
-                    .variants
-                    .iter()
-                    .map(|v| {
-                        let worst = v.findings.iter().map(|f| f.severity).min();
-                        let reactions: Vec<ReactionKind> =
-                            v.clients.iter().map(|c| c.reaction.kind).collect();
-                        VariantView {
-                            accepted: reactions
-                                .iter()
-                                .filter(|k| **k == ReactionKind::Completed)
-                                .count(),
-                            rejected: reactions.iter().filter(|k| k.aborted()).count(),
-                            count: v.clients.len(),
-                            // A page stays readable: the first rows, then a count (all are in
-                            // JSON).
-                            handshakes: v
-                                .clients
-                                .iter()
-                                .take(MAX_ROWS)
-                                .map(|c| handshake(r, c.handshake))
-                                .collect(),
-                            id: &v.id,
-                            status: v.verdict.as_str(),
-                            status_text: verdict_line(v.verdict, v.status),
-                            class: match worst {
-                                Some(Severity::Error) => "bad",
-                                Some(Severity::Warning) => "warn",
-                                _ => "ok",
-                            },
-                            sent: v
-                                .certificates
-                                .iter()
-                                .zip(&v.subjects)
-                                .map(|(sha, subject)| cert(r, sha, subject))
-                                .collect(),
-                            path: v
-                                .path
-                                .iter()
-                                .map(|l| {
-                                    let (class, label) = match &l.source {
-                                        LinkSource::Sent { position } => {
-                                            ("sent", format!("sent by the server as #{position}"))
-                                        }
-                                        LinkSource::Anchor => {
-                                            ("anchor", "trust anchor (not sent, as it should be)".into())
-                                        }
-                                        LinkSource::Capture {
-                                            transport,
-                                            stream,
-                                            frame,
-                                            server,
-                                            ..
-                                        } => (
-                                            "missing",
-                                            format!(
-                                                "NOT SENT by this server: missing link. Seen in {transport}.stream {stream}, frame {frame}, sent by {server}"
-                                            ),
-                                        ),
-                                        LinkSource::TrustFile { file } => (
-                                            "missing",
-                                            format!(
-                                                "NOT SENT by this server: missing link. Known from --trust {file}"
-                                            ),
-                                        ),
-                                    };
-                                    LinkView {
-                                        cert: cert(r, &l.sha256, &l.subject),
-                                        class,
-                                        label,
-                                    }
-                                })
-                                .collect(),
-                            findings: v.findings.iter().map(finding).collect(),
-                        }
-                    })
-                    .collect(),
-                without_chain: s
-                    .without_chain
-                    .iter()
-                    .map(|(status, ids)| {
-                        let list = ids.iter().take(MAX_ROWS).map(|id| handshake(r, *id)).collect();
-                        (status.clone(), ids.len(), list)
-                    })
-                    .collect(),
-            })
+            .map(|(i, s)| server(r, i, s))
             .collect(),
         more_clients: (more_clients > 0).then(|| super::more_clients(more_clients)),
         clients: shown_clients
             .iter()
             .enumerate()
-            .map(|(i, c)| {
-                let mut timeline: Vec<HandshakeView> =
-                    c.handshakes.iter().map(|id| handshake(r, *id)).collect();
-                timeline.sort_by(|a, b| {
-                    (a.h.client_hello_time.as_deref(), a.h.id)
-                        .cmp(&(b.h.client_hello_time.as_deref(), b.h.id))
-                });
-                let worst = if r.client_got_error(c) { "bad" } else { "ok" };
-                ClientView {
-                    anchor: format!("client-{i}"),
-                    ip: c.ip.to_string(),
-                    identity: &c.identity,
-                    ja3: &c.ja3,
-                    ja4: &c.ja4,
-                    worst,
-                    timeline,
-                }
+            .map(|(i, c)| client(r, i, c))
+            .collect(),
+    }
+}
+
+/// The `i`th server: its findings, its chain variants, the handshakes that saw no chain.
+fn server<'a>(r: &'a Report, i: usize, s: &'a ServerReport) -> ServerView<'a> {
+    ServerView {
+        anchor: format!("server-{i}"),
+        title: server_title(s),
+        handshakes: s.handshakes,
+        names: &s.identity.dns_names,
+        findings: s.findings.iter().map(finding).collect(),
+        variants: s.variants.iter().map(|v| variant(r, v)).collect(),
+        without_chain: s
+            .without_chain
+            .iter()
+            .map(|(status, ids)| {
+                let list = ids
+                    .iter()
+                    .take(MAX_ROWS)
+                    .map(|id| handshake(r, *id))
+                    .collect();
+                (status.clone(), ids.len(), list)
             })
             .collect(),
-    };
-    let mut env = Environment::new();
-    // Every value from the wire is HTML-escaped (the template is `.html`) and, first, has its
-    // control characters and bidi overrides made visible, as in the other formats. The
-    // template's own markup (macro output) is "safe" and left alone.
-    env.set_formatter(|out, state, value| match value.as_str() {
-        Some(text) if !value.is_safe() => {
-            minijinja::escape_formatter(out, state, &Value::from(super::clean(text)))
-        }
-        _ => minijinja::escape_formatter(out, state, value),
-    });
-    // The template is part of the program: an error in it is a bug, caught by the tests.
-    if let Err(e) = env.add_template("report.html", TEMPLATE) {
-        return template_error(&e);
     }
-    let rendered = env
-        .get_template("report.html")
-        .and_then(|t| t.render(Value::from(Serde(&page))));
-    match rendered {
-        Ok(s) => s,
-        Err(e) => template_error(&e),
+}
+
+/// A chain variant: its verdict, certificates, path, findings and (the first) handshakes.
+fn variant<'a>(r: &'a Report, v: &'a ChainVariant) -> VariantView<'a> {
+    let worst = v.findings.iter().map(|f| f.severity).min();
+    let reactions: Vec<ReactionKind> = v.clients.iter().map(|c| c.reaction.kind).collect();
+    VariantView {
+        accepted: reactions
+            .iter()
+            .filter(|k| **k == ReactionKind::Completed)
+            .count(),
+        rejected: reactions.iter().filter(|k| k.aborted()).count(),
+        count: v.clients.len(),
+        // A page stays readable: the first rows, then a count (all are in JSON).
+        handshakes: v
+            .clients
+            .iter()
+            .take(MAX_ROWS)
+            .map(|c| handshake(r, c.handshake))
+            .collect(),
+        id: &v.id,
+        status: v.verdict.as_str(),
+        status_text: verdict_line(v.verdict, v.status),
+        class: match worst {
+            Some(Severity::Error) => "bad",
+            Some(Severity::Warning) => "warn",
+            _ => "ok",
+        },
+        sent: v
+            .certificates
+            .iter()
+            .zip(&v.subjects)
+            .map(|(sha, subject)| cert(r, sha, subject))
+            .collect(),
+        path: v.path.iter().map(|l| link(r, l)).collect(),
+        findings: v.findings.iter().map(finding).collect(),
+    }
+}
+
+/// A link of the path: the certificate, and whether it was sent, missing or the anchor.
+fn link<'a>(r: &'a Report, l: &'a PathLink) -> LinkView<'a> {
+    let (class, label) = match &l.source {
+        LinkSource::Sent { position } => ("sent", format!("sent by the server as #{position}")),
+        LinkSource::Anchor => ("anchor", "trust anchor (not sent, as it should be)".into()),
+        LinkSource::Capture {
+            transport,
+            stream,
+            frame,
+            server,
+            ..
+        } => (
+            "missing",
+            format!(
+                "NOT SENT by this server: missing link. Seen in {transport}.stream {stream}, frame {frame}, sent by {server}"
+            ),
+        ),
+        LinkSource::TrustFile { file } => (
+            "missing",
+            format!("NOT SENT by this server: missing link. Known from --trust {file}"),
+        ),
+    };
+    LinkView {
+        cert: cert(r, &l.sha256, &l.subject),
+        class,
+        label,
+    }
+}
+
+/// The `i`th client listed: who it is, and its handshakes in time order.
+fn client<'a>(r: &'a Report, i: usize, c: &'a ClientReport) -> ClientView<'a> {
+    let mut timeline: Vec<HandshakeView> =
+        c.handshakes.iter().map(|id| handshake(r, *id)).collect();
+    timeline.sort_by(|a, b| {
+        (a.h.client_hello_time.as_deref(), a.h.id).cmp(&(b.h.client_hello_time.as_deref(), b.h.id))
+    });
+    let worst = if r.client_got_error(c) { "bad" } else { "ok" };
+    ClientView {
+        anchor: format!("client-{i}"),
+        ip: c.ip.to_string(),
+        identity: &c.identity,
+        ja3: &c.ja3,
+        ja4: &c.ja4,
+        worst,
+        timeline,
     }
 }
 

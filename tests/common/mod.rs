@@ -76,3 +76,17 @@ pub fn rfc3339_secs(s: &str) -> Option<i64> {
     let days = era * 146_097 + doe - 719_468;
     Some(days * 86_400 + h * 3600 + mi * 60 + sec - offset)
 }
+
+/// A printer of `chainsniff::render` (`text::write`, `markdown::write`, ...).
+pub type Printer = fn(
+    &chainsniff::Report,
+    &mut dyn std::io::Write,
+    &chainsniff::render::Style,
+) -> std::io::Result<()>;
+
+/// The report as `write` prints it, with the default style (no colors, 80 columns).
+pub fn rendered(write: Printer, r: &chainsniff::Report) -> String {
+    let mut out = Vec::new();
+    write(r, &mut out, &chainsniff::render::Style::default()).unwrap();
+    String::from_utf8(out).unwrap()
+}
