@@ -10,6 +10,8 @@
 //! skipped with a notice. When the variable is set but the folder is missing, the test fails.
 
 use std::collections::BTreeMap;
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use chainsniff::analysis::analyze_capture;
@@ -38,28 +40,12 @@ const KNOWN_GAPS: &[(&str, &str)] = &[
 ];
 
 fn corpus() -> Option<PathBuf> {
-    match std::env::var_os("CHAINSNIFF_PUBLIC_CAPTURES") {
-        Some(p) => {
-            let p = PathBuf::from(p);
-            assert!(
-                p.join("truth").is_dir(),
-                "CHAINSNIFF_PUBLIC_CAPTURES is set to {} but it has no truth/ folder",
-                p.display()
-            );
-            Some(p)
-        }
-        None => {
-            let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/captures/public");
-            if p.join("truth").is_dir() {
-                Some(p)
-            } else {
-                eprintln!(
-                    "NOTICE: public capture corpus not found (set CHAINSNIFF_PUBLIC_CAPTURES); tshark conformance test skipped"
-                );
-                None
-            }
-        }
-    }
+    common::shared_data(
+        "CHAINSNIFF_PUBLIC_CAPTURES",
+        "captures/public",
+        "truth",
+        "the tshark conformance test",
+    )
 }
 
 /// What chainsniff reports for one capture: ClientHello frames → stream, and per frame the

@@ -139,28 +139,12 @@ struct Compared {
 }
 
 fn public_corpus() -> Option<PathBuf> {
-    match std::env::var_os("CHAINSNIFF_PUBLIC_CAPTURES") {
-        Some(p) => {
-            let p = PathBuf::from(p);
-            assert!(
-                p.join("truth").is_dir(),
-                "CHAINSNIFF_PUBLIC_CAPTURES is set to {} but it has no truth/ folder",
-                p.display()
-            );
-            Some(p)
-        }
-        None => {
-            let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/captures/public");
-            if p.join("truth").is_dir() {
-                Some(p)
-            } else {
-                eprintln!(
-                    "NOTICE: public capture corpus not found (set CHAINSNIFF_PUBLIC_CAPTURES); its chains are not compared with openssl"
-                );
-                None
-            }
-        }
-    }
+    common::shared_data(
+        "CHAINSNIFF_PUBLIC_CAPTURES",
+        "captures/public",
+        "truth",
+        "comparing the public corpus's chains with openssl",
+    )
 }
 
 fn is_capture(p: &Path) -> bool {

@@ -17,7 +17,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chainsniff::pki::verdict::{Strict, strict_verify};
 use chainsniff::pki::{CertStore, Checker, Purpose, TrustSource, TrustStore, Verdict};
@@ -190,28 +190,12 @@ const EXCEPTIONS: &[(&str, &str)] = &[
 ];
 
 fn limbo_dir() -> Option<PathBuf> {
-    match std::env::var_os("CHAINSNIFF_X509_LIMBO") {
-        Some(p) => {
-            let p = PathBuf::from(p);
-            assert!(
-                p.join("limbo.json").is_file(),
-                "CHAINSNIFF_X509_LIMBO is set to {} but it has no limbo.json",
-                p.display()
-            );
-            Some(p)
-        }
-        None => {
-            let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/x509-limbo");
-            if p.join("limbo.json").is_file() {
-                Some(p)
-            } else {
-                eprintln!(
-                    "NOTICE: x509-limbo not found (set CHAINSNIFF_X509_LIMBO): limbo test skipped"
-                );
-                None
-            }
-        }
-    }
+    common::shared_data(
+        "CHAINSNIFF_X509_LIMBO",
+        "x509-limbo",
+        "limbo.json",
+        "the x509-limbo test",
+    )
 }
 
 fn der_of(pem: &str) -> Vec<u8> {

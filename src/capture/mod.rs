@@ -226,22 +226,35 @@ pub fn read_from(
             "offset 0: cannot parse the {name} file header ({e:?})"
         ))
     })?;
-    let mut summary = CaptureSummary {
-        path: path.to_string(),
-        format: Some(format),
-        compression,
-        frames: 0,
-        truncated: false,
-        warnings: Vec::new(),
-    };
+    let mut summary = CaptureSummary::new(path, format, compression);
     let result = pump(reader, &mut summary, on_frame, on_secrets);
-    if let Err(message) = result {
-        if summary.frames == 0 {
-            return Err(err(message));
+    summary.end(result).map_err(err)
+}
+
+impl CaptureSummary {
+    /// Nothing read yet.
+    fn new(path: &str, format: Format, compression: Compression) -> Self {
+        CaptureSummary {
+            path: path.to_string(),
+            format: Some(format),
+            compression,
+            frames: 0,
+            truncated: false,
+            warnings: Vec::new(),
         }
-        summary.warnings.push(message);
     }
-    Ok(summary)
+
+    /// What a reader's `result` makes of the capture: corruption after some frames is a
+    /// warning on a capture that still reports them; before any, the capture is unreadable.
+    fn end(mut self, result: Result<(), String>) -> Result<Self, String> {
+        if let Err(message) = result {
+            if self.frames == 0 {
+                return Err(message);
+            }
+            self.warnings.push(message);
+        }
+        Ok(self)
+    }
 }
 
 /// Reads a Network Monitor or snoop capture (record formats pcap-parser does not read).
@@ -257,14 +270,7 @@ fn read_records(
         path: path.to_string(),
         message,
     };
-    let mut summary = CaptureSummary {
-        path: path.to_string(),
-        format: Some(format),
-        compression,
-        frames: 0,
-        truncated: false,
-        warnings: Vec::new(),
-    };
+    let mut summary = CaptureSummary::new(path, format, compression);
     let mut header = vec![0u8; header_len];
     source
         .read_exact(&mut header)
@@ -274,13 +280,7 @@ fn read_records(
         Format::Netmon2 => netmon::pump(&header, &mut records, &mut summary, &mut on_frame),
         _ => snoop::pump(&header, &mut records, &mut summary, &mut on_frame),
     };
-    if let Err(message) = result {
-        if summary.frames == 0 {
-            return Err(err(message));
-        }
-        summary.warnings.push(message);
-    }
-    Ok(summary)
+    summary.end(result).map_err(err)
 }
 
 fn source_head<R>(source: &io::Chain<io::Cursor<Vec<u8>>, R>) -> Vec<u8> {

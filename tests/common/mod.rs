@@ -90,3 +90,31 @@ pub fn rendered(write: Printer, r: &chainsniff::Report) -> String {
     write(r, &mut out, &chainsniff::render::Style::default()).unwrap();
     String::from_utf8(out).unwrap()
 }
+
+/// Third-party test data beside the checkout (`../shared/...`): the folder named by `env_var`
+/// (which must then hold `marker`), else `../shared/<beside>` when it holds `marker`, else
+/// `None` after a visible notice that `what` was skipped.
+pub fn shared_data(env_var: &str, beside: &str, marker: &str, what: &str) -> Option<PathBuf> {
+    match std::env::var_os(env_var) {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            assert!(
+                p.join(marker).exists(),
+                "{env_var} is set to {} but it has no {marker}",
+                p.display()
+            );
+            Some(p)
+        }
+        None => {
+            let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared")
+                .join(beside);
+            if p.join(marker).exists() {
+                Some(p)
+            } else {
+                eprintln!("NOTICE: {beside} not found (set {env_var}): {what} skipped");
+                None
+            }
+        }
+    }
+}
