@@ -1,12 +1,14 @@
 //! chainsniff: a passive, offline TLS handshake analyzer.
 //!
-//! It reads pcap / pcapng captures, reassembles every TCP stream, extracts the TLS handshakes
-//! and tells, for every client, which certificate chain each server sent it, whether that chain
-//! was complete, and how the client reacted. The pipeline, one module per stage:
+//! It reads captures (pcap, pcapng, Network Monitor, snoop), follows every TLS, DTLS, QUIC,
+//! STARTTLS and EAP conversation, extracts the handshakes and tells, for every client, which
+//! certificate chain each server sent it, whether a strict client accepts that chain, and how
+//! the client reacted. The pipeline, one folder per stage:
 //!
-//! frames ([`capture`]) → segments ([`decode`]) → stream bytes ([`reassembly`]) →
-//! TLS events ([`tls`]) → handshakes ([`handshake`]) → chain diagnoses ([`pki`]) →
-//! report ([`report`], printed by [`render`]). [`analysis`] drives the stages.
+//! frames ([`capture`]) → segments ([`wire`]) → stream bytes ([`flow`]) → TLS events and
+//! handshakes ([`tls`]) → the client's reaction ([`judge`]) and the chain's verdict ([`pki`]) →
+//! report ([`report`], printed by [`render`]). [`analysis`] drives the stages; [`model`] is
+//! their shared vocabulary and [`Error`] the library's errors. [`run`] does it all in one call.
 
 #![forbid(unsafe_code)]
 
