@@ -2,7 +2,7 @@
 //!
 //! Reads classic pcap (micro- and nanosecond, either byte order) and pcapng (several sections and
 //! interfaces, each with its own link type and timestamp resolution), Microsoft Network
-//! Monitor 2.x ([`netmon`]) and Sun snoop ([`snoop`]), compressed (gzip, zstd, lz4 frames, as
+//! Monitor 2.x (`netmon.rs`) and Sun snoop (`snoop.rs`), compressed (gzip, zstd, lz4 frames, as
 //! Wireshark reads them) or not,
 //! from a file or standard input. The format is detected by magic bytes, never by file name.
 //!
