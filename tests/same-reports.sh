@@ -37,12 +37,12 @@ for c in "${inputs[@]}"; do
         for f in text markdown html json jsonl; do
             args=(analyze "$c" --trust captures/pki/root.pem -f "$f" --color never -q)
             [ -n "$k" ] && args+=("$k")
-            "$OLD" "${args[@]}" > "$WORK/old" 2>&1 || true
-            "$NEW" "${args[@]}" > "$WORK/new" 2>&1 || true
+            "$OLD" "${args[@]}" > "$WORK/out-old" 2>&1 || true
+            "$NEW" "${args[@]}" > "$WORK/out-new" 2>&1 || true
             n=$((n + 1))
-            if ! cmp -s "$WORK/old" "$WORK/new"; then
+            if ! cmp -s "$WORK/out-old" "$WORK/out-new"; then
                 echo "DIFFERENT: $c $k -f $f"
-                diff "$WORK/old" "$WORK/new" | head -20
+                { diff "$WORK/out-old" "$WORK/out-new" || true; } | head -20 || true
                 status=1
             fi
         done
