@@ -465,10 +465,7 @@ impl RadiusFlow {
             self.drop_session(s, end, out);
         }
         self.datagram_inner(at, src, dst, payload, out);
-        let c = std::mem::take(&mut self.evictor.counts);
-        evicted.full += c.full;
-        evicted.idle += c.idle;
-        evicted.first_full_frame = evicted.first_full_frame.or(c.first_full_frame);
+        evicted.add(std::mem::take(&mut self.evictor.counts));
     }
 
     fn datagram_inner(

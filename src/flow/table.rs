@@ -130,6 +130,15 @@ pub struct FlowEvictions {
     pub forgotten: u64,
 }
 
+impl FlowEvictions {
+    /// Adds `other`'s counts (the first eviction for a full table stays the earlier one).
+    pub fn add(&mut self, other: FlowEvictions) {
+        self.full += other.full;
+        self.idle += other.idle;
+        self.first_full_frame = self.first_full_frame.or(other.first_full_frame);
+    }
+}
+
 /// Ended conversations, remembered compactly by a hash of their addresses so that stream
 /// numbering stays Wireshark's after the per-connection state is freed.
 pub(crate) struct Settled<T> {

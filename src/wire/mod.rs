@@ -90,22 +90,7 @@ pub fn transport(
         6 => {
             let tcp = etherparse::TcpSlice::from_slice(data)
                 .map_err(|e| DecodeError::Malformed(format!("TCP header: {e}")))?;
-            Ok(Decoded::Tcp(TcpSegment {
-                src,
-                dst,
-                sport: tcp.source_port(),
-                dport: tcp.destination_port(),
-                seq: tcp.sequence_number(),
-                ack: tcp.acknowledgment_number(),
-                flags: TcpFlags {
-                    syn: tcp.syn(),
-                    ack: tcp.ack(),
-                    fin: tcp.fin(),
-                    rst: tcp.rst(),
-                },
-                payload: tcp.payload(),
-                missing: 0,
-            }))
+            Ok(Decoded::Tcp(segment(src, dst, &tcp, 0)))
         }
         17 => {
             let udp = etherparse::UdpSlice::from_slice(data)
@@ -560,7 +545,17 @@ fn tcp_of<'a>(packet: &LaxSlicedPacket<'a>) -> Result<Decoded<'a>, DecodeError> 
     } else {
         0
     };
-    Ok(Decoded::Tcp(TcpSegment {
+    Ok(Decoded::Tcp(segment(src, dst, tcp, missing)))
+}
+
+/// The segment a TCP header slice describes (`missing`: payload bytes the snap length cut).
+fn segment<'a>(
+    src: IpAddr,
+    dst: IpAddr,
+    tcp: &etherparse::TcpSlice<'a>,
+    missing: u32,
+) -> TcpSegment<'a> {
+    TcpSegment {
         src,
         dst,
         sport: tcp.source_port(),
@@ -575,5 +570,5 @@ fn tcp_of<'a>(packet: &LaxSlicedPacket<'a>) -> Result<Decoded<'a>, DecodeError> 
         },
         payload: tcp.payload(),
         missing,
-    }))
+    }
 }
