@@ -130,6 +130,10 @@ struct Template {
     turns: Vec<(bool, Vec<u8>)>,
     /// Certificates in the server's Certificate message (None: none in plaintext).
     certs: Option<usize>,
+    /// The certificates of that message, DER.
+    chain: Vec<Vec<u8>>,
+    /// The client sent an alert after the server's flight.
+    client_alert: bool,
     tls13: bool,
     /// The client went on after the server's flight (application data may follow).
     completed: bool,
@@ -168,7 +172,8 @@ fn load_templates(root: &Path) -> Vec<Template> {
                 .filter(|(from_client, _)| !from_client)
                 .flat_map(|(_, b)| b.clone())
                 .collect();
-            let (certs, tls13) = scan_server_flight(&server);
+            let (chain, tls13) = scan_server_flight(&server);
+            let certs = chain.as_ref().map(Vec::len);
             let client_alert = c
                 .turns
                 .iter()
@@ -177,6 +182,8 @@ fn load_templates(root: &Path) -> Vec<Template> {
                 completed: !client_alert && !c.ended_by_client_rst_or_alert,
                 turns: c.turns,
                 certs,
+                chain: chain.unwrap_or_default(),
+                client_alert,
                 tls13,
             });
         }
@@ -185,9 +192,9 @@ fn load_templates(root: &Path) -> Vec<Template> {
     out
 }
 
-/// Walks the server's plaintext records: the certificate count of its Certificate message, and
+/// Walks the server's plaintext records: the certificates of its Certificate message, and
 /// whether the ServerHello chose TLS 1.3 (supported_versions 0x0304).
-fn scan_server_flight(b: &[u8]) -> (Option<usize>, bool) {
+fn scan_server_flight(b: &[u8]) -> (Option<Vec<Vec<u8>>>, bool) {
     let mut hs = Vec::new();
     let mut o = 0;
     while o + 5 <= b.len() {
@@ -208,20 +215,30 @@ fn scan_server_flight(b: &[u8]) -> (Option<usize>, bool) {
         match t {
             2 => tls13 = body.windows(6).any(|w| w == [0, 0x2b, 0, 2, 3, 4]),
             11 => {
-                let mut n = 0;
+                let mut chain = Vec::new();
                 let mut p = 3;
                 while p + 3 <= body.len() {
                     let l = u32::from_be_bytes([0, body[p], body[p + 1], body[p + 2]]) as usize;
+                    chain.push(body[(p + 3).min(body.len())..(p + 3 + l).min(body.len())].to_vec());
                     p += 3 + l;
-                    n += 1;
                 }
-                certs = Some(n);
+                certs = Some(chain);
             }
             _ => {}
         }
         o += 4 + len;
     }
     (certs, tls13)
+}
+
+/// The first template with the same certificates as `template`: chains are told apart by
+/// their bytes, as chainsniff's chain variants are.
+fn template_chain_id(templates: &[Template], template: usize) -> usize {
+    let chain = &templates[template].chain;
+    templates
+        .iter()
+        .position(|t| !t.tls13 && t.chain == *chain)
+        .unwrap_or(template)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -327,6 +344,27 @@ struct Truth {
     /// Sparse capture only: bytes of bulk data (TLS records or HTTP body) sent by the servers.
     #[serde(skip_serializing_if = "Option::is_none")]
     bulk_bytes: Option<u64>,
+    /// The root causes chainsniff must name (`summary.causes`), by kind, with their counts.
+    causes: BTreeMap<&'static str, CauseTruth>,
+    /// Per server (address and port): the distinct chains it sent, for `inconsistent_chains`.
+    #[serde(skip)]
+    chains_of: BTreeMap<SocketAddr, std::collections::BTreeSet<usize>>,
+    /// Per cause: the servers that sent such a chain.
+    #[serde(skip)]
+    cause_servers: BTreeMap<&'static str, std::collections::BTreeSet<SocketAddr>>,
+}
+
+/// What one root cause counts: every TLS conversation has its own client address.
+#[derive(Default, serde::Serialize)]
+struct CauseTruth {
+    /// Server chains with it (one per server address and port: the template's chain).
+    chains: u64,
+    handshakes: u64,
+    clients: u64,
+    /// Clients whose template shows the client's alert after the server's flight.
+    failed_clients: u64,
+    /// Of the servers, those that send other clients another chain.
+    mixed_servers: u64,
 }
 
 impl Gen {
@@ -351,6 +389,43 @@ impl Gen {
         }
         let port = [443, 5061, 4443][self.rng.below(3) as usize];
         (Kind::Tls { template, app_data }, port)
+    }
+
+    /// The root causes of a conversation replaying `template` with `server`, derived from the
+    /// template's bytes: one certificate sent (the intermediate is elsewhere in the capture) is
+    /// `missing_intermediate`; a certificate sent twice is `duplicate_certificate`; TLS 1.3
+    /// without a key log is `not_judged`.
+    fn count_causes(&mut self, template: usize, server: SocketAddr) {
+        let t = &self.templates[template];
+        let mut kinds: Vec<&'static str> = Vec::new();
+        if t.tls13 {
+            kinds.push("not_judged");
+        } else if t.certs == Some(1) {
+            kinds.push("missing_intermediate");
+        }
+        if (1..t.chain.len()).any(|i| t.chain[..i].contains(&t.chain[i])) {
+            kinds.push("duplicate_certificate");
+        }
+        if !t.tls13 && t.certs.is_some() {
+            self.truth
+                .chains_of
+                .entry(server)
+                .or_default()
+                .insert(template_chain_id(&self.templates, template));
+        }
+        for kind in kinds {
+            let c = self.truth.causes.entry(kind).or_default();
+            c.handshakes += 1;
+            c.clients += 1;
+            c.failed_clients += u64::from(t.client_alert);
+            if kind != "not_judged" {
+                self.truth
+                    .cause_servers
+                    .entry(kind)
+                    .or_default()
+                    .insert(server);
+            }
+        }
     }
 
     /// A bulk conversation of 64 KiB to 8 MiB (log-uniform) from the server.
@@ -441,6 +516,9 @@ impl Gen {
         };
         let client = SocketAddr::new(client_ip, 10_000 + (n % 50_000) as u16);
         let server = SocketAddr::new(server_ip, port);
+        if let Kind::Tls { template, .. } = &kind {
+            self.count_causes(*template, server);
+        }
         let mut conv = synth::Conversation::new(client, server, self.rng.next() as u32);
         conv.mss = 1448;
         if self.rng.chance(200) {
@@ -732,6 +810,36 @@ fn main() -> std::io::Result<()> {
     }
     g.truth.bytes = w.bytes;
     g.truth.frames = w.packets;
+    // A server that sends different chains is told in the cause of its faulty one (the
+    // leaf-only chain); only the others form the `inconsistent_chains` cause.
+    let cause_servers = std::mem::take(&mut g.truth.cause_servers);
+    let faulty = cause_servers
+        .get("missing_intermediate")
+        .cloned()
+        .unwrap_or_default();
+    let mixed: Vec<(SocketAddr, usize)> = g
+        .truth
+        .chains_of
+        .iter()
+        .filter(|(_, c)| c.len() > 1)
+        .map(|(s, c)| (*s, c.len()))
+        .collect();
+    for (kind, servers) in &cause_servers {
+        let c = g.truth.causes.entry(kind).or_default();
+        c.chains = servers.len() as u64;
+        if *kind == "missing_intermediate" {
+            c.mixed_servers = mixed.iter().filter(|(s, _)| servers.contains(s)).count() as u64;
+        }
+    }
+    let inconsistent: Vec<usize> = mixed
+        .iter()
+        .filter(|(s, _)| !faulty.contains(s))
+        .map(|(_, n)| *n)
+        .collect();
+    if !inconsistent.is_empty() {
+        let c = g.truth.causes.entry("inconsistent_chains").or_default();
+        c.chains = inconsistent.iter().sum::<usize>() as u64;
+    }
     if sparse.is_some() {
         g.truth.handshakes_per_mb = Some(g.truth.tls_handshakes as f64 / (w.bytes as f64 / 1e6));
         g.truth.bulk_flows.get_or_insert(0);

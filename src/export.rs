@@ -102,37 +102,49 @@ pub fn export_certs(analysis: &Analysis, report: &Report, dir: &Path) -> Result<
             out.chains
                 .push(write(format!("chain-{server_name}-{}.pem", v.id), &body)?);
         }
-        let is_anchor = |sha: &Sha| {
-            analysis
-                .store
-                .meta(sha)
-                .or_else(|| analysis.trust.store.meta(sha))
-                .is_some_and(|m| analysis.trust.is_anchor(sha, m))
-        };
-        if let Some(bundle) = bundle(server, &der_of, &is_anchor) {
-            out.bundles
-                .push(write(format!("bundle-{server_name}.pem"), &bundle)?);
+        if let Some(bundle) = bundle(analysis, server, &der_of) {
+            out.bundles.push(write(bundle_name(server), &bundle)?);
         }
     }
     Ok(out)
 }
 
-/// The chain `server` should send: the first variant's path that reaches a trust anchor, leaf
-/// first, without the anchor. None when no variant's path is known up to an anchor.
-fn bundle<'a>(
-    server: &ServerReport,
-    der_of: &impl Fn(&Sha) -> Option<&'a [u8]>,
-    is_anchor: &impl Fn(&Sha) -> bool,
-) -> Option<String> {
-    let anchor = |l: &PathLink| {
-        matches!(l.source, LinkSource::Anchor)
-            || sha_from_hex(&l.sha256).is_some_and(|s| is_anchor(&s))
-    };
-    let path = server
+/// `bundle-lyncpool.contoso.test_127.0.0.10_443.pem`: the file [`export_certs`] writes the chain
+/// `server` should send to (when [`bundle_path`] finds one).
+pub fn bundle_name(server: &ServerReport) -> String {
+    format!("bundle-{}.pem", server_slug(server))
+}
+
+/// The link is a trust anchor (as a path's end, or a root the server sent itself).
+fn is_anchor(analysis: &Analysis, l: &PathLink) -> bool {
+    matches!(l.source, LinkSource::Anchor)
+        || sha_from_hex(&l.sha256).is_some_and(|sha| {
+            analysis
+                .store
+                .meta(&sha)
+                .or_else(|| analysis.trust.store.meta(&sha))
+                .is_some_and(|m| analysis.trust.is_anchor(&sha, m))
+        })
+}
+
+/// The path `server` should send, leaf first, ending at a trust anchor: the first variant's
+/// path that reaches one. None when no variant's path is known up to an anchor.
+pub fn bundle_path<'a>(analysis: &Analysis, server: &'a ServerReport) -> Option<&'a [PathLink]> {
+    server
         .variants
         .iter()
-        .map(|v| &v.path)
-        .find(|p| p.last().is_some_and(anchor))?;
+        .map(|v| v.path.as_slice())
+        .find(|p| p.last().is_some_and(|l| is_anchor(analysis, l)))
+}
+
+/// The chain `server` should send as PEM: [`bundle_path`] without the anchor.
+fn bundle<'a>(
+    analysis: &Analysis,
+    server: &ServerReport,
+    der_of: &impl Fn(&Sha) -> Option<&'a [u8]>,
+) -> Option<String> {
+    let path = bundle_path(analysis, server)?;
+    let anchor = |l: &PathLink| is_anchor(analysis, l);
     let mut body = String::new();
     for link in path.iter().filter(|l| !anchor(l)) {
         let der = der_of(&sha_from_hex(&link.sha256)?)?;

@@ -165,8 +165,7 @@ fn radius_eap_tls_leaf_only_unknown_ca() {
     assert_eq!(
         r.summary.headlines,
         [
-            "1 of 1 client received an incomplete chain from 127.0.4.1:1812.",
-            "1 of 1 handshakes with 127.0.4.1:1812 got chain A: invalid, incomplete (missing O=Tailspin, CN=Tailspin Issuing CA); aborted: 127.0.4.2 (alert unknown_ca, frame 7)."
+            "missing issuer O=Tailspin, CN=Tailspin Issuing CA (not in the capture): 1 chain of 127.0.4.1:1812; 1 client (1 JA4 t12i280500_d943125447b4_a44c6288192a: phone-0011@tailspin.test): 1 failed (alert unknown_ca, first in frame 7). Fix: Send the issuing CA certificate after the leaf."
         ]
     );
     assert_eq!(r.captures[0].other_frames, 0);
@@ -289,8 +288,7 @@ fn wired_eapol_leaf_only_unknown_ca() {
     assert_eq!(
         r.summary.headlines,
         [
-            "1 of 1 client received an incomplete chain from 00:1b:54:00:00:01.",
-            "1 of 1 handshakes with 00:1b:54:00:00:01 got chain A: invalid, incomplete (missing O=Tailspin, CN=Tailspin Issuing CA); aborted: 00:04:f2:00:00:11 (alert unknown_ca, frame 9)."
+            "missing issuer O=Tailspin, CN=Tailspin Issuing CA (not in the capture): 1 chain of 00:1b:54:00:00:01; 1 client (1 Polycom: phone-0011@tailspin.test): 1 failed (alert unknown_ca, first in frame 9). Fix: Send the issuing CA certificate after the leaf."
         ]
     );
     // The chain variant's finding shows the conversation too.

@@ -195,11 +195,84 @@ fn vip_before_the_fix_sends_leaf_only_to_some_phones() {
 
     assert_eq!(r.summary.by_status.get("incomplete"), Some(&4));
     assert_eq!(r.summary.by_status.get("complete"), Some(&2));
+    // One root cause per line, the failing one first, with true counts: 4 handshakes of 3
+    // clients got the leaf alone; 127.0.1.11 (twice) and 127.0.1.12 aborted, 127.0.1.21
+    // fetched the issuer and went on.
     assert_eq!(
-        r.summary.headlines[0],
-        "3 of 4 clients received an incomplete chain from lyncpool.contoso.test (127.0.0.10:443)."
+        r.summary.headlines,
+        [
+            "missing intermediate O=Contoso, CN=Contoso Issuing CA 01: 1 chain of lyncpool.contoso.test (127.0.0.10:443), which sends other clients another chain; 3 clients (3 JA4 t12d150700_d68b136fe8d9_e7e480e5a997: 127.0.1.11, 127.0.1.12, 127.0.1.21): 2 failed (alert unknown_ca, first in frame 8), 1 went on. Fix: Send the full chain: the leaf, then each intermediate. Install bundle-lyncpool.contoso.test_127.0.0.10_443.pem (--export-certs DIR)."
+        ]
     );
-    assert!(r.summary.headlines[1].contains("127.0.1.11 (alert unknown_ca, frame 8)"));
+    let c = &r.summary.causes[0];
+    assert_eq!(c.kind, "missing_intermediate");
+    assert_eq!(c.certificate.as_deref(), Some(issuing.as_str()));
+    assert_eq!((c.chains, c.handshakes, c.clients), (1, 4, 3));
+    assert_eq!((c.failed_clients, c.went_on_clients), (2, 1));
+    assert_eq!(c.failures.get("alert unknown_ca"), Some(&3));
+    assert_eq!(c.first_failure.map(|f| f.frame), Some(8));
+    assert_eq!(c.servers[0].variants, ["A"]);
+    let coping = c.coping.as_deref().unwrap();
+    assert!(coping.contains("the caIssuers URL http://pki.contoso.test/issuing-ca.crt"));
+    assert!(
+        coping.ends_with("In this capture 1 client went on."),
+        "{coping}"
+    );
+}
+
+/// Before and after the fix, in one report: the cause line says per capture how the server's
+/// handshakes fared, so that the pair reads as the verification of the fix.
+#[test]
+fn before_and_after_read_as_the_verification_of_the_fix() {
+    let r = chainsniff::run(
+        &[
+            repo_path("captures/lync-vip-before.pcapng"),
+            repo_path("captures/lync-vip-fixed.pcap"),
+        ],
+        &with_root(),
+    )
+    .unwrap();
+    let kinds: Vec<&str> = r.summary.causes.iter().map(|c| c.kind.as_ref()).collect();
+    // The server's third chain (leaf, leaf, intermediate, root) is told in the first cause
+    // ("which sends other clients another chain"), not as a cause of its own.
+    assert_eq!(kinds, ["missing_intermediate", "duplicate_certificate"]);
+    assert_eq!(r.summary.causes[0].mixed_servers, 1);
+    let per = |i: usize| -> Vec<(usize, usize, usize, usize)> {
+        r.summary.causes[i]
+            .per_capture
+            .iter()
+            .map(|c| {
+                (
+                    c.capture,
+                    c.handshakes,
+                    c.server_handshakes,
+                    c.failed_clients,
+                )
+            })
+            .collect()
+    };
+    // Before: 4 of the server's 5 handshakes got the leaf alone, 2 clients failed; after: none.
+    assert_eq!(per(0), [(0, 4, 5, 2), (1, 0, 3, 0)]);
+    // After: all 3 got the leaf twice, and no client failed.
+    assert_eq!(per(1), [(0, 0, 5, 0), (1, 3, 3, 0)]);
+    assert!(
+        r.summary.headlines[0].contains(
+            "By capture: lync-vip-before.pcapng: 4 of 5 handshakes, 2 clients failed; lync-vip-fixed.pcap: none of 3 handshakes."
+        ),
+        "{}",
+        r.summary.headlines[0]
+    );
+    assert!(r.summary.headlines[0].contains("first in frame 8 of lync-vip-before.pcapng"));
+    let chains: Vec<usize> = r.summary.causes[0]
+        .per_capture
+        .iter()
+        .map(|c| c.chains)
+        .collect();
+    assert_eq!(
+        chains,
+        [1, 0],
+        "the leaf-only chain before the fix, not after"
+    );
 }
 
 #[test]

@@ -175,7 +175,13 @@ fn findings_name_their_frame_filter_fix_and_the_aia_fetch() {
     let r = phones();
     assert_eq!(
         r.summary.headlines[0],
-        "3 of 4 clients received an incomplete chain from lyncpool.contoso.test (127.0.0.10:443)."
+        "missing intermediate O=Contoso, CN=Contoso Issuing CA 01: 1 chain of lyncpool.contoso.test (127.0.0.10:443), which sends other clients another chain; 3 clients (2 Polycom (MS-UC-Client): CX3000-11, CX3000-12; 1 Dell Inc. (MSFT 5.0): WS-ADMIN01): 2 failed (alert unknown_ca, first in frame 37), 1 went on. Fix: Send the full chain: the leaf, then each intermediate. Install bundle-lyncpool.contoso.test_127.0.0.10_443.pem (--export-certs DIR)."
+    );
+    // Why the admin's own test worked: the client that fetched the issuer went on.
+    let coping = r.summary.causes[0].coping.as_deref().unwrap();
+    assert!(
+        coping.ends_with("In this capture 1 client went on (127.0.1.21 fetched it in frame 25)."),
+        "{coping}"
     );
     let vip = &r.servers[0];
     let inconsistent = &vip.findings[0];
@@ -216,7 +222,8 @@ fn findings_name_their_frame_filter_fix_and_the_aia_fetch() {
 
 /// The facts someone who never saw the capture needs, in every format for people.
 const STORY: &[&str] = &[
-    "3 of 4 clients received an incomplete chain from lyncpool.contoso.test (127.0.0.10:443)",
+    "missing intermediate O=Contoso, CN=Contoso Issuing CA 01",
+    "lyncpool.contoso.test (127.0.0.10:443)",
     "CN=Contoso Issuing CA 01",
     "NOT SENT",
     "CX3000-11",

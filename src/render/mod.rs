@@ -250,6 +250,14 @@ fn more_clients(n: usize) -> String {
     )
 }
 
+/// Each capture's file name, as cause lines name them.
+fn capture_names(r: &Report) -> Vec<String> {
+    r.captures
+        .iter()
+        .map(|c| crate::report::capture_name(&c.summary.path))
+        .collect()
+}
+
 /// Who the client at `ip` is, as far as the capture tells: "CX3000-11 · Polycom · 00:04:f2:..".
 fn who(r: &Report, ip: std::net::IpAddr) -> String {
     let Some(client) = r.client(ip) else {

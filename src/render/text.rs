@@ -7,12 +7,14 @@
 use std::fmt::Write as _;
 
 use super::{
-    Row, Style, aia_text, capture_kind, clean, clients_to_show, counts, group_name, joined,
-    link_text, more_clients, plural, reaction_text, server_title, severity_word, short,
+    Row, Style, aia_text, capture_kind, capture_names, clean, clients_to_show, counts, group_name,
+    joined, link_text, more_clients, plural, reaction_text, server_title, severity_word, short,
     verdict_line, who,
 };
 use crate::pki::Finding;
-use crate::report::{ChainVariant, ClientReport, Group, Report, ServerReport, TrustInfo};
+use crate::report::{
+    ChainVariant, ClientReport, Group, MAX_HEADLINES, Report, ServerReport, TrustInfo,
+};
 
 /// Writes the text report to `w` as it is made, a chunk of whole lines at a time; with
 /// `style.color`, with ANSI colors for a terminal (applied after wrapping, so the layout is
@@ -98,11 +100,10 @@ impl Text<'_> {
         let r = self.r;
         let s = &r.summary;
         let head = format!(
-            "{} - {} capture{}, {} frames, {} TLS handshake{}, {} server{}, {} client{}",
+            "{} - {} capture{}, {} TLS handshake{}, {} server{}, {} client{}",
             r.generator,
             s.captures,
             plural(s.captures),
-            s.frames,
             s.handshakes,
             plural(s.handshakes),
             s.servers,
@@ -145,25 +146,56 @@ impl Text<'_> {
                 plural(s.filtered_out)
             );
         }
-        o.push('\n');
+        // The problems follow under their own heading; without any, a blank line.
+        if s.causes.is_empty() {
+            o.push('\n');
+        }
     }
 
-    /// PROBLEMS: the headlines, or that there are none.
+    /// PROBLEMS: one entry per root cause across servers (what, where, who and how they
+    /// fared, the fix), or that there are none; then who fails and who copes with an
+    /// incomplete chain.
     fn problems(&self, o: &mut String) {
         let s = &self.r.summary;
-        if s.headlines.is_empty() {
+        if s.causes.is_empty() {
             if s.handshakes > 0 {
                 o.push_str("No chain problems found.\n\n");
             } else {
                 o.push_str("No TLS handshake found in the capture.\n\n");
             }
-        } else {
-            o.push_str("PROBLEMS\n");
-            for h in &s.headlines {
-                self.wrap(o, "  * ", 4, &clean(h));
-            }
-            o.push('\n');
+            return;
         }
+        let names = capture_names(self.r);
+        o.push_str("PROBLEMS (root causes, most failing clients first)\n");
+        for (i, c) in s.causes.iter().take(MAX_HEADLINES).enumerate() {
+            let title = format!("{} {}", severity_word(c.severity), clean(&c.what));
+            self.wrap(o, &format!("{:>2}. ", i + 1), 4, &title);
+            let mut at = c.where_text();
+            let clients = c.clients_text(&names);
+            if !clients.is_empty() {
+                at = format!("{at}; {clients}");
+            }
+            self.wrap(o, "    ", 4, &clean(&at));
+            if !c.per_capture.is_empty() {
+                self.wrap(
+                    o,
+                    "    by capture: ",
+                    16,
+                    &clean(&c.per_capture_text(&names)),
+                );
+            }
+            self.wrap(o, "    fix: ", 9, &clean(&c.fix_text()));
+        }
+        if let Some(more) = crate::report::more_causes(&s.causes) {
+            self.wrap(o, "  ", 4, &more);
+        }
+        for (i, c) in s.causes.iter().take(MAX_HEADLINES).enumerate() {
+            if let Some(coping) = &c.coping {
+                let _ = writeln!(o, "\nWHO FAILS AND WHO COPES (cause {})", i + 1);
+                self.wrap(o, "  ", 2, &clean(coping));
+            }
+        }
+        o.push('\n');
     }
 
     /// BY ...: a line per group (`--group-by`), if asked.

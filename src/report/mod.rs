@@ -23,6 +23,12 @@ use crate::pki::{
 use crate::spill::Spill;
 use crate::tls::handshake::{Decryption, version_name};
 
+mod causes;
+pub use causes::{
+    CaptureCount, Cause, CauseServer, ClientKind, FrameRef, MAX_HEADLINES, more_causes,
+};
+use causes::{Causes, NotJudged, ServerFacts};
+
 pub const SCHEMA: &str = "chainsniff/1";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -333,8 +339,11 @@ pub struct Summary {
     pub not_judged: usize,
     pub errors: usize,
     pub warnings: usize,
-    /// One line per problem, for the top of a ticket.
+    /// One line per root cause (the first [`causes::MAX_HEADLINES`] of `causes`, then how many
+    /// more), for the top of a ticket.
     pub headlines: Vec<String>,
+    /// The root causes across servers, most failing clients first.
+    pub causes: Vec<Cause>,
     /// Handshakes left out of this report by `--client`, `--server` or `--sni`.
     pub filtered_out: usize,
 }
@@ -1130,9 +1139,11 @@ struct VariantTally {
     aborted: usize,
     /// Handshakes whose client refused this chain although it is valid (`rejected_by_client`).
     rejected: usize,
-    /// The issuer named by a `missing_issuer` finding.
-    missing_issuer: Option<String>,
     named_aborted: Vec<String>,
+    /// The causes its findings are part of ([`Causes`] indices).
+    causes: Vec<u32>,
+    /// The captures its handshakes came from.
+    captures: std::collections::BTreeSet<usize>,
     /// Its clients' lines in the shared list.
     lines: Vec<u32>,
     /// The first handshake's capture and Certificate frame.
@@ -1149,6 +1160,8 @@ struct ServerTally {
     /// Clients that had a handshake with it, and that got a chain with an error from it.
     clients: usize,
     clients_with_error: usize,
+    /// Its handshakes per capture.
+    per_capture: BTreeMap<usize, usize>,
 }
 
 /// One handshake as the clients' section needs it: kept compact, one per handshake, until
@@ -1302,7 +1315,8 @@ fn group(
     };
     let mut by_status = BTreeMap::new();
     let mut by_verdict = BTreeMap::new();
-    let mut not_judged: BTreeMap<NotJudged, NotJudgedTally> = BTreeMap::new();
+    let mut causes = Causes::default();
+    let mut not_judged_count = 0;
     let (mut errors, mut warnings) = (0, 0);
     let mut failed = None;
     let judged = batches
@@ -1326,6 +1340,7 @@ fn group(
         let server = &mut servers[si];
         let tally = &mut tallies[si];
         server.handshakes += 1;
+        *tally.per_capture.entry(h.capture).or_default() += 1;
         let mut variant_error = false;
         match (&h.chain_variant, client) {
             (Some(label), Some(line)) => {
@@ -1361,8 +1376,13 @@ fn group(
                                     .map(|c| c.issuer.clone())
                             })
                             .flatten();
+                        let variant_causes = causes.variant(
+                            si as u32,
+                            server.variants.last().expect("just pushed"),
+                            missing_issuer.as_deref(),
+                        );
                         tally.variants.push(VariantTally {
-                            missing_issuer,
+                            causes: variant_causes,
                             ..Default::default()
                         });
                         server.variants.len() - 1
@@ -1392,11 +1412,17 @@ fn group(
                             .extend(aborted_text(h.client, &h.client_reaction));
                     }
                 }
+                v.captures.insert(h.capture);
+                for &c in &v.causes {
+                    causes.handshake(c, si as u32, Some(label), &h, &analysis.identities);
+                }
                 if h.findings
                     .iter()
                     .any(|f| f.kind == FindingKind::RejectedByClient)
                 {
                     v.rejected += 1;
+                    let c = causes.rejected(si as u32, &server.variants[vi]);
+                    causes.handshake(c, si as u32, Some(label), &h, &analysis.identities);
                 }
                 tally.streams.add(
                     h.capture,
@@ -1419,16 +1445,11 @@ fn group(
             .entry(h.verdict.as_str().to_string())
             .or_insert(0) += 1;
         if h.verdict == Verdict::NotJudged
-            && let Some(why) = not_judged_reason(&h)
+            && let Some(why) = NotJudged::of(&h)
         {
-            let t = not_judged.entry(why).or_default();
-            t.handshakes += 1;
-            if h.client_reaction.kind.aborted() {
-                t.aborted += 1;
-                if t.example.is_none() {
-                    t.example = aborted_text(h.client, &h.client_reaction);
-                }
-            }
+            not_judged_count += 1;
+            let c = causes.not_judged(why);
+            causes.handshake(c, si as u32, None, &h, &analysis.identities);
         }
         for f in &h.findings {
             match f.severity {
@@ -1449,7 +1470,7 @@ fn group(
     for s in &servers {
         *names_per_endpoint.entry(s.server).or_default() += 1;
     }
-    for (s, tally) in servers.iter_mut().zip(&mut tallies) {
+    for (si, (s, tally)) in servers.iter_mut().zip(&mut tallies).enumerate() {
         let shared = names_per_endpoint.get(&s.server).is_some_and(|n| *n > 1);
         for (v, t) in s.variants.iter_mut().zip(&mut tally.variants) {
             v.clients = VariantClients {
@@ -1461,6 +1482,8 @@ fn group(
             }
         }
         if s.variants.len() > 1 {
+            let captures: Vec<_> = tally.variants.iter().map(|v| &v.captures).collect();
+            causes.inconsistent(si as u32, &s.variants, &captures);
             let sock = SocketAddr::new(s.server.ip, s.server.port);
             let mut f = Finding::new(
                 FindingKind::InconsistentChains,
@@ -1481,6 +1504,26 @@ fn group(
         }
     }
     let clients = seen.finish(analysis, &servers, &mut tallies)?;
+    let causes = {
+        let facts: Vec<ServerFacts<'_>> = servers
+            .iter()
+            .zip(&tallies)
+            .map(|(s, t)| ServerFacts {
+                server: s.server,
+                sni: s.sni.as_deref(),
+                per_capture: &t.per_capture,
+                bundle: crate::export::bundle_path(analysis, s)
+                    .map(|_| crate::export::bundle_name(s)),
+            })
+            .collect();
+        let names: Vec<String> = analysis
+            .captures
+            .iter()
+            .map(|c| capture_name(&c.summary.path))
+            .collect();
+        let ja4_of = |ip| clients.get(clients.position(ip)?).ja4.first().cloned();
+        causes.finish(&facts, &names, &ja4_of)
+    };
     // Servers with problems first, then by address.
     let mut servers: Vec<(ServerReport, ServerTally)> = servers.into_iter().zip(tallies).collect();
     servers.sort_by_key(|(s, _)| {
@@ -1494,12 +1537,12 @@ fn group(
             .unwrap_or(Severity::Info);
         (worst, s.server, s.sni.clone())
     });
-    let mut headlines: Vec<String> = servers
+    let mut headlines: Vec<String> = causes
         .iter()
-        .flat_map(|(s, tally)| headlines(s, tally))
+        .take(causes::MAX_HEADLINES)
+        .map(|c| c.headline.clone())
         .collect();
-    headlines.extend(not_judged_headline(&not_judged));
-    let not_judged_count = not_judged.values().map(|t| t.handshakes).sum();
+    headlines.extend(causes::more_causes(&causes));
     let servers: Vec<ServerReport> = servers.into_iter().map(|(s, _)| s).collect();
     Ok(Report {
         schema: SCHEMA,
@@ -1516,6 +1559,7 @@ fn group(
             errors,
             warnings,
             headlines,
+            causes,
             filtered_out: analysis.filtered_out,
         },
         captures: analysis.captures.clone(),
@@ -1630,191 +1674,9 @@ fn variant_label(i: usize) -> String {
     }
 }
 
-/// Why a handshake that should have shown a chain could not be judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum NotJudged {
-    /// TLS 1.3 (or DTLS 1.3) without the key log.
-    Encrypted,
-    /// The key log was given but did not open this handshake.
-    Undecrypted,
-    /// The capture lost the certificate flight (snap length, gap, end of capture, eviction).
-    Truncated,
-    /// QUIC: the certificate is in Handshake packets, which need the key log.
-    Quic,
-}
-
-/// Why `h` was not judged, unless it simply had no chain to judge (a resumption, or a
-/// handshake that ended before the server's certificate).
-fn not_judged_reason(h: &HandshakeReport) -> Option<NotJudged> {
-    match h.status {
-        Status::NotVisible if h.protocol == crate::model::Protocol::Quic => Some(NotJudged::Quic),
-        Status::NotVisible
-            if h.findings.iter().any(|f| {
-                matches!(
-                    f.kind,
-                    FindingKind::MissingSecret | FindingKind::DecryptionFailed
-                )
-            }) =>
-        {
-            Some(NotJudged::Undecrypted)
-        }
-        Status::NotVisible => Some(NotJudged::Encrypted),
-        Status::Truncated => Some(NotJudged::Truncated),
-        _ => None,
-    }
-}
-
-/// Handshakes not judged for one reason, and how many of their clients aborted.
-#[derive(Default)]
-struct NotJudgedTally {
-    handshakes: usize,
-    aborted: usize,
-    /// The first client that aborted: "127.0.1.11 (alert unknown_ca, frame 8)".
-    example: Option<String>,
-}
-
-/// The headline for handshakes that could not be judged: how many, why, what to do, and
-/// whether their clients aborted (a failure this report cannot explain without the chain).
-fn not_judged_headline(counts: &BTreeMap<NotJudged, NotJudgedTally>) -> Option<String> {
-    let total: usize = counts.values().map(|t| t.handshakes).sum();
-    if total == 0 {
-        return None;
-    }
-    let parts: Vec<String> = counts
-        .iter()
-        .map(|(why, t)| {
-            let n = t.handshakes;
-            let (what, todo) = match why {
-                NotJudged::Encrypted => (
-                    "TLS 1.3 with the certificate encrypted",
-                    "pass the clients' key log with --keylog",
-                ),
-                NotJudged::Undecrypted => (
-                    "TLS 1.3 that the key log did not decrypt",
-                    "use the key log written during this capture",
-                ),
-                NotJudged::Truncated => (
-                    "certificate flight cut (snap length, gap or end of capture)",
-                    "capture again with the full packet size (tcpdump -s 0, dumpcap -s 0)",
-                ),
-                NotJudged::Quic => (
-                    "QUIC, certificate in Handshake packets",
-                    "pass the key log with --keylog",
-                ),
-            };
-            let aborted = match (t.aborted, &t.example) {
-                (0, _) => String::new(),
-                (1, Some(e)) => format!(" (1 client aborted: {e})"),
-                (a, Some(e)) => format!(" ({a} clients aborted, e.g. {e})"),
-                (a, None) => format!(" ({a} clients aborted)"),
-            };
-            format!("{n} {what}{aborted}: {todo}")
-        })
-        .collect();
-    Some(format!(
-        "{total} handshake{} could not be judged, so this report cannot say their chains are fine: {}.",
-        if total == 1 { "" } else { "s" },
-        parts.join("; ")
-    ))
-}
-
-/// One sentence per problem of server `s`: "3 of 7 clients received an incomplete chain". `all`
-/// clients had a handshake with `s`; `bad` of them got a chain with an error (a warning such as
-/// a duplicate certificate does not break it).
-fn headlines(s: &ServerReport, t: &ServerTally) -> Vec<String> {
-    let (all, bad) = (t.clients, t.clients_with_error);
-    let mut out = Vec::new();
-    let name = match &s.sni {
-        Some(sni) => format!("{sni} ({})", s.server),
-        None => s.server.to_string(),
-    };
-    let faulty = |v: &ChainVariant| v.findings.iter().any(|f| f.severity != Severity::Info);
-    let broken = |v: &ChainVariant| v.findings.iter().any(|f| f.severity == Severity::Error);
-    if bad > 0 {
-        let what = if s
-            .variants
-            .iter()
-            .any(|v| broken(v) && v.status == Status::Incomplete)
-        {
-            "an incomplete chain"
-        } else {
-            "a faulty chain"
-        };
-        out.push(format!(
-            "{bad} of {all} client{} received {what} from {name}.",
-            if all == 1 { "" } else { "s" }
-        ));
-    }
-    for (v, tally) in s.variants.iter().zip(&t.variants) {
-        if !faulty(v) {
-            continue;
-        }
-        let mut kinds: Vec<&str> = v
-            .findings
-            .iter()
-            .filter(|f| f.severity != Severity::Info)
-            .map(|f| f.kind.as_str())
-            .collect();
-        kinds.dedup();
-        let missing: Vec<&str> = v
-            .path
-            .iter()
-            .filter(|l| {
-                matches!(
-                    l.source,
-                    crate::pki::LinkSource::Capture { .. }
-                        | crate::pki::LinkSource::TrustFile { .. }
-                )
-            })
-            .map(|l| l.subject.as_str())
-            .chain(tally.missing_issuer.as_deref())
-            .collect();
-        let what = if missing.is_empty() {
-            kinds.join(", ")
-        } else {
-            format!("missing {}", missing.join(" and "))
-        };
-        let (n, named) = (tally.aborted, &tally.named_aborted);
-        let outcome = match n {
-            0 => "no client aborted".to_string(),
-            n if n <= NAMED_ABORTED => format!("aborted: {}", named.join(", ")),
-            n => format!(
-                "{n} aborted: {} and {} more",
-                named.join(", "),
-                n - NAMED_ABORTED
-            ),
-        };
-        out.push(format!(
-            "{} of {} handshakes with {name} got chain {}: {}{} ({}); {outcome}.",
-            v.clients.len(),
-            s.handshakes,
-            v.id,
-            match v.verdict {
-                Verdict::Invalid => "invalid, ",
-                _ => "",
-            },
-            v.status.as_str(),
-            what,
-        ));
-    }
-    for (v, tally) in s.variants.iter().zip(&t.variants) {
-        if tally.rejected == 0 {
-            continue;
-        }
-        let root = v.path.last().map(|l| l.subject.as_str()).unwrap_or("?");
-        out.push(format!(
-            "{} handshake{} with {name} rejected chain {} although it is valid for the trust anchors used here (rejected_by_client): {}; the clients most likely do not trust {root}, or apply a stricter policy.",
-            tally.rejected,
-            if tally.rejected == 1 { "" } else { "s" },
-            v.id,
-            tally.named_aborted.join(", ")
-        ));
-    }
-    if s.variants.len() > 1 {
-        out.push(format!(
-            "{name} sends {} different chains to different clients (inconsistent_chains).",
-            s.variants.len()
-        ));
-    }
-    out
+/// The file name of a capture path, as cause lines name it ("before.pcapng").
+pub fn capture_name(path: &str) -> String {
+    std::path::Path::new(path)
+        .file_name()
+        .map_or_else(|| path.to_string(), |n| n.to_string_lossy().into_owned())
 }

@@ -1,0 +1,117 @@
+//! The first screen on a large capture: the root causes of a capture made by
+//! `examples/gen-bench` (real conversations replayed among thousands of others), counted
+//! against the generator's truth file, and every cause with its fix in the first 24 lines of
+//! the text report.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{repo, tmp};
+
+/// The generator, built beside this test by `cargo test` (which builds the examples).
+fn gen_bench() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let name = format!("gen-bench{}", std::env::consts::EXE_SUFFIX);
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the whole suite (`cargo test --release`), which builds the examples",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn root_causes_of_a_generated_capture_match_its_truth() {
+    let out = tmp("causes.pcap");
+    let status = Command::new(gen_bench())
+        .args(["--size", "12MiB", "--seed", "7", "--out"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let truth: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}.truth.json", out.display())).unwrap(),
+    )
+    .unwrap();
+    let opts = chainsniff::Options {
+        trust: vec![repo("captures/pki/root.pem")],
+        ..Default::default()
+    };
+    let r = chainsniff::run(&[out.to_string_lossy().into_owned()], &opts).unwrap();
+    assert_eq!(
+        r.summary.handshakes as u64,
+        truth["tls_handshakes"].as_u64().unwrap()
+    );
+
+    // Every cause of the truth, with its counts, and no other.
+    let causes = truth["causes"].as_object().unwrap();
+    assert_eq!(
+        r.summary.causes.len(),
+        causes.len(),
+        "{:#?}",
+        r.summary.headlines
+    );
+    for c in &r.summary.causes {
+        let t = &causes[c.kind.as_ref()];
+        let n = |k: &str| t[k].as_u64().unwrap() as usize;
+        assert_eq!(c.handshakes, n("handshakes"), "{}: handshakes", c.kind);
+        assert_eq!(c.clients, n("clients"), "{}: clients", c.kind);
+        assert_eq!(
+            c.failed_clients,
+            n("failed_clients"),
+            "{}: failed clients",
+            c.kind
+        );
+        if c.kind != "not_judged" {
+            assert_eq!(c.chains, n("chains"), "{}: server chains", c.kind);
+        }
+        assert_eq!(
+            c.mixed_servers,
+            n("mixed_servers"),
+            "{}: mixed servers",
+            c.kind
+        );
+    }
+    // Ranked by impact: the failing clients first; the leaf-only chain's fix names the
+    // bundles to install.
+    let first = &r.summary.causes[0];
+    assert_eq!(first.kind, "missing_intermediate");
+    assert!(first.failed_clients >= r.summary.causes[1].failed_clients);
+    assert_eq!(first.bundles.len(), first.chains);
+
+    // The first screen names each cause and its fix.
+    let mut text = Vec::new();
+    chainsniff::render::text::write(&r, &mut text, &chainsniff::render::Style::default()).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    let screen: String = text
+        .lines()
+        .take(24)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for c in &r.summary.causes {
+        let what: String = c.what.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            screen.contains(&what),
+            "{what} in the first 24 lines:\n{text}"
+        );
+        let fix = format!("fix: {}", c.action);
+        assert!(
+            screen.contains(&fix),
+            "{fix} in the first 24 lines:\n{text}"
+        );
+        let clients = format!("{} clients", c.clients);
+        assert!(
+            c.clients == 0 || screen.contains(&clients),
+            "{clients} in the first 24 lines:\n{text}"
+        );
+    }
+    let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(format!("{}.truth.json", out.display()));
+}
