@@ -723,15 +723,19 @@ impl FramePipeline {
             }
             if ev.idle > 0 {
                 summary.warnings.push(format!(
-                    "{} {what} conversations idle for more than {} s of capture time were evicted and reported as they stood",
-                    ev.idle,
-                    FlowLimits::default().idle_secs
+                    "{} idle for more than {} s of capture time {} evicted and reported as {} stood",
+                    crate::render::counted(ev.idle, &format!("{what} conversation")),
+                    FlowLimits::default().idle_secs,
+                    if ev.idle == 1 { "was" } else { "were" },
+                    if ev.idle == 1 { "it" } else { "they" }
                 ));
             }
             if ev.forgotten > 0 {
                 summary.warnings.push(format!(
-                    "{} ended {what} conversations were forgotten to bound memory: a later packet of one of them would get a new stream index, unlike Wireshark",
-                    ev.forgotten
+                    "{} {} forgotten to bound memory: a later packet of {} would get a new stream index, unlike Wireshark",
+                    crate::render::counted(ev.forgotten, &format!("ended {what} conversation")),
+                    if ev.forgotten == 1 { "was" } else { "were" },
+                    if ev.forgotten == 1 { "it" } else { "one of them" }
                 ));
             }
         }

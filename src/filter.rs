@@ -37,8 +37,18 @@ pub fn parse_net(s: &str) -> Result<IpNet> {
 /// `10.0.0.0/24`, `10.0.0.5:443`, `[2001:db8::/32]:5061`, `2001:db8::1`.
 pub fn parse_server(s: &str) -> Result<ServerSpec> {
     let port = |p: &str| {
-        p.parse::<u16>()
-            .map_err(|e| Error::Filter(format!("{p:?} in {s:?} is not a port: {e}")))
+        if p.is_empty() {
+            return Err(Error::Filter("no port after ':'".into()));
+        }
+        if !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::Filter(format!("port {p:?} is not a number")));
+        }
+        match p.parse::<u32>() {
+            Ok(n @ 1..=65535) => Ok(n as u16),
+            _ => Err(Error::Filter(format!(
+                "port {p} is out of range (1 to 65535)"
+            ))),
+        }
     };
     if let Some(rest) = s.strip_prefix('[') {
         let Some((net, after)) = rest.split_once(']') else {
@@ -141,6 +151,23 @@ mod tests {
             ("2001:db8::1/128".into(), None)
         );
         assert!(parse_server("10.0.0.5:https").is_err());
+        for (bad, message) in [
+            ("10.0.0.1:70000", "port 70000 is out of range (1 to 65535)"),
+            ("10.0.0.1:0", "port 0 is out of range (1 to 65535)"),
+            (
+                "10.0.0.1:99999999999",
+                "port 99999999999 is out of range (1 to 65535)",
+            ),
+            (
+                "[2001:db8::1]:65536",
+                "port 65536 is out of range (1 to 65535)",
+            ),
+            ("10.0.0.1:", "no port after ':'"),
+            ("10.0.0.1:-1", "port \"-1\" is not a number"),
+        ] {
+            assert_eq!(parse_server(bad).unwrap_err().to_string(), message);
+        }
+        assert_eq!(parse_server("10.0.0.1:65535").unwrap().port, Some(65535));
         assert!(parse_server("lyncpool").is_err());
     }
 

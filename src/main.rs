@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::builder::RangedU64ValueParser;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use chainsniff::pki::Severity;
 use chainsniff::{Limits, Options, render};
@@ -16,7 +16,15 @@ use chainsniff::{Limits, Options, render};
 #[command(
     name = "chainsniff",
     version,
-    about = "Which client got which TLS certificate chain, and was it complete? (offline, from a capture)"
+    about = "Which client got which TLS certificate chain, and was it complete? (offline, from a capture)",
+    long_about = "Which client got which TLS certificate chain, and was it complete? chainsniff reads \
+                  packet captures offline (pcap, pcapng, Network Monitor 2.x or snoop; plain or \
+                  compressed with gzip, zstd, lz4, xz or bzip2) and reports, server by server, the \
+                  certificate chains sent in TLS handshakes, what is wrong with them and how to fix it, \
+                  and how each client reacted. It sends nothing and fetches nothing.",
+    override_usage = "chainsniff [analyze] [OPTIONS] <CAPTURE>...\n       chainsniff <COMMAND>",
+    after_help = "`chainsniff CAPTURE... [OPTIONS]` is short for `chainsniff analyze CAPTURE... [OPTIONS]` \
+                  (a capture named like a command: ./analyze). `chainsniff analyze --help` lists the options."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -25,8 +33,40 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Analyze pcap / pcapng captures (gzip too; `-` reads standard input).
-    Analyze(AnalyzeArgs),
+    /// Analyze captures: the default command (`chainsniff CAPTURE...` is the same).
+    ///
+    /// Captures are pcap, pcapng, Network Monitor 2.x or snoop files, plain or compressed with
+    /// gzip, zstd, lz4, xz or bzip2; `-` reads standard input.
+    Analyze(Box<AnalyzeArgs>),
+    /// Print a shell completion script to standard output.
+    ///
+    /// For example `chainsniff completions bash > ~/.local/share/bash-completion/completions/chainsniff`,
+    /// or `chainsniff completions zsh > "${fpath[1]}/_chainsniff"`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output: `chainsniff man > chainsniff.1`.
+    Man,
+}
+
+/// The subcommands' names (and clap's `help`): any other first argument is a capture of the
+/// short form `chainsniff CAPTURE...`.
+const COMMANDS: &[&str] = &["analyze", "completions", "man", "help"];
+
+/// The arguments with `analyze` inserted when they are the short form `chainsniff CAPTURE...`
+/// (or `chainsniff --format json CAPTURE...`): the first argument is neither a command nor
+/// `--help` / `--version`.
+fn with_default_command(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let insert = match args.get(1).and_then(|a| a.to_str()) {
+        None if args.len() < 2 => false,
+        None => true, // not UTF-8: a file name
+        Some(a) => !COMMANDS.contains(&a) && !matches!(a, "-h" | "--help" | "-V" | "--version"),
+    };
+    if insert {
+        args.insert(1, "analyze".into());
+    }
+    args
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -77,7 +117,9 @@ enum FailOn {
 
 #[derive(clap::Args)]
 struct AnalyzeArgs {
-    /// Capture files, analyzed together into one report.
+    /// Capture files, analyzed together into one report: pcap, pcapng, Network Monitor 2.x or
+    /// snoop, plain or compressed with gzip, zstd, lz4, xz or bzip2 (told by their first bytes,
+    /// not by the file name); `-` reads standard input.
     #[arg(required = true, value_name = "CAPTURE")]
     captures: Vec<String>,
     /// Output format.
@@ -148,7 +190,7 @@ struct AnalyzeArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(with_default_command(std::env::args_os().collect())) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
@@ -157,11 +199,116 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Analyze(args) => analyze(args),
+        Command::Analyze(args) => analyze(*args),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "chainsniff", &mut out);
+            print_out(&out)
+        }
+        Command::Man => match man_page() {
+            Ok(page) => print_out(&page),
+            Err(e) => {
+                eprintln!("chainsniff: cannot make the manual page: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 
+/// Writes generated text to standard output (a closed pipe is no error).
+fn print_out(bytes: &[u8]) -> ExitCode {
+    match std::io::stdout().lock().write_all(bytes) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chainsniff: cannot write: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// chainsniff(1): the name, synopsis and description of the command, the options of `analyze`
+/// (the default command, so the page's OPTIONS), then the commands.
+fn man_page() -> std::io::Result<Vec<u8>> {
+    let cmd = Cli::command();
+    let analyze = cmd
+        .find_subcommand("analyze")
+        .cloned()
+        .ok_or_else(|| std::io::Error::other("no analyze command"))?;
+    let top = clap_mangen::Man::new(cmd);
+    let mut out = Vec::new();
+    top.render_title(&mut out)?;
+    top.render_name_section(&mut out)?;
+    top.render_synopsis_section(&mut out)?;
+    top.render_description_section(&mut out)?;
+    clap_mangen::Man::new(analyze).render_options_section(&mut out)?;
+    // The commands, each on this page (clap_mangen's own section points to a page per command).
+    out.extend_from_slice(b".SH COMMANDS\n");
+    for sub in Cli::command().get_subcommands() {
+        let about = sub.get_long_about().or(sub.get_about());
+        out.extend_from_slice(
+            format!(
+                ".TP\n\\fB{}\\fR\n{}\n",
+                roff_text(sub.get_name()),
+                roff_text(&about.map(|a| a.to_string()).unwrap_or_default())
+            )
+            .as_bytes(),
+        );
+    }
+    if let Some(short) = Cli::command().get_after_help() {
+        out.extend_from_slice(format!(".PP\n{}\n", roff_text(&short.to_string())).as_bytes());
+    }
+    top.render_version_section(&mut out)?;
+    Ok(out)
+}
+
+/// Text for a roff paragraph: backslashes and dashes escaped, no line starting a request.
+fn roff_text(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let line = line.replace('\\', "\\e").replace('-', "\\-");
+            if line.starts_with(['.', '\'']) {
+                format!("\\&{line}")
+            } else {
+                line
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n.br\n")
+}
+
+/// The column the text report wraps at: `COLUMNS` when set (as clap, Python and GNU tools read
+/// it), else the terminal's width when standard output is one, else 80 (a pipe, a file); kept
+/// within 60..=200.
+fn text_width(to_terminal: bool) -> usize {
+    let from_terminal = || {
+        terminal_size::terminal_size_of(std::io::stdout())
+            .map(|(terminal_size::Width(w), _)| usize::from(w))
+    };
+    let from_env = || {
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse::<usize>().ok())
+            .filter(|&c| c > 0)
+    };
+    from_env()
+        .or_else(|| to_terminal.then(from_terminal).flatten())
+        .unwrap_or(80)
+        .clamp(60, 200)
+}
+
 fn analyze(args: AnalyzeArgs) -> ExitCode {
+    // Checked before reading (which may take minutes), not after.
+    if let Some(dir) = &args.export_certs
+        && dir.exists()
+        && !dir.is_dir()
+    {
+        eprintln!(
+            "chainsniff: --export-certs {}: is a file, not a directory (name a new or existing directory)",
+            dir.display()
+        );
+        return ExitCode::from(2);
+    }
     let mut keylog = args.keylog;
     if let Some(env) = std::env::var_os("SSLKEYLOGFILE").filter(|v| !v.is_empty()) {
         keylog.push(PathBuf::from(env));
@@ -212,7 +359,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
     let analysis = match chainsniff::analyze(&args.captures, &opts) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("chainsniff: {e:#}");
+            eprintln!("chainsniff: {}", error_line(&e));
             return ExitCode::from(2);
         }
     };
@@ -235,10 +382,10 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
     if let Some(dir) = &args.export_certs {
         match chainsniff::export::export_certs(&analysis, &report, dir) {
             Ok(x) if !args.quiet => eprintln!(
-                "chainsniff: wrote {} certificates, {} chains and {} bundles to {}",
-                x.certificates.len(),
-                x.chains.len(),
-                x.bundles.len(),
+                "chainsniff: wrote {}, {} and {} to {}",
+                render::counted(x.certificates.len(), "certificate"),
+                render::counted(x.chains.len(), "chain"),
+                render::counted(x.bundles.len(), "bundle"),
                 dir.display()
             ),
             Ok(_) => {}
@@ -271,7 +418,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
     };
     let style = render::Style {
         color: colors,
-        ..render::Style::default()
+        width: text_width(to_terminal),
     };
     // Text and JSON are written as they are made; Markdown and HTML are made, then written.
     let write = |w: &mut dyn Write| -> std::io::Result<()> {
@@ -308,6 +455,20 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
     // a large capture; the process is about to exit and the OS reclaims the memory at once.
     std::mem::forget(report);
     status
+}
+
+/// The one line an error is told in; one about the key log SSLKEYLOGFILE names says so (the
+/// user may not know it is read).
+fn error_line(e: &chainsniff::Error) -> String {
+    let message = format!("{e:#}");
+    match (e, std::env::var_os("SSLKEYLOGFILE")) {
+        (chainsniff::Error::KeyLog(m), Some(env))
+            if !env.is_empty() && m.contains(&*env.to_string_lossy()) =>
+        {
+            format!("{message} (named by SSLKEYLOGFILE)")
+        }
+        _ => message,
+    }
 }
 
 /// A progress bar on standard error, shown once reading has taken a second.
@@ -411,7 +572,7 @@ fn jsonl(
     let report = match report {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("chainsniff: {e:#}");
+            eprintln!("chainsniff: {}", error_line(&e));
             return ExitCode::from(2);
         }
     };

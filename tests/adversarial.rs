@@ -492,7 +492,7 @@ fn idle_udp_conversations_are_evicted_and_counted() {
             .summary
             .warnings
             .iter()
-            .any(|w| w.starts_with("1 UDP conversations idle for more than 600 s")),
+            .any(|w| w.starts_with("1 UDP conversation idle for more than 600 s")),
         "{:?}",
         r.captures[0].summary.warnings
     );

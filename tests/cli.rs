@@ -339,3 +339,435 @@ fn jsonl_streams_handshakes_as_they_are_decided() {
     assert_eq!(lines[6]["type"], "summary");
     assert_eq!(lines[6]["summary"]["by_status"]["incomplete"], 4);
 }
+
+/// The bundled capture and trust anchor the command-line tests read.
+fn phones() -> Vec<String> {
+    vec![
+        repo("captures/lync-vip-phones.pcap"),
+        "--trust".into(),
+        repo("captures/pki/root.pem"),
+    ]
+}
+
+#[test]
+fn short_form_is_analyze() {
+    let args = phones();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    for format in ["text", "json", "markdown"] {
+        let long = chainsniff(&[&["analyze"], &args[..], &["-f", format]].concat());
+        let short = chainsniff(&[&args[..], &["-f", format]].concat());
+        assert_eq!(long.status.code(), Some(0), "{format}");
+        assert_eq!(short.status.code(), long.status.code(), "{format}");
+        assert!(!long.stdout.is_empty());
+        assert_eq!(short.stdout, long.stdout, "{format}");
+        assert_eq!(short.stderr, long.stderr, "{format}");
+    }
+    // An option first is the short form too.
+    let long = chainsniff(&[&["analyze", "-f", "json"], &args[..]].concat());
+    let short = chainsniff(&[&["-f", "json"], &args[..]].concat());
+    assert_eq!(short.status.code(), Some(0));
+    assert_eq!(short.stdout, long.stdout);
+    // The short form's errors are analyze's.
+    let missing = chainsniff(&["/nonexistent/capture.pcap"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr).trim(),
+        "chainsniff: /nonexistent/capture.pcap: cannot open: No such file or directory (os error 2)"
+    );
+    // --help and --version are still the command's own.
+    let help = chainsniff(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("chainsniff [analyze] [OPTIONS] <CAPTURE>..."),
+        "{help}"
+    );
+    assert!(
+        help.contains("completions") && help.contains("man"),
+        "{help}"
+    );
+    let version = chainsniff(&["--version"]);
+    assert_eq!(version.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("chainsniff {}", env!("CARGO_PKG_VERSION"))
+    );
+    // No argument at all: the usage, on standard error, status 2.
+    let none = chainsniff(&[]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("Usage:"));
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_command_line_definition() {
+    for (shell, marker, values) in [
+        ("bash", "complete -F _chainsniff", true),
+        ("zsh", "#compdef chainsniff", true),
+        ("fish", "complete -c chainsniff", true),
+        // PowerShell's and Elvish's scripts offer options, not their values.
+        ("powershell", "Register-ArgumentCompleter", false),
+        ("elvish", "edit:completion:arg-completer[chainsniff]", false),
+    ] {
+        let out = chainsniff(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {script}");
+        // The options of analyze are offered, and the values of --trust-store.
+        for word in ["export-certs", "trust-store", "keylog", "completions"] {
+            assert!(script.contains(word), "{shell} lacks {word}");
+        }
+        if values {
+            assert!(script.contains("mozilla"), "{shell} lacks mozilla");
+        }
+    }
+    let bad = chainsniff(&["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(2));
+
+    let out = chainsniff(&["man"]);
+    assert_eq!(out.status.code(), Some(0));
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH chainsniff 1"), "{page}");
+    for section in [
+        ".SH NAME",
+        ".SH SYNOPSIS",
+        ".SH DESCRIPTION",
+        ".SH OPTIONS",
+        ".SH COMMANDS",
+    ] {
+        assert!(page.contains(section), "{section}");
+    }
+    // The options are analyze's (roff escapes the dashes), the commands are listed.
+    for word in [
+        r"\-\-export\-certs",
+        r"\-\-trust\-store",
+        r"\-\-keylog",
+        "CAPTURE",
+        "completions",
+        "bzip2",
+    ] {
+        assert!(page.contains(word), "the man page lacks {word}");
+    }
+    // It renders, where man is installed.
+    let page_file = tmp("chainsniff.1");
+    std::fs::write(&page_file, &out.stdout).unwrap();
+    if let Ok(rendered) = Command::new("man")
+        .arg("-l")
+        .arg(&page_file)
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "80")
+        .output()
+        && rendered.status.success()
+    {
+        let text = String::from_utf8_lossy(&rendered.stdout);
+        assert!(text.contains("--export-certs"), "{text}");
+    }
+}
+
+#[test]
+fn help_names_every_compression_read() {
+    let out = chainsniff(&["analyze", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    let capture = help.split("Options:").next().unwrap();
+    for name in ["gzip", "zstd", "lz4", "xz", "bzip2"] {
+        assert!(
+            capture.contains(name),
+            "--help of CAPTURE lacks {name}: {help}"
+        );
+    }
+}
+
+#[test]
+fn xz_and_bzip2_captures_read_as_the_plain_one() {
+    use std::io::Write;
+    let raw = std::fs::read(repo("captures/lync-vip-phones.pcap")).unwrap();
+    let xz = |data: &[u8]| {
+        let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    let bz2 = |data: &[u8]| {
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    let (head, tail) = raw.split_at(raw.len() / 2);
+    let mut files = vec![
+        ("xz", xz(&raw)),
+        ("bzip2", bz2(&raw)),
+        // Several streams one after the other (pixz, pbzip2) are one capture.
+        ("xz", [xz(head), xz(tail)].concat()),
+        ("bzip2", [bz2(head), bz2(tail)].concat()),
+    ];
+    // The tools' own output too, where they are installed.
+    for (name, tool) in [("xz", "xz"), ("bzip2", "bzip2")] {
+        let made = Command::new(tool)
+            .arg("-c")
+            .arg(repo("captures/lync-vip-phones.pcap"))
+            .output();
+        if let Ok(made) = made
+            && made.status.success()
+        {
+            files.push((name, made.stdout));
+        }
+    }
+    // The report of the plain capture, its path and compression aside.
+    let report = |path: &str| {
+        let out = chainsniff(&[
+            path,
+            "--trust",
+            &repo("captures/pki/root.pem"),
+            "-f",
+            "json",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{path}");
+        let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let compression = v["captures"][0]["compression"].take();
+        v["captures"][0]["path"].take();
+        (v, compression)
+    };
+    let (plain, none) = report(&repo("captures/lync-vip-phones.pcap"));
+    assert_eq!(none, "none");
+    assert_eq!(plain["handshakes"].as_array().unwrap().len(), 6);
+    for (i, (name, bytes)) in files.into_iter().enumerate() {
+        // No telling file name: the content decides.
+        let file = tmp(&format!("phones-{i}.cap"));
+        std::fs::write(&file, bytes).unwrap();
+        let (v, compression) = report(file.to_str().unwrap());
+        assert_eq!(compression, name);
+        assert_eq!(v, plain, "{name} ({i})");
+    }
+    // A corrupt stream is a clear error.
+    let mut corrupt = xz(&raw);
+    corrupt.truncate(40);
+    let file = tmp("corrupt.xz");
+    std::fs::write(&file, corrupt).unwrap();
+    let out = chainsniff(&[file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("xz"));
+}
+
+/// Runs chainsniff with `COLUMNS` set (or not), its output a pipe.
+fn with_columns(columns: Option<&str>, args: &[&str]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chainsniff"));
+    cmd.args(args).env_remove("COLUMNS");
+    if let Some(c) = columns {
+        cmd.env("COLUMNS", c);
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn text_width_follows_columns_and_is_80_in_a_pipe() {
+    let args = phones();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let widest = |text: &str| text.lines().map(|l| l.chars().count()).max().unwrap();
+    let pipe = with_columns(None, &args);
+    assert_eq!(pipe, with_columns(Some("80"), &args));
+    assert!(widest(&pipe) <= 80, "{pipe}");
+    let wide = with_columns(Some("150"), &args);
+    assert!(widest(&wide) > 80 && widest(&wide) <= 150, "{wide}");
+    assert!(wide.lines().count() < pipe.lines().count());
+    // Kept within 60..=200; nonsense is ignored.
+    assert_eq!(
+        with_columns(Some("10"), &args),
+        with_columns(Some("60"), &args)
+    );
+    assert_eq!(
+        with_columns(Some("5000"), &args),
+        with_columns(Some("200"), &args)
+    );
+    assert_eq!(with_columns(Some("wide"), &args), pipe);
+}
+
+/// Runs chainsniff on the bundled capture with `extra` options: it fails with status 2 and one
+/// line on standard error, which is returned.
+fn one_line_error(extra: &[&str]) -> String {
+    let mut args = phones();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_chainsniff"))
+        .args(&args)
+        .env_remove("SSLKEYLOGFILE")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+    assert!(out.stdout.is_empty(), "{extra:?}");
+    assert_eq!(err.lines().count(), 1, "{extra:?}: {err}");
+    assert!(err.starts_with("chainsniff: "), "{err}");
+    assert!(
+        !err.contains("Der(") && !err.contains("Parsing Error"),
+        "{err}"
+    );
+    err.trim_end().to_string()
+}
+
+#[test]
+fn bad_trust_keylog_port_and_export_paths_are_one_clear_line() {
+    let text = tmp("not-a-cert.pem");
+    std::fs::write(&text, "just some text\n").unwrap();
+    let t = text.display();
+    assert_eq!(
+        one_line_error(&["--trust", &text.to_string_lossy()]),
+        format!("chainsniff: --trust {t}: holds no PEM or DER certificate")
+    );
+    let der = tmp("not-a-cert.der");
+    std::fs::write(&der, [0x30, 0x03, 0x02, 0x01, 0x05]).unwrap();
+    assert_eq!(
+        one_line_error(&["--trust", &der.to_string_lossy()]),
+        format!(
+            "chainsniff: --trust {}: holds no PEM or DER certificate",
+            der.display()
+        )
+    );
+    let key = repo("captures/pki/leaf.key");
+    assert_eq!(
+        one_line_error(&["--trust", &key]),
+        format!("chainsniff: --trust {key}: holds no certificate (only PEM PRIVATE KEY)")
+    );
+    let bad_pem = tmp("bad-cert.pem");
+    std::fs::write(
+        &bad_pem,
+        "-----BEGIN CERTIFICATE-----\nMAMCAQU=\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    assert_eq!(
+        one_line_error(&["--trust", &bad_pem.to_string_lossy()]),
+        format!(
+            "chainsniff: --trust {}: PEM certificate 1 is not a valid X.509 certificate",
+            bad_pem.display()
+        )
+    );
+
+    for (name, body) in [
+        ("empty.keylog", ""),
+        (
+            "comments.keylog",
+            "# SSL/TLS secrets log file\n\nnot a key line\n",
+        ),
+    ] {
+        let keylog = tmp(name);
+        std::fs::write(&keylog, body).unwrap();
+        let err = one_line_error(&["--keylog", &keylog.to_string_lossy()]);
+        assert!(
+            err.starts_with(&format!(
+                "chainsniff: key log {} holds no key lines (NSS format",
+                keylog.display()
+            )),
+            "{err}"
+        );
+    }
+
+    assert_eq!(
+        one_line_error(&["--server", "10.0.0.1:70000"]),
+        r#"chainsniff: --server "10.0.0.1:70000": port 70000 is out of range (1 to 65535)"#
+    );
+    assert_eq!(
+        one_line_error(&["--server", "10.0.0.1:https"]),
+        r#"chainsniff: --server "10.0.0.1:https": port "https" is not a number"#
+    );
+
+    let file = tmp("export-here");
+    std::fs::write(&file, "a file").unwrap();
+    assert_eq!(
+        one_line_error(&["--export-certs", &file.to_string_lossy()]),
+        format!(
+            "chainsniff: --export-certs {}: is a file, not a directory (name a new or existing directory)",
+            file.display()
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "a file");
+}
+
+#[test]
+fn a_key_log_of_tls_1_2_lines_only_is_no_error() {
+    let keylog = tmp("tls12.keylog");
+    std::fs::write(
+        &keylog,
+        format!("CLIENT_RANDOM {} {}\n", "ab".repeat(32), "cd".repeat(48)),
+    )
+    .unwrap();
+    let mut args = phones();
+    args.extend(["--keylog".into(), keylog.to_string_lossy().into_owned()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(chainsniff(&args).status.code(), Some(0));
+}
+
+/// Each count in a report is followed by its noun in the right number: no "1 handshakes".
+fn assert_plurals_right(text: &str, context: &str) {
+    let nouns = [
+        "capture",
+        "frame",
+        "handshake",
+        "server",
+        "client",
+        "connection",
+        "certificate",
+        "chain",
+        "bundle",
+        "root",
+        "variant",
+    ];
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || "<>()[],;:".contains(c))
+        .filter(|w| !w.is_empty())
+        .collect();
+    for (i, w) in words.iter().enumerate() {
+        // "1" then the noun, maybe after an adjective ("1 TLS handshake", "1 chain variant").
+        let before_one = i.checked_sub(1).map(|j| words[j]);
+        if *w != "1" || before_one.is_some_and(|b| b == "of" || b.ends_with('.')) {
+            continue;
+        }
+        for next in words.iter().skip(i + 1).take(2) {
+            let next = next.trim_matches(|c: char| !c.is_alphanumeric());
+            if nouns.iter().any(|n| next == format!("{n}s")) {
+                panic!("{context}: \"1 {next}\" in {text}");
+            }
+        }
+    }
+}
+
+#[test]
+fn one_of_a_thing_is_singular() {
+    // One capture, one frame-count line, one handshake, one server, one client, one chain.
+    let capture = repo("captures/smtp-starttls.pcap");
+    let export = tmp("plural-export");
+    for format in ["text", "markdown", "html"] {
+        let out = chainsniff(&[&capture, "-f", format, "--group-by", "vendor"]);
+        assert_eq!(out.status.code(), Some(0));
+        let report = String::from_utf8(out.stdout).unwrap();
+        assert_plurals_right(&report, format);
+        match format {
+            "text" => assert!(
+                report.contains("1 capture, 1 TLS handshake, 1 server, 1 client")
+                    && report.contains("pcap, 19 frames, 1 TCP connection\n"),
+                "{report}"
+            ),
+            "markdown" => assert!(
+                report.contains("1 capture, 19 frames, 1 TLS handshake, 1 server, 1 client"),
+                "{report}"
+            ),
+            _ => assert!(report.contains("<b>1</b> TLS handshake<"), "{report}"),
+        }
+    }
+    let out = chainsniff(&[
+        &capture,
+        "--trust",
+        &repo("captures/pki/root.pem"),
+        "--export-certs",
+        &export.to_string_lossy(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("wrote 2 certificates, 1 chain and 1 bundle to "),
+        "{err}"
+    );
+    assert_plurals_right(&err, "--export-certs");
+    // A report of several captures says so in the plural.
+    let out = chainsniff(&[&capture, &capture, "-f", "markdown"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 captures, 38 frames"));
+}

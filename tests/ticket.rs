@@ -365,8 +365,25 @@ fn html_report_renders_in_a_headless_browser() {
     let anchor = dom.find("trust anchor (not sent").unwrap();
     assert!(leaf < missing && missing < anchor);
 
-    // A screenshot for a person to look at (target/html-report.png).
-    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/html-report.png");
+    // At phone width nothing is off-screen to the right: the handshake rows stack, with the
+    // client's reaction in them.
+    let narrow = headless(&browser, &["--window-size=420,900", "--dump-dom"], &page);
+    let dom = String::from_utf8_lossy(&narrow.stdout);
+    assert!(dom.contains("data-ready=\"1\""));
+    assert!(
+        dom.contains("data-overflow=\"0\""),
+        "wider than 420 px: {}",
+        dom.split("data-overflow=")
+            .nth(1)
+            .unwrap_or("?")
+            .chars()
+            .take(12)
+            .collect::<String>()
+    );
+    assert!(dom.contains("data-label=\"Client's reaction\""));
+
+    // A screenshot for a person to look at, in the temporary directory (never the tree).
+    let shot = tmp("html-report.png");
     let out = headless(
         &browser,
         &[
@@ -377,6 +394,7 @@ fn html_report_renders_in_a_headless_browser() {
     );
     assert!(out.status.success());
     assert!(std::fs::metadata(&shot).unwrap().len() > 50_000);
+    eprintln!("screenshot: {}", shot.display());
 }
 
 /// The JSON report on the phones capture, with these options too.

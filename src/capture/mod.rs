@@ -3,7 +3,7 @@
 //! Reads classic pcap (micro- and nanosecond, either byte order) and pcapng (several sections and
 //! interfaces, each with its own link type and timestamp resolution), Microsoft Network
 //! Monitor 2.x (`netmon.rs`) and Sun snoop (`snoop.rs`), compressed (gzip, zstd, lz4 frames, as
-//! Wireshark reads them) or not,
+//! Wireshark reads them, and xz, bzip2) or not,
 //! from a file or standard input. The format is detected by magic bytes, never by file name.
 //!
 //! Frames are handed to a callback as borrowed slices of the reader's buffer, so nothing is
@@ -60,16 +60,23 @@ pub enum Compression {
     Gzip,
     Zstd,
     Lz4,
+    Xz,
+    Bzip2,
 }
 
 impl Compression {
-    /// "gzip", "zstd", "lz4", or `None` when not compressed.
+    /// Every compression read, by name, for `--help` and the docs.
+    pub const NAMES: &'static str = "gzip, zstd, lz4, xz or bzip2";
+
+    /// "gzip", "zstd", "lz4", "xz", "bzip2", or `None` when not compressed.
     pub fn name(self) -> Option<&'static str> {
         match self {
             Compression::None => None,
             Compression::Gzip => Some("gzip"),
             Compression::Zstd => Some("zstd"),
             Compression::Lz4 => Some("lz4"),
+            Compression::Xz => Some("xz"),
+            Compression::Bzip2 => Some("bzip2"),
         }
     }
 }
@@ -161,6 +168,8 @@ pub fn read_from(
         Some([0x1f, 0x8b, ..]) => Compression::Gzip,
         Some([0x28, 0xb5, 0x2f, 0xfd]) => Compression::Zstd,
         Some([0x04, 0x22, 0x4d, 0x18]) => Compression::Lz4,
+        _ if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) => Compression::Xz,
+        Some([b'B', b'Z', b'h', b'1'..=b'9']) => Compression::Bzip2,
         _ => Compression::None,
     };
     if compression != Compression::None {
@@ -171,6 +180,8 @@ pub fn read_from(
                 zstd::stream::read::Decoder::new(raw)
                     .map_err(|e| err(format!("zstd stream is corrupt: {e}")))?,
             ),
+            Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(raw)),
+            Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(raw)),
             _ => Box::new(lz4_flex::frame::FrameDecoder::new(raw)),
         };
         head = read_prefix(&mut input, 64 << 10).map_err(|e| {
@@ -447,9 +458,9 @@ fn pump(
             Err(PcapError::BufferTooSmall) => {
                 if capacity >= MAX_BLOCK {
                     return Err(format!(
-                        "offset {offset_before}: a block larger than {} MiB; the file is corrupt from here on, {} frames read before it",
+                        "offset {offset_before}: a block larger than {} MiB; the file is corrupt from here on, {} read before it",
                         MAX_BLOCK >> 20,
-                        summary.frames
+                        crate::render::counted(summary.frames, "frame")
                     ));
                 }
                 capacity *= 4;

@@ -717,7 +717,12 @@ impl TrustStore {
     pub fn add_path(&mut self, path: &Path) -> Result<usize> {
         if path.is_dir() {
             let mut entries: Vec<_> = fs::read_dir(path)
-                .map_err(|e| trust_err(format!("cannot read directory {}: {e}", path.display())))?
+                .map_err(|e| {
+                    trust_err(format!(
+                        "--trust {}: cannot read the directory: {e}",
+                        path.display()
+                    ))
+                })?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.is_file())
                 .collect();
@@ -729,7 +734,7 @@ impl TrustStore {
             }
             if n == 0 {
                 return Err(trust_err(format!(
-                    "no certificate found in directory {}",
+                    "--trust {}: no PEM or DER certificate in the directory",
                     path.display()
                 )));
             }
@@ -740,36 +745,50 @@ impl TrustStore {
 
     fn add_file(&mut self, path: &Path) -> Result<usize> {
         let bytes = fs::read(path)
-            .map_err(|e| trust_err(format!("cannot read {}: {e}", path.display())))?;
+            .map_err(|e| trust_err(format!("--trust {}: cannot read it: {e}", path.display())))?;
         let mut ders = Vec::new();
         if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+            // The labels of the PEM blocks that are not certificates, to name them.
+            let mut others: Vec<String> = Vec::new();
             for pem in x509_parser::pem::Pem::iter_from_buffer(&bytes) {
-                let pem =
-                    pem.map_err(|e| trust_err(format!("bad PEM in {}: {e}", path.display())))?;
+                let pem = pem.map_err(|e| {
+                    trust_err(format!(
+                        "--trust {}: a PEM block cannot be decoded ({e})",
+                        path.display()
+                    ))
+                })?;
                 if pem.label == "CERTIFICATE" || pem.label == "TRUSTED CERTIFICATE" {
-                    if let Err(e) = parse_meta(&pem.contents) {
+                    if parse_meta(&pem.contents).is_err() {
                         return Err(trust_err(format!(
-                            "bad certificate in {}: {e}",
-                            path.display()
+                            "--trust {}: PEM certificate {} is not a valid X.509 certificate",
+                            path.display(),
+                            ders.len() + 1
                         )));
                     }
                     ders.push(pem.contents);
+                } else if !others.contains(&pem.label) {
+                    others.push(pem.label);
                 }
             }
-        } else {
-            if let Err(e) = parse_meta(&bytes) {
+            if ders.is_empty() {
                 return Err(trust_err(format!(
-                    "{} is neither PEM nor a DER certificate: {e}",
+                    "--trust {}: holds no certificate{}",
+                    path.display(),
+                    if others.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (only PEM {})", others.join(", "))
+                    }
+                )));
+            }
+        } else {
+            if parse_meta(&bytes).is_err() {
+                return Err(trust_err(format!(
+                    "--trust {}: holds no PEM or DER certificate",
                     path.display()
                 )));
             }
             ders.push(bytes);
-        }
-        if ders.is_empty() {
-            return Err(trust_err(format!(
-                "no certificate found in {}",
-                path.display()
-            )));
         }
         let file = path.display().to_string();
         for der in &ders {

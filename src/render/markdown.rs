@@ -6,8 +6,9 @@
 use std::fmt::Write as _;
 
 use super::{
-    Row, Style, aia_text, capture_kind, clean, clients_to_show, counts, group_name, joined,
-    link_text, more_clients, reaction_text, server_title, severity_word, short, verdict_line, who,
+    Row, Style, aia_text, capture_kind, clean, clients_to_show, counted, counts, group_name,
+    joined, link_text, more_clients, reaction_text, server_title, severity_word, short,
+    verdict_line, who,
 };
 use crate::pki::Finding;
 use crate::report::{ChainVariant, ClientReport, Report, ServerReport};
@@ -35,8 +36,13 @@ fn head(o: &mut String, r: &Report) {
     let _ = writeln!(o, "# chainsniff report\n");
     let _ = writeln!(
         o,
-        "{} · {} capture(s), {} frames, {} TLS handshakes, {} servers, {} clients\n",
-        r.generator, s.captures, s.frames, s.handshakes, s.servers, s.clients
+        "{} · {}, {}, {}, {}, {}\n",
+        r.generator,
+        counted(s.captures, "capture"),
+        counted(s.frames, "frame"),
+        counted(s.handshakes, "TLS handshake"),
+        counted(s.servers, "server"),
+        counted(s.clients, "client")
     );
     o.push_str(
         "| # | capture | format | frames | truncated | warnings |\n|---|---|---|---|---|---|\n",
@@ -112,9 +118,9 @@ fn server(o: &mut String, r: &Report, server: &ServerReport) {
 fn variant(o: &mut String, r: &Report, v: &ChainVariant) {
     let _ = writeln!(
         o,
-        "\n### Chain {} ({} handshakes): {}\n",
+        "\n### Chain {} ({}): {}\n",
         v.id,
-        v.clients.len(),
+        counted(v.clients.len(), "handshake"),
         verdict_line(v.verdict, v.status)
     );
     o.push_str("| # | subject | sha256 |\n|---|---|---|\n");

@@ -212,6 +212,16 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
+/// "1 frame", "2 frames": a number and its noun, singular for one (the nouns the reports count
+/// all take an "s").
+pub fn counted<N: Copy + PartialEq + From<u8> + std::fmt::Display>(n: N, noun: &str) -> String {
+    if n == N::from(1) {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn server_title(s: &ServerReport) -> String {
     match &s.sni {
         Some(sni) => format!("{} (SNI {})", s.server, clean(sni)),

@@ -7,9 +7,9 @@
 use std::fmt::Write as _;
 
 use super::{
-    Row, Style, aia_text, capture_kind, capture_names, clean, clients_to_show, counts, group_name,
-    joined, link_text, more_clients, plural, reaction_text, server_title, severity_word, short,
-    verdict_line, who,
+    Row, Style, aia_text, capture_kind, capture_names, clean, clients_to_show, counted, counts,
+    group_name, joined, link_text, more_clients, plural, reaction_text, server_title,
+    severity_word, short, verdict_line, who,
 };
 use crate::pki::Finding;
 use crate::report::{
@@ -114,11 +114,11 @@ impl Text<'_> {
         self.wrap(o, "", 2, &head);
         for (i, c) in r.captures.iter().enumerate() {
             let line = format!(
-                "{}: {}, {} frames, {} TCP connections{}",
+                "{}: {}, {}, {}{}",
                 clean(&c.summary.path),
                 capture_kind(&c.summary),
-                c.summary.frames,
-                c.tcp_connections,
+                counted(c.summary.frames, "frame"),
+                counted(c.tcp_connections, "TCP connection"),
                 if c.summary.truncated {
                     ", TRUNCATED"
                 } else {
@@ -418,8 +418,12 @@ fn client_facts(c: &ClientReport) -> Vec<(&'static str, String)> {
 /// "Mozilla's 146 roots + 1 from --trust".
 fn trust_line(t: &TrustInfo) -> String {
     let store = match t.store {
-        crate::pki::TrustSource::Mozilla => format!("Mozilla's {} roots", t.default_roots),
-        crate::pki::TrustSource::System => format!("the system's {} roots", t.default_roots),
+        crate::pki::TrustSource::Mozilla => {
+            format!("Mozilla's {}", counted(t.default_roots, "root"))
+        }
+        crate::pki::TrustSource::System => {
+            format!("the system's {}", counted(t.default_roots, "root"))
+        }
         crate::pki::TrustSource::None => "no default roots".to_string(),
     };
     let mut s = format!(
