@@ -51,17 +51,19 @@ pub fn run_reader(
 
 /// As [`run`], and calls `emit` with each handshake's report as soon as the handshake is decided
 /// (its chain judged with the certificates seen up to then), for output that streams
-/// (`--format jsonl`, a live pipe from tcpdump). The returned report is the final one.
+/// (`--format jsonl`, a live pipe from tcpdump). Returns the final report and the handshakes
+/// (by line, in the order emitted) that it judges differently than their line did.
 pub fn run_streaming(
     paths: &[String],
     opts: &Options,
     mut emit: impl FnMut(&report::HandshakeReport),
-) -> Result<Report> {
-    let mut n = 0;
+) -> Result<(Report, Vec<usize>)> {
+    let mut lines = report::Streamed::default();
     let analysis = analysis::analyze_streaming(paths, opts, |session, store, trust| {
         let mut checker = pki::Checker::new(store, trust);
-        emit(&report::handshake_report(n, session, store, &mut checker));
-        n += 1;
+        emit(&lines.line(session, store, &mut checker));
     })?;
-    build(&analysis)
+    let report = build(&analysis)?;
+    let revised = lines.revised(&report);
+    Ok((report, revised))
 }

@@ -569,13 +569,13 @@ fn jsonl(
                 .is_err();
         }
     });
-    let report = match report {
+    let (report, revised) = match report {
         Ok(r) => r,
         Err(e) => {
             eprintln!("chainsniff: {}", error_line(&e));
             return ExitCode::from(2);
         }
     };
-    let _ = render::json::write_summary_line(&report, &mut out).and_then(|_| out.flush());
+    let _ = render::json::write_summary_line(&report, &revised, &mut out).and_then(|_| out.flush());
     exit_status(&report, fail_on)
 }

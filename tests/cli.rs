@@ -338,6 +338,52 @@ fn jsonl_streams_handshakes_as_they_are_decided() {
     assert_eq!(lines[5]["client_reaction"]["alert"], "unknown_ca");
     assert_eq!(lines[6]["type"], "summary");
     assert_eq!(lines[6]["summary"]["by_status"]["incomplete"], 4);
+
+    // Every field of the final report's handshakes[] entries, the chain variant included;
+    // the lines whose missing issuer a later certificate explained are marked provisional and
+    // listed as revised by the summary line.
+    let report = json_report(&["captures/lync-vip-before.pcapng"]);
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.retain(|k| k != "type" && k != "provisional");
+        k.sort();
+        k
+    };
+    let finals = report["handshakes"].as_array().unwrap();
+    for line in &lines[..6] {
+        let stream = line["stream"].as_u64().unwrap();
+        let f = finals.iter().find(|h| h["stream"] == stream).unwrap();
+        assert_eq!(keys(line), keys(f), "stream {stream}");
+        assert_eq!(line["chain_variant"], f["chain_variant"], "stream {stream}");
+    }
+    let provisional: Vec<u64> = lines[..6]
+        .iter()
+        .filter(|l| l["provisional"] == true)
+        .map(|l| l["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        provisional,
+        [0, 1],
+        "the two leaf-only chains before stream 2"
+    );
+    assert_eq!(lines[6]["revised"], serde_json::json!([0, 1]));
+    assert_eq!(finals[0]["findings"][0]["kind"], "missing_intermediate");
+}
+
+/// The JSON report of bundled captures, trusting the story's root.
+fn json_report(captures: &[&str]) -> serde_json::Value {
+    let mut args: Vec<String> = vec!["analyze".into()];
+    args.extend(captures.iter().map(|c| repo(c)));
+    args.extend([
+        "--trust".into(),
+        repo("captures/pki/root.pem"),
+        "-f".into(),
+        "json".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = chainsniff(&args);
+    assert_eq!(out.status.code(), Some(0));
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The bundled capture and trust anchor the command-line tests read.

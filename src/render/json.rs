@@ -65,10 +65,11 @@ pub fn write_handshake_line(h: &HandshakeReport, w: &mut dyn Write) -> std::io::
 }
 
 /// Writes the closing JSON line of `--format jsonl`: the summary, captures and servers of the
-/// final report.
-pub fn write_summary_line(r: &Report, w: &mut dyn Write) -> std::io::Result<()> {
+/// final report, and the lines (by `id`) whose handshake it judges differently.
+pub fn write_summary_line(r: &Report, revised: &[usize], w: &mut dyn Write) -> std::io::Result<()> {
     let v = serde_json::json!({
         "type": "summary",
+        "revised": revised,
         "schema": r.schema,
         "generator": r.generator,
         "captures": r.captures,

@@ -24,10 +24,12 @@ use crate::spill::Spill;
 use crate::tls::handshake::{Decryption, version_name};
 
 mod causes;
+mod streamed;
 pub use causes::{
     CaptureCount, Cause, CauseServer, ClientKind, FrameRef, MAX_HEADLINES, more_causes,
 };
 use causes::{Causes, NotJudged, ServerFacts};
+pub use streamed::Streamed;
 
 pub const SCHEMA: &str = "chainsniff/1";
 
@@ -112,6 +114,10 @@ pub struct HandshakeReport {
     /// Notes on the capture of this handshake (gaps, malformed records).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// `--format jsonl` only: the final report may judge this handshake differently, because a
+    /// certificate seen later in the capture can still explain its chain (see docs/report.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provisional: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -804,6 +810,7 @@ pub fn handshake_report(
         findings,
         client_reaction,
         notes,
+        provisional: false,
     }
 }
 
