@@ -91,6 +91,15 @@ enum GroupBy {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Details {
+    /// The 20 servers with problems first in detail, 20 handshakes per chain, the rest as
+    /// counts.
+    Summary,
+    /// Every server and every handshake.
+    All,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Color {
     /// In a terminal, unless NO_COLOR is set.
     Auto,
@@ -178,6 +187,10 @@ struct AnalyzeArgs {
     /// Also summarize the handshakes by client, server, TLS fingerprint or MAC vendor.
     #[arg(long, value_enum, value_name = "KEY")]
     group_by: Option<GroupBy>,
+    /// How much of the text report is in detail: `summary` bounds it (the 20 servers with
+    /// problems first, 20 handshakes per chain, the rest as counts), `all` lists everything.
+    #[arg(long, value_enum, default_value = "summary", value_name = "HOW")]
+    details: Details,
     /// Colors in the text report.
     #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
     color: Color,
@@ -419,6 +432,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
     let style = render::Style {
         color: colors,
         width: text_width(to_terminal),
+        all_details: args.details == Details::All,
     };
     // Text and JSON are written as they are made; Markdown and HTML are made, then written.
     let write = |w: &mut dyn Write| -> std::io::Result<()> {

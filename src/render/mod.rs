@@ -22,14 +22,25 @@ pub struct Style {
     pub color: bool,
     /// The column text is word-wrapped to (text only).
     pub width: usize,
+    /// Every server and handshake in detail (`--details all`); otherwise (text only) the
+    /// [`MAX_SERVERS_DETAILED`] servers with problems first in detail, each chain with its
+    /// first [`MAX_HANDSHAKES_LISTED`] handshakes, and the rest as counts.
+    pub all_details: bool,
 }
 
+/// Servers shown in detail in the text report without `--details all`.
+pub const MAX_SERVERS_DETAILED: usize = 20;
+/// Handshakes listed per chain variant (and per status without a chain) in the text report
+/// without `--details all`.
+pub const MAX_HANDSHAKES_LISTED: usize = 20;
+
 impl Default for Style {
-    /// No colors, 80 columns.
+    /// No colors, 80 columns, details bounded.
     fn default() -> Self {
         Style {
             color: false,
             width: 80,
+            all_details: false,
         }
     }
 }

@@ -7,10 +7,11 @@
 use std::fmt::Write as _;
 
 use super::{
-    Row, Style, aia_text, capture_kind, capture_names, clean, clients_to_show, counted, counts,
-    group_name, joined, link_text, more_clients, plural, reaction_text, server_title,
-    severity_word, short, verdict_line, who,
+    MAX_HANDSHAKES_LISTED, MAX_SERVERS_DETAILED, Row, Style, aia_text, capture_kind, capture_names,
+    clean, clients_to_show, counted, counts, group_name, joined, link_text, more_clients, plural,
+    reaction_text, server_title, severity_word, short, verdict_line, who,
 };
+use crate::judge::Reaction;
 use crate::pki::Finding;
 use crate::report::{
     ChainVariant, ClientReport, Group, MAX_HEADLINES, Report, ServerReport, TrustInfo,
@@ -30,9 +31,15 @@ pub fn write(r: &Report, w: &mut dyn std::io::Write, style: &Style) -> std::io::
     t.head(&mut o);
     t.problems(&mut o);
     t.groups(&mut o);
-    for server in &r.servers {
+    let detailed = if style.all_details {
+        r.servers.len()
+    } else {
+        MAX_SERVERS_DETAILED.min(r.servers.len())
+    };
+    for server in &r.servers[..detailed] {
         t.server(&mut o, server, &mut sink);
     }
+    t.other_servers(&mut o, &r.servers[detailed..]);
     t.clients(&mut o);
     sink.drain(&mut o, true);
     match sink.error {
@@ -276,15 +283,93 @@ impl Text<'_> {
                 ids.len(),
                 plural(ids.len())
             );
-            lines_in_parallel(o, sink, ids.len(), |i, lines| {
+            let shown = self.listed(ids.len());
+            lines_in_parallel(o, sink, shown, |i, lines| {
                 let h = &self.r.handshakes.get(ids[i]);
                 self.client(lines, &Row::from(h), 4);
                 for n in &h.notes {
                     self.wrap(lines, "        note: ", 14, &clean(n));
                 }
             });
+            self.more_handshakes(
+                o,
+                ids[shown..]
+                    .iter()
+                    .map(|id| self.r.handshakes.get(*id).client_reaction),
+                4,
+            );
         }
         o.push('\n');
+    }
+
+    /// The servers beyond the bound of detail (servers with problems come first, so these are
+    /// the least affected): one line each.
+    fn other_servers(&self, o: &mut String, rest: &[ServerReport]) {
+        if rest.is_empty() {
+            return;
+        }
+        self.rule(o);
+        let _ = writeln!(
+            o,
+            "{} MORE SERVER{} (each in detail with --details all, or in --format json)",
+            rest.len(),
+            if rest.len() == 1 { "" } else { "S" }
+        );
+        for s in rest {
+            let chains: Vec<String> = s
+                .variants
+                .iter()
+                .map(|v| {
+                    format!(
+                        "{} {} {} ({})",
+                        v.id,
+                        v.verdict.as_str(),
+                        v.status.as_str(),
+                        counted(v.clients.len(), "handshake")
+                    )
+                })
+                .chain(
+                    s.without_chain
+                        .iter()
+                        .map(|(status, ids)| format!("no chain {status} ({})", ids.len())),
+                )
+                .collect();
+            let line = format!(
+                "{}: {}; {}",
+                server_title(s),
+                counted(s.handshakes, "handshake"),
+                chains.join(", ")
+            );
+            self.wrap(o, "  * ", 6, &line);
+        }
+        o.push('\n');
+    }
+
+    /// "... and 1480 more handshakes of this chain: 1110 aborted, 370 went on (--details all)".
+    fn more_handshakes(&self, o: &mut String, rows: impl Iterator<Item = Reaction>, indent: usize) {
+        let (mut n, mut aborted, mut went_on) = (0, 0, 0);
+        for r in rows {
+            n += 1;
+            aborted += usize::from(r.kind.aborted());
+            went_on += usize::from(r.kind == crate::judge::ReactionKind::Completed);
+        }
+        if n == 0 {
+            return;
+        }
+        let line = format!(
+            "... and {}: {aborted} aborted, {went_on} went on (each with --details all, or in --format json)",
+            counted(n, "more handshake")
+        );
+        self.wrap(o, &" ".repeat(indent), indent + 4, &line);
+    }
+
+    /// How many handshakes of `n` to list.
+    fn listed(&self, n: usize) -> usize {
+        if self.style.all_details {
+            n
+        } else {
+            n.min(MAX_HANDSHAKES_LISTED)
+        }
     }
 
     /// A finding: severity, kind and message, then its AIA, fix and evidence.
@@ -340,9 +425,15 @@ impl Text<'_> {
             }
         }
         o.push_str("    clients:\n");
-        lines_in_parallel(o, sink, v.clients.len(), |i, lines| {
+        let shown = self.listed(v.clients.len());
+        lines_in_parallel(o, sink, shown, |i, lines| {
             self.client(lines, &Row::from(&v.clients.get(i)), 6)
         });
+        self.more_handshakes(
+            o,
+            (shown..v.clients.len()).map(|i| v.clients.get(i).reaction),
+            6,
+        );
     }
 
     /// A client handshake: the client, its version, frames and reaction.
