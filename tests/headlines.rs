@@ -112,6 +112,39 @@ fn root_causes_of_a_generated_capture_match_its_truth() {
             "{clients} in the first 24 lines:\n{text}"
         );
     }
+    // The HTML page of the same capture: bounded in size (handshake lists cut at 500 rows per
+    // chain), each server with problems has its timeline, and at phone width the page is not
+    // wider than the window.
+    let mut html = Vec::new();
+    chainsniff::render::html::write(&r, &mut html, &chainsniff::render::Style::default()).unwrap();
+    assert!(html.len() < 8 << 20, "{} bytes of HTML", html.len());
+    let html = String::from_utf8(html).unwrap();
+    assert_eq!(
+        html.matches("<figure class=\"timeline-chart\">").count(),
+        r.servers.len(),
+        "every server here has a problem, so a timeline"
+    );
+    let page = tmp("causes.html");
+    std::fs::write(&page, &html).unwrap();
+    if let Some(browser) = common::chromium() {
+        for width in ["1280,1000", "420,900"] {
+            let out = common::headless(
+                &browser,
+                &[&format!("--window-size={width}"), "--dump-dom"],
+                &page,
+            );
+            let dom = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && dom.contains("data-ready=\"1\""),
+                "{width}"
+            );
+            assert!(
+                dom.contains("data-overflow=\"0\""),
+                "{width}: wider than the window"
+            );
+            assert!(dom.contains("<rect "), "{width}: the timelines are drawn");
+        }
+    }
     let _ = std::fs::remove_file(&out);
     let _ = std::fs::remove_file(format!("{}.truth.json", out.display()));
 }

@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{chainsniff, pki_sha, repo, repo_path, tmp};
+use common::{chainsniff, chromium, headless, pki_sha, repo, repo_path, tmp};
 
 /// The DER of each PEM block in a file, in order.
 fn pem_blocks(path: &Path) -> Vec<Vec<u8>> {
@@ -264,50 +264,6 @@ fn text_and_markdown_tell_the_whole_story() {
     }
 }
 
-/// The browser for the HTML test: `CHAINSNIFF_CHROMIUM` (set by `.ci/run`; then it must
-/// exist), else `chromium` on the PATH, else the test is skipped with a notice.
-fn chromium() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("CHAINSNIFF_CHROMIUM") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.exists(),
-            "CHAINSNIFF_CHROMIUM is set to {} but it does not exist",
-            p.display()
-        );
-        return Some(p);
-    }
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .flat_map(|d| ["chromium", "chromium-browser"].map(|n| d.join(n)))
-            .find(|p| p.exists())
-    });
-    if found.is_none() {
-        eprintln!(
-            "NOTICE: chromium not found (set CHAINSNIFF_CHROMIUM); HTML browser test skipped"
-        );
-    }
-    found
-}
-
-fn headless(browser: &Path, args: &[&str], page: &Path) -> Output {
-    let profile = tmp("chromium-profile");
-    Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn html_report_renders_in_a_headless_browser() {
     let html = report("html");
@@ -381,6 +337,8 @@ fn html_report_renders_in_a_headless_browser() {
             .collect::<String>()
     );
     assert!(dom.contains("data-label=\"Client's reaction\""));
+    // The server with the incomplete chain has its handshakes over time drawn.
+    assert!(dom.contains("class=\"timeline-chart\"") && dom.contains("class=\"invalid\""));
 
     // A screenshot for a person to look at, in the temporary directory (never the tree).
     let shot = tmp("html-report.png");

@@ -62,6 +62,137 @@ struct ServerView<'a> {
     variants: Vec<VariantView<'a>>,
     /// Status, how many, the first [`MAX_ROWS`].
     without_chain: Vec<(String, usize, Vec<HandshakeView>)>,
+    /// Handshakes over time by verdict, for a server with problems.
+    timeline: Option<Timeline>,
+}
+
+/// Time bins of a server's handshakes, drawn as stacked bars (inline SVG, nothing fetched), so
+/// that "it broke at 14:02 when the pool changed" is seen at a glance.
+#[derive(Serialize)]
+struct Timeline {
+    bars: Vec<Bar>,
+    /// The first and last ClientHello times, as written in the report.
+    from: String,
+    to: String,
+}
+
+/// One bin: rectangles from the bottom (invalid, not judged, valid) and what it holds.
+#[derive(Serialize)]
+struct Bar {
+    x: f64,
+    /// (y, height, class) of each non-empty part.
+    parts: Vec<(f64, f64, &'static str)>,
+    title: String,
+}
+
+/// Bins of the timeline, and its drawing size (the SVG's viewBox).
+const BINS: usize = 120;
+const TIMELINE_WIDTH: f64 = 600.0;
+const TIMELINE_HEIGHT: f64 = 60.0;
+
+/// Seconds since 1970 of an RFC 3339 time as the report writes them
+/// (`2026-11-30T14:02:03.123456Z`), or None.
+fn rfc3339_seconds(t: &str) -> Option<f64> {
+    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let frac: f64 = match t.get(19..20) {
+        Some(".") => {
+            let digits: String = t[20..].chars().take_while(char::is_ascii_digit).collect();
+            format!("0.{digits}").parse().unwrap_or(0.0)
+        }
+        _ => 0.0,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + hh * 3600 + mm * 60 + ss) as f64 + frac)
+}
+
+/// The timeline of server `s`, when it has problems and its handshakes span some time.
+fn timeline(r: &Report, s: &ServerReport) -> Option<Timeline> {
+    let bad = s
+        .variants
+        .iter()
+        .flat_map(|v| &v.findings)
+        .chain(&s.findings)
+        .any(|f| f.severity != Severity::Info)
+        || !s.without_chain.is_empty();
+    if !bad {
+        return None;
+    }
+    let ids = s
+        .variants
+        .iter()
+        .flat_map(|v| v.clients.iter().map(|c| c.handshake))
+        .chain(s.without_chain.values().flatten().copied());
+    let mut points: Vec<(f64, crate::pki::Verdict, String)> = ids
+        .filter_map(|id| {
+            let h = r.handshakes.get(id);
+            let t = h.client_hello_time.or(h.certificate_time)?;
+            Some((rfc3339_seconds(&t)?, h.verdict, t))
+        })
+        .collect();
+    if points.len() < 2 {
+        return None;
+    }
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (t0, t1) = (points[0].0, points[points.len() - 1].0);
+    let span = (t1 - t0).max(1e-6);
+    let mut bins = vec![[0usize; 3]; BINS];
+    for (t, verdict, _) in &points {
+        let b = (((t - t0) / span) * BINS as f64) as usize;
+        let lane = match verdict {
+            crate::pki::Verdict::Invalid => 0,
+            crate::pki::Verdict::NotJudged => 1,
+            crate::pki::Verdict::Valid => 2,
+        };
+        bins[b.min(BINS - 1)][lane] += 1;
+    }
+    let most = bins
+        .iter()
+        .map(|b| b.iter().sum::<usize>())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let w = TIMELINE_WIDTH / BINS as f64;
+    let bars = bins
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.iter().sum::<usize>() > 0)
+        .map(|(i, b)| {
+            let mut y = TIMELINE_HEIGHT;
+            let mut parts = Vec::new();
+            for (n, class) in b.iter().zip(["invalid", "not_judged", "valid"]) {
+                if *n > 0 {
+                    let h = TIMELINE_HEIGHT * *n as f64 / most as f64;
+                    y -= h;
+                    parts.push((y, h, class));
+                }
+            }
+            let from = t0 + span * i as f64 / BINS as f64;
+            Bar {
+                x: i as f64 * w,
+                parts,
+                title: format!(
+                    "+{:.1} s: {} invalid, {} not judged, {} valid",
+                    from - t0,
+                    b[0],
+                    b[1],
+                    b[2]
+                ),
+            }
+        })
+        .collect();
+    Some(Timeline {
+        bars,
+        from: points[0].2.clone(),
+        to: points[points.len() - 1].2.clone(),
+    })
 }
 
 #[derive(Serialize)]
@@ -282,6 +413,7 @@ fn page<'a>(r: &'a Report, shown_clients: &'a [ClientReport], more_clients: usiz
 /// The `i`th server: its findings, its chain variants, the handshakes that saw no chain.
 fn server<'a>(r: &'a Report, i: usize, s: &'a ServerReport) -> ServerView<'a> {
     ServerView {
+        timeline: timeline(r, s),
         anchor: format!("server-{i}"),
         title: server_title(s),
         handshakes: s.handshakes,

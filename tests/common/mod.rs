@@ -120,3 +120,48 @@ pub fn shared_data(env_var: &str, beside: &str, marker: &str, what: &str) -> Opt
         }
     }
 }
+
+/// The browser for the HTML test: `CHAINSNIFF_CHROMIUM` (set by `.ci/run`; then it must
+/// exist), else `chromium` on the PATH, else the test is skipped with a notice.
+pub fn chromium() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("CHAINSNIFF_CHROMIUM") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.exists(),
+            "CHAINSNIFF_CHROMIUM is set to {} but it does not exist",
+            p.display()
+        );
+        return Some(p);
+    }
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .flat_map(|d| ["chromium", "chromium-browser"].map(|n| d.join(n)))
+            .find(|p| p.exists())
+    });
+    if found.is_none() {
+        eprintln!(
+            "NOTICE: chromium not found (set CHAINSNIFF_CHROMIUM); HTML browser test skipped"
+        );
+    }
+    found
+}
+
+/// Runs the headless browser on `page` with `args` (`--dump-dom`, `--screenshot=...`).
+pub fn headless(browser: &Path, args: &[&str], page: &Path) -> Output {
+    let profile = tmp("chromium-profile");
+    Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap()
+}
