@@ -520,7 +520,9 @@ fn verdicts_agree_with_openssl_verify() {
             "these exceptions match no disagreement any more; remove them: {unused:#?}"
         );
     } else if !unused.is_empty() {
-        eprintln!("NOTICE: exceptions not checked without the corpus: {unused:#?}");
+        common::notice(&format!(
+            "exceptions not checked without the corpus: {unused:?}"
+        ));
     }
     assert!(
         failures.is_empty(),

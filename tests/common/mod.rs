@@ -93,6 +93,13 @@ pub fn rendered(write: Printer, r: &chainsniff::Report) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// A line in the normal test output, also for a test that passes: the harness captures
+/// `println!`/`eprintln!` of passing tests, not writes to the standard error handle.
+pub fn notice(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "NOTICE: {text}");
+}
+
 /// Third-party test data beside the checkout (`../shared/...`): the folder named by `env_var`
 /// (which must then hold `marker`), else `../shared/<beside>` when it holds `marker`, else
 /// `None` after a visible notice that `what` was skipped.
@@ -114,7 +121,9 @@ pub fn shared_data(env_var: &str, beside: &str, marker: &str, what: &str) -> Opt
             if p.join(marker).exists() {
                 Some(p)
             } else {
-                eprintln!("NOTICE: {beside} not found (set {env_var}): {what} skipped");
+                notice(&format!(
+                    "{beside} not found (set {env_var}): {what} skipped"
+                ));
                 None
             }
         }
@@ -139,9 +148,7 @@ pub fn chromium() -> Option<PathBuf> {
             .find(|p| p.exists())
     });
     if found.is_none() {
-        eprintln!(
-            "NOTICE: chromium not found (set CHAINSNIFF_CHROMIUM); HTML browser test skipped"
-        );
+        notice("chromium not found (set CHAINSNIFF_CHROMIUM): HTML browser test skipped");
     }
     found
 }
