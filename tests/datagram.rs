@@ -90,3 +90,85 @@ fn quic_initial_packets_give_the_hellos() {
     assert_eq!(h.status, Status::NotVisible);
     assert!(h.certificates.is_empty());
 }
+
+/// `dtls-openssl.pcap` as OpenSSL before 0.9.8j would have sent it: every record header and
+/// every ClientHello, HelloVerifyRequest and ServerHello version rewritten to 0x0100
+/// (`DTLS1_BAD_VER`), the rest of each datagram as recorded.
+fn dtls_bad_version_copy() -> std::path::PathBuf {
+    let bytes = std::fs::read(repo("captures/dtls-openssl.pcap")).unwrap();
+    assert_eq!(bytes[..4], [0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
+    assert_eq!(bytes[20..24], [1, 0, 0, 0], "Ethernet");
+    let mut out = bytes[..24].to_vec();
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        let mut frame = bytes[at + 16..at + 16 + len].to_vec();
+        out.extend_from_slice(&bytes[at..at + 16]);
+        at += 16 + len;
+        // Ethernet, IPv4 (no options), UDP.
+        if frame.len() > 42 && frame[12..14] == [8, 0] && frame[23] == 17 {
+            let ihl = (frame[14] & 0x0f) as usize * 4;
+            let udp = 14 + ihl;
+            frame[udp + 6..udp + 8].copy_from_slice(&[0, 0]); // no UDP checksum (IPv4)
+            let mut r = udp + 8;
+            while r + 13 <= frame.len() {
+                frame[r + 1..r + 3].copy_from_slice(&[1, 0]);
+                let epoch = u16::from_be_bytes([frame[r + 3], frame[r + 4]]);
+                let rlen = u16::from_be_bytes([frame[r + 11], frame[r + 12]]) as usize;
+                // A handshake record of epoch 0: the version after the 12-byte message header.
+                if frame[r] == 22 && epoch == 0 && matches!(frame[r + 13], 1..=3) {
+                    let v = r + 13 + 12;
+                    frame[v..v + 2].copy_from_slice(&[1, 0]);
+                }
+                r += 13 + rlen;
+            }
+        }
+        out.extend_from_slice(&frame);
+    }
+    let path = common::tmp("dtls-0x0100.pcap");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+#[test]
+fn dtls_of_old_openssl_record_version_0x0100_is_read() {
+    let path = dtls_bad_version_copy();
+    let r = run(&path.to_string_lossy());
+    let original = run("captures/dtls-openssl.pcap");
+    assert_eq!(r.handshakes.len(), 2);
+    for (h, o) in r.handshakes.iter().zip(original.handshakes.iter()) {
+        assert_eq!(h.protocol, Protocol::Dtls);
+        assert_eq!(
+            h.version.as_deref(),
+            Some("DTLS 1.0 (OpenSSL before 0.9.8j, 0x0100)")
+        );
+        // The same chains, statuses, frames and reactions as the recorded handshakes.
+        let shas = |h: &chainsniff::report::HandshakeReport| -> Vec<String> {
+            h.certificates.iter().map(|c| c.sha256.clone()).collect()
+        };
+        assert_eq!(shas(&h), shas(&o));
+        assert_eq!(h.status, o.status);
+        assert_eq!(h.certificate_frame, o.certificate_frame);
+        assert_eq!(h.client_reaction.kind, o.client_reaction.kind);
+        assert_eq!(h.client_reaction.frame, o.client_reaction.frame);
+    }
+    assert_eq!(r.handshakes.get(0).status, Status::Incomplete);
+    // Wireshark reads the copy as DTLS 1.0 (OpenSSL pre 0.9.8f) too, when tshark is here.
+    if let Ok(out) = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(&path)
+        .args([
+            "-Y",
+            "dtls.record.version == 0x0100 && dtls.handshake.type == 11",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ])
+        .output()
+        && out.status.success()
+    {
+        let frames = String::from_utf8_lossy(&out.stdout);
+        assert!(frames.lines().any(|l| l.trim() == "9"), "{frames}");
+    }
+}

@@ -15,9 +15,21 @@ use crate::tls::record::TlsEvent;
 // ---------------------------------------------------------------------------------------------
 // DTLS
 
-/// A DTLS record header: content type 20–25, version 0xfeff / 0xfefd / 0xfefc.
+/// DTLS 1.0 as OpenSSL before 0.9.8j wrote it (`DTLS1_BAD_VER`, before RFC 4347's 0xfeff was
+/// used on the wire).
+pub const DTLS_BAD_VERSION: u16 = 0x0100;
+
+/// A DTLS record header: content type 20–25, version 0xfeff / 0xfefd / 0xfefc, or 0x0100 (old
+/// OpenSSL; then the record must also fit the datagram, as 0x0100 is a common pair of bytes).
 pub(crate) fn is_dtls(b: &[u8]) -> bool {
-    b.len() >= 13 && (20..=25).contains(&b[0]) && b[1] == 0xfe && matches!(b[2], 0xff | 0xfd | 0xfc)
+    if b.len() < 13 || !(20..=25).contains(&b[0]) {
+        return false;
+    }
+    match u16::from_be_bytes([b[1], b[2]]) {
+        0xfeff | 0xfefd | 0xfefc => true,
+        DTLS_BAD_VERSION => 13 + u16::from_be_bytes([b[11], b[12]]) as usize <= b.len(),
+        _ => false,
+    }
 }
 
 /// One DTLS handshake message being reassembled from fragments.

@@ -226,6 +226,7 @@ pub fn version_name(v: u16) -> String {
         0xfeff => "DTLS 1.0".into(),
         0xfefd => "DTLS 1.2".into(),
         0xfefc => "DTLS 1.3".into(),
+        0x0100 => "DTLS 1.0 (OpenSSL before 0.9.8j, 0x0100)".into(),
         v => format!("0x{v:04x}"),
     }
 }
