@@ -196,6 +196,11 @@ pub(crate) trait Recency {
     fn last(&self) -> At;
     /// The stream index (evictions happen in this order, so that they are deterministic).
     fn stream(&self) -> u64;
+    /// True while the entry waits for packets of its other direction that may come later in
+    /// the capture (a merged file): it is not idle.
+    fn waiting(&self) -> bool {
+        false
+    }
 }
 
 /// The eviction policy of the TCP and UDP tables: room when full, and idle entries.
@@ -259,7 +264,7 @@ impl Evictor {
         }
         self.next_sweep = Some(now + SWEEP_SECS);
         let horizon = now - self.limits.idle_secs;
-        let victims = take_sorted(table, |v| v.last().ts.secs() < horizon);
+        let victims = take_sorted(table, |v| v.last().ts.secs() < horizon && !v.waiting());
         self.counts.idle += victims.len() as u64;
         (victims, end)
     }

@@ -79,7 +79,13 @@ impl Handshake {
     /// How the client reacted to the server's flight.
     pub fn client_reaction(&self) -> Reaction {
         let reference = self.reaction_reference();
-        let after = |e: &&Event| reference.is_none_or(|r| e.at.frame >= r.frame);
+        // The events recorded after the reference (not those of a later frame number: in a
+        // merged capture one direction's frames may all come after the other's).
+        let from = if reference.is_some() {
+            self.reaction_from as usize
+        } else {
+            0
+        };
         let tls13 = self.version().is_some_and(is_tls13);
         let make = |kind, e: Option<&Event>, detail: String| Reaction {
             kind,
@@ -98,7 +104,7 @@ impl Handshake {
             alert_level: None,
             detail,
         };
-        for e in self.events.iter().filter(after) {
+        for e in self.events.iter().skip(from) {
             if e.side == Side::Server {
                 match e.kind {
                     EventKind::Alert {

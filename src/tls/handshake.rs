@@ -159,6 +159,11 @@ pub struct Handshake {
     pub certificate_request: Option<At>,
     pub server_hello_done: Option<At>,
     pub events: Vec<Event>,
+    /// How many of `events` were recorded before the server's Certificate (else its last
+    /// ServerHello): the client's reaction is looked for in the events after them, in the
+    /// order the two directions were read (causal order, also when a merged capture has the
+    /// frames of one direction after the other's).
+    pub reaction_from: u32,
     /// The capture ended (or chainsniff stopped following the connection) while the handshake
     /// was still being decided.
     pub capture_ended: bool,
@@ -298,6 +303,7 @@ impl TlsConn {
                 certificate_request: None,
                 server_hello_done: None,
                 events: Vec::new(),
+                reaction_from: 0,
                 capture_ended: false,
                 evicted: None,
                 server_cut: false,
@@ -726,6 +732,9 @@ impl TlsConn {
             self.tls13_seen = true;
         }
         let cipher = sh.cipher_suite;
+        if self.hs.certificate.is_none() {
+            self.hs.reaction_from = self.hs.events.len() as u32;
+        }
         self.hs.server_hellos.push(sh);
         if tls13 {
             // The rest of the server's flight, the Certificate included, is encrypted: without
@@ -846,6 +855,7 @@ impl TlsConn {
         if self.side(dir) == Side::Client {
             self.hs.client_certificate.get_or_insert(msg);
         } else if self.hs.certificate.is_none() {
+            self.hs.reaction_from = self.hs.events.len() as u32;
             self.hs.certificate = Some(msg);
         }
     }
