@@ -162,6 +162,8 @@ struct Conn<H> {
     closed: bool,
     /// The last packet seen (for eviction).
     last: At,
+    /// Its stream index in the part (file) it was last seen in: (part, stream).
+    num: (u32, u64),
 }
 
 impl<H> Recency for Conn<H> {
@@ -169,7 +171,7 @@ impl<H> Recency for Conn<H> {
         self.last
     }
     fn stream(&self) -> u64 {
-        self.info.stream
+        self.num.1
     }
     fn waiting(&self) -> bool {
         self.dirs.iter().any(|d| !d.held.is_empty())
@@ -183,6 +185,8 @@ struct Tomb {
     /// Initial sequence numbers of the low and the high endpoint (see [`key_of`]).
     base: [u32; 2],
     flags: u8,
+    /// The part (file) `stream` is numbered in.
+    part: u32,
 }
 
 const HAS_BASE_LOW: u8 = 1;
@@ -210,6 +214,8 @@ pub struct Reassembler<H: StreamHandler, F: FnMut(ConnInfo) -> H> {
     conns: FlowMap<Key, Conn<H>>,
     settled: Settled<Tomb>,
     next_stream: u64,
+    /// The part (file of a joined capture) being read: stream indices restart with each.
+    part: u32,
     new_handler: F,
     evictor: Evictor,
     /// Connections that began holding segments, by the segment count when they did (stale
@@ -231,6 +237,7 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
             conns: FlowMap::default(),
             settled: Settled::new(limits.max_settled),
             next_stream: 0,
+            part: 0,
             new_handler,
             evictor: Evictor::new(limits),
             holds: Default::default(),
@@ -238,6 +245,63 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
             stats: TcpStats::default(),
             finished: Vec::new(),
         }
+    }
+
+    /// The next file of a joined capture begins: Wireshark numbers its conversations from 0,
+    /// those that go on from the previous file included (each when first seen in it).
+    pub fn new_part(&mut self) {
+        self.part += 1;
+        self.next_stream = 0;
+    }
+
+    /// A stream index in the current part.
+    fn next_index(&mut self) -> u64 {
+        self.next_stream += 1;
+        self.next_stream - 1
+    }
+
+    /// True when `seg` is of the direction never seen of a connection followed in the other
+    /// direction only, and acknowledges bytes that direction sent: the other file of a network
+    /// TAP (one file per direction).
+    pub fn answers(&self, seg: &TcpSegment<'_>) -> bool {
+        let src = SocketAddr::new(seg.src, seg.sport);
+        let dst = SocketAddr::new(seg.dst, seg.dport);
+        let Some(conn) = self.conns.get(&key_of(src, dst).0) else {
+            return false;
+        };
+        let dir = if conn.info.first_src == src {
+            Dir::Forward
+        } else {
+            Dir::Backward
+        };
+        let (this, other) = (&conn.dirs[dir.index()], &conn.dirs[dir.reverse().index()]);
+        this.base_seq.is_none()
+            && seg.flags.ack
+            && other
+                .base_seq
+                .is_some_and(|b| (0..1 << 24).contains(&seq_diff(seg.ack, b)))
+    }
+
+    /// True when `seg` goes on with a connection being followed: not a SYN, and its sequence
+    /// number where that direction's bytes have come to (within 64 KiB behind and 16 MiB
+    /// ahead), or with one that ended (its last packets). Used to tell whether a capture file
+    /// continues the one before.
+    pub fn continues(&self, seg: &TcpSegment<'_>) -> bool {
+        let src = SocketAddr::new(seg.src, seg.sport);
+        let dst = SocketAddr::new(seg.dst, seg.dport);
+        let key = key_of(src, dst).0;
+        let Some(conn) = self.conns.get(&key) else {
+            return !seg.flags.syn && self.settled.contains(self.settled.hash(&key));
+        };
+        let dir = if conn.info.first_src == src {
+            Dir::Forward
+        } else {
+            Dir::Backward
+        };
+        !seg.flags.syn
+            && conn.dirs[dir.index()]
+                .next_seq
+                .is_some_and(|n| (-(1 << 16)..1 << 24).contains(&seq_diff(seg.seq, n)))
     }
 
     pub fn process(&mut self, at: At, seg: &TcpSegment<'_>) {
@@ -268,7 +332,17 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
             }
         } else {
             let h = self.settled.hash(&key);
+            let (part, next) = (self.part, self.next_stream);
             if let Some(tomb) = self.settled.get_mut(h) {
+                // First seen in this file: Wireshark gives it this file's next index (unless a
+                // new SYN makes it a new conversation, numbered below).
+                let renumber = tomb.part != part
+                    && !(new_syn && tomb.base(src_low).is_some_and(|b| b != seg.seq));
+                if renumber {
+                    tomb.part = part;
+                    tomb.stream = next;
+                    self.next_stream += 1;
+                }
                 match tomb.base(src_low) {
                     // Port reuse: forget the old conversation, number a new one below.
                     Some(base) if new_syn && base != seg.seq => {
@@ -299,13 +373,25 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
         }
 
         if !self.conns.contains_key(&key) {
-            let stream = self.next_stream;
-            self.next_stream += 1;
+            let stream = self.next_index();
             self.stats.connections += 1;
             self.open(key, stream, src, dst, Default::default(), at);
         }
+        let (part, next) = (self.part, self.next_stream);
         let conn = self.conns.get_mut(&key).expect("just opened");
         conn.last = at;
+        if conn.num.0 != part {
+            // Goes on in a new file of a joined capture.
+            conn.num = (part, next);
+            self.next_stream += 1;
+            match conn.handler.as_deref_mut() {
+                Some(h) => h.on_part(part, next),
+                None => {
+                    conn.info.stream = next;
+                    conn.info.part = part;
+                }
+            }
+        }
         let dir = if conn.info.first_src == src {
             Dir::Forward
         } else {
@@ -544,6 +630,7 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
             first_src,
             first_dst,
             first_at: at,
+            part: self.part,
         };
         self.conns.insert(
             key,
@@ -554,6 +641,7 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
                 syns: 0,
                 closed: false,
                 last: at,
+                num: (self.part, stream),
             },
         );
     }
@@ -562,9 +650,10 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
     fn settle(&mut self, key: Key, conn: Conn<H>, end: End) {
         let first_low = conn.info.first_src == SocketAddr::new(key.0, key.1);
         let mut tomb = Tomb {
-            stream: conn.info.stream,
+            stream: conn.num.1,
             base: [0; 2],
             flags: if first_low { FIRST_LOW } else { 0 },
+            part: conn.num.0,
         };
         if conn.closed {
             tomb.flags |= CLOSED;
@@ -782,11 +871,8 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
     pub fn finish(mut self) -> (Vec<H::Output>, TcpStats, FlowEvictions) {
         // In stream order, taken out of the table one at a time (not all moved into a list
         // at once: a connection's state is large).
-        let mut live: Vec<(u64, Key)> = self
-            .conns
-            .iter()
-            .map(|(k, c)| (c.info.stream, *k))
-            .collect();
+        let mut live: Vec<((u32, u64), Key)> =
+            self.conns.iter().map(|(k, c)| (c.num, *k)).collect();
         live.sort_unstable();
         for (_, key) in live {
             if let Some(conn) = self.conns.remove(&key) {

@@ -49,6 +49,9 @@ pub struct Reaction {
     pub kind: ReactionKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frame: Option<u64>,
+    /// The capture `frame` is in, when it is not the handshake's (a joined capture).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
     /// Milliseconds from the server's Certificate (or ServerHello) to the reaction.
@@ -90,6 +93,7 @@ impl Handshake {
         let make = |kind, e: Option<&Event>, detail: String| Reaction {
             kind,
             frame: e.map(|e| e.at.frame),
+            capture: None,
             time: e.map(|e| e.at.ts.to_rfc3339()),
             delay_ms: match (e, reference) {
                 (Some(e), Some(r)) => Some((e.at.ts.millis_since(r.ts) * 1000.0).round() / 1000.0),

@@ -164,6 +164,12 @@ pub struct Handshake {
     /// order the two directions were read (causal order, also when a merged capture has the
     /// frames of one direction after the other's).
     pub reaction_from: u32,
+    /// The part (file of a joined capture) `stream` is numbered in (0 for a single file).
+    #[serde(default)]
+    pub stream_part: u32,
+    /// The later parts the connection goes on in, with its stream index in each.
+    #[serde(default)]
+    pub continued: Vec<(u32, u64)>,
     /// The capture ended (or chainsniff stopped following the connection) while the handshake
     /// was still being decided.
     pub capture_ended: bool,
@@ -200,6 +206,18 @@ pub enum Decryption {
 }
 
 impl Handshake {
+    /// The stream index of this connection in part `part` of a joined capture, if it was seen
+    /// there.
+    pub fn stream_in(&self, part: u32) -> Option<u64> {
+        if part == self.stream_part {
+            return Some(self.stream);
+        }
+        self.continued
+            .iter()
+            .find(|(p, _)| *p == part)
+            .map(|(_, s)| *s)
+    }
+
     /// The negotiated version: the ServerHello's (selected supported_version first), else `None`.
     pub fn version(&self) -> Option<u16> {
         self.server_hellos
@@ -304,6 +322,8 @@ impl TlsConn {
                 server_hello_done: None,
                 events: Vec::new(),
                 reaction_from: 0,
+                stream_part: info.part,
+                continued: Vec::new(),
                 capture_ended: false,
                 evicted: None,
                 server_cut: false,
@@ -1040,6 +1060,12 @@ impl StreamHandler for TlsConn {
                     "a retransmission carried different bytes than the first copy (the first copy was used)".into(),
                 ),
             );
+        }
+    }
+
+    fn on_part(&mut self, part: u32, stream: u64) {
+        if self.hs.continued.len() < MAX_EVENTS {
+            self.hs.continued.push((part, stream));
         }
     }
 
