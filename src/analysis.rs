@@ -584,7 +584,13 @@ fn attribute(hs: &mut Handshake, part: u32) {
 
 /// The files of one capture being read, and the capture they join.
 struct Joiner<'k> {
-    keylog: &'k Rc<RefCell<KeyLog>>,
+    /// The `--keylog` secrets, which each capture starts from.
+    base_keylog: &'k KeyLog,
+    /// The current capture's: the base and its files' Decryption Secrets Blocks.
+    keylog: Rc<RefCell<KeyLog>>,
+    /// Decryption Secrets Blocks met while the first frames of a file are looked at: they go to
+    /// the capture the file turns out to belong to.
+    peek_secrets: Vec<Vec<u8>>,
     limits: Limits,
     pipeline: FramePipeline,
     /// Summaries of the files of the current capture, but the one being read.
@@ -603,6 +609,17 @@ struct Joiner<'k> {
 }
 
 impl Joiner<'_> {
+    /// A Decryption Secrets Block: its secrets decrypt the capture it is in.
+    fn secrets(&mut self, secrets: &[u8]) {
+        if self.peek.is_some() {
+            self.peek_secrets.push(secrets.to_vec());
+        } else {
+            self.keylog
+                .borrow_mut()
+                .add_text(&String::from_utf8_lossy(secrets));
+        }
+    }
+
     fn frame(&mut self, frame: &Frame<'_>, sink: &mut SessionSink<'_>) {
         if let Some(peek) = self.peek.as_mut() {
             peek.push(OwnedFrame::of(frame));
@@ -654,6 +671,11 @@ impl Joiner<'_> {
             sink.base += files;
             self.first_file = true;
         }
+        for secrets in std::mem::take(&mut self.peek_secrets) {
+            self.keylog
+                .borrow_mut()
+                .add_text(&String::from_utf8_lossy(&secrets));
+        }
         for f in &peek {
             self.frame(&f.frame(), sink);
         }
@@ -676,9 +698,11 @@ impl Joiner<'_> {
     /// The capture read so far ends: its handshakes still open are decided, its files'
     /// results made.
     fn end_capture(&mut self, sink: &mut SessionSink<'_>) {
+        // The next capture starts from the --keylog secrets only, as a capture read alone.
+        self.keylog = Rc::new(RefCell::new(self.base_keylog.clone()));
         let pipeline = std::mem::replace(
             &mut self.pipeline,
-            FramePipeline::new(self.keylog, self.limits),
+            FramePipeline::new(&self.keylog, self.limits),
         );
         let mut files = std::mem::take(&mut self.files).into_iter();
         let Some(first) = files.next() else {
@@ -735,7 +759,6 @@ fn read_group(
     trust: &TrustStore,
     on_session: &mut dyn FnMut(&Session, &CertStore, &TrustStore),
 ) -> crate::Result<()> {
-    let keylog = Rc::new(RefCell::new(keylog.clone()));
     let first = part.sessions.records.len();
     let CapturePart {
         store,
@@ -754,10 +777,13 @@ fn read_group(
         keys: Chunked::default(),
         spill_error: None,
     };
-    let mut joiner = Joiner {
-        keylog: &keylog,
+    let capture_keylog = Rc::new(RefCell::new(keylog.clone()));
+    let joiner = Joiner {
+        base_keylog: keylog,
+        pipeline: FramePipeline::new(&capture_keylog, opts.limits),
+        keylog: capture_keylog,
+        peek_secrets: Vec::new(),
         limits: opts.limits,
-        pipeline: FramePipeline::new(&keylog, opts.limits),
         files: Vec::new(),
         first_file: true,
         peek: None,
@@ -768,21 +794,20 @@ fn read_group(
         results: Vec::new(),
         identities: Identities::default(),
     };
+    // The reader calls back for frames and for secrets: both go through the joiner.
+    let joiner = RefCell::new(joiner);
     for (path, input) in sources {
         let input = with_progress(path, input, opts)?;
-        joiner.begin_file();
-        let on_frame = |frame: &Frame<'_>| joiner.frame(frame, &mut sink);
-        let on_secrets = |secrets: &[u8]| {
-            keylog
-                .borrow_mut()
-                .add_text(&String::from_utf8_lossy(secrets));
-        };
+        joiner.borrow_mut().begin_file();
+        let on_frame = |frame: &Frame<'_>| joiner.borrow_mut().frame(frame, &mut sink);
+        let on_secrets = |secrets: &[u8]| joiner.borrow_mut().secrets(secrets);
         let summary = match input {
             Some(input) => read_from(path, input, on_frame, on_secrets)?,
             None => read_capture(path, on_frame, on_secrets)?,
         };
-        joiner.end_file(summary, &mut sink);
+        joiner.borrow_mut().end_file(summary, &mut sink);
     }
+    let mut joiner = joiner.into_inner();
     joiner.end_capture(&mut sink);
     if let Some(e) = sink.spill_error {
         return Err(e.into());

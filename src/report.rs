@@ -103,9 +103,10 @@ pub struct HandshakeReport {
     pub path: Vec<PathLink>,
     pub findings: Vec<Finding>,
     pub client_reaction: Reaction,
-    /// A joined capture (a ring buffer's files): the frame fields whose frame is in another
-    /// file than `capture`, with that file's index in `captures[]` (`certificate_frame`,
-    /// `client_reaction`, ...). Frame numbers are always Wireshark's in their own file.
+    /// A joined capture (a ring buffer's files, a TAP's two): the frame fields whose frame is
+    /// in another file than `capture`, with that file's index in `captures[]`
+    /// (`certificate_frame`, `client_reaction`, ...). Frame numbers are always Wireshark's in
+    /// their own file.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub frame_captures: BTreeMap<Cow<'static, str>, usize>,
     /// The other files of a joined capture the connection goes on in: its stream index,
