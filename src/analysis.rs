@@ -5,7 +5,7 @@
 //! kept once per distinct certificate in the [`CertStore`], so memory grows with the number of
 //! live handshakes and distinct certificates, not with the capture.
 
-use crate::model::At;
+use crate::model::{At, PART_SHIFT, local_frame};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::Read;
@@ -130,12 +130,40 @@ pub struct CaptureResult {
     /// timed out, over the limits).
     pub ip_reassembled: u64,
     pub ip_fragments_dropped: u64,
+    /// This file was read as one capture with others (a ring buffer's parts): which, and
+    /// why. The counters above are the joined capture's, on its first file; the other files
+    /// have only their own frames and warnings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joined: Option<Joined>,
+}
+
+impl CaptureResult {
+    /// A file of a joined capture after its first: its own summary, no counters.
+    fn empty(summary: CaptureSummary) -> Self {
+        CaptureResult {
+            summary,
+            tcp_segments: 0,
+            tcp_connections: 0,
+            tcp_gaps: 0,
+            other_frames: 0,
+            undecodable_frames: 0,
+            flows_evicted: 0,
+            oversized_messages: 0,
+            ip_reassembled: 0,
+            ip_fragments_dropped: 0,
+            joined: None,
+        }
+    }
 }
 
 /// A finished handshake and the capture it came from.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Session {
     pub capture: usize,
+    /// The index in `captures[]` of the first file of the capture it is in (itself unless the
+    /// capture was joined from several files): a frame in part `p` is in capture `base + p`.
+    #[serde(default)]
+    pub base: usize,
     pub hs: Handshake,
 }
 
@@ -312,21 +340,23 @@ pub fn analyze(paths: &[String], opts: &Options) -> crate::Result<Analysis> {
     // A round of as many captures as cores at a time, each into its own part on its own
     // thread, merged in capture order before the next round: at most one part per core waits
     // (each holds a temporary file and buffers), however many files there are.
+    // Files that may be parts of one capture (the same link, each starting no earlier than
+    // the one before) are read one after another by one thread, which joins those that go on
+    // from the one before; the others are read in parallel.
+    let chains = chains(paths);
     let mut all = CapturePart::default();
-    for (round, chunk) in paths.chunks(workers).enumerate() {
+    for round in chains.chunks(workers) {
         let parts: Vec<crate::Result<CapturePart>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = chunk
+            let handles: Vec<_> = round
                 .iter()
-                .enumerate()
-                .map(|(k, path)| {
+                .map(|chain| {
                     let (keylog, trust) = (&keylog, &trust);
                     scope.spawn(move || {
                         let mut part = CapturePart::default();
-                        let index = round * workers + k;
-                        read_one(
-                            index,
-                            path,
-                            None,
+                        let sources = chain.clone().map(|i| (paths[i].as_str(), None)).collect();
+                        read_group(
+                            chain.start,
+                            sources,
                             keylog,
                             opts,
                             &mut part,
@@ -347,6 +377,48 @@ pub fn analyze(paths: &[String], opts: &Options) -> crate::Result<Analysis> {
         }
     }
     Ok(all.into_analysis(trust))
+}
+
+/// Consecutive runs of `paths` that may be parts of one capture: each file's first frame on the
+/// same link type as the one before and not more than 10 minutes earlier. A file whose start cannot be read is a
+/// run of its own (its error comes when it is read).
+fn chains(paths: &[String]) -> Vec<std::ops::Range<usize>> {
+    let starts: Vec<Option<(pcap_parser::Linktype, crate::model::Timestamp)>> =
+        paths.iter().map(|p| first_frame(p)).collect();
+    let mut chains: Vec<std::ops::Range<usize>> = Vec::new();
+    for (i, start) in starts.iter().enumerate() {
+        let follows = i > 0
+            && match (starts[i - 1], start) {
+                // Later (a ring buffer's next file), or about the same time (a TAP's other file).
+                (Some((l0, t0)), Some((l1, t1))) => {
+                    l0 == *l1 && t1.secs() >= t0.secs() - FlowLimits::default().idle_secs
+                }
+                _ => false,
+            };
+        match chains.last_mut() {
+            Some(c) if follows => c.end = i + 1,
+            _ => chains.push(i..i + 1),
+        }
+    }
+    chains
+}
+
+/// The link type and time of a capture file's first frame, from its first 64 KiB.
+fn first_frame(path: &str) -> Option<(pcap_parser::Linktype, crate::model::Timestamp)> {
+    if path == "-" {
+        return None;
+    }
+    let input = crate::capture::open(path).ok()?;
+    let mut first = None;
+    let _ = read_from(
+        path,
+        Box::new(input.take(64 << 10)),
+        |f| {
+            first.get_or_insert((f.linktype, f.ts));
+        },
+        |_| {},
+    );
+    first
 }
 
 /// As [`analyze`], one capture after another, and calls `on_session` for every handshake as
@@ -413,41 +485,352 @@ fn analyze_sources(
     let trust = trust_store(opts)?;
     let keylog = base_keylog(opts)?;
     let mut all = CapturePart::default();
-    for (index, (path, input)) in sources.into_iter().enumerate() {
-        read_one(
-            index,
-            path,
-            input,
-            &keylog,
-            opts,
-            &mut all,
-            &trust,
-            &mut on_session,
-        )?;
-    }
+    read_group(0, sources, &keylog, opts, &mut all, &trust, &mut on_session)?;
     Ok(all.into_analysis(trust))
 }
 
-/// Reads capture `index` into `part`: its result, its certificates into the store, the
-/// handshakes the filter keeps into the sessions, its hosts. TLS 1.3 is decrypted with the `--keylog` secrets and the
-/// capture's own Decryption Secrets Blocks.
+/// A frame copied out of the reader while chainsniff decides whether its file goes on from
+/// the one before.
+struct OwnedFrame {
+    number: u64,
+    ts: crate::model::Timestamp,
+    linktype: pcap_parser::Linktype,
+    data: Vec<u8>,
+    orig_len: u32,
+}
+
+impl OwnedFrame {
+    fn of(f: &Frame<'_>) -> Self {
+        OwnedFrame {
+            number: f.number,
+            ts: f.ts,
+            linktype: f.linktype,
+            data: f.data.to_vec(),
+            orig_len: f.orig_len,
+        }
+    }
+    fn frame(&self) -> Frame<'_> {
+        Frame {
+            number: self.number,
+            ts: self.ts,
+            linktype: self.linktype,
+            data: &self.data,
+            orig_len: self.orig_len,
+        }
+    }
+}
+
+/// Frames of a file looked at to decide whether it goes on from the file before.
+const JOIN_PEEK: usize = 512;
+/// How far (seconds) a TAP's other file may start after the first one ends.
+const JOIN_SLACK_SECS: i64 = 1;
+
+/// Where finished handshakes go: certificates into the store, the filter, the sessions.
+struct SessionSink<'a> {
+    store: &'a mut CertStore,
+    sessions: &'a mut Sessions,
+    filtered_out: &'a mut usize,
+    filter: &'a crate::filter::Filter,
+    trust: &'a TrustStore,
+    on_session: &'a mut dyn FnMut(&Session, &CertStore, &TrustStore),
+    /// The capture index of part 0 of the capture being read.
+    base: usize,
+    /// The report-order key of each record from `first` on.
+    keys: Chunked<u64>,
+    spill_error: Option<std::io::Error>,
+}
+
+impl SessionSink<'_> {
+    fn take(&mut self, mut hs: Handshake) {
+        let order = handshake_order(&hs);
+        let part = crate::model::frame_part(order);
+        attribute(&mut hs, part);
+        let capture = self.base + part as usize;
+        // Certificates leave each handshake as soon as it is finished: memory holds each
+        // distinct certificate once, not one copy per handshake.
+        intern(self.store, self.base, &mut hs);
+        if !self.filter.matches(hs.client, hs.server, hs.sni()) {
+            *self.filtered_out += 1;
+            return;
+        }
+        let session = Session {
+            capture,
+            base: self.base,
+            hs,
+        };
+        (self.on_session)(&session, self.store, self.trust);
+        self.keys
+            .push(((capture as u64) << PART_SHIFT) | local_frame(order));
+        if let Err(e) = self.sessions.push(&session) {
+            self.spill_error.get_or_insert(e);
+        }
+    }
+}
+
+/// Makes `hs.stream` the stream index in `part` (the file its report names), the others
+/// going to `continued`.
+fn attribute(hs: &mut Handshake, part: u32) {
+    if part == hs.stream_part {
+        return;
+    }
+    if let Some(i) = hs.continued.iter().position(|(p, _)| *p == part) {
+        let (p, stream) = hs.continued.remove(i);
+        hs.continued.insert(0, (hs.stream_part, hs.stream));
+        hs.continued.sort_unstable();
+        hs.stream = stream;
+        hs.stream_part = p;
+    }
+}
+
+/// The files of one capture being read, and the capture they join.
+struct Joiner<'k> {
+    /// The `--keylog` secrets, which each capture starts from.
+    base_keylog: &'k KeyLog,
+    /// The current capture's: the base and its files' Decryption Secrets Blocks.
+    keylog: Rc<RefCell<KeyLog>>,
+    /// Decryption Secrets Blocks met while the first frames of a file are looked at: they go to
+    /// the capture the file turns out to belong to.
+    peek_secrets: Vec<Vec<u8>>,
+    limits: Limits,
+    pipeline: FramePipeline,
+    /// Summaries of the files of the current capture, but the one being read.
+    files: Vec<CaptureSummary>,
+    /// The file being read is the first of its capture.
+    first_file: bool,
+    /// Some while the first frames of a file are looked at.
+    peek: Option<Vec<OwnedFrame>>,
+    last_ts: Option<crate::model::Timestamp>,
+    first_ts: Option<crate::model::Timestamp>,
+    linktype: Option<pcap_parser::Linktype>,
+    /// How the files of the current capture were joined (`ring_buffer`, `tap`).
+    how: &'static str,
+    results: Vec<CaptureResult>,
+    identities: Identities,
+}
+
+impl Joiner<'_> {
+    /// A Decryption Secrets Block: its secrets decrypt the capture it is in.
+    fn secrets(&mut self, secrets: &[u8]) {
+        if self.peek.is_some() {
+            self.peek_secrets.push(secrets.to_vec());
+        } else {
+            self.keylog
+                .borrow_mut()
+                .add_text(&String::from_utf8_lossy(secrets));
+        }
+    }
+
+    fn frame(&mut self, frame: &Frame<'_>, sink: &mut SessionSink<'_>) {
+        if let Some(peek) = self.peek.as_mut() {
+            peek.push(OwnedFrame::of(frame));
+            if peek.len() >= JOIN_PEEK {
+                self.decide(sink);
+            }
+            return;
+        }
+        self.last_ts = Some(self.last_ts.map_or(frame.ts, |t| t.max(frame.ts)));
+        self.first_ts = Some(self.first_ts.map_or(frame.ts, |t| t.min(frame.ts)));
+        self.linktype.get_or_insert(frame.linktype);
+        self.pipeline.frame(frame, &mut |h| sink.take(h));
+    }
+
+    /// Decides whether the file whose first frames were looked at goes on from the capture
+    /// read so far: same link type, not earlier, and a frame of a TCP connection still open
+    /// (not a new one). Either way its frames then go on through a pipeline.
+    fn decide(&mut self, sink: &mut SessionSink<'_>) {
+        let Some(peek) = self.peek.take() else {
+            return;
+        };
+        let first = peek.first().filter(|f| Some(f.linktype) == self.linktype);
+        let idle = FlowLimits::default().idle_secs;
+        // A ring buffer's next file: it starts where the one before ended (not earlier: two
+        // captures of the same traffic at two points overlap), and goes on with a connection
+        // of it.
+        let follows = first.is_some_and(|f| {
+            self.last_ts
+                .is_some_and(|t| f.ts >= t && f.ts.secs() <= t.secs() + idle)
+        });
+        let ring = follows && peek.iter().any(|f| self.pipeline.continues(&f.frame()));
+        // A TAP's other file: the same time, the other direction of its connections.
+        let during = first.is_some_and(|f| {
+            self.last_ts
+                .is_some_and(|t| f.ts.secs() <= t.secs() + JOIN_SLACK_SECS)
+                && self
+                    .first_ts
+                    .is_some_and(|t| f.ts.secs() >= t.secs() - idle)
+        });
+        let tap = !ring && during && peek.iter().any(|f| self.pipeline.answers(&f.frame()));
+        if ring || tap {
+            if tap {
+                self.how = "tap";
+            }
+            self.pipeline.new_part();
+        } else {
+            let files = self.files.len();
+            self.end_capture(sink);
+            sink.base += files;
+            self.first_file = true;
+        }
+        for secrets in std::mem::take(&mut self.peek_secrets) {
+            self.keylog
+                .borrow_mut()
+                .add_text(&String::from_utf8_lossy(&secrets));
+        }
+        for f in &peek {
+            self.frame(&f.frame(), sink);
+        }
+    }
+
+    /// A file was read to its end.
+    fn end_file(&mut self, summary: CaptureSummary, sink: &mut SessionSink<'_>) {
+        self.decide(sink);
+        self.files.push(summary);
+        self.first_file = false;
+    }
+
+    /// The next file begins: its first frames are looked at before they are read.
+    fn begin_file(&mut self) {
+        if !self.first_file {
+            self.peek = Some(Vec::new());
+        }
+    }
+
+    /// The capture read so far ends: its handshakes still open are decided, its files'
+    /// results made.
+    fn end_capture(&mut self, sink: &mut SessionSink<'_>) {
+        // The next capture starts from the --keylog secrets only, as a capture read alone.
+        self.keylog = Rc::new(RefCell::new(self.base_keylog.clone()));
+        let pipeline = std::mem::replace(
+            &mut self.pipeline,
+            FramePipeline::new(&self.keylog, self.limits),
+        );
+        let mut files = std::mem::take(&mut self.files).into_iter();
+        let Some(first) = files.next() else {
+            return;
+        };
+        let rest: Vec<CaptureSummary> = files.collect();
+        let (mut result, ids) = pipeline.finish(first, &mut |h| sink.take(h));
+        self.identities.merge(ids);
+        if !rest.is_empty() {
+            let indices: Vec<usize> = (sink.base..sink.base + rest.len() + 1).collect();
+            let joined = Joined {
+                captures: indices.clone(),
+                how: self.how,
+            };
+            result.joined = Some(joined.clone());
+            self.results.push(result);
+            for summary in rest {
+                let mut r = CaptureResult::empty(summary);
+                r.joined = Some(joined.clone());
+                self.results.push(r);
+            }
+        } else {
+            self.results.push(result);
+        }
+        self.files.clear();
+        self.last_ts = None;
+        self.first_ts = None;
+        self.linktype = None;
+        self.how = "ring_buffer";
+    }
+}
+
+/// Files read as one capture: which (their indices in `captures[]`) and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Joined {
+    pub captures: Vec<usize>,
+    /// `ring_buffer`: each file follows the one before in time, a connection going on from
+    /// one to the next; `tap`: the files cover the same time, each with one direction of the
+    /// same connections (the two ports of a network TAP), read one after the other.
+    pub how: &'static str,
+}
+
+/// Reads captures `index..` given together into `part`: a file that goes on from the one
+/// before (a ring buffer's next part: same link, later, a TCP connection of the previous file
+/// still going on in its first frames) is read as the same capture, so that a handshake
+/// crossing the boundary is one handshake; each file keeps its own entry in `captures[]`.
 #[allow(clippy::too_many_arguments)]
-fn read_one(
+fn read_group(
     index: usize,
-    path: &str,
-    input: Option<Box<dyn Read + Send>>,
+    sources: Vec<(&str, Option<Box<dyn Read + Send>>)>,
     keylog: &KeyLog,
     opts: &Options,
     part: &mut CapturePart,
     trust: &TrustStore,
     on_session: &mut dyn FnMut(&Session, &CertStore, &TrustStore),
 ) -> crate::Result<()> {
-    let keylog = Rc::new(RefCell::new(keylog.clone()));
-    // The frame each handshake is ordered by, in record order from `first`.
     let first = part.sessions.records.len();
-    let mut frames: Chunked<u64> = Chunked::default();
-    let mut spill_error = None;
-    let input = match (&opts.progress, input) {
+    let CapturePart {
+        store,
+        sessions,
+        filtered_out,
+        ..
+    } = part;
+    let mut sink = SessionSink {
+        store,
+        sessions,
+        filtered_out,
+        filter: &opts.filter,
+        trust,
+        on_session,
+        base: index,
+        keys: Chunked::default(),
+        spill_error: None,
+    };
+    let capture_keylog = Rc::new(RefCell::new(keylog.clone()));
+    let joiner = Joiner {
+        base_keylog: keylog,
+        pipeline: FramePipeline::new(&capture_keylog, opts.limits),
+        keylog: capture_keylog,
+        peek_secrets: Vec::new(),
+        limits: opts.limits,
+        files: Vec::new(),
+        first_file: true,
+        peek: None,
+        last_ts: None,
+        first_ts: None,
+        linktype: None,
+        how: "ring_buffer",
+        results: Vec::new(),
+        identities: Identities::default(),
+    };
+    // The reader calls back for frames and for secrets: both go through the joiner.
+    let joiner = RefCell::new(joiner);
+    for (path, input) in sources {
+        let input = with_progress(path, input, opts)?;
+        joiner.borrow_mut().begin_file();
+        let on_frame = |frame: &Frame<'_>| joiner.borrow_mut().frame(frame, &mut sink);
+        let on_secrets = |secrets: &[u8]| joiner.borrow_mut().secrets(secrets);
+        let summary = match input {
+            Some(input) => read_from(path, input, on_frame, on_secrets)?,
+            None => read_capture(path, on_frame, on_secrets)?,
+        };
+        joiner.borrow_mut().end_file(summary, &mut sink);
+    }
+    let mut joiner = joiner.into_inner();
+    joiner.end_capture(&mut sink);
+    if let Some(e) = sink.spill_error {
+        return Err(e.into());
+    }
+    let keys = sink.keys;
+    let mut records: Vec<u32> = (first as u32..(first + keys.len()) as u32).collect();
+    records.sort_unstable_by_key(|&r| (keys.get(r as usize - first), r));
+    drop(keys);
+    for r in records {
+        part.sessions.order.push(r);
+    }
+    part.captures.extend(joiner.results);
+    part.identities.merge(joiner.identities);
+    Ok(())
+}
+
+/// The input of a capture, wrapped to report progress when asked.
+fn with_progress(
+    path: &str,
+    input: Option<Box<dyn Read + Send>>,
+    opts: &Options,
+) -> crate::Result<Option<Box<dyn Read + Send>>> {
+    Ok(match (&opts.progress, input) {
         (Some(progress), input) => {
             let (inner, size) = match input {
                 Some(i) => (i, None),
@@ -466,66 +849,45 @@ fn read_one(
             }) as Box<dyn Read + Send>)
         }
         (None, input) => input,
-    };
-    let CapturePart {
-        store,
-        sessions,
-        filtered_out,
-        ..
-    } = part;
-    let (result, ids) = analyze_input(path, input, &keylog, opts.limits, &mut |mut hs| {
-        // Certificates leave each handshake as soon as it is finished: memory holds each
-        // distinct certificate once, not one copy per handshake.
-        intern(store, index, &mut hs);
-        if !opts.filter.matches(hs.client, hs.server, hs.sni()) {
-            *filtered_out += 1;
-            return;
-        }
-        let session = Session { capture: index, hs };
-        on_session(&session, store, trust);
-        frames.push(handshake_order(&session.hs));
-        if let Err(e) = sessions.push(&session) {
-            spill_error.get_or_insert(e);
-        }
-    })?;
-    if let Some(e) = spill_error {
-        return Err(e.into());
-    }
-    let mut records: Vec<u32> = (first as u32..(first + frames.len()) as u32).collect();
-    records.sort_unstable_by_key(|&r| (frames.get(r as usize - first), r));
-    drop(frames);
-    for r in records {
-        sessions.order.push(r);
-    }
-    part.captures.push(result);
-    part.identities.merge(ids);
-    Ok(())
+    })
 }
 
 /// Moves a handshake's certificates into the store, leaving their hashes.
-fn intern(store: &mut CertStore, capture: usize, hs: &mut Handshake) {
+fn intern(store: &mut CertStore, base: usize, hs: &mut Handshake) {
     let server = hs.server;
-    let stream = hs.stream;
     let transport = hs.transport();
-    if let Some(c) = hs.certificate.as_mut() {
+    // Where a certificate was seen: the file of its frame, its frame and stream there.
+    let place = |hs: &Handshake, frame: u64| {
+        let part = crate::model::frame_part(frame);
+        (
+            base + part as usize,
+            hs.stream_in(part).unwrap_or(hs.stream),
+            local_frame(frame),
+        )
+    };
+    if let Some(frame) = hs.certificate.as_ref().map(|c| c.at.frame) {
+        let (capture, stream, frame) = place(hs, frame);
         let seen = Sighting {
             transport,
             capture,
             stream,
-            frame: c.at.frame,
+            frame,
             server,
         };
+        let c = hs.certificate.as_mut().expect("present");
         c.shas = c.certs.iter().map(|d| store.add(d, Some(seen))).collect();
         c.certs = Vec::new();
     }
-    if let Some(c) = hs.client_certificate.as_mut() {
+    if let Some(frame) = hs.client_certificate.as_ref().map(|c| c.at.frame) {
+        let (capture, stream, frame) = place(hs, frame);
         let seen = Sighting {
             transport,
             capture,
             stream,
-            frame: c.at.frame,
+            frame,
             server: hs.client,
         };
+        let c = hs.client_certificate.as_mut().expect("present");
         c.shas = c.certs.iter().map(|d| store.add(d, Some(seen))).collect();
         c.certs = Vec::new();
     }
@@ -602,9 +964,37 @@ pub struct FramePipeline {
     oversized: u64,
     frame_warnings: Vec<String>,
     identities: Identities,
+    /// The part (file) of a joined capture being read, above [`PART_SHIFT`] in frame numbers.
+    part: u32,
 }
 
 impl FramePipeline {
+    /// The next file of a joined capture begins: its frames are numbered from 1 in it and its
+    /// conversations from 0, as Wireshark does per file; the conversations go on.
+    pub fn new_part(&mut self) {
+        self.part += 1;
+        self.reasm.new_part();
+        self.udp.new_part();
+    }
+
+    /// True when `frame` carries a TCP segment of the direction not seen yet of a connection
+    /// being followed, acknowledging what the other direction sent (a TAP's other file).
+    fn answers(&self, frame: &Frame<'_>) -> bool {
+        match decode(frame.linktype, frame.data) {
+            Ok(Decoded::Tcp(seg)) => self.reasm.answers(&seg),
+            _ => false,
+        }
+    }
+
+    /// True when `frame` carries a TCP segment that goes on with a connection being followed
+    /// (same addresses and ports, no SYN, the sequence number where its bytes have come to).
+    fn continues(&self, frame: &Frame<'_>) -> bool {
+        match decode(frame.linktype, frame.data) {
+            Ok(Decoded::Tcp(seg)) => self.reasm.continues(&seg),
+            _ => false,
+        }
+    }
+
     /// TLS 1.3 handshakes are decrypted with `keylog`.
     pub fn new(keylog: &Rc<RefCell<KeyLog>>, limits: Limits) -> Self {
         let conn_keys = keylog.clone();
@@ -625,13 +1015,14 @@ impl FramePipeline {
             oversized: 0,
             frame_warnings: Vec::new(),
             identities: Identities::default(),
+            part: 0,
         }
     }
 
     /// One frame through the stages; handshakes it decides go to `sink`.
     pub fn frame(&mut self, frame: &Frame<'_>, sink: &mut dyn FnMut(Handshake)) {
         let at = At {
-            frame: frame.number,
+            frame: (u64::from(self.part) << PART_SHIFT) | local_frame(frame.number),
             ts: frame.ts,
         };
         let decoded = decode(frame.linktype, frame.data);
@@ -697,6 +1088,7 @@ impl FramePipeline {
             mut oversized,
             mut frame_warnings,
             identities,
+            part: _,
         } = self;
         let (handshakes, stats, tcp_evicted) = reasm.finish();
         let (datagram_handshakes, udp_evicted) = udp.finish();
@@ -768,6 +1160,7 @@ impl FramePipeline {
             oversized_messages: oversized,
             ip_reassembled: defrag.reassembled,
             ip_fragments_dropped: defrag.dropped + defrag.pending_count() as u64,
+            joined: None,
         };
         (result, identities)
     }

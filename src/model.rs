@@ -52,6 +52,22 @@ pub struct At {
     pub ts: Timestamp,
 }
 
+/// Frame numbers of a capture joined from several files (a ring buffer's parts, the two files of
+/// a TAP) carry the file's place in the join, its *part*, from this bit up; the bits below are
+/// Wireshark's frame number within that file. A single file is part 0: its frame numbers are
+/// unchanged.
+pub const PART_SHIFT: u32 = 40;
+
+/// The part (file of a joined capture) a frame number is in.
+pub fn frame_part(frame: u64) -> u32 {
+    (frame >> PART_SHIFT) as u32
+}
+
+/// Wireshark's frame number within its file.
+pub fn local_frame(frame: u64) -> u64 {
+    frame & ((1 << PART_SHIFT) - 1)
+}
+
 /// Which end of a handshake sent something.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -192,6 +192,7 @@ impl EapolFlows {
                         first_src: mac_endpoint(s),
                         first_dst: mac_endpoint(a),
                         first_at,
+                        part: crate::model::frame_part(first_at.frame),
                     };
                     let mut session = EapSession::new(info, EapTransport::Eapol, max);
                     session.info_eap.client_mac = Some(s);
@@ -416,6 +417,8 @@ impl Recency for RadiusSession {
 /// The EAP authentications of one RADIUS (UDP) conversation.
 pub(crate) struct RadiusFlow {
     stream: u64,
+    /// The part (file of a joined capture) `stream` is numbered in.
+    part: u32,
     sessions: FlowMap<u32, RadiusSession>,
     /// A State attribute (hashed) to the session that the next request with it continues.
     by_state: FlowMap<u64, u32>,
@@ -430,9 +433,17 @@ pub(crate) struct RadiusFlow {
 }
 
 impl RadiusFlow {
+    /// The conversation goes on in part `part` of a joined capture as `udp.stream == stream`:
+    /// the authentications that begin from now on are numbered so.
+    pub(crate) fn renumber(&mut self, part: u32, stream: u64) {
+        self.part = part;
+        self.stream = stream;
+    }
+
     pub(crate) fn new(stream: u64, limits: FlowLimits, max_handshake: usize) -> Self {
         RadiusFlow {
             stream,
+            part: 0,
             sessions: FlowMap::default(),
             by_state: FlowMap::default(),
             by_id: FlowMap::default(),
@@ -569,6 +580,7 @@ impl RadiusFlow {
             first_src: src,
             first_dst: dst,
             first_at: at,
+            part: self.part,
         };
         self.sessions.insert(
             id,

@@ -39,6 +39,9 @@ pub struct ConnInfo {
     pub first_src: SocketAddr,
     pub first_dst: SocketAddr,
     pub first_at: At,
+    /// The part (file of a joined capture) `stream` is numbered in: Wireshark numbers streams
+    /// per file.
+    pub part: u32,
 }
 
 /// The consumer of reassembled bytes (the TLS stage).
@@ -52,6 +55,9 @@ pub trait StreamHandler {
     fn on_snaplen(&mut self, dir: Dir, at: At, len: u64) {
         self.on_gap(dir, at, len);
     }
+    /// The connection goes on in part `part` of a joined capture (the next file), where
+    /// Wireshark numbers it `stream`.
+    fn on_part(&mut self, _part: u32, _stream: u64) {}
     /// A SYN (with `ack` for SYN-ACK) was seen in `dir`.
     fn on_syn(&mut self, _dir: Dir, _ack: bool) {}
     fn on_fin(&mut self, dir: Dir, at: At);
@@ -162,6 +168,9 @@ impl<T> Settled<T> {
     pub(crate) fn get_mut(&mut self, h: u64) -> Option<&mut T> {
         self.map.get_mut(&h)
     }
+    pub(crate) fn contains(&self, h: u64) -> bool {
+        self.map.contains_key(&h)
+    }
     pub(crate) fn remove(&mut self, h: u64) -> Option<T> {
         self.map.remove(&h)
     }
@@ -196,6 +205,11 @@ pub(crate) trait Recency {
     fn last(&self) -> At;
     /// The stream index (evictions happen in this order, so that they are deterministic).
     fn stream(&self) -> u64;
+    /// True while the entry waits for packets of its other direction that may come later in
+    /// the capture (a merged file): it is not idle.
+    fn waiting(&self) -> bool {
+        false
+    }
 }
 
 /// The eviction policy of the TCP and UDP tables: room when full, and idle entries.
@@ -259,7 +273,7 @@ impl Evictor {
         }
         self.next_sweep = Some(now + SWEEP_SECS);
         let horizon = now - self.limits.idle_secs;
-        let victims = take_sorted(table, |v| v.last().ts.secs() < horizon);
+        let victims = take_sorted(table, |v| v.last().ts.secs() < horizon && !v.waiting());
         self.counts.idle += victims.len() as u64;
         (victims, end)
     }

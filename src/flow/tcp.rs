@@ -12,7 +12,7 @@ use crate::model::At;
 use std::net::SocketAddr;
 
 use super::table::*;
-use crate::wire::TcpSegment;
+use crate::wire::{TcpFlags, TcpSegment};
 
 /// Counters for the report.
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,6 +28,17 @@ pub struct TcpStats {
 /// Most bytes held out of order per direction before the hole before them is declared a gap.
 const MAX_OOO_BYTES: usize = 4 << 20;
 
+/// Most payload bytes held back, all connections together, because they acknowledge bytes of
+/// the other direction that have not been seen yet (see [`Held`]).
+const MAX_HELD_BYTES: usize = 64 << 20;
+/// Most segments held back, all connections together.
+const MAX_HELD_SEGMENTS: usize = 1 << 20;
+/// A direction's held segments are let go once this many TCP segments (of any connection)
+/// were read since the first of them was held: the other direction had its chance.
+const HOLD_WINDOW: u64 = 1 << 20;
+/// ... or once the other direction sent this many segments ahead of a hole without filling it.
+const HOLD_PEER_AHEAD: u32 = 32;
+
 #[derive(Debug, Default)]
 struct DirState {
     /// Sequence number of the next byte to deliver; `None` until the first segment is seen.
@@ -38,8 +49,62 @@ struct DirState {
     pending: Vec<Pending>,
     pending_bytes: usize,
     fin: bool,
+    /// An RST of this direction was processed.
+    rst: bool,
     /// The last bytes delivered (while the handler wants them), to check retransmissions.
     recent: Vec<u8>,
+    /// The first acknowledgement this direction sent: where the other direction's bytes start
+    /// as far as this one knows, before any of them is seen.
+    peer_floor: Option<u32>,
+    /// Segments of this direction that acknowledge bytes of the other direction not delivered
+    /// yet, in arrival order: they wait for those bytes (see [`Held`]).
+    held: std::collections::VecDeque<Held>,
+    held_bytes: usize,
+    /// The reassembler's segment count when the first of `held` was held.
+    held_since: u64,
+    /// Segments the other direction sent ahead of a hole while this one held.
+    peer_ahead: u32,
+}
+
+/// A segment that acknowledges bytes of the other direction that were not delivered yet: a
+/// late flight (captures merged from two interfaces, one file per direction concatenated, a
+/// reordering capture host). It waits for those bytes so that the handler sees the two
+/// directions in the order the endpoints did, and is let go (the hole declared a gap) when
+/// the other direction ends, sends [`HOLD_PEER_AHEAD`] segments past a hole, the bounds are
+/// hit, [`HOLD_WINDOW`] segments were read, or the connection ends.
+#[derive(Debug)]
+struct Held {
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    at: At,
+    /// The payload, empty if the handler did not want it when it was held.
+    data: Vec<u8>,
+    /// The payload's length in sequence space.
+    len: usize,
+    missing: u32,
+}
+
+/// A segment as the reassembly of one direction reads it: from the wire or held back.
+struct SegIn<'a> {
+    seq: u32,
+    flags: TcpFlags,
+    /// The captured payload; shorter than `len` only when it was dropped while held.
+    payload: &'a [u8],
+    len: usize,
+    missing: u32,
+}
+
+impl<'a> SegIn<'a> {
+    fn wire(seg: &TcpSegment<'a>) -> Self {
+        SegIn {
+            seq: seg.seq,
+            flags: seg.flags,
+            payload: seg.payload,
+            len: seg.payload.len(),
+            missing: seg.missing,
+        }
+    }
 }
 
 /// How many delivered bytes per direction are kept to compare retransmissions against.
@@ -97,6 +162,8 @@ struct Conn<H> {
     closed: bool,
     /// The last packet seen (for eviction).
     last: At,
+    /// Its stream index in the part (file) it was last seen in: (part, stream).
+    num: (u32, u64),
 }
 
 impl<H> Recency for Conn<H> {
@@ -104,7 +171,10 @@ impl<H> Recency for Conn<H> {
         self.last
     }
     fn stream(&self) -> u64 {
-        self.info.stream
+        self.num.1
+    }
+    fn waiting(&self) -> bool {
+        self.dirs.iter().any(|d| !d.held.is_empty())
     }
 }
 
@@ -115,6 +185,8 @@ struct Tomb {
     /// Initial sequence numbers of the low and the high endpoint (see [`key_of`]).
     base: [u32; 2],
     flags: u8,
+    /// The part (file) `stream` is numbered in.
+    part: u32,
 }
 
 const HAS_BASE_LOW: u8 = 1;
@@ -142,8 +214,14 @@ pub struct Reassembler<H: StreamHandler, F: FnMut(ConnInfo) -> H> {
     conns: FlowMap<Key, Conn<H>>,
     settled: Settled<Tomb>,
     next_stream: u64,
+    /// The part (file of a joined capture) being read: stream indices restart with each.
+    part: u32,
     new_handler: F,
     evictor: Evictor,
+    /// Connections that began holding segments, by the segment count when they did (stale
+    /// entries are skipped).
+    holds: std::collections::VecDeque<(u64, Key)>,
+    held: HeldTotals,
     pub stats: TcpStats,
     /// Outputs of finished handlers, in the order they finished.
     pub finished: Vec<H::Output>,
@@ -159,11 +237,71 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
             conns: FlowMap::default(),
             settled: Settled::new(limits.max_settled),
             next_stream: 0,
+            part: 0,
             new_handler,
             evictor: Evictor::new(limits),
+            holds: Default::default(),
+            held: HeldTotals::default(),
             stats: TcpStats::default(),
             finished: Vec::new(),
         }
+    }
+
+    /// The next file of a joined capture begins: Wireshark numbers its conversations from 0,
+    /// those that go on from the previous file included (each when first seen in it).
+    pub fn new_part(&mut self) {
+        self.part += 1;
+        self.next_stream = 0;
+    }
+
+    /// A stream index in the current part.
+    fn next_index(&mut self) -> u64 {
+        self.next_stream += 1;
+        self.next_stream - 1
+    }
+
+    /// True when `seg` is of the direction never seen of a connection followed in the other
+    /// direction only, and acknowledges bytes that direction sent: the other file of a network
+    /// TAP (one file per direction).
+    pub fn answers(&self, seg: &TcpSegment<'_>) -> bool {
+        let src = SocketAddr::new(seg.src, seg.sport);
+        let dst = SocketAddr::new(seg.dst, seg.dport);
+        let Some(conn) = self.conns.get(&key_of(src, dst).0) else {
+            return false;
+        };
+        let dir = if conn.info.first_src == src {
+            Dir::Forward
+        } else {
+            Dir::Backward
+        };
+        let (this, other) = (&conn.dirs[dir.index()], &conn.dirs[dir.reverse().index()]);
+        this.base_seq.is_none()
+            && seg.flags.ack
+            && other
+                .base_seq
+                .is_some_and(|b| (0..1 << 24).contains(&seq_diff(seg.ack, b)))
+    }
+
+    /// True when `seg` goes on with a connection being followed: not a SYN, and its sequence
+    /// number where that direction's bytes have come to (within 64 KiB behind and 16 MiB
+    /// ahead), or with one that ended (its last packets). Used to tell whether a capture file
+    /// continues the one before.
+    pub fn continues(&self, seg: &TcpSegment<'_>) -> bool {
+        let src = SocketAddr::new(seg.src, seg.sport);
+        let dst = SocketAddr::new(seg.dst, seg.dport);
+        let key = key_of(src, dst).0;
+        let Some(conn) = self.conns.get(&key) else {
+            return !seg.flags.syn && self.settled.contains(self.settled.hash(&key));
+        };
+        let dir = if conn.info.first_src == src {
+            Dir::Forward
+        } else {
+            Dir::Backward
+        };
+        !seg.flags.syn
+            && conn.dirs[dir.index()]
+                .next_seq
+                .is_some_and(|n| (-(1 << 16)..1 << 24).contains(&seq_diff(seg.seq, n)))
     }
 
     pub fn process(&mut self, at: At, seg: &TcpSegment<'_>) {
@@ -194,7 +332,17 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
             }
         } else {
             let h = self.settled.hash(&key);
+            let (part, next) = (self.part, self.next_stream);
             if let Some(tomb) = self.settled.get_mut(h) {
+                // First seen in this file: Wireshark gives it this file's next index (unless a
+                // new SYN makes it a new conversation, numbered below).
+                let renumber = tomb.part != part
+                    && !(new_syn && tomb.base(src_low).is_some_and(|b| b != seg.seq));
+                if renumber {
+                    tomb.part = part;
+                    tomb.stream = next;
+                    self.next_stream += 1;
+                }
                 match tomb.base(src_low) {
                     // Port reuse: forget the old conversation, number a new one below.
                     Some(base) if new_syn && base != seg.seq => {
@@ -225,13 +373,25 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
         }
 
         if !self.conns.contains_key(&key) {
-            let stream = self.next_stream;
-            self.next_stream += 1;
+            let stream = self.next_index();
             self.stats.connections += 1;
             self.open(key, stream, src, dst, Default::default(), at);
         }
+        let (part, next) = (self.part, self.next_stream);
         let conn = self.conns.get_mut(&key).expect("just opened");
         conn.last = at;
+        if conn.num.0 != part {
+            // Goes on in a new file of a joined capture.
+            conn.num = (part, next);
+            self.next_stream += 1;
+            match conn.handler.as_deref_mut() {
+                Some(h) => h.on_part(part, next),
+                None => {
+                    conn.info.stream = next;
+                    conn.info.part = part;
+                }
+            }
+        }
         let dir = if conn.info.first_src == src {
             Dir::Forward
         } else {
@@ -251,8 +411,191 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
             }
             conn.handler = Some(h);
         }
+        let clock = self.stats.segments;
+        if Self::must_hold(&mut conn.dirs, dir, seg) {
+            let wants = conn.handler.as_ref().is_some_and(|h| h.wants_data(dir));
+            let this = &mut conn.dirs[dir.index()];
+            if this.held.is_empty() {
+                this.held_since = clock;
+                this.peer_ahead = 0;
+                self.holds.push_back((clock, key));
+            }
+            let data = if wants {
+                seg.payload.to_vec()
+            } else {
+                Vec::new()
+            };
+            this.held_bytes += data.len();
+            self.held.bytes += data.len();
+            self.held.segments += 1;
+            this.held.push_back(Held {
+                seq: seg.seq,
+                ack: seg.ack,
+                flags: seg.flags,
+                at,
+                data,
+                len: seg.payload.len(),
+                missing: seg.missing,
+            });
+            if this.held_bytes > MAX_OOO_BYTES {
+                Self::release(&mut self.stats, &mut self.held, conn, dir, true);
+            }
+        } else {
+            Self::apply(&mut self.stats, conn, dir, at, &SegIn::wire(seg));
+            let ahead = conn.dirs[dir.index()]
+                .next_seq
+                .is_some_and(|n| seq_diff(seg.seq, n) > 0);
+            let other = &mut conn.dirs[dir.reverse().index()];
+            let force = !other.held.is_empty() && {
+                if ahead {
+                    other.peer_ahead += 1;
+                }
+                // The other direction ended, or keeps sending past a hole: its chance is over.
+                seg.flags.fin || seg.flags.rst || other.peer_ahead > HOLD_PEER_AHEAD
+            };
+            Self::release(&mut self.stats, &mut self.held, conn, dir.reverse(), force);
+        }
+        self.end_if_done(key);
+        self.expire_holds();
+    }
+
+    /// Ends the connection if it closed (RST, both FINs) or its handler is done, and nothing
+    /// waits for the other direction.
+    fn end_if_done(&mut self, key: Key) {
+        let Some(conn) = self.conns.get_mut(&key) else {
+            return;
+        };
+        if conn.dirs.iter().any(|d| d.rst) {
+            conn.closed = true;
+        }
+        let both_fin = conn.dirs[0].fin && conn.dirs[1].fin;
+        let done = conn.handler.as_ref().is_some_and(|h| h.is_done());
+        let waiting = conn.dirs.iter().any(|d| !d.held.is_empty());
+        if (conn.closed || both_fin || done) && !waiting {
+            let conn = self.conns.remove(&key).expect("present");
+            self.settle(key, conn, End::Closed);
+        }
+    }
+
+    /// Lets go of the segments held longest while the bounds are exceeded or their window
+    /// has passed.
+    fn expire_holds(&mut self) {
+        let clock = self.stats.segments;
+        while let Some(&(since, key)) = self.holds.front() {
+            let over = self.held.bytes > MAX_HELD_BYTES || self.held.segments > MAX_HELD_SEGMENTS;
+            if !over && since + HOLD_WINDOW > clock {
+                return;
+            }
+            self.holds.pop_front();
+            let Some(conn) = self.conns.get_mut(&key) else {
+                continue;
+            };
+            for dir in [Dir::Forward, Dir::Backward] {
+                let d = &conn.dirs[dir.index()];
+                if !d.held.is_empty() && d.held_since <= since {
+                    Self::release(&mut self.stats, &mut self.held, conn, dir, true);
+                }
+            }
+            self.end_if_done(key);
+        }
+    }
+
+    /// True when `seg` must wait: it carries something (payload, FIN, RST) and acknowledges
+    /// bytes of the other direction that were not delivered yet, or earlier segments of its
+    /// direction wait.
+    fn must_hold(dirs: &mut [DirState; 2], dir: Dir, seg: &TcpSegment<'_>) -> bool {
+        let (this, other) = split_dirs(dirs, dir);
+        if seg.flags.ack && this.peer_floor.is_none() {
+            this.peer_floor = Some(seg.ack);
+        }
+        let carries = !seg.payload.is_empty() || seg.missing > 0 || seg.flags.fin || seg.flags.rst;
+        if !carries {
+            return false;
+        }
+        if !this.held.is_empty() {
+            return true;
+        }
+        if !seg.flags.ack || seg.flags.syn {
+            return false;
+        }
+        match other.next_seq {
+            Some(next) => seq_diff(seg.ack, next) > 0,
+            // Nothing of the other direction seen yet: past the first acknowledgement, the
+            // bytes it acknowledges are still to come (or were never captured).
+            None => this.peer_floor.is_some_and(|f| seq_diff(seg.ack, f) > 0),
+        }
+    }
+
+    /// Processes held segments of `dir` whose acknowledged bytes were delivered, or (`force`)
+    /// all of them, declaring the holes they acknowledge past gaps; then whatever that lets go
+    /// in the other direction.
+    fn release(
+        stats: &mut TcpStats,
+        totals: &mut HeldTotals,
+        conn: &mut Conn<H>,
+        dir: Dir,
+        force: bool,
+    ) {
+        let mut dir = dir;
+        let mut force = force;
+        // Alternates between the directions until neither can go on.
+        let mut idle_rounds = 0;
+        while idle_rounds < 2 {
+            let mut moved = false;
+            loop {
+                let (this, other) = split_dirs(&mut conn.dirs, dir);
+                let Some(front) = this.held.front() else {
+                    break;
+                };
+                let owed = front.flags.ack
+                    && match other.next_seq {
+                        Some(next) => seq_diff(front.ack, next) > 0,
+                        None => this.peer_floor.is_some_and(|f| seq_diff(front.ack, f) > 0),
+                    };
+                if owed && !force {
+                    break;
+                }
+                if owed && !other.pending.is_empty() {
+                    // The hole the peer acknowledged past is not in the capture.
+                    let (at, ack) = (front.at, front.ack);
+                    match conn.handler.as_deref_mut() {
+                        Some(h) => Self::skip_gap(stats, other, h, dir.reverse(), at, Some(ack)),
+                        None => Self::skip_gap(
+                            stats,
+                            other,
+                            &mut NoPayloadYet,
+                            dir.reverse(),
+                            at,
+                            Some(ack),
+                        ),
+                    }
+                }
+                let this = &mut conn.dirs[dir.index()];
+                let h = this.held.pop_front().expect("non-empty");
+                this.held_bytes -= h.data.len();
+                totals.bytes -= h.data.len();
+                totals.segments -= 1;
+                let seg = SegIn {
+                    seq: h.seq,
+                    flags: h.flags,
+                    payload: &h.data,
+                    len: h.len,
+                    missing: h.missing,
+                };
+                Self::apply(stats, conn, dir, h.at, &seg);
+                moved = true;
+            }
+            idle_rounds = if moved { 0 } else { idle_rounds + 1 };
+            // What this direction delivered may let the other go on, never forced.
+            dir = dir.reverse();
+            force = false;
+        }
+    }
+
+    /// Reads one segment of `dir` into the connection's reassembly.
+    fn apply(stats: &mut TcpStats, conn: &mut Conn<H>, dir: Dir, at: At, seg: &SegIn<'_>) {
         match conn.handler.as_deref_mut() {
-            Some(handler) => Self::segment(&mut self.stats, &mut conn.dirs, handler, dir, at, seg),
+            Some(handler) => Self::segment(stats, &mut conn.dirs, handler, dir, at, seg),
             None => {
                 if seg.flags.syn {
                     conn.syns |= match (dir, seg.flags.ack) {
@@ -262,24 +605,8 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
                         (Dir::Backward, true) => 8,
                     };
                 }
-                Self::segment(
-                    &mut self.stats,
-                    &mut conn.dirs,
-                    &mut NoPayloadYet,
-                    dir,
-                    at,
-                    seg,
-                )
+                Self::segment(stats, &mut conn.dirs, &mut NoPayloadYet, dir, at, seg)
             }
-        }
-        if seg.flags.rst {
-            conn.closed = true;
-        }
-        let both_fin = conn.dirs[0].fin && conn.dirs[1].fin;
-        let done = conn.handler.as_ref().is_some_and(|h| h.is_done());
-        if conn.closed || both_fin || done {
-            let conn = self.conns.remove(&key).expect("present");
-            self.settle(key, conn, End::Closed);
         }
     }
 
@@ -303,6 +630,7 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
             first_src,
             first_dst,
             first_at: at,
+            part: self.part,
         };
         self.conns.insert(
             key,
@@ -313,6 +641,7 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
                 syns: 0,
                 closed: false,
                 last: at,
+                num: (self.part, stream),
             },
         );
     }
@@ -321,9 +650,10 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
     fn settle(&mut self, key: Key, conn: Conn<H>, end: End) {
         let first_low = conn.info.first_src == SocketAddr::new(key.0, key.1);
         let mut tomb = Tomb {
-            stream: conn.info.stream,
+            stream: conn.num.1,
             base: [0; 2],
             flags: if first_low { FIRST_LOW } else { 0 },
+            part: conn.num.0,
         };
         if conn.closed {
             tomb.flags |= CLOSED;
@@ -345,11 +675,15 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
         handler: &mut G,
         dir: Dir,
         at: At,
-        seg: &TcpSegment<'_>,
+        seg: &SegIn<'_>,
     ) {
-        let (this, other) = split_dirs(dirs, dir);
+        let (this, _) = split_dirs(dirs, dir);
         if this.base_seq.is_none() {
-            this.base_seq = Some(base_of(seg));
+            this.base_seq = Some(if seg.flags.syn {
+                seg.seq
+            } else {
+                seg.seq.wrapping_sub(1)
+            });
         }
         if seg.flags.syn {
             handler.on_syn(dir, seg.flags.ack);
@@ -360,24 +694,17 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
             // The capture starts mid-stream: deliver from the first byte seen.
             this.next_seq = Some(seg.seq);
         }
-
-        // The peer acknowledged bytes of the other direction that the capture never saw:
-        // what is still waiting behind that hole can be delivered after a gap.
-        if seg.flags.ack
-            && !seg.flags.syn
-            && let Some(next) = other.next_seq
-            && seq_diff(seg.ack, next) > 0
-            && !other.pending.is_empty()
-        {
-            Self::skip_gap(stats, other, handler, dir.reverse(), at, Some(seg.ack));
-        }
+        // A hole in the other direction stays open while the connection lives (the bytes may
+        // come later in the file): acknowledgements past it no longer declare it lost.
 
         if seg.flags.rst {
+            this.rst = true;
             handler.on_rst(dir, at);
             return;
         }
 
-        let wants = handler.wants_data(dir);
+        // A payload dropped while held (the handler did not want it) is only counted.
+        let wants = handler.wants_data(dir) && seg.payload.len() == seg.len;
         let seq = if seg.flags.syn {
             seg.seq.wrapping_add(1)
         } else {
@@ -388,8 +715,8 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
         if off > 0 {
             // Ahead of what was delivered: keep it until the hole is filled.
             stats.out_of_order_segments += 1;
-            if wants && (!seg.payload.is_empty() || seg.flags.fin) {
-                this.pending_bytes += seg.payload.len();
+            if wants && (seg.len > 0 || seg.flags.fin) {
+                this.pending_bytes += seg.len;
                 this.pending.push(Pending {
                     seq,
                     at,
@@ -408,8 +735,9 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
         // In order, possibly overlapping what was already delivered.
         let skip = (-off) as usize;
         let payload = seg.payload;
-        if skip > 0 && !payload.is_empty() {
-            stats.retransmitted_bytes += skip.min(payload.len()) as u64;
+        let len = seg.len;
+        if skip > 0 && len > 0 {
+            stats.retransmitted_bytes += skip.min(len) as u64;
             // Checked even once the handler wants no more: the bytes it read stay remembered
             // until bytes it did not read follow them.
             if this.conflicts(skip, payload) {
@@ -417,22 +745,22 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
                 handler.on_conflict(dir, at);
             }
         }
-        if skip < payload.len() {
+        if skip < len {
             if wants {
                 this.deliver(handler, dir, at, &payload[skip..]);
             } else {
                 this.recent = Vec::new();
             }
-            this.next_seq = Some(next.wrapping_add((payload.len() - skip) as u32));
+            this.next_seq = Some(next.wrapping_add((len - skip) as u32));
         }
-        if seg.missing > 0 && skip <= payload.len() + seg.missing as usize {
-            let lost = (payload.len() + seg.missing as usize - skip.max(payload.len())) as u64;
+        if seg.missing > 0 && skip <= len + seg.missing as usize {
+            let lost = (len + seg.missing as usize - skip.max(len)) as u64;
             if lost > 0 {
                 stats.gaps += 1;
                 if wants {
                     handler.on_snaplen(dir, at, lost);
                 }
-                let end = seq.wrapping_add(payload.len() as u32 + seg.missing);
+                let end = seq.wrapping_add(len as u32 + seg.missing);
                 this.next_seq = Some(end);
             }
         }
@@ -518,6 +846,10 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
     }
 
     fn finish_conn(&mut self, mut conn: Conn<H>, end: End) {
+        // The connection ends: what waits for the other direction goes now.
+        for dir in [Dir::Forward, Dir::Backward] {
+            Self::release(&mut self.stats, &mut self.held, &mut conn, dir, true);
+        }
         let Some(mut handler) = conn.handler.take() else {
             return;
         };
@@ -539,11 +871,8 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
     pub fn finish(mut self) -> (Vec<H::Output>, TcpStats, FlowEvictions) {
         // In stream order, taken out of the table one at a time (not all moved into a list
         // at once: a connection's state is large).
-        let mut live: Vec<(u64, Key)> = self
-            .conns
-            .iter()
-            .map(|(k, c)| (c.info.stream, *k))
-            .collect();
+        let mut live: Vec<((u32, u64), Key)> =
+            self.conns.iter().map(|(k, c)| (c.num, *k)).collect();
         live.sort_unstable();
         for (_, key) in live {
             if let Some(conn) = self.conns.remove(&key) {
@@ -562,6 +891,13 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
     pub fn settled(&self) -> usize {
         self.settled.len()
     }
+}
+
+/// Payload bytes and segments held back, all connections together.
+#[derive(Debug, Default)]
+struct HeldTotals {
+    bytes: usize,
+    segments: usize,
 }
 
 /// Stands in for the handler of a connection that has carried no payload yet: sequence
@@ -670,6 +1006,79 @@ mod tests {
             payload,
             missing: 0,
         }
+    }
+
+    fn acking<'a>(mut s: TcpSegment<'a>, ack: u32) -> TcpSegment<'a> {
+        s.ack = ack;
+        s
+    }
+
+    #[test]
+    fn a_direction_whose_frames_all_come_after_the_others_is_read_in_causal_order() {
+        // One file per direction, concatenated: the client's packets, then the server's.
+        let out = run(&[
+            seg(true, 100, "S", b""),
+            acking(seg(true, 101, "A", b""), 501),
+            acking(seg(true, 101, "A", b"hello"), 501),
+            acking(seg(true, 106, "A", b"thanks"), 511), // acknowledges the server's reply
+            acking(seg(true, 112, "FA", b""), 512),
+            acking(seg(false, 500, "SA", b""), 101),
+            acking(seg(false, 501, "A", b"0123456789"), 106),
+            acking(seg(false, 511, "FA", b""), 112),
+        ]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].data[0], b"hellothanks");
+        assert_eq!(out[0].data[1], b"0123456789");
+        assert_eq!(
+            out[0].log,
+            vec![
+                "Forward data 5 @3",
+                "Backward data 10 @7",
+                "Forward data 6 @4",
+                "Backward fin @8",
+                "Forward fin @5",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_late_flight_after_its_acknowledgement_is_not_a_gap() {
+        let out = run(&[
+            seg(true, 100, "S", b""),
+            acking(seg(false, 500, "SA", b""), 101),
+            acking(seg(true, 101, "A", b"hi"), 501),
+            acking(seg(false, 501, "A", b"abc"), 103),
+            // The client acknowledges "def" before the capture shows it.
+            acking(seg(true, 103, "A", b"ok"), 507),
+            acking(seg(false, 504, "A", b"def"), 103),
+        ]);
+        assert_eq!(out[0].data[1], b"abcdef");
+        assert!(
+            !out[0].log.iter().any(|l| l.contains("gap")),
+            "{:?}",
+            out[0].log
+        );
+        assert_eq!(out[0].log[2..], ["Backward data 3 @6", "Forward data 2 @5"]);
+    }
+
+    #[test]
+    fn a_hole_the_peer_acknowledged_is_a_gap_when_the_connection_ends() {
+        let out = run(&[
+            seg(true, 100, "S", b""),
+            acking(seg(false, 500, "SA", b""), 101),
+            acking(seg(true, 101, "A", b"hi"), 501),
+            acking(seg(false, 504, "A", b"def"), 103), // "abc" never captured
+            acking(seg(true, 103, "A", b"ok"), 507),
+        ]);
+        assert_eq!(
+            out[0].log,
+            vec![
+                "Forward data 2 @3",
+                "Backward gap 3 @5",
+                "Backward data 3 @5",
+                "Forward data 2 @5",
+            ]
+        );
     }
 
     fn run(segs: &[TcpSegment<'_>]) -> Vec<Rec> {

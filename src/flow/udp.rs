@@ -4,7 +4,7 @@
 //! into TLS handshake messages for the same [`TlsConn`](crate::tls::TlsConn) as TLS over TCP.
 //! Bounded and evicted like TCP's table.
 
-use crate::model::At;
+use crate::model::{At, PART_SHIFT, frame_part};
 use std::net::SocketAddr;
 
 use super::eap::RadiusFlow;
@@ -51,9 +51,11 @@ impl Recency for Conv {
 /// and compactly the others, for `udp.stream` numbering.
 pub struct UdpFlows {
     convs: FlowMap<Key, Conv>,
-    /// Ended (or never TLS) conversations: their stream index.
+    /// Ended (or never TLS) conversations: their part (above [`PART_SHIFT`]) and stream index.
     settled: Settled<u64>,
     next_stream: u64,
+    /// The part (file of a joined capture) being read: stream indices restart with each.
+    part: u32,
     evictor: Evictor,
     limits: FlowLimits,
     max_handshake: usize,
@@ -73,11 +75,18 @@ impl UdpFlows {
             convs: FlowMap::default(),
             settled: Settled::new(limits.max_settled),
             next_stream: 0,
+            part: 0,
             evictor: Evictor::new(limits),
             limits,
             max_handshake,
             finished: Vec::new(),
         }
+    }
+
+    /// The next file of a joined capture begins: Wireshark numbers its conversations from 0.
+    pub fn new_part(&mut self) {
+        self.part += 1;
+        self.next_stream = 0;
     }
 
     pub fn process(&mut self, at: At, d: &UdpDatagram<'_>) {
@@ -89,8 +98,14 @@ impl UdpFlows {
             self.settle(k, c, end);
         }
         let dir = if !self.convs.contains_key(&key) {
-            if self.settled.get_mut(self.settled.hash(&key)).is_some() {
-                // Not DTLS or QUIC, or finished: only the stream number is kept.
+            let (part, next) = (self.part, self.next_stream);
+            if let Some(v) = self.settled.get_mut(self.settled.hash(&key)) {
+                // Not DTLS or QUIC, or finished: only the stream number is kept (numbered
+                // anew when first seen in another file).
+                if frame_part(*v) != part {
+                    *v = (u64::from(part) << PART_SHIFT) | next;
+                    self.next_stream += 1;
+                }
                 return;
             }
             self.open(key, src, dst, at);
@@ -100,8 +115,21 @@ impl UdpFlows {
         } else {
             Dir::Backward
         };
+        let (part, next) = (self.part, self.next_stream);
         let conv = self.convs.get_mut(&key).expect("present");
         conv.last = at;
+        if conv.info.part != part {
+            // Goes on in a new file of a joined capture.
+            conv.info.part = part;
+            conv.info.stream = next;
+            self.next_stream += 1;
+            match &mut conv.state {
+                State::Dtls(dtls) => dtls.tls.on_part(part, next),
+                State::Quic(quic) => quic.tls.on_part(part, next),
+                State::Radius(r) => r.renumber(part, next),
+                State::Probing(_) => {}
+            }
+        }
         if let State::Probing(n) = conv.state {
             conv.state = if is_dtls(d.payload) {
                 let mut dtls = Box::new(Dtls::new(conv.info));
@@ -112,11 +140,11 @@ impl UdpFlows {
                 quic.tls.set_max_handshake(self.max_handshake);
                 State::Quic(quic)
             } else if is_radius(d) {
-                State::Radius(Box::new(RadiusFlow::new(
-                    conv.info.stream,
-                    self.limits,
-                    self.max_handshake,
-                )))
+                {
+                    let mut r = RadiusFlow::new(conv.info.stream, self.limits, self.max_handshake);
+                    r.renumber(conv.info.part, conv.info.stream);
+                    State::Radius(Box::new(r))
+                }
             } else if n + 1 >= MAX_PROBES {
                 let conv = self.convs.remove(&key).expect("present");
                 self.settle(key, conv, End::Closed);
@@ -166,6 +194,7 @@ impl UdpFlows {
             first_src: src,
             first_dst: dst,
             first_at: at,
+            part: self.part,
         };
         self.convs.insert(
             key,
@@ -181,7 +210,8 @@ impl UdpFlows {
     fn settle(&mut self, key: Key, conv: Conv, end: End) {
         finish(conv.state, end, &mut self.finished);
         let h = self.settled.hash(&key);
-        self.evictor.counts.forgotten += self.settled.insert(h, conv.info.stream, |s| *s);
+        let v = (u64::from(conv.info.part) << PART_SHIFT) | conv.info.stream;
+        self.evictor.counts.forgotten += self.settled.insert(h, v, |s| *s);
     }
 
     /// Ends every conversation (end of capture) and returns all handshakes.

@@ -49,6 +49,9 @@ pub struct Reaction {
     pub kind: ReactionKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frame: Option<u64>,
+    /// The capture `frame` is in, when it is not the handshake's (a joined capture).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
     /// Milliseconds from the server's Certificate (or ServerHello) to the reaction.
@@ -79,11 +82,18 @@ impl Handshake {
     /// How the client reacted to the server's flight.
     pub fn client_reaction(&self) -> Reaction {
         let reference = self.reaction_reference();
-        let after = |e: &&Event| reference.is_none_or(|r| e.at.frame >= r.frame);
+        // The events recorded after the reference (not those of a later frame number: in a
+        // merged capture one direction's frames may all come after the other's).
+        let from = if reference.is_some() {
+            self.reaction_from as usize
+        } else {
+            0
+        };
         let tls13 = self.version().is_some_and(is_tls13);
         let make = |kind, e: Option<&Event>, detail: String| Reaction {
             kind,
             frame: e.map(|e| e.at.frame),
+            capture: None,
             time: e.map(|e| e.at.ts.to_rfc3339()),
             delay_ms: match (e, reference) {
                 (Some(e), Some(r)) => Some((e.at.ts.millis_since(r.ts) * 1000.0).round() / 1000.0),
@@ -98,7 +108,7 @@ impl Handshake {
             alert_level: None,
             detail,
         };
-        for e in self.events.iter().filter(after) {
+        for e in self.events.iter().skip(from) {
             if e.side == Side::Server {
                 match e.kind {
                     EventKind::Alert {

@@ -55,7 +55,20 @@ fn head(o: &mut String, r: &Report) {
             capture_kind(&c.summary),
             c.summary.frames,
             c.summary.truncated,
-            md(&c.summary.warnings.join("; "))
+            md(&c
+                .joined
+                .iter()
+                .map(|j| {
+                    let with: Vec<String> = j.captures.iter().map(|c| format!("[{c}]")).collect();
+                    format!(
+                        "joined: read as one capture with {} ({})",
+                        with.join(" "),
+                        j.how.replace('_', " ")
+                    )
+                })
+                .chain(c.summary.warnings.iter().cloned())
+                .collect::<Vec<_>>()
+                .join("; "))
         );
     }
     o.push_str("\n## Problems\n\n");

@@ -97,7 +97,12 @@ fn short(sha: &str) -> &str {
 /// What the client did with the chain, and when: "rejected it: fatal alert unknown_ca, frame 9,
 /// 1.2 ms after the certificate".
 pub fn reaction_text(r: &Reaction) -> String {
-    let when = match (r.frame, r.delay_ms) {
+    // In another file of a joined capture than the handshake's: "frame 3 of capture [2]".
+    let frame = r.frame.map(|f| match r.capture {
+        Some(c) => format!("{f} of capture [{c}]"),
+        None => f.to_string(),
+    });
+    let when = match (frame, r.delay_ms) {
         (Some(f), Some(d)) => format!(
             ", frame {f}, {} after the {}",
             ms(d),

@@ -133,6 +133,19 @@ impl Text<'_> {
                 }
             );
             self.wrap(o, &format!("  [{i}] "), 6, &line);
+            if let Some(j) = &c.joined {
+                let with: Vec<String> = j.captures.iter().map(|c| format!("[{c}]")).collect();
+                self.wrap(
+                    o,
+                    "      joined: ",
+                    14,
+                    &format!(
+                        "read as one capture with {} ({}); frame numbers are each file's own",
+                        with.join(" "),
+                        j.how.replace('_', " ")
+                    ),
+                );
+            }
             for w in &c.summary.warnings {
                 self.wrap(o, "      warning: ", 15, &clean(w));
             }

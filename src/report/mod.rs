@@ -111,6 +111,16 @@ pub struct HandshakeReport {
     pub path: Vec<PathLink>,
     pub findings: Vec<Finding>,
     pub client_reaction: Reaction,
+    /// A joined capture (a ring buffer's files, a TAP's two): the frame fields whose frame is
+    /// in another file than `capture`, with that file's index in `captures[]`
+    /// (`certificate_frame`, `client_reaction`, ...). Frame numbers are always Wireshark's in
+    /// their own file.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub frame_captures: BTreeMap<Cow<'static, str>, usize>,
+    /// The other files of a joined capture the connection goes on in: its stream index,
+    /// first frame of this handshake and display filter there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub continued: Vec<Continued>,
     /// Notes on the capture of this handshake (gaps, malformed records).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -118,6 +128,31 @@ pub struct HandshakeReport {
     /// certificate seen later in the capture can still explain its chain (see docs/report.md).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub provisional: bool,
+}
+
+/// Where a handshake of a joined capture goes on: another file, and the connection there.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Continued {
+    pub capture: usize,
+    pub stream: u64,
+    /// The first frame of this handshake's messages in that file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<u64>,
+    pub filter: String,
+}
+
+impl HandshakeReport {
+    /// The capture, stream and filter of the Certificate's frame (another file than the
+    /// handshake's when a joined capture's boundary falls inside the handshake).
+    pub fn certificate_place(&self) -> (usize, u64, &str) {
+        match self.frame_captures.get("certificate_frame") {
+            Some(c) => match self.continued.iter().find(|k| k.capture == *c) {
+                Some(k) => (k.capture, k.stream, &k.filter),
+                None => (self.capture, self.stream, &self.filter),
+            },
+            None => (self.capture, self.stream, &self.filter),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -578,6 +613,14 @@ pub fn handshake_report(
             })
     };
     let hs = &s.hs;
+    // Frame numbers carry their file's part (a joined capture): printed as Wireshark's
+    // number in that file, naming the file when it is not the handshake's.
+    let capture_of = |frame: u64| s.base + crate::model::frame_part(frame) as usize;
+    let local = crate::model::local_frame;
+    let frame_text = |frame: u64| match capture_of(frame) {
+        c if c == s.capture => local(frame).to_string(),
+        c => format!("{} of capture [{c}]", local(frame)),
+    };
     let ch = hs.client_hellos.first();
     let sh = hs.server_hellos.iter().rev().find(|s| !s.hello_retry);
     let version = hs.version();
@@ -631,7 +674,12 @@ pub fn handshake_report(
             (status, Verdict::NotJudged, Vec::new(), Vec::new())
         }
     };
-    let client_reaction = hs.client_reaction();
+    let mut client_reaction = hs.client_reaction();
+    let reaction_frame = client_reaction.frame;
+    if let Some(f) = reaction_frame {
+        client_reaction.frame = Some(local(f));
+        client_reaction.capture = Some(capture_of(f)).filter(|c| *c != s.capture);
+    }
     if verdict == Verdict::Valid
         && let Some(f) = rejected_by_client(&client_reaction, &path)
     {
@@ -649,11 +697,12 @@ pub fn handshake_report(
         Some(Decryption::Failed { side, frame }) => findings.push(Finding::new(
             FindingKind::DecryptionFailed,
             format!(
-                "The {} records did not decrypt with the logged secret (first failure at frame {frame}): the key log belongs to another session, or the capture lost bytes.",
+                "The {} records did not decrypt with the logged secret (first failure at frame {}): the key log belongs to another session, or the capture lost bytes.",
                 match side {
                     crate::model::Side::Client => "client's",
                     crate::model::Side::Server => "server's",
-                }
+                },
+                frame_text(*frame)
             ),
             None,
         )),
@@ -675,17 +724,17 @@ pub fn handshake_report(
                 notes.push(if *snaplen {
                     format!(
                         "{len} bytes from the {side} in frame {} were cut by the capture's snap length",
-                        e.at.frame
+                        frame_text(e.at.frame)
                     )
                 } else {
                     format!(
                         "{len} bytes from the {side} missing from the capture before frame {}",
-                        e.at.frame
+                        frame_text(e.at.frame)
                     )
                 })
             }
             crate::tls::handshake::EventKind::Malformed(m) => {
-                notes.push(format!("frame {}: {m}", e.at.frame))
+                notes.push(format!("frame {}: {m}", frame_text(e.at.frame)))
             }
             crate::tls::handshake::EventKind::Oversized {
                 msg_type,
@@ -693,7 +742,7 @@ pub fn handshake_report(
                 limit,
             } => notes.push(format!(
                 "frame {}: the {} message declares {len} bytes, more than --max-handshake-bytes {limit}; it was skipped (raise the limit to read it)",
-                e.at.frame,
+                frame_text(e.at.frame),
                 handshake_type_name(*msg_type)
             )),
             _ => {}
@@ -703,11 +752,11 @@ pub fn handshake_report(
         notes.push(match ev.reason {
             crate::flow::EvictReason::FlowTableFull => format!(
                 "chainsniff stopped following this connection at frame {}: more conversations were open than --max-flows",
-                ev.at.frame
+                frame_text(ev.at.frame)
             ),
             crate::flow::EvictReason::Idle => format!(
                 "chainsniff stopped following this connection at frame {}: nothing was seen on it for 10 minutes",
-                ev.at.frame
+                frame_text(ev.at.frame)
             ),
         });
     }
@@ -743,9 +792,68 @@ pub fn handshake_report(
         .as_ref()
         .map(|c| c.at.frame)
         .or(ch.map(|c| c.at.frame));
+    // The frames of this handshake in each other file of a joined capture.
+    let frame_fields: [(&'static str, Option<u64>); 8] = [
+        ("client_hello_frame", ch.map(|c| c.at.frame)),
+        ("server_hello_frame", sh.map(|s| s.at.frame)),
+        (
+            "certificate_frame",
+            hs.certificate.as_ref().map(|c| c.at.frame),
+        ),
+        (
+            "certificate_status_frame",
+            hs.certificate_status.map(|a| a.frame),
+        ),
+        (
+            "server_hello_done_frame",
+            hs.server_hello_done.map(|a| a.frame),
+        ),
+        (
+            "certificate_verify_frame",
+            hs.certificate_verify.map(|a| a.frame),
+        ),
+        (
+            "client_certificate_frame",
+            hs.client_certificate.as_ref().map(|c| c.at.frame),
+        ),
+        ("client_reaction", reaction_frame),
+    ];
+    let frame_captures: BTreeMap<Cow<'static, str>, usize> = frame_fields
+        .iter()
+        .filter_map(|(name, f)| {
+            let c = capture_of((*f)?);
+            (c != s.capture).then_some((Cow::Borrowed(*name), c))
+        })
+        .collect();
+    let continued: Vec<Continued> = hs
+        .continued
+        .iter()
+        .map(|&(part, stream)| {
+            let capture = s.base + part as usize;
+            Continued {
+                capture,
+                stream,
+                frame: frame_fields
+                    .iter()
+                    .filter_map(|(_, f)| *f)
+                    .filter(|f| capture_of(*f) == capture)
+                    .map(local)
+                    .min(),
+                filter: hs.display_filter_in(part).unwrap_or_else(|| filter.clone()),
+            }
+        })
+        .collect();
+    let evidence_capture = evidence_frame.map(capture_of).unwrap_or(s.capture);
     for f in &mut findings {
-        f.frame = evidence_frame;
+        f.frame = evidence_frame.map(local);
         f.filter = Some(filter.clone());
+        if evidence_capture != s.capture {
+            // The Certificate is in the next file: the evidence is there.
+            f.capture = Some(evidence_capture);
+            if let Some(k) = continued.iter().find(|k| k.capture == evidence_capture) {
+                f.filter = Some(k.filter.clone());
+            }
+        }
     }
     HandshakeReport {
         id,
@@ -769,22 +877,22 @@ pub fn handshake_report(
         ja4: ch
             .and_then(|c| c.fingerprint.as_ref())
             .map(|f| f.ja4.clone()),
-        client_hello_frame: ch.map(|c| c.at.frame),
+        client_hello_frame: ch.map(|c| local(c.at.frame)),
         more_client_hello_frames: hs
             .client_hellos
             .iter()
             .skip(1)
-            .map(|c| c.at.frame)
+            .map(|c| local(c.at.frame))
             .collect(),
         client_hello_time: ch.map(|c| c.at.ts.to_rfc3339()),
-        server_hello_frame: sh.map(|s| s.at.frame),
+        server_hello_frame: sh.map(|s| local(s.at.frame)),
         hello_retry_request: hs.server_hellos.iter().any(|s| s.hello_retry),
         resumed,
-        certificate_frame: hs.certificate.as_ref().map(|c| c.at.frame),
+        certificate_frame: hs.certificate.as_ref().map(|c| local(c.at.frame)),
         certificate_time: hs.certificate.as_ref().map(|c| c.at.ts.to_rfc3339()),
-        certificate_status_frame: hs.certificate_status.map(|a| a.frame),
-        server_hello_done_frame: hs.server_hello_done.map(|a| a.frame),
-        certificate_verify_frame: hs.certificate_verify.map(|a| a.frame),
+        certificate_status_frame: hs.certificate_status.map(|a| local(a.frame)),
+        server_hello_done_frame: hs.server_hello_done.map(|a| local(a.frame)),
+        certificate_verify_frame: hs.certificate_verify.map(|a| local(a.frame)),
         decrypted: hs.decryption == Some(Decryption::Decrypted),
         certificate_extensions: hs
             .certificate
@@ -803,12 +911,14 @@ pub fn handshake_report(
             .as_ref()
             .map(|c| c.shas.iter().map(summary_of).collect())
             .unwrap_or_default(),
-        client_certificate_frame: hs.client_certificate.as_ref().map(|c| c.at.frame),
+        client_certificate_frame: hs.client_certificate.as_ref().map(|c| local(c.at.frame)),
         status,
         verdict,
         path,
         findings,
         client_reaction,
+        frame_captures,
+        continued,
         notes,
         provisional: false,
     }
@@ -1402,14 +1512,15 @@ fn group(
                 let v = &mut tally.variants[vi];
                 v.lines.push(lines.len() as u32);
                 lines.push_encoded(&line)?;
+                let (cert_capture, cert_stream, cert_filter) = h.certificate_place();
                 if v.lines.len() == 1 {
-                    v.first_certificate = h.certificate_frame.map(|f| (h.capture, f));
+                    v.first_certificate = h.certificate_frame.map(|f| (cert_capture, f));
                 }
                 v.streams.add(
-                    h.capture,
+                    cert_capture,
                     &h.transport,
-                    h.stream,
-                    &h.filter,
+                    cert_stream,
+                    cert_filter,
                     h.certificate_frame,
                 );
                 if h.client_reaction.kind.aborted() {
@@ -1432,10 +1543,10 @@ fn group(
                     causes.handshake(c, si as u32, Some(label), &h, &analysis.identities);
                 }
                 tally.streams.add(
-                    h.capture,
+                    cert_capture,
                     &h.transport,
-                    h.stream,
-                    &h.filter,
+                    cert_stream,
+                    cert_filter,
                     h.certificate_frame,
                 );
             }

@@ -93,6 +93,20 @@ impl Handshake {
 
     /// The Wireshark display filter that shows this handshake's conversation: `tcp.stream == 3`;
     /// for EAPOL the frames between the two MACs and those either sent to a group address.
+    /// The display filter of this connection in part `part` of a joined capture (its stream
+    /// index there), if it was seen there.
+    pub fn display_filter_in(&self, part: u32) -> Option<String> {
+        match self.eap.as_deref() {
+            Some(EapInfo {
+                transport: EapTransport::Eapol,
+                ..
+            }) => Some(self.display_filter()),
+            _ => self
+                .stream_in(part)
+                .map(|s| format!("{}.stream == {s}", self.transport())),
+        }
+    }
+
     pub fn display_filter(&self) -> String {
         match self.eap.as_deref() {
             Some(EapInfo {
@@ -424,6 +438,7 @@ mod tests {
             first_src: crate::model::mac_endpoint([0, 4, 0xf2, 0, 0, 0x11]),
             first_dst: crate::model::mac_endpoint([0, 0x1b, 0x54, 0, 0, 1]),
             first_at: at(1),
+            part: 0,
         }
     }
 

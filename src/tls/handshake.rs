@@ -159,6 +159,17 @@ pub struct Handshake {
     pub certificate_request: Option<At>,
     pub server_hello_done: Option<At>,
     pub events: Vec<Event>,
+    /// How many of `events` were recorded before the server's Certificate (else its last
+    /// ServerHello): the client's reaction is looked for in the events after them, in the
+    /// order the two directions were read (causal order, also when a merged capture has the
+    /// frames of one direction after the other's).
+    pub reaction_from: u32,
+    /// The part (file of a joined capture) `stream` is numbered in (0 for a single file).
+    #[serde(default)]
+    pub stream_part: u32,
+    /// The later parts the connection goes on in, with its stream index in each.
+    #[serde(default)]
+    pub continued: Vec<(u32, u64)>,
     /// The capture ended (or chainsniff stopped following the connection) while the handshake
     /// was still being decided.
     pub capture_ended: bool,
@@ -195,6 +206,18 @@ pub enum Decryption {
 }
 
 impl Handshake {
+    /// The stream index of this connection in part `part` of a joined capture, if it was seen
+    /// there.
+    pub fn stream_in(&self, part: u32) -> Option<u64> {
+        if part == self.stream_part {
+            return Some(self.stream);
+        }
+        self.continued
+            .iter()
+            .find(|(p, _)| *p == part)
+            .map(|(_, s)| *s)
+    }
+
     /// The negotiated version: the ServerHello's (selected supported_version first), else `None`.
     pub fn version(&self) -> Option<u16> {
         self.server_hellos
@@ -299,6 +322,9 @@ impl TlsConn {
                 certificate_request: None,
                 server_hello_done: None,
                 events: Vec::new(),
+                reaction_from: 0,
+                stream_part: info.part,
+                continued: Vec::new(),
                 capture_ended: false,
                 evicted: None,
                 server_cut: false,
@@ -727,6 +753,9 @@ impl TlsConn {
             self.tls13_seen = true;
         }
         let cipher = sh.cipher_suite;
+        if self.hs.certificate.is_none() {
+            self.hs.reaction_from = self.hs.events.len() as u32;
+        }
         self.hs.server_hellos.push(sh);
         if tls13 {
             // The rest of the server's flight, the Certificate included, is encrypted: without
@@ -847,6 +876,7 @@ impl TlsConn {
         if self.side(dir) == Side::Client {
             self.hs.client_certificate.get_or_insert(msg);
         } else if self.hs.certificate.is_none() {
+            self.hs.reaction_from = self.hs.events.len() as u32;
             self.hs.certificate = Some(msg);
         }
     }
@@ -1031,6 +1061,12 @@ impl StreamHandler for TlsConn {
                     "a retransmission carried different bytes than the first copy (the first copy was used)".into(),
                 ),
             );
+        }
+    }
+
+    fn on_part(&mut self, part: u32, stream: u64) {
+        if self.hs.continued.len() < MAX_EVENTS {
+            self.hs.continued.push((part, stream));
         }
     }
 
