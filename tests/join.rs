@@ -270,6 +270,23 @@ fn a_ring_buffers_parts_are_one_capture() {
     assert_eq!(crossing[0]["capture"], 1);
     assert_eq!(crossing[0]["frame_captures"]["certificate_frame"], 2);
     assert_eq!(crossing[0]["continued"][0]["capture"], 2);
+    // The missing intermediate's cause counts the ring buffer as one capture (no per-file counts), and its first
+    // failure is frame 37 of the first file.
+    let cause = r["summary"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "missing_intermediate")
+        .unwrap();
+    assert_eq!(
+        (cause["clients"].as_u64(), cause["failed_clients"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert!(cause.get("per_capture").is_none(), "{cause}");
+    assert_eq!(
+        cause["first_failure"],
+        serde_json::json!({"capture": 0, "frame": 37})
+    );
 
     check_evidence(&r, &parts);
 }

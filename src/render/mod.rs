@@ -278,10 +278,7 @@ fn more_clients(n: usize) -> String {
 
 /// Each capture's file name, as cause lines name them.
 fn capture_names(r: &Report) -> Vec<String> {
-    r.captures
-        .iter()
-        .map(|c| crate::report::capture_name(&c.summary.path))
-        .collect()
+    crate::report::capture_labels(&r.captures)
 }
 
 /// Who the client at `ip` is, as far as the capture tells: "CX3000-11 · Polycom · 00:04:f2:..".

@@ -261,12 +261,23 @@ pub(super) struct ServerFacts<'a> {
 /// The causes of a report, gathered while its handshakes go by.
 #[derive(Default)]
 pub(super) struct Causes {
+    /// Each capture's first file: the files of a joined capture (a ring buffer's, a TAP's two)
+    /// are one capture for the per-capture counts.
+    capture_of: Vec<usize>,
     tallies: Vec<Tally>,
     index: HashMap<Key, u32>,
     labels: HashMap<IpAddr, Label>,
 }
 
 impl Causes {
+    /// No causes yet; `capture_of[i]` is the first file of capture `i`'s joined capture.
+    pub(super) fn new(capture_of: Vec<usize>) -> Causes {
+        Causes {
+            capture_of,
+            ..Default::default()
+        }
+    }
+
     fn tally(&mut self, key: Key, make: impl FnOnce() -> Tally) -> u32 {
         if let Some(i) = self.index.get(&key) {
             return *i;
@@ -452,8 +463,9 @@ impl Causes {
         if let Some(how) = &failed {
             *t.failures.entry(how.clone()).or_default() += 1;
             if t.first_failure.is_none() {
+                // The reaction's own file, when a joined capture put it in a later one.
                 t.first_failure = h.client_reaction.frame.map(|frame| FrameRef {
-                    capture: h.capture,
+                    capture: h.client_reaction.capture.unwrap_or(h.capture),
                     frame,
                 });
             }
@@ -463,7 +475,8 @@ impl Causes {
             m.went_on |= went_on;
         };
         mark(t.clients.entry(ip).or_default());
-        let c = t.per_capture.entry(h.capture).or_default();
+        let capture = self.capture_of.get(h.capture).copied().unwrap_or(h.capture);
+        let c = t.per_capture.entry(capture).or_default();
         c.handshakes += 1;
         if let Some(v) = variant
             && !c.chains.iter().any(|(s, id)| *s == server && id == v)
@@ -647,7 +660,7 @@ impl Tally {
             .collect();
         in_captures.sort_unstable();
         in_captures.dedup();
-        let per_capture: Vec<CaptureCount> = if capture_names.len() > 1 && in_captures.len() > 1 {
+        let per_capture: Vec<CaptureCount> = if in_captures.len() > 1 {
             in_captures
                 .iter()
                 .map(|&c| {
@@ -833,7 +846,11 @@ impl Cause {
                 Some(f) if capture_names.len() > 1 => format!(
                     ", first in frame {} of {}",
                     f.frame,
-                    capture_names.get(f.capture).map_or("?", |n| n.as_str())
+                    // The file itself, without "(and N joined files)".
+                    capture_names
+                        .get(f.capture)
+                        .and_then(|n| n.split(" (and ").next())
+                        .unwrap_or("?")
                 ),
                 Some(f) => format!(", first in frame {}", f.frame),
                 None => String::new(),

@@ -1432,7 +1432,19 @@ fn group(
     };
     let mut by_status = BTreeMap::new();
     let mut by_verdict = BTreeMap::new();
-    let mut causes = Causes::default();
+    // A joined capture's files count as its first file for the per-capture counts.
+    let capture_of: Vec<usize> = analysis
+        .captures
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            c.joined
+                .as_ref()
+                .and_then(|j| j.captures.first().copied())
+                .unwrap_or(i)
+        })
+        .collect();
+    let mut causes = Causes::new(capture_of.clone());
     let mut not_judged_count = 0;
     let (mut errors, mut warnings) = (0, 0);
     let mut failed = None;
@@ -1457,7 +1469,8 @@ fn group(
         let server = &mut servers[si];
         let tally = &mut tallies[si];
         server.handshakes += 1;
-        *tally.per_capture.entry(h.capture).or_default() += 1;
+        let capture = capture_of.get(h.capture).copied().unwrap_or(h.capture);
+        *tally.per_capture.entry(capture).or_default() += 1;
         let mut variant_error = false;
         match (&h.chain_variant, client) {
             (Some(label), Some(line)) => {
@@ -1530,7 +1543,7 @@ fn group(
                             .extend(aborted_text(h.client, &h.client_reaction));
                     }
                 }
-                v.captures.insert(h.capture);
+                v.captures.insert(capture);
                 for &c in &v.causes {
                     causes.handshake(c, si as u32, Some(label), &h, &analysis.identities);
                 }
@@ -1634,11 +1647,7 @@ fn group(
                     .map(|_| crate::export::bundle_name(s)),
             })
             .collect();
-        let names: Vec<String> = analysis
-            .captures
-            .iter()
-            .map(|c| capture_name(&c.summary.path))
-            .collect();
+        let names = capture_labels(&analysis.captures);
         let ja4_of = |ip| clients.get(clients.position(ip)?).ja4.first().cloned();
         causes.finish(&facts, &names, &ja4_of)
     };
@@ -1790,6 +1799,24 @@ fn variant_label(i: usize) -> String {
     } else {
         format!("V{}", i + 1)
     }
+}
+
+/// Each capture's name in cause lines: its file name, and for the first file of a joined
+/// capture how many files were joined to it ("ring_00001.pcap (and 2 joined files)").
+pub fn capture_labels(captures: &[CaptureResult]) -> Vec<String> {
+    captures
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match &c.joined {
+            Some(j) if j.captures.len() > 1 && j.captures.first() == Some(&i) => format!(
+                "{} (and {} joined file{})",
+                capture_name(&c.summary.path),
+                j.captures.len() - 1,
+                if j.captures.len() == 2 { "" } else { "s" }
+            ),
+            _ => capture_name(&c.summary.path),
+        })
+        .collect()
 }
 
 /// The file name of a capture path, as cause lines name it ("before.pcapng").
