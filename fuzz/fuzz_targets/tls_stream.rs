@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
             frame: 1,
             ts: Timestamp::from_parts(1_790_000_000, 0),
         },
+        part: 0,
     };
     let mut conn = TlsConn::new(info);
     conn.on_syn(Dir::Forward, false);
