@@ -329,7 +329,7 @@ impl Causes {
             let name = match &subject {
                 Subject::Certificate(sha) => subject_of(sha),
                 Subject::Name(n) => n.clone(),
-                Subject::Leaf => "the leaf".into(),
+                Subject::Leaf => "the leaf certificate".into(),
                 Subject::Chain => String::new(),
             };
             let what = what(f.kind, &name);
@@ -501,24 +501,7 @@ impl Causes {
             .into_iter()
             .map(|t| t.finish(servers, capture_names, &labels, ja4_of))
             .collect();
-        causes.sort_by(|a, b| {
-            (
-                std::cmp::Reverse(a.failed_clients),
-                a.severity,
-                std::cmp::Reverse(a.clients),
-                std::cmp::Reverse(a.handshakes),
-                std::cmp::Reverse(a.chains),
-                &a.what,
-            )
-                .cmp(&(
-                    std::cmp::Reverse(b.failed_clients),
-                    b.severity,
-                    std::cmp::Reverse(b.clients),
-                    std::cmp::Reverse(b.handshakes),
-                    std::cmp::Reverse(b.chains),
-                    &b.what,
-                ))
-        });
+        causes.sort_by(|a, b| a.rank().cmp(&b.rank()));
         causes
     }
 }
@@ -715,12 +698,26 @@ impl Tally {
             per_capture,
             headline: String::new(),
         };
-        cause.headline = cause.sentence(servers, capture_names);
+        cause.headline = cause.sentence(capture_names);
         cause
     }
 }
 
 impl Cause {
+    /// Its place in the report, smallest first: clients that failed, severity, clients,
+    /// handshakes, chains, then by name for a stable order.
+    fn rank(&self) -> impl Ord + '_ {
+        use std::cmp::Reverse;
+        (
+            Reverse(self.failed_clients),
+            self.severity,
+            Reverse(self.clients),
+            Reverse(self.handshakes),
+            Reverse(self.chains),
+            &self.what,
+        )
+    }
+
     /// "lyncpool.contoso.test (127.0.0.10:443)", "lyncpool.contoso.test (24 servers:
     /// 10.1.0.1:5061, 10.1.0.4:5061 and 22 more)", names with most handshakes first.
     pub fn servers_text(&self) -> String {
@@ -916,7 +913,7 @@ impl Cause {
     }
 
     /// The one-line form, for `summary.headlines`, Markdown and HTML.
-    fn sentence(&self, _servers: &[ServerFacts<'_>], capture_names: &[String]) -> String {
+    fn sentence(&self, capture_names: &[String]) -> String {
         let mut s = format!("{}: {}", self.what, self.where_text());
         let clients = self.clients_text(capture_names);
         if !clients.is_empty() {
@@ -953,8 +950,8 @@ fn what(kind: FindingKind, name: &str) -> String {
         K::NameConstraintViolation => format!("name constraints of {name} violated"),
         K::UnhandledCriticalExtension => format!("unknown critical extension in {name}"),
         K::CaAsLeaf => "a CA certificate sent as the leaf".into(),
-        K::Expired => format!("expired {name}"),
-        K::NotYetValid => format!("not yet valid {name}"),
+        K::Expired => format!("{name} expired"),
+        K::NotYetValid => format!("{name} not yet valid"),
         K::NameMismatch => "the leaf does not name the server (name mismatch)".into(),
         K::WeakSignature => format!("weak signature on {name}"),
         K::WeakKey => format!("weak key in {name}"),

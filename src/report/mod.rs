@@ -1229,34 +1229,9 @@ fn set_evidence(f: &mut Finding, mut evidence: Vec<Evidence>, frame: Option<(usi
     f.more_evidence = it.collect();
 }
 
-/// Clients named in a headline as having aborted; the server section lists every client.
-const NAMED_ABORTED: usize = 5;
-
-/// "127.0.1.11 (alert unknown_ca, frame 12)", for a client that aborted.
-fn aborted_text(client: Endpoint, reaction: &Reaction) -> Option<String> {
-    use crate::judge::ReactionKind as R;
-    let how = match reaction.kind {
-        R::Alert => format!("alert {}", reaction.alert.as_deref().unwrap_or("?")),
-        R::EncryptedAlert => "encrypted alert".into(),
-        R::Reset => "reset".into(),
-        R::Closed => "closed".into(),
-        _ => return None,
-    };
-    Some(format!(
-        "{} ({how}, frame {})",
-        client.host(),
-        reaction.frame.unwrap_or(0)
-    ))
-}
-
 /// What a chain variant gathers while its handshakes go by.
 #[derive(Default)]
 struct VariantTally {
-    /// Clients that aborted, and the first [`NAMED_ABORTED`] of them for the headline.
-    aborted: usize,
-    /// Handshakes whose client refused this chain although it is valid (`rejected_by_client`).
-    rejected: usize,
-    named_aborted: Vec<String>,
     /// The causes its findings are part of ([`Causes`] indices).
     causes: Vec<u32>,
     /// The captures its handshakes came from.
@@ -1274,9 +1249,6 @@ struct ServerTally {
     variants: Vec<VariantTally>,
     /// The streams of every handshake with a chain.
     streams: Streams,
-    /// Clients that had a handshake with it, and that got a chain with an error from it.
-    clients: usize,
-    clients_with_error: usize,
     /// Its handshakes per capture.
     per_capture: BTreeMap<usize, usize>,
 }
@@ -1296,8 +1268,6 @@ struct ClientSeen {
     status: Status,
     /// The handshake has an error finding.
     error: bool,
-    /// The chain variant it got has an error finding (the headline's "N of M clients").
-    variant_error: bool,
 }
 
 const NO_FINGERPRINT: u32 = u32::MAX;
@@ -1323,7 +1293,7 @@ impl ClientsSeen {
         id
     }
 
-    fn add(&mut self, h: &HandshakeReport, server: u32, variant_error: bool) {
+    fn add(&mut self, h: &HandshakeReport, server: u32) {
         let seen = ClientSeen {
             ip: h.client.ip,
             handshake: h.id as u32,
@@ -1332,18 +1302,15 @@ impl ClientsSeen {
             ja4: self.fingerprint(&h.ja4),
             status: h.status,
             error: h.has_error(),
-            variant_error,
         };
         self.seen.push(seen);
     }
 
-    /// Every client's report, by address; counts each server's clients (and those that got a
-    /// chain with an error) into its tally.
+    /// Every client's report, by address.
     fn finish(
         mut self,
         analysis: &Analysis,
         servers: &[ServerReport],
-        tallies: &mut [ServerTally],
     ) -> std::io::Result<ClientList> {
         // Last client first, so that each client's lines can be taken off the end and their
         // room given back while the client list grows: the two are never both whole.
@@ -1355,8 +1322,6 @@ impl ClientsSeen {
             ips: Vec::with_capacity(clients),
             got_error: Vec::with_capacity(clients),
         };
-        // Per server of this client: whether a chain it got from it had an error.
-        let mut per_server: HashMap<u32, bool> = HashMap::new();
         let mut one: Vec<ClientSeen> = Vec::new();
         let mut given_back = self.seen.len();
         while let Some(last) = self.seen.last() {
@@ -1382,7 +1347,6 @@ impl ClientsSeen {
                 statuses: BTreeMap::new(),
                 servers: Vec::new(),
             };
-            per_server.clear();
             for h in one.iter() {
                 c.handshakes.push(h.handshake as usize);
                 for (mine, fp) in [(&mut c.ja3, h.ja3), (&mut c.ja4, h.ja4)] {
@@ -1397,11 +1361,6 @@ impl ClientsSeen {
                 if !c.servers.contains(&endpoint) {
                     c.servers.push(endpoint);
                 }
-                *per_server.entry(h.server).or_default() |= h.variant_error;
-            }
-            for (&si, &variant_error) in &per_server {
-                tallies[si as usize].clients += 1;
-                tallies[si as usize].clients_with_error += usize::from(variant_error);
             }
             out.push(&c, one.iter().any(|h| h.error))?;
         }
@@ -1471,7 +1430,6 @@ fn group(
         server.handshakes += 1;
         let capture = capture_of.get(h.capture).copied().unwrap_or(h.capture);
         *tally.per_capture.entry(capture).or_default() += 1;
-        let mut variant_error = false;
         match (&h.chain_variant, client) {
             (Some(label), Some(line)) => {
                 let vi = match server.variants.iter().position(|v| v.id == *label) {
@@ -1518,10 +1476,6 @@ fn group(
                         server.variants.len() - 1
                     }
                 };
-                variant_error = server.variants[vi]
-                    .findings
-                    .iter()
-                    .any(|f| f.severity == Severity::Error);
                 let v = &mut tally.variants[vi];
                 v.lines.push(lines.len() as u32);
                 lines.push_encoded(&line)?;
@@ -1536,13 +1490,6 @@ fn group(
                     cert_filter,
                     h.certificate_frame,
                 );
-                if h.client_reaction.kind.aborted() {
-                    v.aborted += 1;
-                    if v.named_aborted.len() < NAMED_ABORTED {
-                        v.named_aborted
-                            .extend(aborted_text(h.client, &h.client_reaction));
-                    }
-                }
                 v.captures.insert(capture);
                 for &c in &v.causes {
                     causes.handshake(c, si as u32, Some(label), &h, &analysis.identities);
@@ -1551,7 +1498,6 @@ fn group(
                     .iter()
                     .any(|f| f.kind == FindingKind::RejectedByClient)
                 {
-                    v.rejected += 1;
                     let c = causes.rejected(si as u32, &server.variants[vi]);
                     causes.handshake(c, si as u32, Some(label), &h, &analysis.identities);
                 }
@@ -1570,7 +1516,7 @@ fn group(
                 .push(h.id),
         }
 
-        seen.add(&h, si as u32, variant_error);
+        seen.add(&h, si as u32);
         *by_status.entry(h.status.as_str().to_string()).or_insert(0) += 1;
         *by_verdict
             .entry(h.verdict.as_str().to_string())
@@ -1634,7 +1580,7 @@ fn group(
             }
         }
     }
-    let clients = seen.finish(analysis, &servers, &mut tallies)?;
+    let clients = seen.finish(analysis, &servers)?;
     let causes = {
         let facts: Vec<ServerFacts<'_>> = servers
             .iter()
