@@ -1,0 +1,475 @@
+//! The report model: what `--format json` prints, and what every printer reads.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::CaptureResult;
+use crate::json::{Compact, PrettyAt};
+use crate::judge::Reaction;
+use crate::model::Endpoint;
+use crate::pki::CertSummary;
+use crate::pki::{Finding, PathLink, Severity, Status, Verdict};
+use crate::spill::Spill;
+
+use super::*;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HandshakeReport {
+    /// Index in `handshakes[]`.
+    pub id: usize,
+    /// Index in `captures[]`.
+    pub capture: usize,
+    /// Wireshark's `tcp.stream`, or `udp.stream` for DTLS and QUIC.
+    pub stream: u64,
+    /// "tcp" or "udp": which of Wireshark's stream indices `stream` is.
+    pub transport: Cow<'static, str>,
+    /// "tls", "dtls" or "quic".
+    pub protocol: crate::model::Protocol,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub sni: Option<String>,
+    /// The plaintext protocol that upgraded to TLS (`smtp-starttls`, `imap-starttls`, ...);
+    /// omitted when TLS started with the connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<Cow<'static, str>>,
+    /// EAP (802.1X): the supplicant's MAC, from the EAPOL source or the RADIUS
+    /// Calling-Station-Id; omitted otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_mac: Option<String>,
+    /// EAPOL: the authenticator's MAC; omitted otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_mac: Option<String>,
+    /// EAP: the identity the supplicant gave (EAP Response/Identity, else RADIUS User-Name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eap_identity: Option<String>,
+    /// Negotiated version ("TLS 1.2"), from the ServerHello.
+    pub version: Option<String>,
+    /// Versions the client offered (supported_versions, else its legacy version).
+    pub offered_versions: Vec<String>,
+    pub alpn: Vec<String>,
+    pub cipher_suite: Option<String>,
+    /// The Wireshark display filter that shows this connection (`tcp.stream == 17`).
+    pub filter: String,
+    /// JA3 of the (first) ClientHello.
+    pub ja3: Option<String>,
+    /// JA4 of the (first) ClientHello.
+    pub ja4: Option<String>,
+    pub client_hello_frame: Option<u64>,
+    /// Frames of further ClientHellos (after a HelloRetryRequest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_client_hello_frames: Vec<u64>,
+    pub client_hello_time: Option<String>,
+    pub server_hello_frame: Option<u64>,
+    pub hello_retry_request: bool,
+    pub resumed: bool,
+    pub certificate_frame: Option<u64>,
+    pub certificate_time: Option<String>,
+    pub certificate_status_frame: Option<u64>,
+    pub server_hello_done_frame: Option<u64>,
+    /// TLS 1.3 decrypted with the key log: the CertificateVerify's frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_verify_frame: Option<u64>,
+    /// TLS 1.3: whether the handshake was decrypted with the key log.
+    pub decrypted: bool,
+    /// TLS 1.3: the extensions sent with each certificate (`status_request` = stapled OCSP,
+    /// `signed_certificate_timestamp`), in the order of `certificates` (omitted when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificate_extensions: Vec<Vec<String>>,
+    /// The server's certificates, in the order sent.
+    pub certificates: Vec<Arc<CertSummary>>,
+    /// Label of this chain among the server's variants ("A", "B", ...).
+    pub chain_variant: Option<String>,
+    /// The client's certificates (client authentication), in the order sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_certificates: Vec<Arc<CertSummary>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_certificate_frame: Option<u64>,
+    pub status: Status,
+    /// What a strict client that trusts exactly the anchors used here decides about the chain
+    /// as sent (`not_judged` when no chain was seen).
+    pub verdict: Verdict,
+    pub path: Vec<PathLink>,
+    pub findings: Vec<Finding>,
+    pub client_reaction: Reaction,
+    /// A joined capture (a ring buffer's files, a TAP's two): the frame fields whose frame is
+    /// in another file than `capture`, with that file's index in `captures[]`
+    /// (`certificate_frame`, `client_reaction`, ...). Frame numbers are always Wireshark's in
+    /// their own file.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub frame_captures: BTreeMap<Cow<'static, str>, usize>,
+    /// The other files of a joined capture the connection goes on in: its stream index,
+    /// first frame of this handshake and display filter there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub continued: Vec<Continued>,
+    /// Notes on the capture of this handshake (gaps, malformed records).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// `--format jsonl` only: the final report may judge this handshake differently, because a
+    /// certificate seen later in the capture can still explain its chain (see docs/report.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provisional: bool,
+}
+
+/// Where a handshake of a joined capture goes on: another file, and the connection there.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Continued {
+    pub capture: usize,
+    pub stream: u64,
+    /// The first frame of this handshake's messages in that file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<u64>,
+    pub filter: String,
+}
+
+impl HandshakeReport {
+    /// The capture, stream and filter of the Certificate's frame (another file than the
+    /// handshake's when a joined capture's boundary falls inside the handshake).
+    pub fn certificate_place(&self) -> (usize, u64, &str) {
+        match self.frame_captures.get("certificate_frame") {
+            Some(c) => match self.continued.iter().find(|k| k.capture == *c) {
+                Some(k) => (k.capture, k.stream, &k.filter),
+                None => (self.capture, self.stream, &self.filter),
+            },
+            None => (self.capture, self.stream, &self.filter),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VariantClient {
+    pub handshake: usize,
+    pub client: Endpoint,
+    /// "tcp" or "udp": which Wireshark stream index `stream` is.
+    pub transport: Cow<'static, str>,
+    pub stream: u64,
+    pub client_hello_frame: Option<u64>,
+    pub certificate_frame: Option<u64>,
+    /// Negotiated version, from the ServerHello.
+    pub version: Option<String>,
+    pub reaction: Reaction,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChainVariant {
+    /// "A", "B", ...: in the order first seen.
+    pub id: String,
+    /// SHA-256 of each certificate, in the order sent.
+    pub certificates: Vec<String>,
+    pub subjects: Vec<String>,
+    pub status: Status,
+    /// The verdict on the chain (the same for every handshake that got it).
+    pub verdict: Verdict,
+    /// Findings on the chain itself (a client's own rejection is on its handshake).
+    pub findings: Vec<Finding>,
+    pub path: Vec<PathLink>,
+    pub clients: VariantClients,
+}
+
+/// The clients of a chain variant, one per handshake, kept in a [`Spill`] shared by every
+/// variant of the report.
+#[derive(Serialize)]
+#[serde(transparent)]
+pub struct VariantClients {
+    #[serde(serialize_with = "serialize_clients")]
+    pub(super) list: (Arc<Spill<VariantClient, Compact>>, Vec<u32>),
+}
+
+impl std::fmt::Debug for VariantClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+fn serialize_clients<S: serde::Serializer>(
+    list: &(Arc<Spill<VariantClient, Compact>>, Vec<u32>),
+    ser: S,
+) -> Result<S::Ok, S::Error> {
+    ser.collect_seq(list.1.iter().map(|&i| list.0.read(i as usize)))
+}
+
+impl VariantClients {
+    pub fn len(&self) -> usize {
+        self.list.1.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.1.is_empty()
+    }
+
+    /// The `i`-th client, in handshake order.
+    pub fn get(&self, i: usize) -> VariantClient {
+        self.list.0.read(self.list.1[i] as usize)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = VariantClient> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
+impl Default for VariantClients {
+    fn default() -> Self {
+        VariantClients {
+            list: (Arc::new(Spill::default()), Vec::new()),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a VariantClients {
+    type Item = VariantClient;
+    type IntoIter = Box<dyn Iterator<Item = VariantClient> + 'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+/// Every client, by address, kept in a [`Spill`] (which serializes as the list), with
+/// whether each got a chain with an error.
+#[derive(Debug, Default, Serialize)]
+#[serde(transparent)]
+pub struct ClientList {
+    pub(super) records: Spill<ClientReport, Compact>,
+    #[serde(skip)]
+    pub(super) ips: Vec<std::net::IpAddr>,
+    #[serde(skip)]
+    pub(super) got_error: Vec<bool>,
+}
+
+impl ClientList {
+    pub fn len(&self) -> usize {
+        self.ips.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ips.is_empty()
+    }
+
+    /// The `i`-th client (by address).
+    pub fn get(&self, i: usize) -> ClientReport {
+        self.records.read(i)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = ClientReport> + '_ {
+        self.records.iter()
+    }
+
+    /// Where the client at `ip` is in the list.
+    pub fn position(&self, ip: std::net::IpAddr) -> Option<usize> {
+        self.ips.binary_search(&ip).ok()
+    }
+
+    /// Whether the `i`-th client got a chain with an error finding.
+    pub fn got_error(&self, i: usize) -> bool {
+        self.got_error[i]
+    }
+
+    pub(super) fn push(&mut self, c: &ClientReport, got_error: bool) -> std::io::Result<()> {
+        self.ips.push(c.ip);
+        self.got_error.push(got_error);
+        self.records.push(c)
+    }
+}
+
+/// Every handshake's report, in order, kept in a [`Spill`] as the JSON that the report prints
+/// (so that `--format json` copies it out), with the worst severity of each handshake's
+/// findings at hand.
+#[derive(Debug, Default, Serialize)]
+#[serde(transparent)]
+pub struct HandshakeList {
+    pub(super) records: Spill<HandshakeReport, PrettyAt<2>>,
+    #[serde(skip)]
+    pub(super) worst: Vec<Option<Severity>>,
+}
+
+impl HandshakeList {
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The handshake with this id.
+    pub fn get(&self, id: usize) -> HandshakeReport {
+        self.records.read(id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = HandshakeReport> + '_ {
+        self.records.iter()
+    }
+
+    /// Whether handshake `id` has a finding of severity error.
+    pub fn has_error(&self, id: usize) -> bool {
+        self.worst[id] == Some(Severity::Error)
+    }
+
+    /// The JSON of handshake `id`, as the report prints it inside `handshakes`.
+    pub fn json(&self, id: usize) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
+        self.records.bytes(id)
+    }
+
+    /// Adds a handshake's JSON (as [`PrettyAt<2>`] writes it) and the worst severity of its
+    /// findings.
+    pub(super) fn push_encoded(
+        &mut self,
+        json: &[u8],
+        worst: Option<Severity>,
+    ) -> std::io::Result<()> {
+        self.worst.push(worst);
+        self.records.push_encoded(json)
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServerReport {
+    pub server: Endpoint,
+    /// MAC, vendor and DNS names of the server's address, as far as the capture tells.
+    #[serde(flatten)]
+    pub identity: crate::identity::HostIdentity,
+    pub sni: Option<String>,
+    pub handshakes: usize,
+    pub variants: Vec<ChainVariant>,
+    /// Handshakes without a visible chain (TLS 1.3, resumed, truncated), by status.
+    pub without_chain: BTreeMap<String, Vec<usize>>,
+    /// Server-level findings (`inconsistent_chains`).
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientReport {
+    pub ip: std::net::IpAddr,
+    /// MAC, vendor, DHCP request and DNS names, as far as the capture tells.
+    #[serde(flatten)]
+    pub identity: crate::identity::HostIdentity,
+    /// The distinct JA3 / JA4 fingerprints of its ClientHellos, first seen first.
+    pub ja3: Vec<String>,
+    pub ja4: Vec<String>,
+    pub handshakes: Vec<usize>,
+    pub statuses: BTreeMap<String, usize>,
+    pub servers: Vec<Endpoint>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub captures: usize,
+    pub frames: u64,
+    pub handshakes: usize,
+    pub servers: usize,
+    pub clients: usize,
+    pub by_status: BTreeMap<String, usize>,
+    /// Handshakes by verdict (`valid`, `invalid`, `not_judged`).
+    pub by_verdict: BTreeMap<String, usize>,
+    /// Handshakes whose chain could not be judged although a server should have sent one
+    /// (truncated, encrypted without keys); a headline says why and what to do.
+    pub not_judged: usize,
+    pub errors: usize,
+    pub warnings: usize,
+    /// One line per root cause (the first [`causes::MAX_HEADLINES`] of `causes`, then how many
+    /// more), for the top of a ticket.
+    pub headlines: Vec<String>,
+    /// The root causes across servers, most failing clients first.
+    pub causes: Vec<Cause>,
+    /// Handshakes left out of this report by `--client`, `--server` or `--sni`.
+    pub filtered_out: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrustInfo {
+    /// Where the default roots came from: `mozilla`, `system` or `none` (`--trust-store`).
+    pub store: crate::pki::TrustSource,
+    /// How many default roots there are.
+    pub default_roots: usize,
+    /// Roots from `--trust` files (and intermediates, with `--trust-intermediates`).
+    pub user_anchors: usize,
+    /// Intermediates from `--trust` files trusted as anchors (`--trust-intermediates`).
+    pub partial_chain: bool,
+    /// What `--trust` files held that did not become an anchor, or became one by option.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<crate::pki::TrustNote>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub generator: String,
+    pub captures: Vec<CaptureResult>,
+    pub trust: TrustInfo,
+    pub summary: Summary,
+    pub handshakes: HandshakeList,
+    pub servers: Vec<ServerReport>,
+    pub clients: ClientList,
+    /// Every certificate sent, and every trust anchor a path ends at, by SHA-256.
+    pub certificates: BTreeMap<String, Arc<CertSummary>>,
+    /// The handshakes grouped another way than by server (`--group-by`), when asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Grouping>,
+}
+
+/// What to group handshakes by (`--group-by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    /// Server address, port and SNI (the report's own sections).
+    Server,
+    /// Client address.
+    Client,
+    /// The client's TLS fingerprint (JA4; JA3 beside it).
+    Fingerprint,
+    /// The client's MAC vendor (IEEE OUI), with its DHCP vendor class when known.
+    Vendor,
+}
+
+/// The handshakes grouped by one key.
+#[derive(Debug, Clone, Serialize)]
+pub struct Grouping {
+    pub by: GroupBy,
+    pub groups: Vec<Group>,
+}
+
+/// One group: who is in it and how their handshakes went.
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    pub key: String,
+    /// Extra detail on the key: the JA3 beside a JA4 key (empty otherwise).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    pub clients: Vec<std::net::IpAddr>,
+    pub handshakes: Vec<usize>,
+    pub by_status: BTreeMap<String, usize>,
+    /// Handshakes whose chain had an error finding.
+    pub faulty_chain: usize,
+    /// Client reactions: how many aborted (alert, reset, close) and how many went on.
+    pub aborted: usize,
+    pub went_on: usize,
+}
+
+impl Report {
+    /// The client report of `ip`.
+    pub fn client(&self, ip: std::net::IpAddr) -> Option<ClientReport> {
+        Some(self.clients.get(self.clients.position(ip)?))
+    }
+
+    /// Whether any handshake of `client` got a chain with an error finding.
+    pub fn client_got_error(&self, client: &ClientReport) -> bool {
+        self.clients
+            .position(client.ip)
+            .is_some_and(|i| self.clients.got_error(i))
+    }
+
+    /// The most severe finding in the report, if any.
+    pub fn worst_severity(&self) -> Option<Severity> {
+        let hs = self.handshakes.worst.iter().flatten().copied();
+        let sv = self.servers.iter().flat_map(|s| s.findings.iter());
+        hs.chain(sv.map(|f| f.severity)).min()
+    }
+}
+
+impl HandshakeReport {
+    /// Whether the chain (or the handshake) has a finding of severity error.
+    pub fn has_error(&self) -> bool {
+        self.findings.iter().any(|f| f.severity == Severity::Error)
+    }
+}
