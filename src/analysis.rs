@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use serde::Serialize;
 
-use crate::capture::{CaptureError, CaptureSummary, Frame, read_capture, read_from};
+use crate::capture::{CaptureError, CaptureSummary, Frame, Warning, read_capture, read_from};
 use crate::flow::eap::EapolFlows;
 use crate::flow::udp::UdpFlows;
 use crate::flow::{ConnInfo, FlowLimits, Reassembler};
@@ -962,7 +962,7 @@ pub struct FramePipeline {
     other: u64,
     undecodable: u64,
     oversized: u64,
-    frame_warnings: Vec<String>,
+    frame_warnings: Vec<crate::capture::Warning>,
     identities: Identities,
     /// The part (file) of a joined capture being read, above [`PART_SHIFT`] in frame numbers.
     part: u32,
@@ -1064,7 +1064,7 @@ impl FramePipeline {
                 self.undecodable += 1;
                 if self.frame_warnings.len() < MAX_FRAME_WARNINGS {
                     self.frame_warnings
-                        .push(format!("frame {}: {e}; skipped", frame.number));
+                        .push(crate::capture::Warning::undecodable(frame.number, &e));
                 }
             }
         }
@@ -1106,41 +1106,35 @@ impl FramePipeline {
             ("EAPOL", eapol_evicted),
         ] {
             if ev.full > 0 {
-                summary.warnings.push(format!(
-                    "more than --max-flows {} {what} conversations were open at once from frame {} on: the {} least recently active were evicted and reported as they stood (raise --max-flows)",
+                summary.warnings.push(Warning::flow_table_full(
+                    what,
                     limits.max_flows,
                     ev.first_full_frame.unwrap_or(0),
-                    ev.full
+                    ev.full,
                 ));
             }
             if ev.idle > 0 {
-                summary.warnings.push(format!(
-                    "{} idle for more than {} s of capture time {} evicted and reported as {} stood",
-                    crate::render::counted(ev.idle, &format!("{what} conversation")),
+                summary.warnings.push(Warning::idle_evicted(
+                    what,
+                    ev.idle,
                     FlowLimits::default().idle_secs,
-                    if ev.idle == 1 { "was" } else { "were" },
-                    if ev.idle == 1 { "it" } else { "they" }
                 ));
             }
             if ev.forgotten > 0 {
-                summary.warnings.push(format!(
-                    "{} {} forgotten to bound memory: a later packet of {} would get a new stream index, unlike Wireshark",
-                    crate::render::counted(ev.forgotten, &format!("ended {what} conversation")),
-                    if ev.forgotten == 1 { "was" } else { "were" },
-                    if ev.forgotten == 1 { "it" } else { "one of them" }
-                ));
+                summary
+                    .warnings
+                    .push(Warning::forgotten(what, ev.forgotten));
             }
         }
         if oversized > 0 {
-            summary.warnings.push(format!(
-                "{oversized} handshake messages were larger than --max-handshake-bytes {} and skipped (see the handshakes' notes)",
-                limits.max_handshake_bytes
+            summary.warnings.push(Warning::oversized_messages(
+                oversized,
+                limits.max_handshake_bytes,
             ));
         }
         if undecodable > frame_warnings.len() as u64 {
-            frame_warnings.push(format!(
-                "{} more undecodable frames not listed",
-                undecodable - frame_warnings.len() as u64
+            frame_warnings.push(Warning::more_undecodable(
+                undecodable - frame_warnings.len() as u64,
             ));
         }
         summary.warnings.extend(frame_warnings);

@@ -418,7 +418,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
             eprintln!(
                 "chainsniff: warning: {}: {}",
                 c.summary.path,
-                render::clean(w)
+                render::clean(&w.text)
             );
         }
     }

@@ -68,6 +68,31 @@ pub fn local_frame(frame: u64) -> u64 {
     frame & ((1 << PART_SHIFT) - 1)
 }
 
+/// Where a handshake's frames are: the capture it is reported in and the index in `captures[]`
+/// of the first file of its (joined) capture. Turns the pipeline's frame numbers, which carry
+/// their part, into Wireshark's.
+#[derive(Debug, Clone, Copy)]
+pub struct FramePlace {
+    pub capture: usize,
+    pub base: usize,
+}
+
+impl FramePlace {
+    /// The index in `captures[]` of the file `frame` is in.
+    pub fn capture_of(self, frame: u64) -> usize {
+        self.base + frame_part(frame) as usize
+    }
+
+    /// `frame` as a report says it: Wireshark's number, naming the file when it is not the
+    /// handshake's ("12 of capture [1]").
+    pub fn text(self, frame: u64) -> String {
+        match self.capture_of(frame) {
+            c if c == self.capture => local_frame(frame).to_string(),
+            c => format!("{} of capture [{c}]", local_frame(frame)),
+        }
+    }
+}
+
 /// Which end of a handshake sent something.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

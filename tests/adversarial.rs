@@ -171,9 +171,11 @@ fn a_flood_evicts_and_warns_but_numbers_streams_like_wireshark() {
     let r = analyze(&path, &opts);
     let warnings = &r.captures[0].summary.warnings;
     assert!(
-        warnings
-            .iter()
-            .any(|w| w.contains("--max-flows 1000") && w.contains("from frame 1004")),
+        warnings.iter().any(
+            |w| w.kind == chainsniff::capture::WarningKind::FlowTableFull
+                && w.frame == Some(1004)
+                && w.text.contains("--max-flows 1000")
+        ),
         "{warnings:?}"
     );
     assert!(r.captures[0].flows_evicted >= 2000);
@@ -188,7 +190,10 @@ fn a_flood_evicts_and_warns_but_numbers_streams_like_wireshark() {
         early
             .notes
             .iter()
-            .any(|n| n.contains("stopped following this connection at frame 1004")),
+            .any(|n| n.kind == chainsniff::judge::NoteKind::Evicted
+                && n.frame == Some(1004)
+                && n.text
+                    .contains("stopped following this connection at frame 1004")),
         "{:?}",
         early.notes
     );
@@ -230,20 +235,16 @@ fn a_handshake_declaring_16_mb_is_skipped_and_said() {
     assert_eq!(h.status, Status::Truncated);
     assert!(h.certificates.is_empty());
     assert!(
-        h.notes.iter().any(|n| n.contains(
+        h.notes.iter().any(|n| n.kind == chainsniff::judge::NoteKind::OversizedMessage && n.text.contains(
             "the Certificate message declares 16777215 bytes, more than --max-handshake-bytes 1048576"
         )),
         "{:?}",
         h.notes
     );
     assert_eq!(r.captures[0].oversized_messages, 1);
-    assert!(
-        r.captures[0]
-            .summary
-            .warnings
-            .iter()
-            .any(|w| w.contains("larger than --max-handshake-bytes 1048576"))
-    );
+    assert!(r.captures[0].summary.warnings.iter().any(|w| w.kind
+        == chainsniff::capture::WarningKind::OversizedMessages
+        && w.text.contains("larger than --max-handshake-bytes 1048576")));
 }
 
 #[test]
@@ -409,11 +410,10 @@ fn deeply_nested_tunnels_are_refused_not_recursed() {
     let r = analyze(&path, &Options::default());
     assert_eq!(r.captures[0].undecodable_frames, 1);
     assert!(
-        r.captures[0]
-            .summary
-            .warnings
-            .iter()
-            .any(|w| w.contains("frame 1") && w.contains("nested encapsulations")),
+        r.captures[0].summary.warnings.iter().any(|w| w.kind
+            == chainsniff::capture::WarningKind::UndecodableFrame
+            && w.frame == Some(1)
+            && w.text.contains("nested encapsulations")),
         "{:?}",
         r.captures[0].summary.warnings
     );
@@ -467,7 +467,11 @@ fn a_conflicting_retransmission_of_the_certificate_is_reported() {
         sent + 1
     );
     assert!(
-        h.notes.iter().any(|n| n.starts_with(&note)),
+        h.notes
+            .iter()
+            .any(|n| n.kind == chainsniff::judge::NoteKind::MalformedRecord
+                && n.frame == Some(sent as u64 + 1)
+                && n.text.starts_with(&note)),
         "{:?}",
         h.notes
     );
@@ -492,7 +496,9 @@ fn idle_udp_conversations_are_evicted_and_counted() {
             .summary
             .warnings
             .iter()
-            .any(|w| w.starts_with("1 UDP conversation idle for more than 600 s")),
+            .any(|w| w.kind == chainsniff::capture::WarningKind::IdleEvicted
+                && w.text
+                    .starts_with("1 UDP conversation idle for more than 600 s")),
         "{:?}",
         r.captures[0].summary.warnings
     );

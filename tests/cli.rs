@@ -267,7 +267,8 @@ fn truncated_captures_report_what_came_before_the_cut() {
                 c.summary
                     .warnings
                     .iter()
-                    .any(|w| w.contains("truncated") && w.contains("after frame")),
+                    .any(|w| w.kind == chainsniff::capture::WarningKind::Truncated
+                        && w.text.contains("after frame")),
                 "cut at {cut}: {:?}",
                 c.summary.warnings
             );

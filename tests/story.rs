@@ -364,7 +364,17 @@ fn a_short_snap_length_truncates_and_says_so() {
     let first = by_stream(&r, 0);
     assert_eq!(
         first.notes[0],
-        "1244 bytes from the server in frame 6 were cut by the capture's snap length"
+        chainsniff::judge::Note {
+            kind: chainsniff::judge::NoteKind::SnapLength,
+            frame: Some(6),
+            capture: None,
+            text: "1244 bytes from the server in frame 6 were cut by the capture's snap length"
+                .into(),
+        }
+    );
+    assert_eq!(
+        first.notes[1].kind,
+        chainsniff::judge::NoteKind::CertificateFlightCut
     );
 }
 

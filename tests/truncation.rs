@@ -116,7 +116,13 @@ fn every_bundled_capture_cut_anywhere_reports_what_came_before() {
             );
             if c.summary.truncated {
                 assert!(
-                    c.summary.warnings.iter().any(|w| w.contains("truncated")),
+                    // The warning names the record the file ends in: at or before the cut.
+                    c.summary
+                        .warnings
+                        .iter()
+                        .any(|w| w.kind == chainsniff::capture::WarningKind::Truncated
+                            && w.offset.is_some_and(|o| o < cut as u64)
+                            && w.text.contains("truncated")),
                     "{name} cut at {cut}: {:?}",
                     c.summary.warnings
                 );

@@ -13,11 +13,13 @@
 mod netmon;
 mod records;
 mod snoop;
+pub mod warning;
 
 use crate::model::Timestamp;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+pub use warning::{Warning, WarningKind};
 
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapReaderIterator;
@@ -103,7 +105,7 @@ pub struct CaptureSummary {
     pub frames: u64,
     /// True when the file ends in the middle of a block or record.
     pub truncated: bool,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// An input that cannot be read as a capture at all (exit status 2).
@@ -257,12 +259,12 @@ impl CaptureSummary {
 
     /// What a reader's `result` makes of the capture: corruption after some frames is a
     /// warning on a capture that still reports them; before any, the capture is unreadable.
-    fn end(mut self, result: Result<(), String>) -> Result<Self, String> {
-        if let Err(message) = result {
+    fn end(mut self, result: Result<(), Warning>) -> Result<Self, String> {
+        if let Err(warning) = result {
             if self.frames == 0 {
-                return Err(message);
+                return Err(warning.text);
             }
-            self.warnings.push(message);
+            self.warnings.push(warning);
         }
         Ok(self)
     }
@@ -336,7 +338,7 @@ fn pump(
     summary: &mut CaptureSummary,
     mut on_frame: impl FnMut(&Frame<'_>),
     mut on_secrets: impl FnMut(&[u8]),
-) -> Result<(), String> {
+) -> Result<(), Warning> {
     let mut legacy_linktype = Linktype::ETHERNET;
     let mut legacy_nanos = false;
     let mut interfaces: Vec<Interface> = Vec::new();
@@ -399,9 +401,10 @@ fn pump(
                                 Some((ts, iface.linktype, &epb.data[..caplen], epb.origlen))
                             }
                             None => {
-                                summary.warnings.push(format!(
-                                    "frame {number} (offset {offset_before}): packet names interface {} which was never described; frame skipped",
-                                    epb.if_id
+                                summary.warnings.push(Warning::unknown_interface(
+                                    number,
+                                    offset_before as u64,
+                                    Some(epb.if_id),
                                 ));
                                 summary.frames += 1;
                                 None
@@ -424,8 +427,10 @@ fn pump(
                                 ))
                             }
                             None => {
-                                summary.warnings.push(format!(
-                                    "frame {number} (offset {offset_before}): simple packet block without an interface; frame skipped"
+                                summary.warnings.push(Warning::unknown_interface(
+                                    number,
+                                    offset_before as u64,
+                                    None,
                                 ));
                                 summary.frames += 1;
                                 None
@@ -453,40 +458,40 @@ fn pump(
                 }
                 reader
                     .refill()
-                    .map_err(|e| format!("read error at offset {offset_before}: {e:?}"))?;
+                    .map_err(|e| Warning::read_error(offset_before as u64, &format!("{e:?}")))?;
             }
             Err(PcapError::BufferTooSmall) => {
                 if capacity >= MAX_BLOCK {
-                    return Err(format!(
-                        "offset {offset_before}: a block larger than {} MiB; the file is corrupt from here on, {} read before it",
+                    return Err(Warning::oversized_block(
+                        offset_before as u64,
+                        summary.frames,
                         MAX_BLOCK >> 20,
-                        crate::render::counted(summary.frames, "frame")
                     ));
                 }
                 capacity *= 4;
                 reader.grow(capacity);
                 reader
                     .refill()
-                    .map_err(|e| format!("read error at offset {offset_before}: {e:?}"))?;
+                    .map_err(|e| Warning::read_error(offset_before as u64, &format!("{e:?}")))?;
             }
             Err(PcapError::UnexpectedEof) => return truncated(summary, offset_before),
             Err(e) => {
-                return Err(format!(
-                    "offset {offset_before}: corrupt block after frame {} ({}); the rest of the file was not read",
+                return Err(Warning::corrupt(
+                    "block",
+                    offset_before as u64,
                     summary.frames,
-                    describe_error(&e)
+                    &describe_error(&e),
                 ));
             }
         }
     }
 }
 
-fn truncated(summary: &mut CaptureSummary, offset: usize) -> Result<(), String> {
+fn truncated(summary: &mut CaptureSummary, offset: usize) -> Result<(), Warning> {
     summary.truncated = true;
-    summary.warnings.push(format!(
-        "the capture is truncated: it ends inside the record that starts at offset {offset}, after frame {}",
-        summary.frames
-    ));
+    summary
+        .warnings
+        .push(Warning::truncated(offset as u64, summary.frames));
     Ok(())
 }
 

@@ -10,7 +10,7 @@
 use pcap_parser::Linktype;
 
 use super::records::{Piece, Records};
-use super::{CaptureSummary, Frame};
+use super::{CaptureSummary, Frame, Warning};
 use crate::model::Timestamp;
 
 /// The file's magic bytes.
@@ -52,13 +52,16 @@ struct Header {
     frame_table: u64,
 }
 
-fn header(h: &[u8]) -> Result<Header, String> {
+fn header(h: &[u8]) -> Result<Header, Warning> {
     let u16le = |i: usize| u16::from_le_bytes([h[i], h[i + 1]]);
     let u32le = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
     let (minor, major) = (h[4], h[5]);
     if major != 2 {
-        return Err(format!(
-            "offset 5: Network Monitor {major}.{minor} capture; only 2.x is read (save it as 2.x or pcapng)"
+        return Err(Warning::unsupported_version(
+            5,
+            format!(
+                "offset 5: Network Monitor {major}.{minor} capture; only 2.x is read (save it as 2.x or pcapng)"
+            ),
         ));
     }
     // SYSTEMTIME: year, month, day of week, day, hour, minute, second, millisecond. Taken as
@@ -95,7 +98,7 @@ pub(super) fn pump(
     r: &mut Records<'_>,
     summary: &mut CaptureSummary,
     on_frame: &mut dyn FnMut(&Frame<'_>),
-) -> Result<(), String> {
+) -> Result<(), Warning> {
     let h = header(head)?;
     let trailer = match h.minor {
         0 => 0,
@@ -112,7 +115,7 @@ pub(super) fn pump(
     };
     while r.offset + 16 <= end {
         let start = r.offset;
-        let read_err = |e: std::io::Error| format!("read error at offset {start}: {e}");
+        let read_err = |e: std::io::Error| Warning::read_error(start, &e);
         let (delta, orig_len, incl_len) = match r.take(16).map_err(read_err)? {
             Piece::Whole(b) => (
                 u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
@@ -123,9 +126,11 @@ pub(super) fn pump(
             Piece::Short(_) => return super::truncated(summary, start as usize),
         };
         if incl_len > MAX_RECORD || start + 16 + incl_len as u64 + trailer as u64 > end {
-            return Err(format!(
-                "offset {start}: corrupt Network Monitor record after frame {} (included length {incl_len}); the rest of the file was not read",
-                summary.frames
+            return Err(Warning::corrupt(
+                "Network Monitor record",
+                start,
+                summary.frames,
+                &format!("included length {incl_len}"),
             ));
         }
         let mut ts = Timestamp(
@@ -190,6 +195,11 @@ mod tests {
         let mut head = vec![0u8; HEADER_LEN];
         head[..4].copy_from_slice(MAGIC);
         head[5] = 1;
-        assert!(header(&head).unwrap_err().contains("Network Monitor 1.0"));
+        assert!(
+            header(&head)
+                .unwrap_err()
+                .text
+                .contains("Network Monitor 1.0")
+        );
     }
 }

@@ -6,7 +6,7 @@
 use pcap_parser::Linktype;
 
 use super::records::{Piece, Records};
-use super::{CaptureSummary, Frame};
+use super::{CaptureSummary, Frame, Warning};
 use crate::model::Timestamp;
 
 /// The file's magic bytes.
@@ -34,11 +34,12 @@ pub(super) fn pump(
     r: &mut Records<'_>,
     summary: &mut CaptureSummary,
     on_frame: &mut dyn FnMut(&Frame<'_>),
-) -> Result<(), String> {
+) -> Result<(), Warning> {
     let version = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
     if version != 2 {
-        return Err(format!(
-            "offset 8: snoop version {version}; only version 2 is defined"
+        return Err(Warning::unsupported_version(
+            8,
+            format!("offset 8: snoop version {version}; only version 2 is defined"),
         ));
     }
     let linktype = linktype(u32::from_be_bytes([
@@ -47,24 +48,23 @@ pub(super) fn pump(
     let be = |b: &[u8], i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
     loop {
         let start = r.offset;
-        let head = match r
-            .take(24)
-            .map_err(|e| format!("read error at offset {start}: {e}"))?
-        {
+        let head = match r.take(24).map_err(|e| Warning::read_error(start, &e))? {
             Piece::Whole(h) => [be(h, 0), be(h, 4), be(h, 8), be(h, 16), be(h, 20)],
             Piece::Short(0) => return Ok(()),
             Piece::Short(_) => return super::truncated(summary, start as usize),
         };
         let [orig_len, incl_len, rec_len, secs, usecs] = head;
         if rec_len > MAX_RECORD || (rec_len as u64) < 24 + incl_len as u64 {
-            return Err(format!(
-                "offset {start}: corrupt snoop record after frame {} (record length {rec_len}, included length {incl_len}); the rest of the file was not read",
-                summary.frames
+            return Err(Warning::corrupt(
+                "snoop record",
+                start,
+                summary.frames,
+                &format!("record length {rec_len}, included length {incl_len}"),
             ));
         }
         let data = match r
             .take(incl_len as usize)
-            .map_err(|e| format!("read error at offset {start}: {e}"))?
+            .map_err(|e| Warning::read_error(start, &e))?
         {
             Piece::Whole(d) => d,
             Piece::Short(_) => return super::truncated(summary, start as usize),
@@ -78,10 +78,7 @@ pub(super) fn pump(
             orig_len,
         });
         let pad = rec_len as u64 - 24 - incl_len as u64;
-        if !r
-            .skip(pad)
-            .map_err(|e| format!("read error at offset {start}: {e}"))?
-        {
+        if !r.skip(pad).map_err(|e| Warning::read_error(start, &e))? {
             return Ok(()); // padding cut at the end of the file: the frame was whole
         }
     }

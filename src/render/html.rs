@@ -372,7 +372,7 @@ fn page<'a>(r: &'a Report, shown_clients: &'a [ClientReport], more_clients: usiz
                 kind: super::capture_kind(&c.summary),
                 frames: c.summary.frames,
                 truncated: c.summary.truncated,
-                warnings: c.summary.warnings.clone(),
+                warnings: c.summary.warnings.iter().map(|w| w.text.clone()).collect(),
             })
             .collect(),
         headlines: &r.summary.headlines,

@@ -66,7 +66,7 @@ fn head(o: &mut String, r: &Report) {
                         j.how.replace('_', " ")
                     )
                 })
-                .chain(c.summary.warnings.iter().cloned())
+                .chain(c.summary.warnings.iter().map(|w| w.text.clone()))
                 .collect::<Vec<_>>()
                 .join("; "))
         );

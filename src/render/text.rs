@@ -147,7 +147,7 @@ impl Text<'_> {
                 );
             }
             for w in &c.summary.warnings {
-                self.wrap(o, "      warning: ", 15, &clean(w));
+                self.wrap(o, "      warning: ", 15, &clean(&w.text));
             }
         }
         let _ = writeln!(o, "  trust: {}", trust_line(&r.trust));
@@ -301,7 +301,7 @@ impl Text<'_> {
                 let h = &self.r.handshakes.get(ids[i]);
                 self.client(lines, &Row::from(h), 4);
                 for n in &h.notes {
-                    self.wrap(lines, "        note: ", 14, &clean(n));
+                    self.wrap(lines, "        note: ", 14, &clean(&n.text));
                 }
             });
             self.more_handshakes(

@@ -4,9 +4,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::judge::Reaction;
 use crate::pki::{CertSummary, Sha};
-use crate::pki::{Checker, Finding, FindingKind, PathLink, Status, Verdict};
+use crate::pki::{Checker, Verdict};
 use crate::tls::handshake::{Decryption, version_name};
 
 use super::*;
@@ -17,12 +16,6 @@ fn extension_name(t: u16) -> String {
         18 => "signed_certificate_timestamp".into(),
         other => format!("extension_{other}"),
     }
-}
-
-fn cipher_name(id: u16) -> String {
-    tls_parser::TlsCipherSuite::from_id(id)
-        .map(|c| c.name.to_string())
-        .unwrap_or_else(|| format!("0x{id:04x}"))
 }
 
 /// The report of one handshake: its chain diagnosed with what `store` holds now.
@@ -56,30 +49,17 @@ pub fn handshake_report(
     let hs = &s.hs;
     // Frame numbers carry their file's part (a joined capture): printed as Wireshark's
     // number in that file, naming the file when it is not the handshake's.
-    let capture_of = |frame: u64| s.base + crate::model::frame_part(frame) as usize;
-    let local = crate::model::local_frame;
-    let frame_text = |frame: u64| match capture_of(frame) {
-        c if c == s.capture => local(frame).to_string(),
-        c => format!("{} of capture [{c}]", local(frame)),
+    let place = crate::model::FramePlace {
+        capture: s.capture,
+        base: s.base,
     };
+    let capture_of = |frame: u64| place.capture_of(frame);
+    let local = crate::model::local_frame;
     let ch = hs.client_hellos.first();
     let sh = hs.server_hellos.iter().rev().find(|s| !s.hello_retry);
     let version = hs.version();
     let tls13 = version.is_some_and(crate::tls::handshake::is_tls13);
-    let resumed = match (ch, sh) {
-        (Some(c), Some(s)) => {
-            // TLS 1.3: the server accepted a pre-shared key (RFC 8446 2.2: no Certificate).
-            tls13 && s.psk
-                || !tls13 && !s.session_id.is_empty() && s.session_id == c.session_id
-                || (!tls13 && hs.certificate.is_none() && hs.server_hello_done.is_none() && {
-                    hs.first(crate::model::Side::Server, |k| {
-                        *k == crate::tls::handshake::EventKind::ChangeCipherSpec
-                    })
-                    .is_some()
-                })
-        }
-        _ => false,
-    };
+    let resumed = crate::judge::status::resumed(hs);
     let chain: &[Sha] = hs
         .certificate
         .as_ref()
@@ -100,18 +80,7 @@ pub fn handshake_report(
             (d.status, d.verdict, d.path, d.findings)
         }
         None => {
-            let status = if resumed {
-                Status::NoCertificate
-            } else if tls13 {
-                Status::NotVisible
-            } else if hs.server_cut
-                || certificate_skipped(hs)
-                || (hs.capture_ended && !server_flight_over(hs))
-            {
-                Status::Truncated
-            } else {
-                Status::NoCertificate
-            };
+            let status = crate::judge::status::without_chain(hs, resumed);
             (status, Verdict::NotJudged, Vec::new(), Vec::new())
         }
     };
@@ -122,99 +91,12 @@ pub fn handshake_report(
         client_reaction.capture = Some(capture_of(f)).filter(|c| *c != s.capture);
     }
     if verdict == Verdict::Valid
-        && let Some(f) = rejected_by_client(&client_reaction, &path)
+        && let Some(f) = crate::judge::findings::rejected_by_client(&client_reaction, &path)
     {
         findings.push(f);
     }
-    let random = ch.map(|c| hex::encode(&c.random)).unwrap_or_default();
-    match &hs.decryption {
-        Some(Decryption::MissingSecret(label)) => findings.push(Finding::new(
-            FindingKind::MissingSecret,
-            format!(
-                "The key log has no {label} for this handshake (client random {random}), so its certificate stays encrypted. Use the key log written by this client during this capture."
-            ),
-            None,
-        )),
-        Some(Decryption::Failed { side, frame }) => findings.push(Finding::new(
-            FindingKind::DecryptionFailed,
-            format!(
-                "The {} records did not decrypt with the logged secret (first failure at frame {}): the key log belongs to another session, or the capture lost bytes.",
-                match side {
-                    crate::model::Side::Client => "client's",
-                    crate::model::Side::Server => "server's",
-                },
-                frame_text(*frame)
-            ),
-            None,
-        )),
-        Some(Decryption::UnsupportedCipher(c)) => findings.push(Finding::new(
-            FindingKind::DecryptionFailed,
-            format!("Cipher suite {} cannot be decrypted by chainsniff.", cipher_name(*c)),
-            None,
-        )),
-        _ => {}
-    }
-    let mut notes = Vec::new();
-    for e in &hs.events {
-        match &e.kind {
-            crate::tls::handshake::EventKind::Gap { len, snaplen } => {
-                let side = match e.side {
-                    crate::model::Side::Client => "client",
-                    crate::model::Side::Server => "server",
-                };
-                notes.push(if *snaplen {
-                    format!(
-                        "{len} bytes from the {side} in frame {} were cut by the capture's snap length",
-                        frame_text(e.at.frame)
-                    )
-                } else {
-                    format!(
-                        "{len} bytes from the {side} missing from the capture before frame {}",
-                        frame_text(e.at.frame)
-                    )
-                })
-            }
-            crate::tls::handshake::EventKind::Malformed(m) => {
-                notes.push(format!("frame {}: {m}", frame_text(e.at.frame)))
-            }
-            crate::tls::handshake::EventKind::Oversized {
-                msg_type,
-                len,
-                limit,
-            } => notes.push(format!(
-                "frame {}: the {} message declares {len} bytes, more than --max-handshake-bytes {limit}; it was skipped (raise the limit to read it)",
-                frame_text(e.at.frame),
-                handshake_type_name(*msg_type)
-            )),
-            _ => {}
-        }
-    }
-    if let Some(ev) = hs.evicted {
-        notes.push(match ev.reason {
-            crate::flow::EvictReason::FlowTableFull => format!(
-                "chainsniff stopped following this connection at frame {}: more conversations were open than --max-flows",
-                frame_text(ev.at.frame)
-            ),
-            crate::flow::EvictReason::Idle => format!(
-                "chainsniff stopped following this connection at frame {}: nothing was seen on it for 10 minutes",
-                frame_text(ev.at.frame)
-            ),
-        });
-    }
-    if status == Status::Truncated && certificate_skipped(hs) {
-        notes.push(
-            "the server's Certificate message was too large to keep; the chain cannot be judged"
-                .into(),
-        );
-    } else if status == Status::Truncated && hs.evicted.is_some() && !hs.server_cut {
-        notes.push("the connection was evicted before the server's certificate flight; the chain cannot be judged".into());
-    } else if status == Status::Truncated {
-        notes.push(if hs.server_cut {
-            "the server's certificate flight was cut (a gap, the snap length or the end of the capture); the chain cannot be judged".into()
-        } else {
-            "the capture ends before the server's certificate flight; the chain cannot be judged".into()
-        });
-    }
+    findings.extend(crate::judge::findings::decryption(hs, place));
+    let notes = crate::judge::notes(hs, status, place);
     let offered = ch
         .map(|c| {
             if c.supported_versions.is_empty() {
@@ -312,7 +194,7 @@ pub fn handshake_report(
         version: version.map(version_name),
         offered_versions: offered,
         alpn: ch.map(|c| c.alpn.clone()).unwrap_or_default(),
-        cipher_suite: sh.map(|s| cipher_name(s.cipher_suite)),
+        cipher_suite: sh.map(|s| crate::tls::cipher_name(s.cipher_suite)),
         filter,
         ja3: ch.and_then(|c| c.fingerprint.as_ref()).map(|f| f.ja3_hex()),
         ja4: ch
@@ -363,104 +245,4 @@ pub fn handshake_report(
         notes,
         provisional: false,
     }
-}
-
-/// Alerts a client sends when it refuses the server's certificate (RFC 8446 6.2).
-const CERTIFICATE_ALERTS: &[&str] = &[
-    "bad_certificate",
-    "unsupported_certificate",
-    "certificate_revoked",
-    "certificate_expired",
-    "certificate_unknown",
-    "unknown_ca",
-    "access_denied",
-    "bad_certificate_status_response",
-    "certificate_required",
-];
-
-/// A `rejected_by_client` finding when the client refused a chain judged valid: a fatal
-/// certificate alert, or a reset before it went on.
-fn rejected_by_client(reaction: &Reaction, path: &[PathLink]) -> Option<Finding> {
-    use crate::judge::ReactionKind as R;
-    let how = match reaction.kind {
-        R::Alert
-            if reaction.alert_level.as_deref() != Some("warning")
-                && reaction
-                    .alert
-                    .as_deref()
-                    .is_some_and(|a| CERTIFICATE_ALERTS.contains(&a)) =>
-        {
-            format!("fatal alert {}", reaction.alert.as_deref().unwrap_or("?"))
-        }
-        R::Reset => "a reset".to_string(),
-        _ => return None,
-    };
-    let root = path
-        .last()
-        .map(|l| l.subject.as_str())
-        .unwrap_or("the root");
-    let when = match (reaction.frame, reaction.delay_ms) {
-        (Some(f), Some(ms)) => format!(" (frame {f}, {ms:.1} ms after the certificate)"),
-        (Some(f), None) => format!(" (frame {f})"),
-        _ => String::new(),
-    };
-    Some(Finding::new(
-        FindingKind::RejectedByClient,
-        format!(
-            "The client refused the chain with {how}{when}, although it is valid for the trust anchors used here. Likely causes: the client does not trust the root {root} (its trust store lacks it, or it trusts another root); a stricter policy than a strict validator's (SHA-1, key size, validity period, revocation, pinning); or a check chainsniff cannot see (OCSP, Certificate Transparency)."
-        ),
-        None,
-    ))
-}
-
-/// The server's Certificate message was skipped for exceeding `--max-handshake-bytes`.
-fn certificate_skipped(hs: &crate::tls::handshake::Handshake) -> bool {
-    hs.certificate.is_none()
-        && hs
-            .first(crate::model::Side::Server, |k| {
-                matches!(
-                    k,
-                    crate::tls::handshake::EventKind::Oversized {
-                        msg_type: 11, // Certificate
-                        ..
-                    }
-                )
-            })
-            .is_some()
-}
-
-/// The name of a handshake message type, as in RFC 8446 (or its number).
-fn handshake_type_name(t: u8) -> String {
-    match t {
-        1 => "ClientHello".into(),
-        2 => "ServerHello".into(),
-        4 => "NewSessionTicket".into(),
-        8 => "EncryptedExtensions".into(),
-        11 => "Certificate".into(),
-        12 => "ServerKeyExchange".into(),
-        13 => "CertificateRequest".into(),
-        14 => "ServerHelloDone".into(),
-        15 => "CertificateVerify".into(),
-        16 => "ClientKeyExchange".into(),
-        20 => "Finished".into(),
-        22 => "CertificateStatus".into(),
-        _ => format!("handshake type {t}"),
-    }
-}
-
-/// The server's flight is over when it said ServerHelloDone, changed cipher, or went quiet
-/// because the client answered.
-fn server_flight_over(hs: &crate::tls::handshake::Handshake) -> bool {
-    hs.server_hello_done.is_some()
-        || hs
-            .first(crate::model::Side::Server, |k| {
-                matches!(
-                    k,
-                    crate::tls::handshake::EventKind::ChangeCipherSpec
-                        | crate::tls::handshake::EventKind::Alert { .. }
-                        | crate::tls::handshake::EventKind::Fin
-                        | crate::tls::handshake::EventKind::Rst
-                )
-            })
-            .is_some()
 }

@@ -106,7 +106,7 @@ pub struct HandshakeReport {
     pub continued: Vec<Continued>,
     /// Notes on the capture of this handshake (gaps, malformed records).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
+    pub notes: Vec<crate::judge::Note>,
     /// `--format jsonl` only: the final report may judge this handshake differently, because a
     /// certificate seen later in the capture can still explain its chain (see docs/report.md).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -13,3 +13,10 @@ pub mod record;
 
 pub use handshake::*;
 pub use record::*;
+
+/// A cipher suite's IANA name ("TLS_AES_128_GCM_SHA256"), or its number in hex.
+pub fn cipher_name(id: u16) -> String {
+    tls_parser::TlsCipherSuite::from_id(id)
+        .map(|c| c.name.to_string())
+        .unwrap_or_else(|| format!("0x{id:04x}"))
+}
