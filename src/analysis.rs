@@ -29,6 +29,7 @@ use crate::wire::{Decoded, decode, transport};
 /// Most per-frame decode warnings listed per capture (the rest are counted).
 const MAX_FRAME_WARNINGS: usize = 20;
 
+/// What to analyze and how: trust, key logs, filters, limits.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Extra trust anchors (`--trust`): PEM or DER files, or directories of them.
@@ -41,6 +42,7 @@ pub struct Options {
     pub trust_intermediates: bool,
     /// TLS key logs (`--keylog`, `SSLKEYLOGFILE`) to decrypt TLS 1.3 handshakes.
     pub keylog: Vec<PathBuf>,
+    /// Bounds on memory per capture.
     pub limits: Limits,
     /// Which handshakes to report (`--client`, `--server`, `--sni`).
     pub filter: crate::filter::Filter,
@@ -114,12 +116,18 @@ impl Limits {
 /// What reading one capture produced besides handshakes.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaptureResult {
+    /// What the file itself told (format, frames, truncation, warnings).
     #[serde(flatten)]
     pub summary: CaptureSummary,
+    /// TCP segments read.
     pub tcp_segments: u64,
+    /// TCP connections seen (Wireshark's `tcp.stream` count).
     pub tcp_connections: u64,
+    /// Holes in TCP streams (bytes never captured).
     pub tcp_gaps: u64,
+    /// Frames that are not TCP or UDP over IP (ARP, STP, ...): counted and skipped.
     pub other_frames: u64,
+    /// Frames whose headers do not decode.
     pub undecodable_frames: u64,
     /// Conversations (TCP and UDP) chainsniff stopped following before they ended: the flow
     /// table was full (`--max-flows`) or they were idle for 10 minutes of capture time.
@@ -129,6 +137,7 @@ pub struct CaptureResult {
     /// IP packets reassembled from fragments, and fragmented packets given up (incomplete,
     /// timed out, over the limits).
     pub ip_reassembled: u64,
+    /// Fragmented IP packets given up.
     pub ip_fragments_dropped: u64,
     /// This file was read as one capture with others (a ring buffer's parts): which, and
     /// why. The counters above are the joined capture's, on its first file; the other files
@@ -159,11 +168,13 @@ impl CaptureResult {
 /// A finished handshake and the capture it came from.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Session {
+    /// The index in `captures[]` of the file its ClientHello is in.
     pub capture: usize,
     /// The index in `captures[]` of the first file of the capture it is in (itself unless the
     /// capture was joined from several files): a frame in part `p` is in capture `base + p`.
     #[serde(default)]
     pub base: usize,
+    /// The handshake as the TLS stage recorded it.
     pub hs: Handshake,
 }
 
@@ -197,10 +208,12 @@ fn invert<K: Clone>(ids: &HashMap<K, u32>) -> Vec<K> {
 }
 
 impl Sessions {
+    /// How many handshakes there are.
     pub fn len(&self) -> usize {
         self.order.len()
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.order.is_empty()
     }
@@ -290,11 +303,15 @@ impl Sessions {
     }
 }
 
+/// What reading the captures built, before any chain is judged.
 pub struct Analysis {
+    /// Every capture read, in the order given.
     pub captures: Vec<CaptureResult>,
+    /// Every finished handshake, in report order.
     pub sessions: Sessions,
     /// Every certificate sent in any capture.
     pub store: CertStore,
+    /// The trust anchors chains are judged against.
     pub trust: TrustStore,
     /// MACs, DHCP, DNS names and plain-HTTP requests seen in the captures.
     pub identities: Identities,
@@ -738,6 +755,7 @@ impl Joiner<'_> {
 /// Files read as one capture: which (their indices in `captures[]`) and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct Joined {
+    /// The indices in `captures[]` of the files read as one capture.
     pub captures: Vec<usize>,
     /// `ring_buffer`: each file follows the one before in time, a connection going on from
     /// one to the next; `tap`: the files cover the same time, each with one direction of the

@@ -20,8 +20,11 @@ use crate::report::{Report, ServerReport};
 /// What was written.
 #[derive(Debug, Default)]
 pub struct Exported {
+    /// The PEM file of each distinct certificate written.
     pub certificates: Vec<PathBuf>,
+    /// The PEM file of each chain as sent.
     pub chains: Vec<PathBuf>,
+    /// The PEM bundles to install (the missing issuers), one per root cause.
     pub bundles: Vec<PathBuf>,
 }
 

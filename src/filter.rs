@@ -12,10 +12,13 @@ use ipnet::IpNet;
 /// A server address range, with a port or any port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSpec {
+    /// The addresses.
     pub net: IpNet,
+    /// The port, if one was given.
     pub port: Option<u16>,
 }
 
+/// Which handshakes a report keeps (`--client`, `--server`, `--sni`).
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     clients: Vec<IpNet>,

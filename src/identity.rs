@@ -41,9 +41,11 @@ pub struct Dhcp {
 /// A plain-HTTP GET seen in the capture.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct HttpGet {
+    /// The client that made the request.
     pub client: IpAddr,
     /// `http://host/path`.
     pub url: String,
+    /// The frame of the request.
     pub frame: u64,
 }
 
@@ -60,6 +62,7 @@ pub struct HostIdentity {
     /// and the host, so it says nothing about the host.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mac_is_router: bool,
+    /// What the host said in DHCP, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dhcp: Option<Dhcp>,
     /// Names that DNS answers in the capture gave this address.

@@ -11,6 +11,7 @@ use serde::Serialize;
 /// occur inside strings, where the escape means the same character.
 pub struct BidiEscaping<F>(pub F);
 
+/// Whether `c` is a Unicode bidirectional control (escaped so that a name cannot reorder a line).
 pub fn is_bidi(c: char) -> bool {
     matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
@@ -66,6 +67,7 @@ pub struct Pretty {
 }
 
 impl Pretty {
+    /// A codec that writes JSON indented as at `depth`.
     pub fn at(depth: usize) -> Self {
         Pretty {
             depth,
@@ -88,6 +90,7 @@ impl Pretty {
     }
 }
 
+/// Writes the indentation of `depth`.
 pub fn indent<W: ?Sized + Write>(w: &mut W, depth: usize) -> std::io::Result<()> {
     const SPACES: &[u8] = &[b' '; 64];
     let mut n = depth * 2;

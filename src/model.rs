@@ -14,12 +14,14 @@ use serde::{Deserialize, Serialize};
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// A time from seconds and nanoseconds since the Unix epoch.
     pub fn from_parts(secs: i64, nanos: u32) -> Self {
         Timestamp(
             secs.saturating_mul(1_000_000_000)
                 .saturating_add(nanos as i64),
         )
     }
+    /// Whole seconds since the Unix epoch.
     pub fn secs(self) -> i64 {
         self.0.div_euclid(1_000_000_000)
     }
@@ -48,7 +50,9 @@ impl Timestamp {
 /// Where and when something happened, for the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct At {
+    /// The frame number (with its part, [`PART_SHIFT`], in a joined capture).
     pub frame: u64,
+    /// The frame's capture time.
     pub ts: Timestamp,
 }
 
@@ -73,7 +77,9 @@ pub fn local_frame(frame: u64) -> u64 {
 /// their part, into Wireshark's.
 #[derive(Debug, Clone, Copy)]
 pub struct FramePlace {
+    /// The index in `captures[]` the handshake is reported in.
     pub capture: usize,
+    /// The index in `captures[]` of the first file of its capture.
     pub base: usize,
 }
 
@@ -97,7 +103,9 @@ impl FramePlace {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
+    /// The client (the end that sent the ClientHello).
     Client,
+    /// The server.
     Server,
 }
 
@@ -188,7 +196,9 @@ pub fn mac_of(ip: std::net::IpAddr) -> Option<Mac> {
 /// An address and port, as the report prints it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Endpoint {
+    /// The address.
     pub ip: std::net::IpAddr,
+    /// The port (0 for a MAC-only endpoint, EAPOL).
     pub port: u16,
 }
 

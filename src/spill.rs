@@ -39,6 +39,7 @@ impl<T> Default for Chunked<T> {
 }
 
 impl<T: Copy> Chunked<T> {
+    /// Appends `value` (to memory, or to the temporary file once the list is large).
     pub fn push(&mut self, value: T) {
         if self.len.is_multiple_of(CHUNK) {
             self.chunks.push(Vec::with_capacity(CHUNK));
@@ -54,14 +55,17 @@ impl<T: Copy> Chunked<T> {
         self.chunks[i / CHUNK][i % CHUNK]
     }
 
+    /// How many values the list holds.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Whether the list is empty.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// Every value, in the order pushed.
     pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
         self.chunks.iter().flatten().copied()
     }
@@ -69,7 +73,9 @@ impl<T: Copy> Chunked<T> {
 
 /// How records are turned into bytes and back.
 pub trait Codec<T> {
+    /// Appends the encoding of `value` to `out`.
     fn encode(value: &T, out: &mut Vec<u8>) -> std::io::Result<()>;
+    /// Decodes one value.
     fn decode(bytes: &[u8]) -> std::io::Result<T>;
 }
 
@@ -135,10 +141,12 @@ impl<T: Serialize, C: Codec<T>> Serialize for Spill<T, C> {
 }
 
 impl<T, C: Codec<T>> Spill<T, C> {
+    /// How many values there are.
     pub fn len(&self) -> usize {
         self.starts.len()
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.starts.is_empty()
     }

@@ -35,7 +35,9 @@ const MAX_BLOCK: usize = 256 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
+    /// libpcap's format (any of its magic numbers).
     Pcap,
+    /// pcapng.
     Pcapng,
     /// Microsoft Network Monitor 2.x (`.cap`).
     Netmon2,
@@ -55,14 +57,21 @@ impl Format {
     }
 }
 
+/// How a capture file was compressed (read by content, not by name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
+    /// Not compressed.
     None,
+    /// gzip.
     Gzip,
+    /// Zstandard.
     Zstd,
+    /// LZ4 frame format.
     Lz4,
+    /// xz (LZMA2).
     Xz,
+    /// bzip2.
     Bzip2,
 }
 
@@ -88,30 +97,39 @@ impl Compression {
 pub struct Frame<'a> {
     /// Wireshark's frame number (1-based, file order).
     pub number: u64,
+    /// The frame's capture time.
     pub ts: Timestamp,
+    /// The frame's link type (`LINKTYPE_*`).
     pub linktype: Linktype,
     /// The captured bytes (possibly fewer than `orig_len` when the snap length cut the frame).
     pub data: &'a [u8],
+    /// The frame's length on the wire (more than its data when the snap length cut it).
     pub orig_len: u32,
 }
 
 /// What was learned about the file itself while reading it.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaptureSummary {
+    /// The path given (or `-` for standard input).
     pub path: String,
+    /// The file format, once recognized.
     pub format: Option<Format>,
+    /// The compression read through.
     pub compression: Compression,
     /// Number of frames read.
     pub frames: u64,
     /// True when the file ends in the middle of a block or record.
     pub truncated: bool,
+    /// What was wrong with the file or the capture, in the order found.
     pub warnings: Vec<Warning>,
 }
 
 /// An input that cannot be read as a capture at all (exit status 2).
 #[derive(Debug)]
 pub struct CaptureError {
+    /// The path given.
     pub path: String,
+    /// What is wrong, in words.
     pub message: String,
 }
 

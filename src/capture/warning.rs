@@ -34,6 +34,7 @@ pub enum WarningKind {
 /// One warning on a capture.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Warning {
+    /// What the warning is about.
     pub kind: WarningKind,
     /// The frame it is about (Wireshark's number), if one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -230,7 +231,10 @@ mod tests {
         ] {
             let name = serde_json::to_string(&kind).unwrap();
             let row = format!("| `{}` |", name.trim_matches('"'));
-            assert!(docs.contains(&row), "docs/report.md lacks the warning kind {row}");
+            assert!(
+                docs.contains(&row),
+                "docs/report.md lacks the warning kind {row}"
+            );
         }
     }
 

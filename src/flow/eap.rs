@@ -111,6 +111,7 @@ impl Default for EapolFlows {
 }
 
 impl EapolFlows {
+    /// An empty table of EAPOL conversations.
     pub fn new(limits: FlowLimits, max_handshake: usize) -> Self {
         EapolFlows {
             convs: FlowMap::default(),

@@ -14,14 +14,18 @@ pub(crate) type FlowMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// Direction within a connection: `Forward` is from the endpoint that sent the first packet seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dir {
+    /// The direction of the conversation's first packet.
     Forward,
+    /// The other direction.
     Backward,
 }
 
 impl Dir {
+    /// 0 for forward, 1 for backward (an array index).
     pub fn index(self) -> usize {
         self as usize
     }
+    /// The other direction.
     pub fn reverse(self) -> Dir {
         match self {
             Dir::Forward => Dir::Backward,
@@ -37,7 +41,9 @@ pub struct ConnInfo {
     pub stream: u64,
     /// The source of the first packet seen (the `Forward` direction's sender).
     pub first_src: SocketAddr,
+    /// The destination of the conversation's first packet.
     pub first_dst: SocketAddr,
+    /// The conversation's first packet.
     pub first_at: At,
     /// The part (file of a joined capture) `stream` is numbered in: Wireshark numbers streams
     /// per file.
@@ -46,6 +52,7 @@ pub struct ConnInfo {
 
 /// The consumer of reassembled bytes (the TLS stage).
 pub trait StreamHandler {
+    /// What the handler gives back when its conversation ends.
     type Output;
     /// In-order bytes of direction `dir`, delivered at frame `at`.
     fn on_data(&mut self, dir: Dir, at: At, data: &[u8]);
@@ -60,7 +67,9 @@ pub trait StreamHandler {
     fn on_part(&mut self, _part: u32, _stream: u64) {}
     /// A SYN (with `ack` for SYN-ACK) was seen in `dir`.
     fn on_syn(&mut self, _dir: Dir, _ack: bool) {}
+    /// The sender of `dir` closed its side (TCP FIN).
     fn on_fin(&mut self, dir: Dir, at: At);
+    /// The sender of `dir` reset the connection (TCP RST).
     fn on_rst(&mut self, dir: Dir, at: At);
     /// A retransmission carried bytes different from those already delivered (first copy won).
     fn on_conflict(&mut self, _dir: Dir, _at: At) {}
@@ -89,9 +98,11 @@ pub enum End {
 pub struct Eviction {
     /// The packet that made room (flow table full) or whose time ended the wait (idle).
     pub at: At,
+    /// Why the conversation was let go.
     pub reason: EvictReason,
 }
 
+/// Why chainsniff stopped following a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EvictReason {
     /// More conversations were open than `--max-flows`: the least recently active went.

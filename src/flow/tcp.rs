@@ -17,11 +17,17 @@ use crate::wire::{TcpFlags, TcpSegment};
 /// Counters for the report.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TcpStats {
+    /// TCP segments read.
     pub segments: u64,
+    /// TCP connections seen.
     pub connections: u64,
+    /// Holes never filled.
     pub gaps: u64,
+    /// Bytes received again (retransmissions).
     pub retransmitted_bytes: u64,
+    /// Retransmissions that carried other bytes than the first copy.
     pub conflicting_retransmissions: u64,
+    /// Segments that arrived before the bytes in front of them.
     pub out_of_order_segments: u64,
 }
 
@@ -222,16 +228,19 @@ pub struct Reassembler<H: StreamHandler, F: FnMut(ConnInfo) -> H> {
     /// entries are skipped).
     holds: std::collections::VecDeque<(u64, Key)>,
     held: HeldTotals,
+    /// What the reassembly counted.
     pub stats: TcpStats,
     /// Outputs of finished handlers, in the order they finished.
     pub finished: Vec<H::Output>,
 }
 
 impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
+    /// An empty table; `new_handler` makes the handler of each new connection.
     pub fn new(new_handler: F) -> Self {
         Self::with_limits(new_handler, FlowLimits::default())
     }
 
+    /// As [`Reassembler::new`], with other bounds.
     pub fn with_limits(new_handler: F, limits: FlowLimits) -> Self {
         Reassembler {
             conns: FlowMap::default(),
@@ -304,6 +313,7 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
                 .is_some_and(|n| (-(1 << 16)..1 << 24).contains(&seq_diff(seg.seq, n)))
     }
 
+    /// Takes one segment of any connection.
     pub fn process(&mut self, at: At, seg: &TcpSegment<'_>) {
         self.stats.segments += 1;
         let (idle, end) = self.evictor.idle(&mut self.conns, at);

@@ -70,6 +70,7 @@ impl Default for UdpFlows {
 }
 
 impl UdpFlows {
+    /// An empty table.
     pub fn new(limits: FlowLimits, max_handshake: usize) -> Self {
         UdpFlows {
             convs: FlowMap::default(),
@@ -89,6 +90,7 @@ impl UdpFlows {
         self.next_stream = 0;
     }
 
+    /// Takes one datagram of any conversation.
     pub fn process(&mut self, at: At, d: &UdpDatagram<'_>) {
         let src = SocketAddr::new(d.src, d.sport);
         let dst = SocketAddr::new(d.dst, d.dport);

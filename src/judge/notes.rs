@@ -36,6 +36,7 @@ pub enum NoteKind {
 /// One note on a handshake.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Note {
+    /// What the note is about.
     pub kind: NoteKind,
     /// The frame it is about, Wireshark's number in `capture` (else in the handshake's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,7 +197,10 @@ mod tests {
         ] {
             let name = serde_json::to_string(&kind).unwrap();
             let row = format!("| `{}` |", name.trim_matches('"'));
-            assert!(docs.contains(&row), "docs/report.md lacks the note kind {row}");
+            assert!(
+                docs.contains(&row),
+                "docs/report.md lacks the note kind {row}"
+            );
         }
     }
 }

@@ -44,14 +44,18 @@ impl ReactionKind {
     }
 }
 
+/// How the client reacted to the server's flight (`client_reaction`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Reaction {
+    /// What the client did (docs/report.md, "Client reactions").
     pub kind: ReactionKind,
+    /// The frame it did it in, Wireshark's number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frame: Option<u64>,
     /// The capture `frame` is in, when it is not the handshake's (a joined capture).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture: Option<usize>,
+    /// When it did it (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
     /// Milliseconds from the server's Certificate (or ServerHello) to the reaction.
@@ -63,6 +67,7 @@ pub struct Reaction {
     /// The alert's name (`unknown_ca`), for alerts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alert: Option<String>,
+    /// The alert's level (`warning`, `fatal`), for an alert.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alert_level: Option<String>,
     /// What the client sent that shows it went on, or other detail.

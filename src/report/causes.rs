@@ -29,6 +29,7 @@ pub struct Cause {
     /// The finding kind behind it (`missing_intermediate`, `expired`, `rejected_by_client`,
     /// `inconsistent_chains`, ...), or `not_judged`.
     pub kind: Cow<'static, str>,
+    /// The worst severity of its findings.
     pub severity: Severity,
     /// What is wrong, in a few words: "missing intermediate O=Contoso, CN=Contoso Issuing CA 01".
     pub what: String,
@@ -80,18 +81,23 @@ pub struct Cause {
 /// A frame of one capture.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct FrameRef {
+    /// The index in `captures[]` of the file the frame is in.
     pub capture: usize,
+    /// Wireshark's frame number in that file.
     pub frame: u64,
 }
 
 /// A server a cause was seen on.
 #[derive(Debug, Clone, Serialize)]
 pub struct CauseServer {
+    /// The server's address and port.
     pub server: Endpoint,
+    /// The server name the clients asked for (SNI).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sni: Option<String>,
     /// The chain variants of it that have the cause ("A", "B").
     pub variants: Vec<String>,
+    /// The server's handshakes with the cause.
     pub handshakes: usize,
 }
 
@@ -101,7 +107,9 @@ pub struct ClientKind {
     /// "Polycom", "Polycom (Polycom-VVX500)", "JA4 t13d1516h2_8daaf6152771_02713d6af862",
     /// "unidentified".
     pub kind: String,
+    /// How many clients of this kind the cause touched.
     pub clients: usize,
+    /// How many of them failed.
     pub failed: usize,
     /// The first few by name (DHCP host name, DNS name, EAP identity, else the address).
     pub examples: Vec<String>,
@@ -110,13 +118,17 @@ pub struct ClientKind {
 /// A cause in one capture.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaptureCount {
+    /// The index in `captures[]` of the capture (the first file of a joined one).
     pub capture: usize,
     /// Handshakes with the cause there, of all handshakes with the cause's servers there.
     pub handshakes: usize,
+    /// All handshakes with the cause's servers there.
     pub server_handshakes: usize,
     /// Server chains with the cause seen there.
     pub chains: usize,
+    /// Clients with the cause there.
     pub clients: usize,
+    /// Of them, those that failed.
     pub failed_clients: usize,
 }
 

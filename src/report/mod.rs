@@ -32,6 +32,7 @@ pub use handshake::handshake_report;
 pub use model::*;
 pub use streamed::Streamed;
 
+/// The name and version of the JSON report's schema.
 pub const SCHEMA: &str = "chainsniff/1";
 
 /// Each capture's name in cause lines: its file name, and for the first file of a joined

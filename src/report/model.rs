@@ -16,6 +16,7 @@ use crate::spill::Spill;
 
 use super::*;
 
+/// One handshake as the report tells it (`handshakes[]`, one line of `--format jsonl`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HandshakeReport {
     /// Index in `handshakes[]`.
@@ -28,8 +29,11 @@ pub struct HandshakeReport {
     pub transport: Cow<'static, str>,
     /// "tls", "dtls" or "quic".
     pub protocol: crate::model::Protocol,
+    /// The client's address and port.
     pub client: Endpoint,
+    /// The server's address and port.
     pub server: Endpoint,
+    /// The server name the client asked for (SNI), if it sent one.
     pub sni: Option<String>,
     /// The plaintext protocol that upgraded to TLS (`smtp-starttls`, `imap-starttls`, ...);
     /// omitted when TLS started with the connection.
@@ -49,7 +53,9 @@ pub struct HandshakeReport {
     pub version: Option<String>,
     /// Versions the client offered (supported_versions, else its legacy version).
     pub offered_versions: Vec<String>,
+    /// The protocols the client offered with ALPN.
     pub alpn: Vec<String>,
+    /// The negotiated cipher suite's IANA name, from the ServerHello.
     pub cipher_suite: Option<String>,
     /// The Wireshark display filter that shows this connection (`tcp.stream == 17`).
     pub filter: String,
@@ -57,17 +63,26 @@ pub struct HandshakeReport {
     pub ja3: Option<String>,
     /// JA4 of the (first) ClientHello.
     pub ja4: Option<String>,
+    /// The frame of the (first) ClientHello, Wireshark's number.
     pub client_hello_frame: Option<u64>,
     /// Frames of further ClientHellos (after a HelloRetryRequest).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub more_client_hello_frames: Vec<u64>,
+    /// When the (first) ClientHello was captured (RFC 3339).
     pub client_hello_time: Option<String>,
+    /// The frame of the ServerHello that was not a HelloRetryRequest.
     pub server_hello_frame: Option<u64>,
+    /// The server asked for another ClientHello (TLS 1.3 HelloRetryRequest).
     pub hello_retry_request: bool,
+    /// The handshake resumed a session, so no certificate was due.
     pub resumed: bool,
+    /// The frame of the server's Certificate message.
     pub certificate_frame: Option<u64>,
+    /// When the Certificate message was captured (RFC 3339).
     pub certificate_time: Option<String>,
+    /// The frame of the stapled OCSP response (CertificateStatus), if any.
     pub certificate_status_frame: Option<u64>,
+    /// The frame of ServerHelloDone (TLS 1.2 and earlier).
     pub server_hello_done_frame: Option<u64>,
     /// TLS 1.3 decrypted with the key log: the CertificateVerify's frame.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,14 +100,19 @@ pub struct HandshakeReport {
     /// The client's certificates (client authentication), in the order sent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub client_certificates: Vec<Arc<CertSummary>>,
+    /// The frame of the client's Certificate message, if it sent one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_certificate_frame: Option<u64>,
+    /// What chainsniff saw of the chain (docs/report.md, "Statuses").
     pub status: Status,
     /// What a strict client that trusts exactly the anchors used here decides about the chain
     /// as sent (`not_judged` when no chain was seen).
     pub verdict: Verdict,
+    /// The certification path built from the leaf up, as a strict client builds it.
     pub path: Vec<PathLink>,
+    /// What is wrong with the chain or the handshake, worst first.
     pub findings: Vec<Finding>,
+    /// How the client reacted to the server's flight.
     pub client_reaction: Reaction,
     /// A joined capture (a ring buffer's files, a TAP's two): the frame fields whose frame is
     /// in another file than `capture`, with that file's index in `captures[]`
@@ -116,11 +136,14 @@ pub struct HandshakeReport {
 /// Where a handshake of a joined capture goes on: another file, and the connection there.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Continued {
+    /// The index of that file in `captures[]`.
     pub capture: usize,
+    /// The connection's stream index in that file.
     pub stream: u64,
     /// The first frame of this handshake's messages in that file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame: Option<u64>,
+    /// The display filter that shows the connection in that file.
     pub filter: String,
 }
 
@@ -138,33 +161,45 @@ impl HandshakeReport {
     }
 }
 
+/// One handshake in a chain variant's list of clients.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VariantClient {
+    /// Index in `handshakes[]`.
     pub handshake: usize,
+    /// The client's address and port.
     pub client: Endpoint,
     /// "tcp" or "udp": which Wireshark stream index `stream` is.
     pub transport: Cow<'static, str>,
+    /// Wireshark's stream index (`transport` says which).
     pub stream: u64,
+    /// The frame of the ClientHello.
     pub client_hello_frame: Option<u64>,
+    /// The frame of the Certificate message.
     pub certificate_frame: Option<u64>,
     /// Negotiated version, from the ServerHello.
     pub version: Option<String>,
+    /// How the client reacted.
     pub reaction: Reaction,
 }
 
+/// One exact chain a server sent, and the handshakes that got it.
 #[derive(Debug, Serialize)]
 pub struct ChainVariant {
     /// "A", "B", ...: in the order first seen.
     pub id: String,
     /// SHA-256 of each certificate, in the order sent.
     pub certificates: Vec<String>,
+    /// The subjects of the certificates, in the order sent.
     pub subjects: Vec<String>,
+    /// The status of this chain (docs/report.md, "Statuses").
     pub status: Status,
     /// The verdict on the chain (the same for every handshake that got it).
     pub verdict: Verdict,
     /// Findings on the chain itself (a client's own rejection is on its handshake).
     pub findings: Vec<Finding>,
+    /// The certification path built from the leaf up.
     pub path: Vec<PathLink>,
+    /// The handshakes that got this chain.
     pub clients: VariantClients,
 }
 
@@ -191,10 +226,12 @@ fn serialize_clients<S: serde::Serializer>(
 }
 
 impl VariantClients {
+    /// How many handshakes got this chain.
     pub fn len(&self) -> usize {
         self.list.1.len()
     }
 
+    /// Whether no handshake got this chain.
     pub fn is_empty(&self) -> bool {
         self.list.1.is_empty()
     }
@@ -204,6 +241,7 @@ impl VariantClients {
         self.list.0.read(self.list.1[i] as usize)
     }
 
+    /// The handshakes that got this chain, in report order.
     pub fn iter(&self) -> impl Iterator<Item = VariantClient> + '_ {
         (0..self.len()).map(|i| self.get(i))
     }
@@ -238,10 +276,12 @@ pub struct ClientList {
 }
 
 impl ClientList {
+    /// How many clients there are.
     pub fn len(&self) -> usize {
         self.ips.len()
     }
 
+    /// Whether there are no clients.
     pub fn is_empty(&self) -> bool {
         self.ips.is_empty()
     }
@@ -251,6 +291,7 @@ impl ClientList {
         self.records.read(i)
     }
 
+    /// Every client's report, in report order.
     pub fn iter(&self) -> impl Iterator<Item = ClientReport> + '_ {
         self.records.iter()
     }
@@ -284,10 +325,12 @@ pub struct HandshakeList {
 }
 
 impl HandshakeList {
+    /// How many handshakes there are.
     pub fn len(&self) -> usize {
         self.records.len()
     }
 
+    /// Whether there are no handshakes.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
@@ -297,6 +340,7 @@ impl HandshakeList {
         self.records.read(id)
     }
 
+    /// Every handshake's report, in report order.
     pub fn iter(&self) -> impl Iterator<Item = HandshakeReport> + '_ {
         self.records.iter()
     }
@@ -323,14 +367,19 @@ impl HandshakeList {
     }
 }
 
+/// One server (address, port, SNI): the chains it sent and to whom.
 #[derive(Debug, Serialize)]
 pub struct ServerReport {
+    /// The server's address and port.
     pub server: Endpoint,
     /// MAC, vendor and DNS names of the server's address, as far as the capture tells.
     #[serde(flatten)]
     pub identity: crate::identity::HostIdentity,
+    /// The server name the clients asked for (SNI).
     pub sni: Option<String>,
+    /// How many handshakes this server had.
     pub handshakes: usize,
+    /// The exact chains it sent, most handshakes first.
     pub variants: Vec<ChainVariant>,
     /// Handshakes without a visible chain (TLS 1.3, resumed, truncated), by status.
     pub without_chain: BTreeMap<String, Vec<usize>>,
@@ -338,34 +387,49 @@ pub struct ServerReport {
     pub findings: Vec<Finding>,
 }
 
+/// One client: its identity, fingerprints and handshakes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClientReport {
+    /// The client's address.
     pub ip: std::net::IpAddr,
     /// MAC, vendor, DHCP request and DNS names, as far as the capture tells.
     #[serde(flatten)]
     pub identity: crate::identity::HostIdentity,
     /// The distinct JA3 / JA4 fingerprints of its ClientHellos, first seen first.
     pub ja3: Vec<String>,
+    /// The distinct JA4 fingerprints of its ClientHellos, first seen first.
     pub ja4: Vec<String>,
+    /// Its handshakes (indices in `handshakes[]`).
     pub handshakes: Vec<usize>,
+    /// Its handshakes by status.
     pub statuses: BTreeMap<String, usize>,
+    /// The servers it talked to.
     pub servers: Vec<Endpoint>,
 }
 
+/// The counts at the top of the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
+    /// How many captures were read.
     pub captures: usize,
+    /// How many frames they held.
     pub frames: u64,
+    /// How many handshakes were seen.
     pub handshakes: usize,
+    /// How many distinct servers (address, port, SNI).
     pub servers: usize,
+    /// How many distinct clients (address).
     pub clients: usize,
+    /// Handshakes by status.
     pub by_status: BTreeMap<String, usize>,
     /// Handshakes by verdict (`valid`, `invalid`, `not_judged`).
     pub by_verdict: BTreeMap<String, usize>,
     /// Handshakes whose chain could not be judged although a server should have sent one
     /// (truncated, encrypted without keys); a headline says why and what to do.
     pub not_judged: usize,
+    /// Findings of severity error (handshake and server findings).
     pub errors: usize,
+    /// Findings of severity warning.
     pub warnings: usize,
     /// One line per root cause (the first [`causes::MAX_HEADLINES`] of `causes`, then how many
     /// more), for the top of a ticket.
@@ -376,6 +440,7 @@ pub struct Summary {
     pub filtered_out: usize,
 }
 
+/// The trust anchors chains were judged against.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrustInfo {
     /// Where the default roots came from: `mozilla`, `system` or `none` (`--trust-store`).
@@ -391,15 +456,24 @@ pub struct TrustInfo {
     pub notes: Vec<crate::pki::TrustNote>,
 }
 
+/// The whole report: what `--format json` prints and every printer reads.
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// The schema name and version, [`SCHEMA`].
     pub schema: &'static str,
+    /// The program and version that made the report.
     pub generator: String,
+    /// Every capture read, in the order given.
     pub captures: Vec<CaptureResult>,
+    /// The trust anchors used.
     pub trust: TrustInfo,
+    /// The counts and the root causes.
     pub summary: Summary,
+    /// Every handshake, in report order.
     pub handshakes: HandshakeList,
+    /// Every server, those with problems first.
     pub servers: Vec<ServerReport>,
+    /// Every client.
     pub clients: ClientList,
     /// Every certificate sent, and every trust anchor a path ends at, by SHA-256.
     pub certificates: BTreeMap<String, Arc<CertSummary>>,
@@ -425,24 +499,31 @@ pub enum GroupBy {
 /// The handshakes grouped by one key.
 #[derive(Debug, Clone, Serialize)]
 pub struct Grouping {
+    /// What the handshakes are grouped by.
     pub by: GroupBy,
+    /// The groups, those with the most faulty chains first.
     pub groups: Vec<Group>,
 }
 
 /// One group: who is in it and how their handshakes went.
 #[derive(Debug, Clone, Serialize)]
 pub struct Group {
+    /// The key the group shares (a client address, a JA4, a vendor).
     pub key: String,
     /// Extra detail on the key: the JA3 beside a JA4 key (empty otherwise).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// The clients in the group.
     pub clients: Vec<std::net::IpAddr>,
+    /// Its handshakes (indices in `handshakes[]`).
     pub handshakes: Vec<usize>,
+    /// Its handshakes by status.
     pub by_status: BTreeMap<String, usize>,
     /// Handshakes whose chain had an error finding.
     pub faulty_chain: usize,
     /// Client reactions: how many aborted (alert, reset, close) and how many went on.
     pub aborted: usize,
+    /// Handshakes in which the client went on after the server's flight.
     pub went_on: usize,
 }
 

@@ -17,8 +17,11 @@ use crate::wire::eapol::{EapPacket, code, method};
 
 /// EAP-TLS flags (RFC 5216 3.1; TEAP's O, RFC 7170 4.1).
 pub mod flags {
+    /// L: a TLS Message Length field follows the flags.
     pub const LENGTH: u8 = 0x80;
+    /// M: more fragments follow.
     pub const MORE: u8 = 0x40;
+    /// S: the server starts the TLS conversation.
     pub const START: u8 = 0x20;
     /// TEAP: an Outer TLV Length follows the TLS Message Length.
     pub const OUTER_TLVS: u8 = 0x10;
@@ -40,6 +43,7 @@ pub enum EapTransport {
 /// What an EAP handshake adds to a [`Handshake`]: the transport and the supplicant.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EapInfo {
+    /// What carried the EAP packets (EAPOL, RADIUS, 802.11).
     pub transport: EapTransport,
     /// The supplicant's MAC: the EAPOL source, or the RADIUS Calling-Station-Id.
     pub client_mac: Option<Mac>,
@@ -107,6 +111,7 @@ impl Handshake {
         }
     }
 
+    /// The Wireshark display filter that shows this conversation.
     pub fn display_filter(&self) -> String {
         match self.eap.as_deref() {
             Some(EapInfo {
@@ -155,15 +160,20 @@ pub fn tls_method(t: u8) -> Option<Protocol> {
 /// TLS data (TEAP's outer TLVs after it left out).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EapTlsHeader<'a> {
+    /// The EAP-TLS flags byte.
     pub flags: u8,
+    /// The TLS Message Length, when the L flag is set.
     pub length: Option<u32>,
+    /// This fragment's TLS bytes.
     pub tls: &'a [u8],
 }
 
 impl EapTlsHeader<'_> {
+    /// More fragments follow (the M flag).
     pub fn more(&self) -> bool {
         self.flags & flags::MORE != 0
     }
+    /// The server starts the conversation (the S flag).
     pub fn start(&self) -> bool {
         self.flags & flags::START != 0
     }

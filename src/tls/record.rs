@@ -9,9 +9,13 @@
 
 /// TLS record content types.
 pub const CHANGE_CIPHER_SPEC: u8 = 20;
+/// The alert content type.
 pub const ALERT: u8 = 21;
+/// The handshake content type.
 pub const HANDSHAKE: u8 = 22;
+/// The application-data content type.
 pub const APPLICATION_DATA: u8 = 23;
+/// The heartbeat content type (RFC 6520).
 pub const HEARTBEAT: u8 = 24;
 
 /// Largest record body accepted: 2^14 plus the 2048 bytes of expansion TLS 1.2 allows.
@@ -29,34 +33,45 @@ const MAX_PRELUDE: u64 = 256 << 10;
 pub enum TlsEvent<'a> {
     /// A complete plaintext handshake message: its type and body (header stripped).
     Handshake {
+        /// The handshake message type (1 ClientHello, 2 ServerHello, 11 Certificate, ...).
         msg_type: u8,
+        /// The message body.
         body: &'a [u8],
     },
     /// A handshake record after ChangeCipherSpec (encrypted Finished and what follows).
     EncryptedHandshake,
+    /// A ChangeCipherSpec record.
     ChangeCipherSpec,
     /// A plaintext alert.
     Alert {
+        /// The alert level (1 warning, 2 fatal).
         level: u8,
+        /// The alert description (RFC 8446 6).
         description: u8,
     },
     /// An alert record after ChangeCipherSpec: its content is encrypted.
     EncryptedAlert,
     /// An application-data record: its 5-byte header and (encrypted) body.
     ApplicationData {
+        /// The record header.
         header: &'a [u8],
+        /// The record body.
         body: &'a [u8],
     },
+    /// A heartbeat record (RFC 6520).
     Heartbeat,
     /// A handshake message larger than the direction's limit was skipped.
     Oversized {
+        /// The handshake message type.
         msg_type: u8,
+        /// The length the message declared.
         len: usize,
     },
     /// Bytes that are not TLS where a record was expected; the direction resynchronizes.
     Malformed(&'static str),
     /// An SSLv2-compatible ClientHello (old clients).
     Sslv2ClientHello {
+        /// The SSLv2 record's body.
         body: &'a [u8],
     },
 }

@@ -28,19 +28,25 @@ struct Pending {
     first_seen: Timestamp,
 }
 
+/// Reassembles fragmented IPv4 and IPv6 packets, within bounds.
 #[derive(Default)]
 pub struct Defragmenter {
     pending: HashMap<Key, Pending>,
     /// Packets given up (timeout, too many, too large).
     pub dropped: u64,
+    /// Packets reassembled from fragments.
     pub reassembled: u64,
 }
 
 /// A reassembled packet's payload with its addresses and protocol.
 pub struct Whole {
+    /// The packet's source address.
     pub src: IpAddr,
+    /// The packet's destination address.
     pub dst: IpAddr,
+    /// The protocol the payload is (6 TCP, 17 UDP, ...).
     pub ip_number: u8,
+    /// The reassembled payload.
     pub payload: Vec<u8>,
 }
 

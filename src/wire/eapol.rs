@@ -10,26 +10,39 @@ pub const ETHERTYPE_EAPOL: u16 = 0x888e;
 
 /// EAPOL packet types (802.1X-2020, table 11-3).
 pub mod packet_type {
+    /// EAPOL-Packet: an EAP packet follows.
     pub const EAP: u8 = 0;
+    /// EAPOL-Start.
     pub const START: u8 = 1;
+    /// EAPOL-Logoff.
     pub const LOGOFF: u8 = 2;
+    /// EAPOL-Key (the 4-way handshake after authentication).
     pub const KEY: u8 = 3;
 }
 
 /// EAP codes (RFC 3748, 4; 5 and 6 from RFC 6696).
 pub mod code {
+    /// EAP Request (from the authenticator or server).
     pub const REQUEST: u8 = 1;
+    /// EAP Response (from the supplicant).
     pub const RESPONSE: u8 = 2;
+    /// EAP Success.
     pub const SUCCESS: u8 = 3;
+    /// EAP Failure.
     pub const FAILURE: u8 = 4;
 }
 
 /// EAP method types this crate looks at (IANA "Method Types").
 pub mod method {
+    /// Identity.
     pub const IDENTITY: u8 = 1;
+    /// EAP-TLS (RFC 5216).
     pub const EAP_TLS: u8 = 13;
+    /// EAP-TTLS (RFC 5281).
     pub const EAP_TTLS: u8 = 21;
+    /// PEAP.
     pub const PEAP: u8 = 25;
+    /// TEAP (RFC 7170).
     pub const TEAP: u8 = 55;
     /// The expanded type: a 3-byte vendor id and a 4-byte vendor type follow.
     pub const EXPANDED: u8 = 254;
@@ -43,7 +56,9 @@ pub fn is_group(mac: &Mac) -> bool {
 /// One EAPOL frame and the Ethernet addresses it came with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EapolFrame<'a> {
+    /// The destination MAC.
     pub dst: Mac,
+    /// The source MAC.
     pub src: Mac,
     /// Protocol version: 1 (802.1X-2001), 2 (-2004), 3 (-2010 and later).
     pub version: u8,
@@ -81,6 +96,7 @@ pub fn eapol<'a>(dst: Mac, src: Mac, data: &'a [u8]) -> Result<EapolFrame<'a>, D
 pub struct EapPacket<'a> {
     /// See [`code`].
     pub code: u8,
+    /// The EAP Identifier (pairs a Request with its Response).
     pub id: u8,
     /// Request and Response: the method type ([`method`]); `None` for the other codes.
     pub method: Option<u8>,

@@ -24,21 +24,32 @@ use pcap_parser::Linktype;
 /// The TCP header fields the reassembler needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TcpFlags {
+    /// SYN.
     pub syn: bool,
+    /// ACK.
     pub ack: bool,
+    /// FIN.
     pub fin: bool,
+    /// RST.
     pub rst: bool,
 }
 
 /// One TCP segment, borrowing its payload from the frame.
 #[derive(Debug, Clone, Copy)]
 pub struct TcpSegment<'a> {
+    /// The source address.
     pub src: IpAddr,
+    /// The destination address.
     pub dst: IpAddr,
+    /// The source port.
     pub sport: u16,
+    /// The destination port.
     pub dport: u16,
+    /// The sequence number.
     pub seq: u32,
+    /// The acknowledgement number.
     pub ack: u32,
+    /// The flags the reassembler needs.
     pub flags: TcpFlags,
     /// The payload bytes that were captured.
     pub payload: &'a [u8],
@@ -53,9 +64,12 @@ impl TcpSegment<'_> {
     }
 }
 
+/// What one frame holds, for the next stage.
 #[derive(Debug)]
 pub enum Decoded<'a> {
+    /// A TCP segment.
     Tcp(TcpSegment<'a>),
+    /// A UDP datagram.
     Udp(UdpDatagram<'a>),
     /// A fragment of an IP packet, to be reassembled (see `defrag`).
     Fragment(IpFragment<'a>),
@@ -68,14 +82,19 @@ pub enum Decoded<'a> {
 /// A fragment of an IPv4 or IPv6 packet.
 #[derive(Debug, Clone, Copy)]
 pub struct IpFragment<'a> {
+    /// The source address.
     pub src: IpAddr,
+    /// The destination address.
     pub dst: IpAddr,
+    /// The fragment's identification (IPv4 16 bits, IPv6 32 bits).
     pub id: u32,
     /// The protocol of the reassembled payload (6 TCP, 17 UDP).
     pub ip_number: u8,
     /// Byte offset of this fragment in the reassembled payload.
     pub offset: usize,
+    /// More fragments follow.
     pub more: bool,
+    /// This fragment's bytes.
     pub payload: &'a [u8],
 }
 
@@ -110,17 +129,24 @@ pub fn transport(
 /// One UDP datagram (not a tunnel), borrowing its payload from the frame.
 #[derive(Debug, Clone, Copy)]
 pub struct UdpDatagram<'a> {
+    /// The source address.
     pub src: IpAddr,
+    /// The destination address.
     pub dst: IpAddr,
+    /// The source port.
     pub sport: u16,
+    /// The destination port.
     pub dport: u16,
+    /// The UDP payload.
     pub payload: &'a [u8],
 }
 
 /// Why a frame could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
+    /// A link type chainsniff does not read.
     UnsupportedLinktype(i32),
+    /// Headers that do not decode, and why.
     Malformed(String),
 }
 

@@ -7,17 +7,25 @@ use super::eapol::Mac;
 
 /// RADIUS codes this crate looks at.
 pub mod code {
+    /// Access-Request (authenticator to server).
     pub const ACCESS_REQUEST: u8 = 1;
+    /// Access-Accept.
     pub const ACCESS_ACCEPT: u8 = 2;
+    /// Access-Reject.
     pub const ACCESS_REJECT: u8 = 3;
+    /// Access-Challenge (server to authenticator: another round).
     pub const ACCESS_CHALLENGE: u8 = 11;
 }
 
 /// Attribute types this crate looks at.
 pub mod attr {
+    /// User-Name.
     pub const USER_NAME: u8 = 1;
+    /// State (links the rounds of one authentication).
     pub const STATE: u8 = 24;
+    /// Calling-Station-Id (the supplicant's MAC).
     pub const CALLING_STATION_ID: u8 = 31;
+    /// EAP-Message (concatenated per packet).
     pub const EAP_MESSAGE: u8 = 79;
 }
 
@@ -27,7 +35,9 @@ pub const PORTS: [u16; 2] = [1812, 1645];
 /// One RADIUS packet, its attributes checked to lie within its length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Radius<'a> {
+    /// The RADIUS code.
     pub code: u8,
+    /// The RADIUS Identifier (pairs a request with its answer).
     pub id: u8,
     /// The Request or Response Authenticator.
     pub authenticator: &'a [u8; 16],

@@ -17,9 +17,11 @@ pub const LINKTYPE_RADIOTAP: i32 = 127;
 pub struct WifiData<'a> {
     /// Destination and source addresses (DA, SA), wherever the DS bits put them.
     pub da: Mac,
+    /// The source address (the station that sent it).
     pub sa: Mac,
     /// The EtherType of the LLC/SNAP header.
     pub ethertype: u16,
+    /// The LLC/SNAP payload.
     pub payload: &'a [u8],
 }
 
