@@ -4,8 +4,10 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::model::FramePlace;
 use crate::pki::{CertSummary, Sha};
-use crate::pki::{Checker, Verdict};
+use crate::pki::{Checker, Finding, PathLink, Status, Verdict};
+use crate::tls::handshake::{ClientHello, Handshake};
 use crate::tls::handshake::{Decryption, version_name};
 
 use super::*;
@@ -25,27 +27,6 @@ pub fn handshake_report(
     store: &crate::pki::CertStore,
     checker: &mut Checker<'_>,
 ) -> HandshakeReport {
-    let summary_of = |sha: &Sha| {
-        store
-            .meta(sha)
-            .map(|m| m.summary.clone())
-            .unwrap_or_else(|| {
-                Arc::new(CertSummary {
-                    sha256: hex::encode(sha),
-                    subject: "(unparsable certificate)".into(),
-                    issuer: String::new(),
-                    serial: String::new(),
-                    not_before: String::new(),
-                    not_after: String::new(),
-                    is_ca: false,
-                    self_signed: false,
-                    san: Vec::new(),
-                    key: String::new(),
-                    signature_algorithm: String::new(),
-                    ca_issuers: Vec::new(),
-                })
-            })
-    };
     let hs = &s.hs;
     // Frame numbers carry their file's part (a joined capture): printed as Wireshark's
     // number in that file, naming the file when it is not the handshake's.
@@ -58,32 +39,13 @@ pub fn handshake_report(
     let ch = hs.client_hellos.first();
     let sh = hs.server_hellos.iter().rev().find(|s| !s.hello_retry);
     let version = hs.version();
-    let tls13 = version.is_some_and(crate::tls::handshake::is_tls13);
     let resumed = crate::judge::status::resumed(hs);
     let chain: &[Sha] = hs
         .certificate
         .as_ref()
         .map(|c| c.shas.as_slice())
         .unwrap_or_default();
-    let (status, verdict, path, mut findings) = match &hs.certificate {
-        Some(c) => {
-            let key_use = sh.and_then(|s| {
-                crate::pki::constraints::KeyUse::of_cipher_suite(s.cipher_suite, tls13)
-            });
-            let d = checker.diagnose_with(
-                chain,
-                c.at.ts.secs(),
-                hs.sni(),
-                crate::pki::Purpose::ServerAuth,
-                key_use,
-            );
-            (d.status, d.verdict, d.path, d.findings)
-        }
-        None => {
-            let status = crate::judge::status::without_chain(hs, resumed);
-            (status, Verdict::NotJudged, Vec::new(), Vec::new())
-        }
-    };
+    let (status, verdict, path, mut findings) = diagnose(hs, chain, checker, resumed);
     let mut client_reaction = hs.client_reaction();
     let reaction_frame = client_reaction.frame;
     if let Some(f) = reaction_frame {
@@ -97,87 +59,15 @@ pub fn handshake_report(
     }
     findings.extend(crate::judge::findings::decryption(hs, place));
     let notes = crate::judge::notes(hs, status, place);
-    let offered = ch
-        .map(|c| {
-            if c.supported_versions.is_empty() {
-                vec![version_name(c.legacy_version)]
-            } else {
-                c.supported_versions
-                    .iter()
-                    .map(|v| version_name(*v))
-                    .collect()
-            }
-        })
-        .unwrap_or_default();
+    let offered = offered_versions(ch);
     let filter = hs.display_filter();
     let evidence_frame = hs
         .certificate
         .as_ref()
         .map(|c| c.at.frame)
         .or(ch.map(|c| c.at.frame));
-    // The frames of this handshake in each other file of a joined capture.
-    let frame_fields: [(&'static str, Option<u64>); 8] = [
-        ("client_hello_frame", ch.map(|c| c.at.frame)),
-        ("server_hello_frame", sh.map(|s| s.at.frame)),
-        (
-            "certificate_frame",
-            hs.certificate.as_ref().map(|c| c.at.frame),
-        ),
-        (
-            "certificate_status_frame",
-            hs.certificate_status.map(|a| a.frame),
-        ),
-        (
-            "server_hello_done_frame",
-            hs.server_hello_done.map(|a| a.frame),
-        ),
-        (
-            "certificate_verify_frame",
-            hs.certificate_verify.map(|a| a.frame),
-        ),
-        (
-            "client_certificate_frame",
-            hs.client_certificate.as_ref().map(|c| c.at.frame),
-        ),
-        ("client_reaction", reaction_frame),
-    ];
-    let frame_captures: BTreeMap<Cow<'static, str>, usize> = frame_fields
-        .iter()
-        .filter_map(|(name, f)| {
-            let c = capture_of((*f)?);
-            (c != s.capture).then_some((Cow::Borrowed(*name), c))
-        })
-        .collect();
-    let continued: Vec<Continued> = hs
-        .continued
-        .iter()
-        .map(|&(part, stream)| {
-            let capture = s.base + part as usize;
-            Continued {
-                capture,
-                stream,
-                frame: frame_fields
-                    .iter()
-                    .filter_map(|(_, f)| *f)
-                    .filter(|f| capture_of(*f) == capture)
-                    .map(local)
-                    .min(),
-                filter: hs.display_filter_in(part).unwrap_or_else(|| filter.clone()),
-            }
-        })
-        .collect();
-    let evidence_capture = evidence_frame.map(capture_of).unwrap_or(s.capture);
-    for f in &mut findings {
-        f.frame = evidence_frame.map(local);
-        f.filter = Some(filter.clone());
-        if evidence_capture != s.capture {
-            // The Certificate is in the next file: the evidence is there.
-            f.capture = Some(evidence_capture);
-            if let Some(k) = continued.iter().find(|k| k.capture == evidence_capture) {
-                f.filter = Some(k.filter.clone());
-            }
-        }
-    }
+    let (frame_captures, continued) = joined_places(hs, place, reaction_frame, &filter);
+    set_handshake_evidence(&mut findings, evidence_frame, place, &filter, &continued);
     HandshakeReport {
         id,
         capture: s.capture,
@@ -227,12 +117,12 @@ pub fn handshake_report(
                     .collect()
             })
             .unwrap_or_default(),
-        certificates: chain.iter().map(summary_of).collect(),
+        certificates: chain.iter().map(|sha| summary_of(store, sha)).collect(),
         chain_variant: None,
         client_certificates: hs
             .client_certificate
             .as_ref()
-            .map(|c| c.shas.iter().map(summary_of).collect())
+            .map(|c| c.shas.iter().map(|sha| summary_of(store, sha)).collect())
             .unwrap_or_default(),
         client_certificate_frame: hs.client_certificate.as_ref().map(|c| local(c.at.frame)),
         status,
@@ -244,5 +134,159 @@ pub fn handshake_report(
         continued,
         notes,
         provisional: false,
+    }
+}
+
+/// The summary of certificate `sha` (a placeholder if it did not parse).
+fn summary_of(store: &crate::pki::CertStore, sha: &Sha) -> Arc<CertSummary> {
+    store
+        .meta(sha)
+        .map(|m| m.summary.clone())
+        .unwrap_or_else(|| {
+            Arc::new(CertSummary {
+                sha256: hex::encode(sha),
+                subject: "(unparsable certificate)".into(),
+                issuer: String::new(),
+                serial: String::new(),
+                not_before: String::new(),
+                not_after: String::new(),
+                is_ca: false,
+                self_signed: false,
+                san: Vec::new(),
+                key: String::new(),
+                signature_algorithm: String::new(),
+                ca_issuers: Vec::new(),
+            })
+        })
+}
+
+/// The chain's status, verdict, path and findings (a strict client's, for the server's
+/// purpose), or, without a chain, the judge's status.
+fn diagnose(
+    hs: &Handshake,
+    chain: &[Sha],
+    checker: &mut Checker<'_>,
+    resumed: bool,
+) -> (Status, Verdict, Vec<PathLink>, Vec<Finding>) {
+    let Some(c) = &hs.certificate else {
+        let status = crate::judge::status::without_chain(hs, resumed);
+        return (status, Verdict::NotJudged, Vec::new(), Vec::new());
+    };
+    let tls13 = hs.version().is_some_and(crate::tls::handshake::is_tls13);
+    let sh = hs.server_hellos.iter().rev().find(|s| !s.hello_retry);
+    let key_use =
+        sh.and_then(|s| crate::pki::constraints::KeyUse::of_cipher_suite(s.cipher_suite, tls13));
+    let d = checker.diagnose_with(
+        chain,
+        c.at.ts.secs(),
+        hs.sni(),
+        crate::pki::Purpose::ServerAuth,
+        key_use,
+    );
+    (d.status, d.verdict, d.path, d.findings)
+}
+
+/// The versions the client offered: supported_versions, else its legacy version.
+fn offered_versions(ch: Option<&ClientHello>) -> Vec<String> {
+    let Some(c) = ch else {
+        return Vec::new();
+    };
+    if c.supported_versions.is_empty() {
+        vec![version_name(c.legacy_version)]
+    } else {
+        c.supported_versions
+            .iter()
+            .map(|v| version_name(*v))
+            .collect()
+    }
+}
+
+/// A joined capture: the frame fields of `hs` whose frame is in another file than the
+/// handshake's, and where the connection goes on in the other files.
+fn joined_places(
+    hs: &Handshake,
+    place: FramePlace,
+    reaction_frame: Option<u64>,
+    filter: &str,
+) -> (BTreeMap<Cow<'static, str>, usize>, Vec<Continued>) {
+    let ch = hs.client_hellos.first();
+    let sh = hs.server_hellos.iter().rev().find(|s| !s.hello_retry);
+    let frame_fields: [(&'static str, Option<u64>); 8] = [
+        ("client_hello_frame", ch.map(|c| c.at.frame)),
+        ("server_hello_frame", sh.map(|s| s.at.frame)),
+        (
+            "certificate_frame",
+            hs.certificate.as_ref().map(|c| c.at.frame),
+        ),
+        (
+            "certificate_status_frame",
+            hs.certificate_status.map(|a| a.frame),
+        ),
+        (
+            "server_hello_done_frame",
+            hs.server_hello_done.map(|a| a.frame),
+        ),
+        (
+            "certificate_verify_frame",
+            hs.certificate_verify.map(|a| a.frame),
+        ),
+        (
+            "client_certificate_frame",
+            hs.client_certificate.as_ref().map(|c| c.at.frame),
+        ),
+        ("client_reaction", reaction_frame),
+    ];
+    let frame_captures = frame_fields
+        .iter()
+        .filter_map(|(name, f)| {
+            let c = place.capture_of((*f)?);
+            (c != place.capture).then_some((Cow::Borrowed(*name), c))
+        })
+        .collect();
+    let continued = hs
+        .continued
+        .iter()
+        .map(|&(part, stream)| {
+            let capture = place.base + part as usize;
+            Continued {
+                capture,
+                stream,
+                frame: frame_fields
+                    .iter()
+                    .filter_map(|(_, f)| *f)
+                    .filter(|f| place.capture_of(*f) == capture)
+                    .map(crate::model::local_frame)
+                    .min(),
+                filter: hs
+                    .display_filter_in(part)
+                    .unwrap_or_else(|| filter.to_string()),
+            }
+        })
+        .collect();
+    (frame_captures, continued)
+}
+
+/// Points each finding of the handshake at its evidence: the Certificate's frame (else the
+/// ClientHello's) and the filter of the file it is in.
+fn set_handshake_evidence(
+    findings: &mut [Finding],
+    evidence_frame: Option<u64>,
+    place: FramePlace,
+    filter: &str,
+    continued: &[Continued],
+) {
+    let evidence_capture = evidence_frame
+        .map(|f| place.capture_of(f))
+        .unwrap_or(place.capture);
+    for f in findings.iter_mut() {
+        f.frame = evidence_frame.map(crate::model::local_frame);
+        f.filter = Some(filter.to_string());
+        if evidence_capture != place.capture {
+            // The Certificate is in the next file: the evidence is there.
+            f.capture = Some(evidence_capture);
+            if let Some(k) = continued.iter().find(|k| k.capture == evidence_capture) {
+                f.filter = Some(k.filter.clone());
+            }
+        }
     }
 }
