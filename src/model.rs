@@ -121,6 +121,9 @@ pub enum Protocol {
     Dtls,
     /// QUIC (TLS 1.3 in CRYPTO frames) over UDP.
     Quic,
+    /// TLS in the reliable channel of RDP's UDP transport (MS-RDPEUDP2).
+    #[serde(rename = "rdp-udp")]
+    RdpUdp,
     /// EAP-TLS (EAP type 13, RFC 5216 / RFC 9190).
     #[serde(rename = "eap-tls")]
     EapTls,

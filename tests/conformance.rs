@@ -29,11 +29,6 @@ const KNOWN_GAPS: &[(&str, &str)] = &[
          bytes sent and reports the certificate as unparsable",
     ),
     (
-        "zeek/rdp/rdpeudp2-handshake-success.pcap",
-        "TLS carried inside RDP's reliable UDP transport (MS-RDPEUDP2), whose framing chainsniff \
-         does not decode; tshark's RDPUDP dissector hands the TLS bytes on",
-    ),
-    (
         "suricata-verify/bug-1450-05/tls_DER-incomplete-content.pcap",
         "as bug-1450-04: tshark hashes the 8 bytes its BER dissector consumed of the 9 sent",
     ),

@@ -172,3 +172,82 @@ fn dtls_of_old_openssl_record_version_0x0100_is_read() {
         assert!(frames.lines().any(|l| l.trim() == "9"), "{frames}");
     }
 }
+
+/// TLS in RDP's UDP transport (MS-RDPEUDP2), on zeek's public capture of a real Windows
+/// handshake. Wireshark does not reassemble the server's record across the two datagrams that
+/// carry it (frames 5 and 6), so the certificate is checked independently: its DER is cut from
+/// the UDP payloads tshark prints, at the offsets tshark's RDPUDP2 dissector shows for the
+/// channel data, and read by `openssl x509`.
+#[test]
+fn tls_in_rdp_udp_is_reassembled_from_its_channel() {
+    let Some(corpus) = common::shared_data(
+        "CHAINSNIFF_PUBLIC_CAPTURES",
+        "captures/public",
+        "README.md",
+        "the RDP-UDP test",
+    ) else {
+        return;
+    };
+    let capture = corpus.join("zeek/rdp/rdpeudp2-handshake-success.pcap");
+    let path = capture.to_str().unwrap().to_string();
+    let r = chainsniff::run(std::slice::from_ref(&path), &Options::default()).unwrap();
+    assert_eq!(r.handshakes.len(), 1);
+    let h = r.handshakes.get(0);
+    assert_eq!(h.protocol, Protocol::RdpUdp);
+    assert_eq!((h.transport.as_ref(), h.stream), ("udp", 0));
+    assert_eq!(h.filter, "udp.stream == 0");
+    assert_eq!(h.client.port, 65368);
+    assert_eq!(h.server.port, 3389);
+    assert_eq!(h.client_hello_frame, Some(3));
+    assert_eq!(h.server_hello_frame, Some(6));
+    assert_eq!(h.certificate_frame, Some(6));
+    assert_eq!(h.version.as_deref(), Some("TLS 1.0"));
+    assert!(
+        h.ja4.as_deref().is_some_and(|j| j.starts_with("t12")),
+        "{:?}",
+        h.ja4
+    );
+    // The server's record: frame 5's channel data from byte 20, frame 6's from byte 9.
+    let payload = |frame: u32| {
+        let out = std::process::Command::new("tshark")
+            .args(["-r", &path, "-Y", &format!("frame.number == {frame}")])
+            .args(["-T", "fields", "-e", "udp.payload"])
+            .output()
+            .expect("tshark runs (.ci/run installs it)");
+        hex::decode(String::from_utf8(out.stdout).unwrap().trim()).unwrap()
+    };
+    let mut record = payload(5)[20..].to_vec();
+    record.extend_from_slice(&payload(6)[9..]);
+    assert_eq!(&record[..3], &[0x16, 0x03, 0x01]);
+    let len = u16::from_be_bytes([record[3], record[4]]) as usize;
+    assert_eq!(record.len(), 5 + len, "the record ends with frame 6");
+    // Handshake messages: ServerHello, then Certificate (type 11) with its list.
+    let body = &record[5..];
+    let sh_len = u32::from_be_bytes([0, body[1], body[2], body[3]]) as usize;
+    let cert_msg = &body[4 + sh_len..];
+    assert_eq!(cert_msg[0], 11);
+    let first_len = u32::from_be_bytes([0, cert_msg[7], cert_msg[8], cert_msg[9]]) as usize;
+    let der = &cert_msg[10..10 + first_len];
+    assert_eq!(h.certificates.len(), 1);
+    assert_eq!(
+        h.certificates[0].sha256,
+        hex::encode(chainsniff::pki::sha256(der))
+    );
+    let file = common::tmp("rdp-udp-leaf.der");
+    std::fs::write(&file, der).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-inform", "DER", "-noout", "-subject", "-in"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let subject = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(subject.trim(), "subject=CN = localhost");
+    assert_eq!(h.certificates[0].subject, "CN=localhost");
+    // A self-signed SHA-1 certificate: no client trusts it by default.
+    assert_eq!(h.status, Status::Untrusted);
+    assert!(
+        h.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::WeakSignature)
+    );
+}

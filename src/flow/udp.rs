@@ -1,6 +1,7 @@
 //! UDP conversations: every one gets Wireshark's `udp.stream` index (the next index for each new
 //! address/port pair) and is recognized by content as DTLS ([`crate::tls::dtls`]), QUIC
-//! ([`crate::tls::quic`]) or RADIUS carrying EAP ([`super::eap`]), which turn its datagrams
+//! ([`crate::tls::quic`]), RDP's UDP transport ([`crate::tls::rdpudp`]) or RADIUS carrying EAP
+//! ([`super::eap`]), which turn its datagrams
 //! into TLS handshake messages for the same [`TlsConn`](crate::tls::TlsConn) as TLS over TCP.
 //! Bounded and evicted like TCP's table.
 
@@ -15,6 +16,7 @@ use super::table::{
 use crate::tls::dtls::{Dtls, is_dtls};
 use crate::tls::handshake::Handshake;
 use crate::tls::quic::{Quic, quic_version};
+use crate::tls::rdpudp::{RdpUdp, is_rdpudp_syn};
 use crate::wire::UdpDatagram;
 use crate::wire::radius;
 
@@ -27,6 +29,8 @@ enum State {
     Probing(u32),
     Dtls(Box<Dtls>),
     Quic(Box<Quic>),
+    /// RDP-UDP: TLS in the reliable channel of MS-RDPEUDP2.
+    RdpUdp(Box<RdpUdp>),
     /// RADIUS: any number of EAP authentications, each its own handshake.
     Radius(Box<RadiusFlow>),
 }
@@ -128,6 +132,7 @@ impl UdpFlows {
             match &mut conv.state {
                 State::Dtls(dtls) => dtls.tls.on_part(part, next),
                 State::Quic(quic) => quic.tls.on_part(part, next),
+                State::RdpUdp(rdp) => rdp.tls.on_part(part, next),
                 State::Radius(r) => r.renumber(part, next),
                 State::Probing(_) => {}
             }
@@ -141,6 +146,10 @@ impl UdpFlows {
                 let mut quic = Box::new(Quic::new(conv.info));
                 quic.tls.set_max_handshake(self.max_handshake);
                 State::Quic(quic)
+            } else if is_rdpudp_syn(d.payload) {
+                let mut rdp = Box::new(RdpUdp::new(conv.info));
+                rdp.tls.set_max_handshake(self.max_handshake);
+                State::RdpUdp(rdp)
             } else if is_radius(d) {
                 {
                     let mut r = RadiusFlow::new(conv.info.stream, self.limits, self.max_handshake);
@@ -163,6 +172,10 @@ impl UdpFlows {
             State::Quic(quic) => {
                 quic.datagram(dir, at, d.payload);
                 quic.tls.done()
+            }
+            State::RdpUdp(rdp) => {
+                rdp.datagram(dir, at, d.payload);
+                rdp.tls.done()
             }
             State::Radius(r) => {
                 r.datagram(
@@ -238,6 +251,7 @@ fn finish(state: State, end: End, out: &mut Vec<Handshake>) {
     match state {
         State::Dtls(d) => out.extend(d.tls.finish(end)),
         State::Quic(q) => out.extend(q.tls.finish(end)),
+        State::RdpUdp(r) => out.extend(r.tls.finish(end)),
         State::Radius(r) => r.finish(end, out),
         State::Probing(_) => {}
     }

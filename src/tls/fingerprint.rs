@@ -231,7 +231,9 @@ pub fn client(
         "{}{}{}{:02}{:02}{}_{}_{}",
         match protocol {
             // JA4 names TCP, QUIC and DTLS; TLS inside EAP is TLS's handshake: `t`.
+            // TLS in RDP's reliable UDP channel is TLS's too (not DTLS's).
             Protocol::Tls
+            | Protocol::RdpUdp
             | Protocol::EapTls
             | Protocol::Peap
             | Protocol::EapTtls

@@ -1,7 +1,7 @@
 //! Stage 4: TLS. Records and handshake messages from stream bytes ([`record`]), the connection
 //! state machine that turns them into a [`Handshake`] ([`handshake`]), TLS 1.3 decryption with a
 //! key log ([`keylog`]) and client fingerprints ([`fingerprint`]); the datagram carriers
-//! ([`dtls`], [`quic`]) and EAP ([`eap`]) feed the same state machine.
+//! ([`dtls`], [`quic`], [`rdpudp`]) and EAP ([`eap`]) feed the same state machine.
 
 pub mod dtls;
 pub mod eap;
@@ -9,6 +9,7 @@ pub mod fingerprint;
 pub mod handshake;
 pub mod keylog;
 pub mod quic;
+pub mod rdpudp;
 pub mod record;
 
 pub use handshake::*;
