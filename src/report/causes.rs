@@ -344,7 +344,13 @@ impl Causes {
                 Subject::Leaf => "the leaf certificate".into(),
                 Subject::Chain => String::new(),
             };
-            let what = what(f.kind, &name);
+            let what = match (f.kind, &subject) {
+                // Self-signed leaves on many servers are one cause.
+                (FindingKind::UntrustedRoot, Subject::Leaf) => {
+                    "a self-signed leaf certificate, not trusted".to_string()
+                }
+                _ => what(f.kind, &name),
+            };
             let certificate = match &subject {
                 Subject::Certificate(sha) => Some(sha.clone()),
                 _ => None,
