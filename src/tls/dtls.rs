@@ -5,7 +5,7 @@
 //! (`not_visible`).
 
 use crate::model::{At, Protocol};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::flow::table::{ConnInfo, Dir};
 use crate::flow::udp::MAX_BUFFER;
@@ -42,8 +42,10 @@ struct Partial {
 
 pub(crate) struct Dtls {
     pub(crate) tls: TlsConn,
-    /// Per direction: the next message sequence to deliver, and messages being assembled.
-    next_seq: [u16; 2],
+    /// Per direction: the message sequences delivered, and messages being assembled. A
+    /// message completed after a later one (a datagram reordered, or lost and sent again) is
+    /// still delivered.
+    delivered: [HashSet<u16>; 2],
     partial: [HashMap<u16, Partial>; 2],
 }
 
@@ -53,7 +55,7 @@ impl Dtls {
         tls.set_protocol(Protocol::Dtls);
         Dtls {
             tls,
-            next_seq: [0, 0],
+            delivered: [HashSet::new(), HashSet::new()],
             partial: [HashMap::new(), HashMap::new()],
         }
     }
@@ -119,7 +121,7 @@ impl Dtls {
             if total > MAX_BUFFER || offset + frag_len > total {
                 continue;
             }
-            if seq < self.next_seq[d] {
+            if self.delivered[d].contains(&seq) {
                 // A retransmission of a message already delivered. A whole ClientHello sent
                 // again is reported (a client retrying without an answer is worth seeing).
                 if msg_type == 1 && offset == 0 && frag_len == total {
@@ -147,7 +149,7 @@ impl Dtls {
             }
             if covered >= total {
                 let p = self.partial[d].remove(&seq).expect("present");
-                self.next_seq[d] = seq.wrapping_add(1);
+                self.delivered[d].insert(seq);
                 self.deliver(dir, at, p.msg_type, &p.body);
             }
         }
@@ -453,6 +455,53 @@ mod tests {
             )
         );
         assert!(!h.server_cut);
+    }
+
+    #[test]
+    fn fragments_in_any_order_make_the_same_certificate() {
+        let in_order = replay(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        let reversed = replay(&[1, 2, 3, 10, 9, 8, 7, 6, 5, 4]);
+        let a = in_order.certificate.expect("certificate");
+        let b = reversed.certificate.expect("certificate");
+        assert_eq!(a.certs, b.certs);
+        // Complete when its last missing fragment (frame 4's) came.
+        assert_eq!(b.at.frame, 4);
+    }
+
+    #[test]
+    fn retransmitted_fragments_are_dropped() {
+        // Frames 5 and 6 twice, and the whole flight again after it was delivered.
+        let h = replay(&[1, 2, 3, 4, 5, 5, 6, 6, 7, 8, 9, 10, 4, 5, 6, 7, 8, 9, 10]);
+        let cert = h.certificate.expect("certificate");
+        assert_eq!((cert.at.frame, cert.certs[0].len()), (9, 979));
+        assert_eq!(h.server_hellos.len(), 1);
+    }
+
+    #[test]
+    fn a_missing_fragment_leaves_no_certificate_until_the_flight_is_sent_again() {
+        // Without frame 6 (bytes 320 to 522 of the Certificate): no certificate; the messages
+        // after it (ServerKeyExchange, ServerHelloDone) are complete and delivered.
+        let h = replay(&[1, 2, 3, 4, 5, 7, 8, 9, 10]);
+        assert!(h.certificate.is_none());
+        assert_eq!(h.server_key_exchange.map(|a| a.frame), Some(10));
+        // The server sends its flight again (as after the client's retransmission timer):
+        // the Certificate completes with the second copy of frame 6, though later messages
+        // were delivered before it.
+        let h = replay(&[1, 2, 3, 4, 5, 7, 8, 9, 10, 4, 5, 6, 7, 8, 9, 10]);
+        let cert = h.certificate.expect("certificate");
+        assert_eq!((cert.at.frame, cert.certs[0].len()), (6, 979));
+        assert_eq!(h.server_hellos.len(), 1);
+    }
+
+    #[test]
+    fn one_reordered_datagram_loses_nothing() {
+        // Frame 10 (the end of ServerKeyExchange, and ServerHelloDone) before frame 9 (the
+        // end of the Certificate, the start of ServerKeyExchange).
+        let h = replay(&[1, 2, 3, 4, 5, 6, 7, 8, 10, 9, 11]);
+        let cert = h.certificate.expect("certificate");
+        assert_eq!((cert.at.frame, cert.certs[0].len()), (9, 979));
+        assert_eq!(h.server_key_exchange.map(|a| a.frame), Some(9));
+        assert_eq!(h.server_hello_done.map(|a| a.frame), Some(10));
     }
 
     #[test]
