@@ -281,7 +281,11 @@ fn ip(data: &[u8], depth: u8) -> Result<Decoded<'_>, DecodeError> {
     let Some(payload) = packet.net.as_ref().and_then(|n| n.ip_payload_ref()) else {
         return Ok(Decoded::Other);
     };
-    if payload.fragmented {
+    // etherparse 0.19 reads the IPv6 Fragment header's offset and M flag from the wrong bits
+    // (its issue #150, fixed in 0.20): a fragment at offset 32, 64 or 96 looks whole to it.
+    let v6_fragment = matches!(packet.net, Some(LaxNetSlice::Ipv6(_)))
+        && ipv6_fragment(data).is_some_and(|(_, _, offset, more, _)| offset != 0 || more);
+    if payload.fragmented || v6_fragment {
         return Ok(fragment_of(&packet, payload, data));
     }
     let inner = payload.payload;
@@ -1039,6 +1043,38 @@ mod tests {
             panic!()
         };
         assert_eq!((x.offset, x.more, x.payload), (0, true, &udp_bytes[..24]));
+    }
+
+    #[test]
+    fn ipv6_fragments_at_offsets_etherparse_misreads() {
+        // Offset 4 (32 bytes), M = 0: 0x0020. etherparse 0.19 masks byte 3 with 0b1001_1111
+        // and sees no fragment; read as UDP, its first bytes would be taken for ports.
+        let udp_bytes = hex(HVR_IP)[20..].to_vec();
+        for (field, offset, more) in [("0020", 32, false), ("0041", 64, true), ("0060", 96, false)]
+        {
+            let frag = cat(&[
+                &hex("11 00"),
+                &hex(field),
+                &hex("deadbeef"),
+                &udp_bytes[24..],
+            ]);
+            let f = ipv6(44, V6_SERVER, V6_CLIENT, &frag);
+            let Ok(Decoded::Fragment(x)) = decode(Linktype::IPV6, &f) else {
+                panic!("{field}: {:?}", decode(Linktype::IPV6, &f))
+            };
+            assert_eq!(
+                (x.id, x.ip_number, x.offset, x.more),
+                (0xdead_beef, 17, offset, more)
+            );
+            assert_eq!(x.payload, &udp_bytes[24..]);
+        }
+        // A Fragment header saying offset 0 and M = 0 (an atomic fragment, RFC 6946) is whole.
+        let frag = cat(&[&hex("11 00 0000 deadbeef"), &udp_bytes]);
+        let f = ipv6(44, V6_SERVER, V6_CLIENT, &frag);
+        let Ok(Decoded::Udp(u)) = decode(Linktype::IPV6, &f) else {
+            panic!("{:?}", decode(Linktype::IPV6, &f))
+        };
+        assert_eq!((u.sport, u.dport, u.payload.len()), (4433, 55823, 48));
     }
 
     // --- Tunnels -----------------------------------------------------------------------------
