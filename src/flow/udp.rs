@@ -555,7 +555,9 @@ mod tests {
         dtls_hello(&mut flows, part1(1), 50003, &hello);
         dtls_hello(&mut flows, part1(2), 50001, &hello);
         let (hs, _) = flows.finish();
-        let mut seen: Vec<(u16, u32, u64, Vec<(u32, u64)>)> = hs
+        // Client port, part and stream index it was first numbered in, later parts.
+        type Numbering = (u16, u32, u64, Vec<(u32, u64)>);
+        let mut seen: Vec<Numbering> = hs
             .iter()
             .map(|h| {
                 (

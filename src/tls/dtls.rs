@@ -290,7 +290,7 @@ mod tests {
         "00000000",
     );
     /// Frame 11 (client), 15 bytes.
-    const ALERT: &str = concat!("15fefd000000000000000200020230",);
+    const ALERT: &str = "15fefd000000000000000200020230";
 
     /// The conversation in capture order: frame number, direction (the client is Forward),
     /// capture time (microseconds after 1795546940 s), bytes.
