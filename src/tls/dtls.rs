@@ -36,8 +36,37 @@ pub(crate) fn is_dtls(b: &[u8]) -> bool {
 struct Partial {
     msg_type: u8,
     body: Vec<u8>,
-    /// Byte ranges received so far (merged).
+    /// Byte ranges received so far (merged, in order).
     have: Vec<(usize, usize)>,
+}
+
+/// Most disjoint byte ranges a message being reassembled may have (fragments out of order).
+const MAX_RANGES: usize = 64;
+
+impl Partial {
+    /// Records that bytes `a..b` came, merged with those already here; false (and nothing
+    /// recorded) when that would leave more than [`MAX_RANGES`] disjoint ranges.
+    fn add(&mut self, mut a: usize, mut b: usize) -> bool {
+        let mut merged = Vec::with_capacity(self.have.len() + 1);
+        for &(x, y) in &self.have {
+            if y < a || x > b {
+                merged.push((x, y));
+            } else {
+                (a, b) = (a.min(x), b.max(y));
+            }
+        }
+        merged.push((a, b));
+        if merged.len() > MAX_RANGES {
+            return false;
+        }
+        merged.sort_unstable();
+        self.have = merged;
+        true
+    }
+
+    fn complete(&self) -> bool {
+        self.have.first() == Some(&(0, self.body.len()))
+    }
 }
 
 pub(crate) struct Dtls {
@@ -47,6 +76,8 @@ pub(crate) struct Dtls {
     /// still delivered.
     delivered: [HashSet<u16>; 2],
     partial: [HashMap<u16, Partial>; 2],
+    /// Per direction: bytes held by the messages being assembled (at most [`MAX_BUFFER`]).
+    buffered: [usize; 2],
 }
 
 impl Dtls {
@@ -57,6 +88,7 @@ impl Dtls {
             tls,
             delivered: [HashSet::new(), HashSet::new()],
             partial: [HashMap::new(), HashMap::new()],
+            buffered: [0, 0],
         }
     }
 
@@ -129,26 +161,26 @@ impl Dtls {
                 }
                 continue;
             }
+            if !self.partial[d].contains_key(&seq) {
+                // Each new message reserves its whole length: bounded per direction, so that
+                // fragment headers claiming large messages cannot make memory grow without end.
+                if self.buffered[d] + total > MAX_BUFFER {
+                    continue;
+                }
+                self.buffered[d] += total;
+            }
             let p = self.partial[d].entry(seq).or_insert_with(|| Partial {
                 msg_type,
                 body: vec![0; total],
                 have: Vec::new(),
             });
-            if p.body.len() != total {
+            if p.body.len() != total || !p.add(offset, offset + frag_len) {
                 continue;
             }
             p.body[offset..offset + frag_len].copy_from_slice(frag);
-            p.have.push((offset, offset + frag_len));
-            p.have.sort_unstable();
-            let mut covered = 0;
-            for &(a, b) in &p.have {
-                if a > covered {
-                    break;
-                }
-                covered = covered.max(b);
-            }
-            if covered >= total {
+            if p.complete() {
                 let p = self.partial[d].remove(&seq).expect("present");
+                self.buffered[d] -= total;
                 self.delivered[d].insert(seq);
                 self.deliver(dir, at, p.msg_type, &p.body);
             }
@@ -509,6 +541,93 @@ mod tests {
         let h = replay(&[1, 2, 3, 3]);
         let frames: Vec<u64> = h.client_hellos.iter().map(|c| c.at.frame).collect();
         assert_eq!(frames, [1, 3, 3]);
+    }
+
+    /// A handshake record of `msg_type` carrying one fragment: message sequence `seq`, total
+    /// length `total`, `frag` at `offset` (RFC 6347 4.2.2), under a DTLS 1.2 epoch-0 header.
+    fn fragment_record(
+        msg_type: u8,
+        seq: u16,
+        total: usize,
+        offset: usize,
+        frag: &[u8],
+    ) -> Vec<u8> {
+        let u24 = |n: usize| [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        let mut hs = vec![msg_type];
+        hs.extend_from_slice(&u24(total));
+        hs.extend_from_slice(&seq.to_be_bytes());
+        hs.extend_from_slice(&u24(offset));
+        hs.extend_from_slice(&u24(frag.len()));
+        hs.extend_from_slice(frag);
+        let mut r = hex("16fefd00000000000000000000");
+        r[11..13].copy_from_slice(&(hs.len() as u16).to_be_bytes());
+        r.extend_from_slice(&hs);
+        r
+    }
+
+    #[test]
+    fn a_client_hello_in_one_byte_fragments_from_the_end() {
+        // Frame 1's 210-byte ClientHello cut into 210 one-byte fragments, sent last first:
+        // the ranges merge as they come, one at all times.
+        let hello = first_message(CLIENT_HELLO);
+        let mut d = conn(55823, 4433);
+        for offset in (0..hello.len()).rev() {
+            let r = fragment_record(1, 0, hello.len(), offset, &hello[offset..offset + 1]);
+            d.datagram(Dir::Forward, at(1, 1432), &r);
+            if let Some(p) = d.partial[0].get(&0) {
+                assert_eq!(p.have, [(offset, hello.len())]);
+            }
+        }
+        assert!(d.partial[0].is_empty());
+        assert_eq!(d.buffered, [0, 0]);
+        let h = d.tls.finish(End::Closed).expect("a handshake");
+        assert_eq!(h.client_hellos.len(), 1);
+        assert_eq!(
+            h.client_hellos[0].sni.as_deref(),
+            Some("lyncpool.contoso.test")
+        );
+    }
+
+    #[test]
+    fn fragments_cannot_make_memory_grow_without_end() {
+        let mut d = conn(55823, 4433);
+        // 1000 messages of the server, each claiming 200 000 bytes, one byte of each sent:
+        // only the first is kept (the budget is MAX_BUFFER per direction).
+        for seq in 100..1100 {
+            d.datagram(
+                Dir::Backward,
+                at(4, 0),
+                &fragment_record(11, seq, 200_000, 0, &[0]),
+            );
+        }
+        assert_eq!(d.partial[1].len(), 1);
+        assert_eq!(d.buffered[1], 200_000);
+        // The same fragment sent again and again: one range.
+        for _ in 0..1000 {
+            d.datagram(
+                Dir::Backward,
+                at(4, 0),
+                &fragment_record(11, 100, 200_000, 0, &[0]),
+            );
+        }
+        assert_eq!(d.partial[1][&100].have, [(0, 1)]);
+        // Every other byte: at most MAX_RANGES disjoint ranges are kept.
+        for offset in (10..2000).step_by(2) {
+            d.datagram(
+                Dir::Backward,
+                at(4, 0),
+                &fragment_record(11, 100, 200_000, offset, &[0]),
+            );
+        }
+        assert_eq!(d.partial[1][&100].have.len(), MAX_RANGES);
+        // The real flight still fits beside it and is reassembled.
+        for n in 1..=10 {
+            let (frame, dir, micros, bytes) = CONVERSATION[n - 1];
+            d.datagram(dir, at(frame, micros), &hex(bytes));
+        }
+        assert_eq!(d.buffered[1], 200_000);
+        let h = d.tls.finish(End::Closed).expect("a handshake");
+        assert_eq!(h.certificate.expect("certificate").certs[0].len(), 979);
     }
 
     /// captures/dtls-openssl.pcap frames 26 to 31 (second conversation, 43699 -> 4434).
