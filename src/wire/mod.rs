@@ -349,7 +349,9 @@ fn gtp_u(data: &[u8], depth: u8) -> Result<Decoded<'_>, DecodeError> {
     if h[0] & 0x07 != 0 {
         let (opt, r) = split_header(rest, 4, "GTP-U optional fields")?;
         rest = r;
-        let mut next = opt[3];
+        // The next extension type is read only with E set (TS 29.281 5.1): with only S or
+        // PN set, the field is there but means nothing.
+        let mut next = if h[0] & 0x04 != 0 { opt[3] } else { 0 };
         while next != 0 {
             let len = *rest
                 .first()
@@ -1285,6 +1287,14 @@ mod tests {
             malformed(decode(Linktype::RAW, &outer_v4(17, &udp(2152, 2152, &bad)))),
             "GTP-U extension of length 0"
         );
+    }
+
+    #[test]
+    fn gtp_u_next_extension_type_counts_only_with_e_set() {
+        // S set, E not (0x32): sequence 7, N-PDU 0, and a stray 0x85 where the next extension
+        // type would be; the IP packet follows directly.
+        let g = cat(&[&hex("32ff 003f 00000001 0007 00 85"), &ipv4_packet()]);
+        assert_alert_segment(decode(Linktype::RAW, &outer_v4(17, &udp(2152, 2152, &g))));
     }
 
     #[test]
