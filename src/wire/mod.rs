@@ -793,6 +793,17 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_frame_cut_by_the_snap_length_says_what_is_missing() {
+        // Frame 37's segment under IPv6 (with a Hop-by-Hop header), cut 5 bytes short.
+        let hbh = hex("06 00 0104 00000000");
+        let f = ipv6(0, V6_CLIENT, V6_SERVER, &cat(&[&hbh, &tcp_segment()]));
+        let Ok(Decoded::Tcp(s)) = decode(Linktype::IPV6, &f[..f.len() - 5]) else {
+            panic!()
+        };
+        assert_eq!((s.payload, s.missing, s.seq_len()), (&ALERT[..2], 5, 7));
+    }
+
+    #[test]
     fn ethernet_padding_is_not_payload() {
         // Frame 37 padded with 6 zero bytes after the IP packet (as a switch pads short
         // frames): the IP total length ends the segment.
