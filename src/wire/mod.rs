@@ -916,6 +916,50 @@ mod tests {
         ));
     }
 
+    /// An 802.11 QoS data frame from the phone to the server's AP (To DS): frame control
+    /// 0x88 0x01, duration, BSSID, SA, DA, sequence control, QoS control, then LLC/SNAP
+    /// (aa aa 03, OUI 000000) and the EtherType.
+    fn wifi_to_ds(et: u16, body: &[u8]) -> Vec<u8> {
+        cat(&[
+            &hex("8801 3a01"),
+            &SERVER_MAC,
+            &PHONE_MAC,
+            &SERVER_MAC,
+            &hex("1000 0700 aaaa03 000000"),
+            &et.to_be_bytes(),
+            body,
+        ])
+    }
+
+    #[test]
+    fn wifi_data_frames_with_and_without_radiotap() {
+        // LINKTYPE_IEEE802_11 (105).
+        let f = wifi_to_ds(0x0800, &ipv4_packet());
+        assert_alert_segment(decode(Linktype(105), &f));
+        // LINKTYPE_IEEE802_11_RADIOTAP (127): version 0, pad, length 8 (little-endian), no
+        // fields present.
+        let r = cat(&[&hex("00 00 0800 00000000"), &f]);
+        assert_alert_segment(decode(Linktype(127), &r));
+        // EAPOL over 802.11 (captures/eapol-wired-leaf-only.pcap frame 9's EAPOL bytes):
+        // marked as such.
+        let e = wifi_to_ds(0x888e, &hex("0200000d02a1000d0d0015030300020230"));
+        let Ok(Decoded::Eapol(x)) = decode(Linktype(105), &e) else {
+            panic!()
+        };
+        assert_eq!(
+            (x.src, x.dst, x.wifi, x.body.len()),
+            (PHONE_MAC, SERVER_MAC, true, 13)
+        );
+        // A management frame (a beacon, type 0) is not data.
+        let beacon = cat(&[
+            &hex("8000 0000 ffffffffffff"),
+            &SERVER_MAC,
+            &SERVER_MAC,
+            &hex("0000"),
+        ]);
+        assert!(matches!(decode(Linktype(105), &beacon), Ok(Decoded::Other)));
+    }
+
     #[test]
     fn an_unknown_link_type_is_an_error() {
         // LINKTYPE_USER0 (147).
