@@ -316,3 +316,280 @@ pub(crate) fn key_of(src: SocketAddr, dst: SocketAddr) -> (Key, bool) {
         ((dst.ip(), dst.port(), src.ip(), src.port()), false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The shared table machinery on its own: keys from the addresses of the bundled captures,
+    //! entries that only say when they were last seen.
+
+    use super::*;
+    use crate::model::Timestamp;
+
+    /// A table entry: its stream index, last frame and time, and whether it waits.
+    #[derive(Debug, PartialEq)]
+    struct Entry {
+        stream: u64,
+        last: At,
+        waiting: bool,
+    }
+
+    impl Recency for Entry {
+        fn last(&self) -> At {
+            self.last
+        }
+        fn stream(&self) -> u64 {
+            self.stream
+        }
+        fn waiting(&self) -> bool {
+            self.waiting
+        }
+    }
+
+    fn at(frame: u64, secs: i64) -> At {
+        At {
+            frame,
+            ts: Timestamp::from_parts(secs, 0),
+        }
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// A table of `n` entries keyed by client port 50000 + i, stream i, last seen at frame
+    /// `last(i)` and second `last(i)`.
+    fn table(n: u64, last: impl Fn(u64) -> u64) -> FlowMap<Key, Entry> {
+        let mut t = FlowMap::default();
+        for i in 0..n {
+            let (k, _) = key_of(
+                addr(&format!("127.0.1.11:{}", 50000 + i)),
+                addr("127.0.0.10:443"),
+            );
+            let l = last(i);
+            t.insert(
+                k,
+                Entry {
+                    stream: i,
+                    last: at(l, l as i64),
+                    waiting: false,
+                },
+            );
+        }
+        t
+    }
+
+    fn streams(v: &[(Key, Entry)]) -> Vec<u64> {
+        v.iter().map(|(_, e)| e.stream).collect()
+    }
+
+    #[test]
+    fn directions() {
+        assert_eq!((Dir::Forward.index(), Dir::Backward.index()), (0, 1));
+        assert_eq!(Dir::Forward.reverse(), Dir::Backward);
+        assert_eq!(Dir::Backward.reverse(), Dir::Forward);
+    }
+
+    #[test]
+    fn the_key_is_the_same_both_ways() {
+        // captures/lync-vip-phones.pcap frames 37 (phone to server) and 35 (server to phone).
+        let phone = addr("127.0.1.11:33237");
+        let server = addr("127.0.0.10:443");
+        let (k1, phone_low) = key_of(phone, server);
+        let (k2, server_low) = key_of(server, phone);
+        assert_eq!(k1, k2);
+        assert_eq!(k1, (server.ip(), 443, phone.ip(), 33237));
+        assert!(!phone_low && server_low);
+        // Same address both ends (captures/dtls-openssl.pcap): the lower port first.
+        let (k, low) = key_of(addr("127.0.0.10:55823"), addr("127.0.0.10:4433"));
+        assert_eq!((k.1, k.3, low), (4433, 55823, false));
+        // IPv4 sorts before IPv6.
+        let (k, low) = key_of(addr("[2001:db8::1]:443"), addr("127.0.0.1:443"));
+        assert_eq!((k.0, low), ("127.0.0.1".parse::<IpAddr>().unwrap(), false));
+    }
+
+    #[test]
+    fn a_full_table_gives_up_its_least_recent_eighth_in_stream_order() {
+        let mut e = Evictor::new(FlowLimits {
+            max_flows: 16,
+            ..FlowLimits::default()
+        });
+        // 16 entries; streams 5 and 9 were the least recently active (frames 1 and 2).
+        let mut t = table(16, |i| match i {
+            5 => 2,
+            9 => 1,
+            i => 100 + i,
+        });
+        let (victims, end) = e.make_room(&mut t, at(200, 200));
+        assert_eq!(streams(&victims), [5, 9]);
+        assert_eq!(
+            end,
+            End::Evicted(Eviction {
+                at: at(200, 200),
+                reason: EvictReason::FlowTableFull
+            })
+        );
+        assert_eq!(t.len(), 14);
+        assert_eq!(
+            e.counts,
+            FlowEvictions {
+                full: 2,
+                first_full_frame: Some(200),
+                idle: 0,
+                forgotten: 0
+            }
+        );
+        // Room left: nothing more, and the first full frame stays.
+        let (victims, _) = e.make_room(&mut t, at(201, 201));
+        assert!(victims.is_empty());
+        for port in [60000, 60001] {
+            let (k, _) = key_of(addr(&format!("127.0.1.12:{port}")), addr("127.0.0.10:443"));
+            let e = Entry {
+                stream: port as u64,
+                last: at(201, 201),
+                waiting: false,
+            };
+            t.insert(k, e);
+        }
+        assert_eq!(t.len(), 16);
+        let (victims, _) = e.make_room(&mut t, at(202, 202));
+        assert_eq!(victims.len(), 2);
+        assert_eq!(e.counts.first_full_frame, Some(200));
+    }
+
+    #[test]
+    fn a_small_full_table_gives_up_at_least_one() {
+        let mut e = Evictor::new(FlowLimits {
+            max_flows: 3,
+            ..FlowLimits::default()
+        });
+        let mut t = table(3, |i| 10 - i);
+        let (victims, _) = e.make_room(&mut t, at(11, 11));
+        assert_eq!(streams(&victims), [2]);
+        // max_flows 0 counts as 1.
+        let mut e = Evictor::new(FlowLimits {
+            max_flows: 0,
+            ..FlowLimits::default()
+        });
+        let mut t = table(1, |_| 1);
+        assert_eq!(e.make_room(&mut t, at(2, 2)).0.len(), 1);
+        assert_eq!(e.make_room(&mut t, at(3, 3)).0.len(), 0);
+    }
+
+    #[test]
+    fn idle_entries_go_at_sweeps_thirty_seconds_apart() {
+        let mut e = Evictor::new(FlowLimits {
+            idle_secs: 60,
+            ..FlowLimits::default()
+        });
+        // Streams 0..4 last seen at seconds 0, 1, 2, 3.
+        let mut t = table(4, |i| i);
+        // The first call (second 10) only schedules the first sweep, at second 40.
+        assert!(e.idle(&mut t, at(10, 10)).0.is_empty());
+        // At second 39, before the sweep, nothing even though stream 0 is not idle yet anyway.
+        assert!(e.idle(&mut t, at(11, 39)).0.is_empty());
+        // At second 62: idle for more than 60 s means last seen before second 2.
+        let (victims, end) = e.idle(&mut t, at(12, 62));
+        assert_eq!(streams(&victims), [0, 1]);
+        assert_eq!(
+            end,
+            End::Evicted(Eviction {
+                at: at(12, 62),
+                reason: EvictReason::Idle
+            })
+        );
+        // The next sweep is 30 s later: at second 80 nothing, though stream 2 is idle.
+        assert!(e.idle(&mut t, at(13, 80)).0.is_empty());
+        let (victims, _) = e.idle(&mut t, at(14, 92));
+        assert_eq!(streams(&victims), [2, 3]);
+        assert_eq!(e.counts.idle, 4);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn an_entry_waiting_for_its_other_direction_is_not_idle() {
+        let mut e = Evictor::new(FlowLimits {
+            idle_secs: 60,
+            ..FlowLimits::default()
+        });
+        let mut t = table(2, |_| 0);
+        for v in t.values_mut() {
+            v.waiting = v.stream == 1;
+        }
+        e.idle(&mut t, at(1, 0));
+        let (victims, _) = e.idle(&mut t, at(2, 100));
+        assert_eq!(streams(&victims), [0]);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn settled_forgets_its_older_sixty_percent_when_full() {
+        let mut s: Settled<u64> = Settled::new(10);
+        let mut forgotten = 0;
+        for stream in 0..10 {
+            forgotten += s.insert(s.hash(&stream), stream, |v| *v);
+        }
+        assert_eq!((s.len(), forgotten), (10, 0));
+        // The eleventh: streams 0 to 6 (those at or below the 60 % mark) go.
+        let forgotten = s.insert(s.hash(&10u64), 10, |v| *v);
+        assert_eq!((forgotten, s.len()), (7, 4));
+        for stream in 0..7u64 {
+            assert!(!s.contains(s.hash(&stream)), "{stream}");
+        }
+        for stream in 7..11u64 {
+            assert_eq!(s.get_mut(s.hash(&stream)).copied(), Some(stream));
+        }
+        assert_eq!(s.remove(s.hash(&8u64)), Some(8));
+        assert!(!s.contains(s.hash(&8u64)));
+        // Room for two at least.
+        assert_eq!(Settled::<u64>::new(0).max, 2);
+    }
+
+    #[test]
+    fn settled_keys_are_the_conversation_keys() {
+        // The hash of a conversation key is the same whichever direction made it.
+        let s: Settled<u64> = Settled::new(4);
+        let phone = addr("127.0.1.11:33237");
+        let server = addr("127.0.0.10:443");
+        assert_eq!(
+            s.hash(&key_of(phone, server).0),
+            s.hash(&key_of(server, phone).0)
+        );
+        assert_ne!(
+            s.hash(&key_of(phone, server).0),
+            s.hash(&key_of(addr("127.0.1.12:34909"), server).0)
+        );
+    }
+
+    #[test]
+    fn evictions_add_up() {
+        let mut a = FlowEvictions {
+            full: 1,
+            first_full_frame: Some(7),
+            idle: 2,
+            forgotten: 0,
+        };
+        a.add(FlowEvictions {
+            full: 3,
+            first_full_frame: Some(3),
+            idle: 4,
+            forgotten: 0,
+        });
+        // The first full frame already known stays.
+        assert_eq!((a.full, a.first_full_frame, a.idle), (4, Some(7), 6));
+        let mut b = FlowEvictions::default();
+        b.add(a);
+        assert_eq!(b.first_full_frame, Some(7));
+    }
+
+    #[test]
+    fn default_limits() {
+        assert_eq!(
+            FlowLimits::default(),
+            FlowLimits {
+                max_flows: 100_000,
+                idle_secs: 600,
+                max_settled: 450_000
+            }
+        );
+    }
+}
