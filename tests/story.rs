@@ -326,6 +326,40 @@ fn without_the_enterprise_root_the_end_of_the_chain_is_undetermined() {
     assert!(h.findings[0].message.contains("--trust"));
 }
 
+/// With the fixed capture beside it, the enterprise root is in the capture (the fixed chain
+/// sends it): a chain that leaves the root out is not missing anything (servers need not send
+/// the root), it ends at a root that is not trusted here, as `openssl verify` without the root
+/// says ("unable to get local issuer certificate" for leaf and intermediate alone).
+#[test]
+fn a_root_left_out_is_no_missing_intermediate() {
+    let r = chainsniff::run(
+        &[
+            repo_path("captures/lync-vip-before.pcapng"),
+            repo_path("captures/lync-vip-fixed.pcap"),
+        ],
+        &Options::default(),
+    )
+    .unwrap();
+    // Leaf and intermediate, no root (before the fix, straight to a front-end server).
+    let h = by_stream(&r, 2);
+    assert_eq!(h.capture, 0);
+    assert_eq!(h.certificates.len(), 2);
+    assert_eq!(h.status, Status::Untrusted);
+    assert_eq!(kinds(&h), vec![FindingKind::UntrustedRoot]);
+    let root = h.path.last().unwrap();
+    assert_eq!(root.subject, "O=Contoso, CN=Contoso Root CA");
+    // Leaf only: the intermediate is missing, the root is not.
+    let h = by_stream(&r, 0);
+    let missing: Vec<&str> = h
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::MissingIntermediate)
+        .map(|f| f.message.as_str())
+        .collect();
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert!(missing[0].contains("CN=Contoso Issuing CA 01"), "{missing:?}");
+}
+
 #[test]
 fn several_captures_make_one_report() {
     let r = chainsniff::run(

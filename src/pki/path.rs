@@ -573,6 +573,16 @@ impl<'a> Checker<'a> {
                     (sha, LinkSource::Sent { position: pos })
                 }
                 Found::Anchor(sha) => (sha, LinkSource::Anchor),
+                Found::Capture(sha) | Found::TrustFile(sha)
+                    if self.meta(&sha).is_some_and(|m| m.summary.self_signed) =>
+                {
+                    // A root the server left out: servers need not send it (RFC 8446 4.4.2),
+                    // so nothing is missing; the path ends at it, and whether the clients
+                    // trust it is the question (untrusted_root below, when it is not an
+                    // anchor here).
+                    let (source, _) = self.where_known(&sha);
+                    (sha, source)
+                }
                 Found::Capture(sha) | Found::TrustFile(sha) => {
                     missing_any = true;
                     let (source, where_seen) = self.where_known(&sha);
