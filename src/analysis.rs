@@ -1166,12 +1166,16 @@ impl FramePipeline {
     }
 }
 
-/// Hands a finished handshake on, counting the messages it skipped for their size.
-fn emit(oversized: &mut u64, sink: &mut dyn FnMut(Handshake), h: Handshake) {
-    *oversized += h
-        .events
-        .iter()
-        .filter(|e| matches!(e.kind, EventKind::Oversized { .. }))
-        .count() as u64;
-    sink(h)
+/// Hands a finished handshake on, counting the messages it skipped for their size; the
+/// handshakes a TLS 1.2 renegotiation replaced come first, each a handshake of its own.
+fn emit(oversized: &mut u64, sink: &mut dyn FnMut(Handshake), mut h: Handshake) {
+    let earlier = std::mem::take(&mut h.renegotiations);
+    for h in earlier.into_iter().chain(std::iter::once(h)) {
+        *oversized += h
+            .events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Oversized { .. }))
+            .count() as u64;
+        sink(h)
+    }
 }

@@ -711,9 +711,39 @@ pub fn handshake_report(
             format!("Cipher suite {} cannot be decrypted by chainsniff.", cipher_name(*c)),
             None,
         )),
+        Some(Decryption::Draft(n)) => findings.push(Finding::new(
+            FindingKind::DecryptionFailed,
+            format!(
+                "TLS 1.3 draft {n}: its record protection differs from RFC 8446, and chainsniff does not decrypt drafts (the key log was not tried), so its certificate stays encrypted."
+            ),
+            None,
+        )),
         _ => {}
     }
     let mut notes = Vec::new();
+    if let Some(r) = &hs.renegotiated {
+        match &r.unseen {
+            None => notes.push(format!(
+                "renegotiated (TLS 1.2) from frame {}: the renegotiation, decrypted with the key log, is reported as the next handshake of this connection",
+                frame_text(r.at.frame)
+            )),
+            Some(cause) => findings.push(Finding::new(
+                FindingKind::RenegotiationNotVisible,
+                format!(
+                    "A TLS 1.2 renegotiation starts in frame {}, encrypted under this handshake's keys: the chain sent in it is not seen, so not judged. {}",
+                    frame_text(r.at.frame),
+                    renegotiation_cause(cause, &random, &frame_text)
+                ),
+                None,
+            )),
+        }
+    }
+    if let Some(of) = hs.renegotiation_of {
+        notes.push(format!(
+            "a TLS 1.2 renegotiation: its messages travelled encrypted under the keys of the handshake whose ClientHello is in frame {}, and were decrypted with that handshake's CLIENT_RANDOM line in the key log",
+            frame_text(of.frame)
+        ));
+    }
     for e in &hs.events {
         match &e.kind {
             crate::tls::handshake::EventKind::Gap { len, snaplen } => {
@@ -1685,6 +1715,32 @@ const MAX_FILTER_STREAMS: usize = 40;
 /// Most streams kept per capture for a filter: a server that shares its address with another
 /// name lists up to this many (a filter on the address would select the other's too).
 const MAX_KEPT_STREAMS: usize = 4096;
+
+/// Why a TLS 1.2 renegotiation could not be read: the key log, the cipher, or the records.
+fn renegotiation_cause(
+    cause: &Decryption,
+    random: &str,
+    frame_text: &dyn Fn(u64) -> String,
+) -> String {
+    match cause {
+        Decryption::MissingSecret(label) => format!(
+            "The key log has no {label} line for this handshake (client random {random}): use the key log written by this client during this capture."
+        ),
+        Decryption::UnsupportedCipher(c) => format!(
+            "Cipher suite {} is not one chainsniff decrypts (TLS 1.2: AES-GCM and ChaCha20-Poly1305 only).",
+            cipher_name(*c)
+        ),
+        Decryption::Failed { side, frame } => format!(
+            "The {} records did not decrypt with the logged master secret (first failure at frame {}): the key log belongs to another session, or the capture lost bytes.",
+            match side {
+                crate::model::Side::Client => "client's",
+                crate::model::Side::Server => "server's",
+            },
+            frame_text(*frame)
+        ),
+        _ => "No key log was given: pass the client's with --keylog (its CLIENT_RANDOM line for this handshake) to see the renegotiation.".into(),
+    }
+}
 
 /// The server's Certificate message was skipped for exceeding `--max-handshake-bytes`.
 fn certificate_skipped(hs: &crate::tls::handshake::Handshake) -> bool {

@@ -190,19 +190,45 @@ pub struct Handshake {
     /// TLS inside EAP (802.1X): the transport and who the supplicant is.
     #[serde(default)]
     pub eap: Option<Box<crate::tls::eap::EapInfo>>,
+    /// TLS 1.2: a renegotiation started on this connection after this handshake.
+    #[serde(default)]
+    pub renegotiated: Option<Renegotiated>,
+    /// TLS 1.2: this handshake is a renegotiation, read from records decrypted with the key
+    /// log; the frame of the ClientHello of the handshake whose keys protected it.
+    #[serde(default)]
+    pub renegotiation_of: Option<At>,
+    /// The handshakes that renegotiated this one, in order (the pipeline reports each as a
+    /// handshake of its own and empties this).
+    #[serde(default)]
+    pub renegotiations: Vec<Handshake>,
 }
 
-/// The outcome of decrypting a TLS 1.3 handshake with the key log.
+/// A TLS 1.2 renegotiation after a handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Renegotiated {
+    /// The first record of the renegotiation (an encrypted ClientHello or HelloRequest).
+    pub at: At,
+    /// Why its messages could not be read; `None` when they were (decrypted with the key log,
+    /// and reported as the next handshake of the stream).
+    pub unseen: Option<Decryption>,
+}
+
+/// The outcome of decrypting a TLS 1.3 handshake (or a TLS 1.2 renegotiation) with the key log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Decryption {
     /// The server's handshake flight was decrypted.
     Decrypted,
-    /// The key log has no such secret for this ClientHello random.
+    /// The key log has no such secret for this ClientHello random (the label it lacks).
     MissingSecret(Cow<'static, str>),
     /// Records did not decrypt with the logged secret (wrong key log, or a gap).
     Failed { side: Side, frame: u64 },
     /// The cipher suite is not one chainsniff decrypts.
     UnsupportedCipher(u16),
+    /// A TLS 1.3 draft (negotiated version 0x7f00 + N): its record protection differs from
+    /// RFC 8446, and chainsniff does not decrypt drafts.
+    Draft(u8),
+    /// TLS 1.2: no key log was given.
+    NoKeyLog,
 }
 
 impl Handshake {
@@ -285,6 +311,65 @@ pub struct TlsConn {
     opened: [bool; 2],
     /// Parsers of decrypted content, by side.
     inner: [TlsDirection; 2],
+    /// TLS 1.2: the random of the last ServerHello (with the client's, keys the key block).
+    server_random: Vec<u8>,
+    /// TLS 1.2: why records under the current keys cannot be read, once a side changed keys
+    /// (no key log, no CLIENT_RANDOM line, cipher, records that did not open).
+    tls12_unseen: Option<Decryption>,
+    /// TLS 1.2: encrypted handshake records of each side since its ChangeCipherSpec (the
+    /// first is Finished; another is a renegotiation).
+    encrypted_handshakes: [u32; 2],
+    /// The bytes of a side are past what the handshake needed (its `*_done`): what they hold
+    /// is no longer recorded, only watched for a renegotiation.
+    muted: [bool; 2],
+    /// Both sides are done: the handshake is decided, and records are watched for a TLS 1.2
+    /// renegotiation (`watch` records each side at most).
+    settled: bool,
+    watch: [u32; 2],
+    /// Decrypted content is being fed (a ClientHello in it is a renegotiation).
+    in_decrypted: bool,
+    /// Events of the data being fed are not recorded (a muted side).
+    quiet: bool,
+    /// The handshakes renegotiated away, in order.
+    earlier: Vec<Handshake>,
+}
+
+/// Records of each side looked at after a TLS 1.2 handshake is decided, for a renegotiation
+/// (one that starts later is not seen).
+const WATCH_RECORDS: u32 = 16;
+
+/// A handshake of connection `info` before anything is known.
+fn empty_handshake(info: &ConnInfo) -> Handshake {
+    Handshake {
+        stream: info.stream,
+        protocol: Protocol::Tls,
+        client: info.first_src,
+        server: info.first_dst,
+        client_hellos: Vec::new(),
+        server_hellos: Vec::new(),
+        certificate: None,
+        client_certificate: None,
+        certificate_status: None,
+        server_key_exchange: None,
+        certificate_request: None,
+        server_hello_done: None,
+        events: Vec::new(),
+        reaction_from: 0,
+        stream_part: info.part,
+        continued: Vec::new(),
+        capture_ended: false,
+        evicted: None,
+        server_cut: false,
+        first_at: info.first_at,
+        client_encrypted_records: 0,
+        decryption: None,
+        certificate_verify: None,
+        upgrade: None,
+        eap: None,
+        renegotiated: None,
+        renegotiation_of: None,
+        renegotiations: Vec::new(),
+    }
 }
 
 fn side_index(side: Side) -> usize {
@@ -293,6 +378,9 @@ fn side_index(side: Side) -> usize {
         Side::Server => 1,
     }
 }
+
+/// Renegotiations followed on one connection (each one a handshake of its own).
+const MAX_RENEGOTIATIONS: usize = 16;
 
 /// Records a side may fail to open before its first success (early data uses other keys).
 const MAX_SKIPPED_RECORDS: u32 = 8;
@@ -308,33 +396,7 @@ impl TlsConn {
             info,
             dirs: Default::default(),
             client_dir: None,
-            hs: Handshake {
-                stream: info.stream,
-                protocol: Protocol::Tls,
-                client: info.first_src,
-                server: info.first_dst,
-                client_hellos: Vec::new(),
-                server_hellos: Vec::new(),
-                certificate: None,
-                client_certificate: None,
-                certificate_status: None,
-                server_key_exchange: None,
-                certificate_request: None,
-                server_hello_done: None,
-                events: Vec::new(),
-                reaction_from: 0,
-                stream_part: info.part,
-                continued: Vec::new(),
-                capture_ended: false,
-                evicted: None,
-                server_cut: false,
-                first_at: info.first_at,
-                client_encrypted_records: 0,
-                decryption: None,
-                certificate_verify: None,
-                upgrade: None,
-                eap: None,
-            },
+            hs: empty_handshake(&info),
             seen_tls: false,
             server_done: false,
             client_done: false,
@@ -345,6 +407,15 @@ impl TlsConn {
             failures: [0, 0],
             opened: [false, false],
             inner: Default::default(),
+            server_random: Vec::new(),
+            tls12_unseen: None,
+            encrypted_handshakes: [0, 0],
+            muted: [false, false],
+            settled: false,
+            watch: [WATCH_RECORDS; 2],
+            in_decrypted: false,
+            quiet: false,
+            earlier: Vec::new(),
         }
     }
 
@@ -434,6 +505,9 @@ impl TlsConn {
     }
 
     fn push(&mut self, side: Side, at: At, kind: EventKind) {
+        if self.settled || self.quiet {
+            return;
+        }
         // A run of application data from one side is one event (its first record): only where
         // the run starts matters, and handshakes are kept until the report is built.
         let repeat = |e: &Event| e.side == side && e.kind == kind;
@@ -460,6 +534,10 @@ impl TlsConn {
     }
 
     fn on_event(&mut self, dir: Dir, at: At, ev: TlsEvent<'_>) {
+        if self.quiet && !self.in_decrypted {
+            let i = side_index(self.side(dir));
+            self.watch[i] = self.watch[i].saturating_sub(1);
+        }
         match ev {
             TlsEvent::Handshake { msg_type, body } => self.on_message(dir, at, msg_type, body),
             TlsEvent::Sslv2ClientHello { body } => {
@@ -472,6 +550,9 @@ impl TlsConn {
             TlsEvent::ChangeCipherSpec => {
                 let side = self.side(dir);
                 self.push(side, at, EventKind::ChangeCipherSpec);
+                if self.watches() {
+                    self.tls12_keys(side);
+                }
                 if side == Side::Server && !self.tls13() && self.seen_tls {
                     // Abbreviated (resumed) handshake, or the end of the server's full flight.
                     self.server_done = true;
@@ -490,16 +571,39 @@ impl TlsConn {
                     }
                 }
             }
-            TlsEvent::EncryptedAlert => {
+            TlsEvent::EncryptedAlert { header, body } => {
                 let side = self.side(dir);
-                self.push(side, at, EventKind::EncryptedAlert);
+                // Decrypted (TLS 1.2 with the key log), the alert itself is recorded.
+                if self.tls12_record(side, at, header, body).is_none() {
+                    self.push(side, at, EventKind::EncryptedAlert);
+                }
             }
-            TlsEvent::EncryptedHandshake => {
+            TlsEvent::EncryptedHandshake { header, body } => {
                 let side = self.side(dir);
-                if self
-                    .hs
-                    .first(side, |k| *k == EventKind::EncryptedHandshake)
-                    .is_none()
+                let i = side_index(side);
+                let earlier = self.encrypted_handshakes[i];
+                self.encrypted_handshakes[i] += 1;
+                let decrypted = self.tls12_record(side, at, header, body).is_some();
+                if !decrypted && earlier >= 1 && self.watches() {
+                    // After its Finished, a side's next encrypted handshake record starts a
+                    // renegotiation (ClientHello, or the server's HelloRequest) that stays
+                    // encrypted.
+                    self.renegotiation_unseen(at);
+                    return;
+                }
+                // A decrypted record is under this handshake's keys once the side changed
+                // them (Finished); before, it carries a renegotiation's plaintext messages.
+                let own_keys = !decrypted
+                    || self
+                        .hs
+                        .events
+                        .iter()
+                        .any(|e| e.side == side && e.kind == EventKind::ChangeCipherSpec);
+                if own_keys
+                    && self
+                        .hs
+                        .first(side, |k| *k == EventKind::EncryptedHandshake)
+                        .is_none()
                 {
                     self.push(side, at, EventKind::EncryptedHandshake);
                 }
@@ -510,7 +614,10 @@ impl TlsConn {
                     return;
                 }
                 let side = self.side(dir);
-                if self.decrypt(side, at, header, body) {
+                if !self.tls13() {
+                    // TLS 1.2: opened (with the key log) only to keep the sequence numbers.
+                    self.tls12_record(side, at, header, body);
+                } else if self.decrypt(side, at, header, body) {
                     return;
                 }
                 self.application_data(side, at);
@@ -606,6 +713,13 @@ impl TlsConn {
         self.seen_tls = true;
         match msg {
             TlsMessageHandshake::ClientHello(ch) => {
+                if self.in_decrypted && !self.tls13() && !self.hs.server_hellos.is_empty() {
+                    if self.earlier.len() >= MAX_RENEGOTIATIONS {
+                        self.watch = [0, 0];
+                        return;
+                    }
+                    self.begin_renegotiation(at);
+                }
                 self.set_client(dir);
                 let mut out = ClientHello {
                     at,
@@ -663,6 +777,7 @@ impl TlsConn {
                     }
                 }
                 let hello_retry = sh.random == HRR_RANDOM;
+                self.server_random = sh.random.to_vec();
                 self.server_hello(ServerHello {
                     at,
                     legacy_version: sh.version.0,
@@ -748,7 +863,8 @@ impl TlsConn {
     }
 
     fn server_hello(&mut self, sh: ServerHello) {
-        let tls13 = !sh.hello_retry && is_tls13(sh.version());
+        let version = sh.version();
+        let tls13 = !sh.hello_retry && is_tls13(version);
         if tls13 || sh.hello_retry {
             self.tls13_seen = true;
         }
@@ -760,15 +876,21 @@ impl TlsConn {
         if tls13 {
             // The rest of the server's flight, the Certificate included, is encrypted: without
             // its secrets there is nothing more to read.
-            self.server_done = !self.start_decryption(cipher);
+            self.server_done = !self.start_decryption(cipher, version);
         }
     }
 
     /// Sets up TLS 1.3 handshake decryption from the key log; true when the server's flight
     /// can be decrypted.
-    fn start_decryption(&mut self, cipher: u16) -> bool {
+    fn start_decryption(&mut self, cipher: u16, version: u16) -> bool {
         let keylog = self.keylog.borrow();
         if keylog.is_empty() {
+            return false;
+        }
+        if version >> 8 == 0x7f {
+            // Drafts protect records otherwise (no additional data before draft 25, other
+            // HKDF labels before 20): the key log is not tried.
+            self.hs.decryption = Some(Decryption::Draft(version as u8));
             return false;
         }
         let random = self.hs.client_hellos.first().map(|c| c.random.as_slice());
@@ -836,6 +958,111 @@ impl TlsConn {
                 false
             }
         }
+    }
+
+    /// TLS 1.2 over TCP: records after ChangeCipherSpec are decrypted with the key log's
+    /// master secret, and watched for a renegotiation once the handshake is decided.
+    fn watches(&self) -> bool {
+        self.hs.protocol == Protocol::Tls && self.seen_tls && !self.tls13()
+    }
+
+    /// `side` changed keys (TLS 1.2 ChangeCipherSpec): its records from here on are opened with
+    /// the keys of the current handshake, if the key log has its master secret.
+    fn tls12_keys(&mut self, side: Side) {
+        let i = side_index(side);
+        self.encrypted_handshakes[i] = 0;
+        self.decryptors[i] = None;
+        let keylog = self.keylog.borrow();
+        if keylog.is_empty() {
+            self.tls12_unseen = Some(Decryption::NoKeyLog);
+            return;
+        }
+        let (Some(ch), Some(sh)) = (self.hs.client_hellos.last(), self.hs.server_hellos.last())
+        else {
+            return;
+        };
+        let master = keylog.get(&ch.random).and_then(|s| s.master_secret.clone());
+        drop(keylog);
+        let Some(master) = master else {
+            self.tls12_unseen = Some(Decryption::MissingSecret("CLIENT_RANDOM".into()));
+            return;
+        };
+        let dec = RecordDecryptor::tls12(
+            sh.cipher_suite,
+            &master,
+            &ch.random,
+            &self.server_random,
+            side == Side::Client,
+        );
+        match dec {
+            Some(d) => self.decryptors[i] = Some(d),
+            None => self.tls12_unseen = Some(Decryption::UnsupportedCipher(sh.cipher_suite)),
+        }
+    }
+
+    /// A TLS 1.2 record after ChangeCipherSpec: opened if the side has keys, its handshake
+    /// messages and alerts parsed like plaintext ones. Returns the content type when opened.
+    fn tls12_record(&mut self, side: Side, at: At, header: &[u8], body: &[u8]) -> Option<u8> {
+        if self.tls13() {
+            return None;
+        }
+        let i = side_index(side);
+        let opened = self.decryptors[i].as_mut()?.open(header, body);
+        let Some((content_type, plain)) = opened else {
+            self.decryptors[i] = None;
+            self.tls12_unseen = Some(Decryption::Failed {
+                side,
+                frame: at.frame,
+            });
+            return None;
+        };
+        if matches!(
+            content_type,
+            crate::tls::record::HANDSHAKE | crate::tls::record::ALERT
+        ) {
+            let mut inner = std::mem::take(&mut self.inner[i]);
+            let dir = self.dir_of(side);
+            let was = std::mem::replace(&mut self.in_decrypted, true);
+            inner.feed_decrypted(content_type, &plain, &mut |ev| self.on_event(dir, at, ev));
+            self.in_decrypted = was;
+            self.inner[i] = inner;
+        }
+        Some(content_type)
+    }
+
+    /// A renegotiation starts under the current keys and cannot be read: the handshake says
+    /// so, and nothing more is looked at.
+    fn renegotiation_unseen(&mut self, at: At) {
+        let cause = self.tls12_unseen.clone().unwrap_or(Decryption::NoKeyLog);
+        self.hs.renegotiated.get_or_insert(Renegotiated {
+            at,
+            unseen: Some(cause),
+        });
+        self.watch = [0, 0];
+    }
+
+    /// A decrypted ClientHello after the handshake: the handshake so far is kept as it stood,
+    /// and a new one (the renegotiation, same connection) starts.
+    fn begin_renegotiation(&mut self, at: At) {
+        let mut next = empty_handshake(&self.info);
+        next.stream = self.hs.stream;
+        next.stream_part = self.hs.stream_part;
+        next.continued = self.hs.continued.clone();
+        next.client = self.hs.client;
+        next.server = self.hs.server;
+        next.first_at = at;
+        next.renegotiation_of = self.hs.client_hellos.first().map(|c| c.at);
+        next.decryption = Some(Decryption::Decrypted);
+        let mut prev = std::mem::replace(&mut self.hs, next);
+        prev.renegotiated = Some(Renegotiated { at, unseen: None });
+        prev.events.shrink_to_fit();
+        self.earlier.push(prev);
+        self.server_done = false;
+        self.client_done = false;
+        self.settled = false;
+        self.muted = [false, false];
+        self.quiet = false;
+        self.watch = [WATCH_RECORDS; 2];
     }
 
     fn dir_of(&self, side: Side) -> Dir {
@@ -1003,6 +1230,18 @@ impl TlsConn {
         let parser = &mut self.dirs[dir.index()];
         let was_cut = parser.has_partial();
         parser.gap();
+        let i = side_index(self.side(dir));
+        if self.decryptors[i].is_some() && !self.tls13() {
+            // The sequence number is lost with the bytes.
+            self.decryptors[i] = None;
+            self.tls12_unseen = Some(Decryption::Failed {
+                side: self.side(dir),
+                frame: at.frame,
+            });
+        }
+        if self.settled || self.muted[i] {
+            return;
+        }
         if self.seen_tls {
             let side = self.side(dir);
             if side == Side::Server && (was_cut || !self.server_done) {
@@ -1018,8 +1257,15 @@ impl StreamHandler for TlsConn {
 
     fn on_data(&mut self, dir: Dir, at: At, data: &[u8]) {
         let mut parser = std::mem::take(&mut self.dirs[dir.index()]);
+        self.quiet = self.settled || self.muted[side_index(self.side(dir))];
         parser.feed(data, &mut |ev| self.on_event(dir, at, ev));
+        self.quiet = false;
         self.dirs[dir.index()] = parser;
+        if self.watches() {
+            // What the reassembler stopped delivering before is still read, but not recorded.
+            self.muted = [self.client_done, self.server_done];
+            self.settled = self.client_done && self.server_done;
+        }
         if self.tls13_seen {
             for d in &mut self.dirs {
                 d.set_tls13();
@@ -1052,7 +1298,7 @@ impl StreamHandler for TlsConn {
     }
 
     fn on_conflict(&mut self, dir: Dir, at: At) {
-        if self.seen_tls {
+        if self.seen_tls && !self.muted[side_index(self.side(dir))] {
             let side = self.side(dir);
             self.push(
                 side,
@@ -1074,14 +1320,16 @@ impl StreamHandler for TlsConn {
         if !self.dirs[dir.index()].active() {
             return false;
         }
-        match self.side(dir) {
-            Side::Server => !self.server_done,
-            Side::Client => !self.client_done,
-        }
+        let side = self.side(dir);
+        let done = match side {
+            Side::Server => self.server_done,
+            Side::Client => self.client_done,
+        };
+        !done || self.watches() && self.watch[side_index(side)] > 0
     }
 
     fn is_done(&self) -> bool {
-        (self.server_done && self.client_done)
+        (self.server_done && self.client_done && (!self.watches() || self.watch == [0, 0]))
             || (!self.dirs[0].active() && !self.dirs[1].active())
             || (!self.seen_tls && self.orphan_records >= 8)
     }
@@ -1105,11 +1353,17 @@ impl StreamHandler for TlsConn {
         match end {
             End::Closed => {}
             End::CaptureEnded => self.hs.capture_ended = open,
+            // A decided handshake watched for a renegotiation ends as it stood.
+            End::Evicted(_) if self.settled => {}
             End::Evicted(e) => {
                 self.hs.capture_ended = open;
                 self.hs.evicted = Some(e);
             }
         }
+        for h in &mut self.earlier {
+            h.upgrade.clone_from(&self.hs.upgrade);
+        }
+        self.hs.renegotiations = self.earlier;
         Some(self.hs)
     }
 }
