@@ -39,7 +39,8 @@ pub struct Options {
     pub trust_store: crate::pki::TrustSource,
     /// Intermediates in `--trust` files become anchors (`--trust-intermediates`).
     pub trust_intermediates: bool,
-    /// TLS key logs (`--keylog`, `SSLKEYLOGFILE`) to decrypt TLS 1.3 handshakes.
+    /// TLS key logs (`--keylog`, `SSLKEYLOGFILE`) to decrypt TLS 1.3 handshakes and TLS 1.2
+    /// renegotiations.
     pub keylog: Vec<PathBuf>,
     pub limits: Limits,
     /// Which handshakes to report (`--client`, `--server`, `--sni`).
@@ -966,6 +967,8 @@ pub struct FramePipeline {
     identities: Identities,
     /// The part (file) of a joined capture being read, above [`PART_SHIFT`] in frame numbers.
     part: u32,
+    /// TLS 1.2 handshakes decided while their connection is still watched for a renegotiation.
+    decided: Rc<RefCell<Vec<Handshake>>>,
 }
 
 impl FramePipeline {
@@ -999,12 +1002,16 @@ impl FramePipeline {
     pub fn new(keylog: &Rc<RefCell<KeyLog>>, limits: Limits) -> Self {
         let conn_keys = keylog.clone();
         let max_hs = limits.max_handshake_bytes;
+        let decided: Rc<RefCell<Vec<Handshake>>> = Rc::default();
+        let outbox = decided.clone();
         let new_conn: Box<dyn FnMut(ConnInfo) -> TlsConn> = Box::new(move |info| {
             let mut conn = TlsConn::with_keylog(info, conn_keys.clone());
             conn.set_max_handshake(max_hs);
+            conn.set_outbox(outbox.clone());
             conn
         });
         FramePipeline {
+            decided,
             reasm: Reassembler::with_limits(new_conn, limits.flows()),
             udp: UdpFlows::new(limits.flows(), max_hs),
             eapol: EapolFlows::new(limits.flows(), max_hs),
@@ -1043,7 +1050,10 @@ impl FramePipeline {
         match decoded {
             Ok(Decoded::Tcp(seg)) => {
                 self.reasm.process(at, &seg);
-                for h in self.reasm.finished.drain(..) {
+                // A connection decided by this segment comes first, as it did when it ended
+                // there.
+                let decided = std::mem::take(&mut *self.decided.borrow_mut());
+                for h in decided.into_iter().chain(self.reasm.finished.drain(..)) {
                     emit(&mut self.oversized, sink, h);
                 }
             }
@@ -1089,8 +1099,11 @@ impl FramePipeline {
             mut frame_warnings,
             identities,
             part: _,
+            decided,
         } = self;
         let (handshakes, stats, tcp_evicted) = reasm.finish();
+        let decided = std::mem::take(&mut *decided.borrow_mut());
+        let handshakes = decided.into_iter().chain(handshakes);
         let (datagram_handshakes, udp_evicted) = udp.finish();
         let (eapol_handshakes, eapol_evicted) = eapol.finish();
         for h in handshakes
@@ -1166,16 +1179,12 @@ impl FramePipeline {
     }
 }
 
-/// Hands a finished handshake on, counting the messages it skipped for their size; the
-/// handshakes a TLS 1.2 renegotiation replaced come first, each a handshake of its own.
-fn emit(oversized: &mut u64, sink: &mut dyn FnMut(Handshake), mut h: Handshake) {
-    let earlier = std::mem::take(&mut h.renegotiations);
-    for h in earlier.into_iter().chain(std::iter::once(h)) {
-        *oversized += h
-            .events
-            .iter()
-            .filter(|e| matches!(e.kind, EventKind::Oversized { .. }))
-            .count() as u64;
-        sink(h)
-    }
+/// Hands a finished handshake on, counting the messages it skipped for their size.
+fn emit(oversized: &mut u64, sink: &mut dyn FnMut(Handshake), h: Handshake) {
+    *oversized += h
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Oversized { .. }))
+        .count() as u64;
+    sink(h)
 }

@@ -661,7 +661,12 @@ pub fn handshake_report(
         None => {
             let status = if resumed {
                 Status::NoCertificate
-            } else if tls13 {
+            } else if tls13
+                || hs
+                    .renegotiation
+                    .as_ref()
+                    .is_some_and(|r| r.unseen.is_some())
+            {
                 Status::NotVisible
             } else if hs.server_cut
                 || certificate_skipped(hs)
@@ -721,28 +726,23 @@ pub fn handshake_report(
         _ => {}
     }
     let mut notes = Vec::new();
-    if let Some(r) = &hs.renegotiated {
+    if let Some(r) = &hs.renegotiation {
         match &r.unseen {
             None => notes.push(format!(
-                "renegotiated (TLS 1.2) from frame {}: the renegotiation, decrypted with the key log, is reported as the next handshake of this connection",
-                frame_text(r.at.frame)
+                "a TLS 1.2 renegotiation: its messages travelled encrypted under the keys of the handshake whose ClientHello is in frame {}, and were decrypted with that handshake's CLIENT_RANDOM line in the key log",
+                frame_text(r.of.frame)
             )),
             Some(cause) => findings.push(Finding::new(
                 FindingKind::RenegotiationNotVisible,
                 format!(
-                    "A TLS 1.2 renegotiation starts in frame {}, encrypted under this handshake's keys: the chain sent in it is not seen, so not judged. {}",
+                    "A TLS 1.2 renegotiation starts in frame {}, encrypted under the keys of the handshake whose ClientHello is in frame {}: the chain sent in it is not seen, so not judged. {}",
                     frame_text(r.at.frame),
-                    renegotiation_cause(cause, &random, &frame_text)
+                    frame_text(r.of.frame),
+                    renegotiation_cause(cause, &frame_text)
                 ),
                 None,
             )),
         }
-    }
-    if let Some(of) = hs.renegotiation_of {
-        notes.push(format!(
-            "a TLS 1.2 renegotiation: its messages travelled encrypted under the keys of the handshake whose ClientHello is in frame {}, and were decrypted with that handshake's CLIENT_RANDOM line in the key log",
-            frame_text(of.frame)
-        ));
     }
     for e in &hs.events {
         match &e.kind {
@@ -821,7 +821,8 @@ pub fn handshake_report(
         .certificate
         .as_ref()
         .map(|c| c.at.frame)
-        .or(ch.map(|c| c.at.frame));
+        .or(ch.map(|c| c.at.frame))
+        .or(hs.renegotiation.as_ref().map(|r| r.at.frame));
     // The frames of this handshake in each other file of a joined capture.
     let frame_fields: [(&'static str, Option<u64>); 8] = [
         ("client_hello_frame", ch.map(|c| c.at.frame)),
@@ -1717,14 +1718,10 @@ const MAX_FILTER_STREAMS: usize = 40;
 const MAX_KEPT_STREAMS: usize = 4096;
 
 /// Why a TLS 1.2 renegotiation could not be read: the key log, the cipher, or the records.
-fn renegotiation_cause(
-    cause: &Decryption,
-    random: &str,
-    frame_text: &dyn Fn(u64) -> String,
-) -> String {
+fn renegotiation_cause(cause: &Decryption, frame_text: &dyn Fn(u64) -> String) -> String {
     match cause {
         Decryption::MissingSecret(label) => format!(
-            "The key log has no {label} line for this handshake (client random {random}): use the key log written by this client during this capture."
+            "The key log has no {label} line for the handshake before: use the key log written by this client during this capture."
         ),
         Decryption::UnsupportedCipher(c) => format!(
             "Cipher suite {} is not one chainsniff decrypts (TLS 1.2: AES-GCM and ChaCha20-Poly1305 only).",

@@ -190,26 +190,23 @@ pub struct Handshake {
     /// TLS inside EAP (802.1X): the transport and who the supplicant is.
     #[serde(default)]
     pub eap: Option<Box<crate::tls::eap::EapInfo>>,
-    /// TLS 1.2: a renegotiation started on this connection after this handshake.
+    /// TLS 1.2: this handshake is a renegotiation, a handshake of its own on the same
+    /// connection, under the keys of the one before.
     #[serde(default)]
-    pub renegotiated: Option<Renegotiated>,
-    /// TLS 1.2: this handshake is a renegotiation, read from records decrypted with the key
-    /// log; the frame of the ClientHello of the handshake whose keys protected it.
-    #[serde(default)]
-    pub renegotiation_of: Option<At>,
-    /// The handshakes that renegotiated this one, in order (the pipeline reports each as a
-    /// handshake of its own and empties this).
-    #[serde(default)]
-    pub renegotiations: Vec<Handshake>,
+    pub renegotiation: Option<Box<Renegotiation>>,
 }
 
-/// A TLS 1.2 renegotiation after a handshake.
+/// A TLS 1.2 renegotiation: its messages travel encrypted under the keys of the handshake
+/// before it on the connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Renegotiated {
-    /// The first record of the renegotiation (an encrypted ClientHello or HelloRequest).
+pub struct Renegotiation {
+    /// The ClientHello of the handshake whose keys protect it.
+    pub of: At,
+    /// Its first record (an encrypted ClientHello, or the server's HelloRequest).
     pub at: At,
-    /// Why its messages could not be read; `None` when they were (decrypted with the key log,
-    /// and reported as the next handshake of the stream).
+    /// The SNI of the handshake before (the same connection, so the same server).
+    pub sni: Option<String>,
+    /// Why its messages could not be read; `None` when they were (decrypted with the key log).
     pub unseen: Option<Decryption>,
 }
 
@@ -253,8 +250,12 @@ impl Handshake {
             .map(|s| s.version())
     }
 
+    /// The SNI of the ClientHello (a renegotiation not seen: the one of the handshake before).
     pub fn sni(&self) -> Option<&str> {
-        self.client_hellos.first().and_then(|c| c.sni.as_deref())
+        match self.client_hellos.first() {
+            Some(c) => c.sni.as_deref(),
+            None => self.renegotiation.as_ref().and_then(|r| r.sni.as_deref()),
+        }
     }
 
     pub fn first(&self, side: Side, pred: impl Fn(&EventKind) -> bool) -> Option<&Event> {
@@ -330,8 +331,15 @@ pub struct TlsConn {
     in_decrypted: bool,
     /// Events of the data being fed are not recorded (a muted side).
     quiet: bool,
-    /// The handshakes renegotiated away, in order.
-    earlier: Vec<Handshake>,
+    /// Where a decided handshake goes at once (TCP), so that watching the connection for a
+    /// renegotiation does not hold it back; `hs` is then only what a renegotiation needs.
+    outbox: Option<Rc<RefCell<Vec<Handshake>>>>,
+    /// `hs` went to the outbox.
+    emitted: bool,
+    /// The handshake before a renegotiation: its ClientHello and SNI.
+    decided: Option<(At, Option<String>)>,
+    /// Renegotiations seen on the connection.
+    renegotiations: usize,
 }
 
 /// Records of each side looked at after a TLS 1.2 handshake is decided, for a renegotiation
@@ -366,9 +374,7 @@ fn empty_handshake(info: &ConnInfo) -> Handshake {
         certificate_verify: None,
         upgrade: None,
         eap: None,
-        renegotiated: None,
-        renegotiation_of: None,
-        renegotiations: Vec::new(),
+        renegotiation: None,
     }
 }
 
@@ -415,8 +421,17 @@ impl TlsConn {
             watch: [WATCH_RECORDS; 2],
             in_decrypted: false,
             quiet: false,
-            earlier: Vec::new(),
+            outbox: None,
+            emitted: false,
+            decided: None,
+            renegotiations: 0,
         }
+    }
+
+    /// Where a decided TLS 1.2 handshake goes while the connection is watched for a
+    /// renegotiation (each renegotiation, when it is decided, too).
+    pub fn set_outbox(&mut self, outbox: Rc<RefCell<Vec<Handshake>>>) {
+        self.outbox = Some(outbox);
     }
 
     /// Largest handshake message kept (`--max-handshake-bytes`); larger ones are skipped and
@@ -714,11 +729,11 @@ impl TlsConn {
         match msg {
             TlsMessageHandshake::ClientHello(ch) => {
                 if self.in_decrypted && !self.tls13() && !self.hs.server_hellos.is_empty() {
-                    if self.earlier.len() >= MAX_RENEGOTIATIONS {
+                    if self.renegotiations >= MAX_RENEGOTIATIONS {
                         self.watch = [0, 0];
                         return;
                     }
-                    self.begin_renegotiation(at);
+                    self.begin_renegotiation(at, None);
                 }
                 self.set_client(dir);
                 let mut out = ClientHello {
@@ -1030,20 +1045,31 @@ impl TlsConn {
         Some(content_type)
     }
 
-    /// A renegotiation starts under the current keys and cannot be read: the handshake says
-    /// so, and nothing more is looked at.
+    /// A renegotiation starts under the current keys and cannot be read: it is a handshake of
+    /// its own that says why, and nothing more is looked at.
     fn renegotiation_unseen(&mut self, at: At) {
         let cause = self.tls12_unseen.clone().unwrap_or(Decryption::NoKeyLog);
-        self.hs.renegotiated.get_or_insert(Renegotiated {
-            at,
-            unseen: Some(cause),
-        });
+        self.begin_renegotiation(at, Some(cause));
+        self.server_done = true;
+        self.client_done = true;
         self.watch = [0, 0];
     }
 
-    /// A decrypted ClientHello after the handshake: the handshake so far is kept as it stood,
-    /// and a new one (the renegotiation, same connection) starts.
-    fn begin_renegotiation(&mut self, at: At) {
+    /// A renegotiation starts at `at` (a decrypted ClientHello, or an encrypted record that
+    /// cannot be read, `unseen`): the handshake before is reported as it stood, and a new one,
+    /// on the same connection, begins.
+    fn begin_renegotiation(&mut self, at: At, unseen: Option<Decryption>) {
+        self.renegotiations += 1;
+        let (of, sni) = match self.decided.take() {
+            Some(d) => d,
+            None => (
+                self.hs
+                    .client_hellos
+                    .first()
+                    .map_or(self.hs.first_at, |c| c.at),
+                self.hs.sni().map(str::to_string),
+            ),
+        };
         let mut next = empty_handshake(&self.info);
         next.stream = self.hs.stream;
         next.stream_part = self.hs.stream_part;
@@ -1051,18 +1077,77 @@ impl TlsConn {
         next.client = self.hs.client;
         next.server = self.hs.server;
         next.first_at = at;
-        next.renegotiation_of = self.hs.client_hellos.first().map(|c| c.at);
-        next.decryption = Some(Decryption::Decrypted);
+        next.decryption = unseen.is_none().then_some(Decryption::Decrypted);
+        next.renegotiation = Some(Box::new(Renegotiation {
+            of,
+            at,
+            sni,
+            unseen,
+        }));
         let mut prev = std::mem::replace(&mut self.hs, next);
-        prev.renegotiated = Some(Renegotiated { at, unseen: None });
-        prev.events.shrink_to_fit();
-        self.earlier.push(prev);
+        if !self.emitted {
+            // Not handed out yet (no outbox, or not decided): it goes now.
+            self.finalize(&mut prev);
+            if let Some(o) = &self.outbox {
+                o.borrow_mut().push(prev);
+            }
+        }
+        self.emitted = false;
         self.server_done = false;
         self.client_done = false;
         self.settled = false;
         self.muted = [false, false];
         self.quiet = false;
         self.watch = [WATCH_RECORDS; 2];
+    }
+
+    /// What a handshake gets when it is handed out: the upgrade it followed, whether the
+    /// server's flight was cut.
+    fn finalize(&self, hs: &mut Handshake) {
+        let client = self.client_dir.unwrap_or(Dir::Forward);
+        let server = client.reverse();
+        hs.upgrade = crate::tls::upgrade_name(
+            &self.dirs[client.index()].prelude_head,
+            &self.dirs[server.index()].prelude_head,
+        )
+        .map(Cow::Borrowed);
+        if self.dirs[server.index()].has_partial() && !self.server_done {
+            hs.server_cut = true;
+        }
+        hs.events.shrink_to_fit();
+    }
+
+    /// A decided TLS 1.2 handshake goes to the outbox, as it would have left the reassembler
+    /// before watching; what a renegotiation needs of it is kept.
+    fn emit_decided(&mut self) {
+        let Some(outbox) = self.outbox.clone() else {
+            return;
+        };
+        if self.emitted {
+            return;
+        }
+        let of = self
+            .hs
+            .client_hellos
+            .first()
+            .map_or(self.hs.first_at, |c| c.at);
+        let sni = self.hs.sni().map(str::to_string);
+        // The skeleton keeps what the watching and a renegotiation read: the hellos (for
+        // the keys), the events (for ChangeCipherSpec), the stream.
+        let mut skeleton = empty_handshake(&self.info);
+        skeleton.stream = self.hs.stream;
+        skeleton.stream_part = self.hs.stream_part;
+        skeleton.continued = self.hs.continued.clone();
+        skeleton.client = self.hs.client;
+        skeleton.server = self.hs.server;
+        skeleton.client_hellos = self.hs.client_hellos.clone();
+        skeleton.server_hellos = self.hs.server_hellos.clone();
+        skeleton.events = self.hs.events.clone();
+        let mut hs = std::mem::replace(&mut self.hs, skeleton);
+        self.finalize(&mut hs);
+        outbox.borrow_mut().push(hs);
+        self.emitted = true;
+        self.decided = Some((of, sni));
     }
 
     fn dir_of(&self, side: Side) -> Dir {
@@ -1265,6 +1350,9 @@ impl StreamHandler for TlsConn {
             // What the reassembler stopped delivering before is still read, but not recorded.
             self.muted = [self.client_done, self.server_done];
             self.settled = self.client_done && self.server_done;
+            if self.settled {
+                self.emit_decided();
+            }
         }
         if self.tls13_seen {
             for d in &mut self.dirs {
@@ -1335,20 +1423,12 @@ impl StreamHandler for TlsConn {
     }
 
     fn finish(mut self, end: End) -> Option<Handshake> {
-        if !self.seen_tls {
+        if !self.seen_tls || self.emitted {
             return None;
         }
-        let client = self.client_dir.unwrap_or(Dir::Forward);
-        let server = client.reverse();
-        self.hs.upgrade = crate::tls::upgrade_name(
-            &self.dirs[client.index()].prelude_head,
-            &self.dirs[server.index()].prelude_head,
-        )
-        .map(Cow::Borrowed);
-        if self.dirs[server.index()].has_partial() && !self.server_done {
-            self.hs.server_cut = true;
-        }
-        self.hs.events.shrink_to_fit();
+        let mut hs = std::mem::replace(&mut self.hs, empty_handshake(&self.info));
+        self.finalize(&mut hs);
+        self.hs = hs;
         let open = !(self.server_done && self.client_done);
         match end {
             End::Closed => {}
@@ -1360,10 +1440,6 @@ impl StreamHandler for TlsConn {
                 self.hs.evicted = Some(e);
             }
         }
-        for h in &mut self.earlier {
-            h.upgrade.clone_from(&self.hs.upgrade);
-        }
-        self.hs.renegotiations = self.earlier;
         Some(self.hs)
     }
 }
