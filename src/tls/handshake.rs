@@ -1025,10 +1025,13 @@ impl TlsConn {
         let opened = self.decryptors[i].as_mut()?.open(header, body);
         let Some((content_type, plain)) = opened else {
             self.decryptors[i] = None;
-            self.tls12_unseen = Some(Decryption::Failed {
-                side,
-                frame: at.frame,
-            });
+            // The first failure is the one to name.
+            if !matches!(self.tls12_unseen, Some(Decryption::Failed { .. })) {
+                self.tls12_unseen = Some(Decryption::Failed {
+                    side,
+                    frame: at.frame,
+                });
+            }
             return None;
         };
         if matches!(
@@ -1093,6 +1096,7 @@ impl TlsConn {
             }
         }
         self.emitted = false;
+        self.tls12_unseen = None;
         self.server_done = false;
         self.client_done = false;
         self.settled = false;
