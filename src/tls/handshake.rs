@@ -1390,7 +1390,7 @@ impl StreamHandler for TlsConn {
     }
 
     fn on_conflict(&mut self, dir: Dir, at: At) {
-        if self.seen_tls && !self.muted[side_index(self.side(dir))] {
+        if self.seen_tls {
             let side = self.side(dir);
             self.push(
                 side,
