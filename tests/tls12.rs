@@ -132,6 +132,8 @@ fn the_renegotiations_chain_is_decrypted_and_judged_with_the_key_log() {
         assert_eq!(first.client_hello_frame, Some(ch));
         assert_eq!(first.certificate_frame, Some(cert));
         assert!(!first.decrypted);
+        assert_eq!(first.renegotiation_frame, None);
+        assert_eq!(reneg.renegotiation_frame, Some(rch));
         assert_eq!(reneg.client_hello_frame, Some(rch));
         assert_eq!(reneg.certificate_frame, Some(rcert));
         assert_eq!(reneg.server_hello_done_frame, Some(rcert));
@@ -171,6 +173,7 @@ fn without_the_key_log_the_renegotiation_is_reported_as_not_seen() {
         assert_eq!(reneg.status, Status::NotVisible);
         assert!(reneg.certificates.is_empty());
         assert_eq!(reneg.client_hello_frame, None);
+        assert_eq!(reneg.renegotiation_frame, Some(rch));
         assert_eq!(reneg.sni.as_deref(), Some("lyncpool.contoso.test"));
         assert_eq!(kinds(reneg), vec![FindingKind::RenegotiationNotVisible]);
         let f = &reneg.findings[0];

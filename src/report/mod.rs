@@ -89,8 +89,13 @@ pub struct HandshakeReport {
     /// TLS 1.3 decrypted with the key log: the CertificateVerify's frame.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate_verify_frame: Option<u64>,
-    /// TLS 1.3: whether the handshake was decrypted with the key log.
+    /// TLS 1.3: whether the handshake was decrypted with the key log (also a TLS 1.2
+    /// renegotiation).
     pub decrypted: bool,
+    /// A TLS 1.2 renegotiation (a handshake of its own on the stream): the frame of its first
+    /// record (omitted otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renegotiation_frame: Option<u64>,
     /// TLS 1.3: the extensions sent with each certificate (`status_request` = stapled OCSP,
     /// `signed_certificate_timestamp`), in the order of `certificates` (omitted when empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -735,7 +740,8 @@ pub fn handshake_report(
             Some(cause) => findings.push(Finding::new(
                 FindingKind::RenegotiationNotVisible,
                 format!(
-                    "A TLS 1.2 renegotiation starts in frame {}, encrypted under the keys of the handshake whose ClientHello is in frame {}: the chain sent in it is not seen, so not judged. {}",
+                    "A {} renegotiation starts in frame {}, encrypted under the keys of the handshake whose ClientHello is in frame {}: the chain sent in it is not seen, so not judged. {}",
+                    r.version.map_or("TLS".into(), version_name),
                     frame_text(r.at.frame),
                     frame_text(r.of.frame),
                     renegotiation_cause(cause, &frame_text)
@@ -925,6 +931,7 @@ pub fn handshake_report(
         server_hello_done_frame: hs.server_hello_done.map(|a| local(a.frame)),
         certificate_verify_frame: hs.certificate_verify.map(|a| local(a.frame)),
         decrypted: hs.decryption == Some(Decryption::Decrypted),
+        renegotiation_frame: hs.renegotiation.as_ref().map(|r| local(r.at.frame)),
         certificate_extensions: hs
             .certificate
             .as_ref()

@@ -206,6 +206,8 @@ pub struct Renegotiation {
     pub at: At,
     /// The SNI of the handshake before (the same connection, so the same server).
     pub sni: Option<String>,
+    /// The version the handshake before negotiated.
+    pub version: Option<u16>,
     /// Why its messages could not be read; `None` when they were (decrypted with the key log).
     pub unseen: Option<Decryption>,
 }
@@ -1063,6 +1065,7 @@ impl TlsConn {
     /// on the same connection, begins.
     fn begin_renegotiation(&mut self, at: At, unseen: Option<Decryption>) {
         self.renegotiations += 1;
+        let version = self.hs.version();
         let (of, sni) = match self.decided.take() {
             Some(d) => d,
             None => (
@@ -1085,6 +1088,7 @@ impl TlsConn {
             of,
             at,
             sni,
+            version,
             unseen,
         }));
         let mut prev = std::mem::replace(&mut self.hs, next);
