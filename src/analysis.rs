@@ -40,7 +40,8 @@ pub struct Options {
     pub trust_store: crate::pki::TrustSource,
     /// Intermediates in `--trust` files become anchors (`--trust-intermediates`).
     pub trust_intermediates: bool,
-    /// TLS key logs (`--keylog`, `SSLKEYLOGFILE`) to decrypt TLS 1.3 handshakes.
+    /// TLS key logs (`--keylog`, `SSLKEYLOGFILE`) to decrypt TLS 1.3 handshakes and TLS 1.2
+    /// renegotiations.
     pub keylog: Vec<PathBuf>,
     /// Bounds on memory per capture.
     pub limits: Limits,
@@ -984,6 +985,8 @@ pub struct FramePipeline {
     identities: Identities,
     /// The part (file) of a joined capture being read, above [`PART_SHIFT`] in frame numbers.
     part: u32,
+    /// TLS 1.2 handshakes decided while their connection is still watched for a renegotiation.
+    decided: Rc<RefCell<Vec<Handshake>>>,
 }
 
 impl FramePipeline {
@@ -1017,12 +1020,16 @@ impl FramePipeline {
     pub fn new(keylog: &Rc<RefCell<KeyLog>>, limits: Limits) -> Self {
         let conn_keys = keylog.clone();
         let max_hs = limits.max_handshake_bytes;
+        let decided: Rc<RefCell<Vec<Handshake>>> = Rc::default();
+        let outbox = decided.clone();
         let new_conn: Box<dyn FnMut(ConnInfo) -> TlsConn> = Box::new(move |info| {
             let mut conn = TlsConn::with_keylog(info, conn_keys.clone());
             conn.set_max_handshake(max_hs);
+            conn.set_outbox(outbox.clone());
             conn
         });
         FramePipeline {
+            decided,
             reasm: Reassembler::with_limits(new_conn, limits.flows()),
             udp: UdpFlows::new(limits.flows(), max_hs),
             eapol: EapolFlows::new(limits.flows(), max_hs),
@@ -1061,7 +1068,10 @@ impl FramePipeline {
         match decoded {
             Ok(Decoded::Tcp(seg)) => {
                 self.reasm.process(at, &seg);
-                for h in self.reasm.finished.drain(..) {
+                // A connection decided by this segment comes first, as it did when it ended
+                // there.
+                let decided = std::mem::take(&mut *self.decided.borrow_mut());
+                for h in decided.into_iter().chain(self.reasm.finished.drain(..)) {
                     emit(&mut self.oversized, sink, h);
                 }
             }
@@ -1107,8 +1117,11 @@ impl FramePipeline {
             mut frame_warnings,
             identities,
             part: _,
+            decided,
         } = self;
         let (handshakes, stats, tcp_evicted) = reasm.finish();
+        let decided = std::mem::take(&mut *decided.borrow_mut());
+        let handshakes = decided.into_iter().chain(handshakes);
         let (datagram_handshakes, udp_evicted) = udp.finish();
         let (eapol_handshakes, eapol_evicted) = eapol.finish();
         for h in handshakes

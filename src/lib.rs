@@ -11,6 +11,7 @@
 //! their shared vocabulary and [`Error`] the library's errors. [`run`] does it all in one call.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod analysis;
 pub mod capture;
@@ -22,7 +23,6 @@ pub mod identity;
 pub mod json;
 pub mod judge;
 pub mod model;
-#[warn(missing_docs)]
 pub mod pki;
 pub mod render;
 pub mod report;

@@ -150,8 +150,8 @@ struct AnalyzeArgs {
     /// name the issuer a server failed to send, and leaves are ignored.
     #[arg(long)]
     trust_intermediates: bool,
-    /// TLS key log (NSS format) to decrypt TLS 1.3 handshakes and see their certificates
-    /// (repeatable; SSLKEYLOGFILE is read too when set). Key logs embedded in pcapng files are
+    /// TLS key log (NSS format) to decrypt TLS 1.3 handshakes and TLS 1.2 renegotiations and
+    /// see their certificates (repeatable; SSLKEYLOGFILE is read too when set). Key logs embedded in pcapng files are
     /// always used.
     #[arg(long, value_name = "FILE")]
     keylog: Vec<PathBuf>,

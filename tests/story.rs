@@ -357,7 +357,10 @@ fn a_root_left_out_is_no_missing_intermediate() {
         .map(|f| f.message.as_str())
         .collect();
     assert_eq!(missing.len(), 1, "{missing:?}");
-    assert!(missing[0].contains("CN=Contoso Issuing CA 01"), "{missing:?}");
+    assert!(
+        missing[0].contains("CN=Contoso Issuing CA 01"),
+        "{missing:?}"
+    );
 }
 
 #[test]

@@ -136,10 +136,16 @@ fn every_bundled_capture_cut_anywhere_reports_what_came_before() {
                 if ch > frames_read {
                     continue;
                 }
+                // A TLS 1.2 renegotiation is a second handshake on its stream.
                 let h = r
                     .handshakes
                     .iter()
-                    .find(|h| h.stream == whole.stream && h.transport == whole.transport)
+                    .find(|h| {
+                        h.stream == whole.stream
+                            && h.transport == whole.transport
+                            && h.renegotiation_frame.is_some()
+                                == whole.renegotiation_frame.is_some()
+                    })
                     .unwrap_or_else(|| {
                         panic!(
                             "{name} cut at {cut} ({frames_read} frames): {} stream {} lost",

@@ -300,6 +300,7 @@ fn every_finding_kind_is_asserted_somewhere() {
         (K::ChainLoop, "tests/adversarial.rs"),
         (K::MissingSecret, "tests/tls13.rs"),
         (K::DecryptionFailed, "tests/tls13.rs"),
+        (K::RenegotiationNotVisible, "tests/tls12.rs"),
         (K::MissingIssuer, "tests/x509.rs"),
         (K::UnparsableCertificate, "tests/x509.rs"),
         (K::ValidationFailed, "tests/x509.rs"),

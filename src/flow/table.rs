@@ -75,6 +75,13 @@ pub trait StreamHandler {
     fn on_conflict(&mut self, _dir: Dir, _at: At) {}
     /// False once the handler needs no more payload of `dir`.
     fn wants_data(&self, dir: Dir) -> bool;
+    /// Whether the bytes of `dir` it is given now still make its result, so that a
+    /// retransmission carrying other bytes must be told ([`StreamHandler::on_conflict`]): the
+    /// reassembler then remembers the last bytes delivered. False when the handler only
+    /// watches the rest of the stream (a decided TLS 1.2 handshake looking for a renegotiation).
+    fn keeps_history(&self, dir: Dir) -> bool {
+        self.wants_data(dir)
+    }
     /// True once the handler needs nothing more of this connection.
     fn is_done(&self) -> bool;
     /// Called once, when the connection ends, the handler is done, the capture ends, or the

@@ -119,7 +119,15 @@ const RECENT_BYTES: usize = 64 << 10;
 impl DirState {
     /// Delivers in-order bytes and remembers them for retransmission checks.
     fn deliver<H: StreamHandler>(&mut self, handler: &mut H, dir: Dir, at: At, data: &[u8]) {
+        // Asked before the bytes go: those that decide the handshake are remembered too.
+        let keep = handler.keeps_history(dir);
         handler.on_data(dir, at, data);
+        if !keep {
+            // Only watched: nothing to check retransmissions against (and no 128 KiB window
+            // per direction of every watched connection).
+            self.recent = Vec::new();
+            return;
+        }
         // The window may grow to twice its size before the older half is dropped, so that
         // bytes are moved once per window rather than once per segment.
         if self.recent.len() + data.len() > 2 * RECENT_BYTES {

@@ -39,9 +39,55 @@ pub fn decryption(hs: &Handshake, place: FramePlace) -> Option<Finding> {
                 crate::tls::cipher_name(*c)
             ),
         ),
-        Decryption::Decrypted => return None,
+        Decryption::Draft(n) => (
+            FindingKind::DecryptionFailed,
+            format!(
+                "TLS 1.3 draft {n}: its record protection differs from RFC 8446, and chainsniff does not decrypt drafts (the key log was not tried), so its certificate stays encrypted."
+            ),
+        ),
+        Decryption::Decrypted | Decryption::NoKeyLog => return None,
     };
     Some(Finding::new(kind, message, None))
+}
+
+/// A TLS 1.2 renegotiation whose messages stayed encrypted: its chain is not seen, and why.
+pub fn renegotiation(hs: &Handshake, place: FramePlace) -> Option<Finding> {
+    let r = hs.renegotiation.as_ref()?;
+    let cause = r.unseen.as_ref()?;
+    Some(Finding::new(
+        FindingKind::RenegotiationNotVisible,
+        format!(
+            "A {} renegotiation starts in frame {}, encrypted under the keys of the handshake whose ClientHello is in frame {}: the chain sent in it is not seen, so not judged. {}",
+            r.version
+                .map_or("TLS".into(), crate::tls::handshake::version_name),
+            place.text(r.at.frame),
+            place.text(r.of.frame),
+            renegotiation_cause(cause, place)
+        ),
+        None,
+    ))
+}
+
+/// Why a TLS 1.2 renegotiation could not be read: the key log, the cipher, or the records.
+fn renegotiation_cause(cause: &Decryption, place: FramePlace) -> String {
+    match cause {
+        Decryption::MissingSecret(label) => format!(
+            "The key log has no {label} line for the handshake before: use the key log written by this client during this capture."
+        ),
+        Decryption::UnsupportedCipher(c) => format!(
+            "Cipher suite {} is not one chainsniff decrypts (TLS 1.2: AES-GCM and ChaCha20-Poly1305 only).",
+            crate::tls::cipher_name(*c)
+        ),
+        Decryption::Failed { side, frame } => format!(
+            "The {} records did not decrypt with the logged master secret (first failure at frame {}): the key log belongs to another session, or the capture lost bytes.",
+            match side {
+                Side::Client => "client's",
+                Side::Server => "server's",
+            },
+            place.text(*frame)
+        ),
+        _ => "No key log was given: pass the client's with --keylog (its CLIENT_RANDOM line for this handshake) to see the renegotiation.".into(),
+    }
 }
 
 /// Alerts a client sends when it refuses the server's certificate (RFC 8446 6.2).

@@ -13,6 +13,8 @@ use crate::tls::handshake::{EventKind, Handshake};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoteKind {
+    /// A TLS 1.2 renegotiation, decrypted with the key log of the handshake before it.
+    Renegotiation,
     /// Bytes of the connection are missing from the capture.
     Gap,
     /// Bytes were cut by the capture's snap length.
@@ -72,6 +74,17 @@ impl Note {
 /// The notes on `hs`, whose status is `status`, in the order of its events.
 pub fn notes(hs: &Handshake, status: Status, place: FramePlace) -> Vec<Note> {
     let mut notes = Vec::new();
+    if let Some(r) = hs.renegotiation.as_ref().filter(|r| r.unseen.is_none()) {
+        notes.push(Note::at(
+            NoteKind::Renegotiation,
+            r.at.frame,
+            place,
+            format!(
+                "a TLS 1.2 renegotiation: its messages travelled encrypted under the keys of the handshake whose ClientHello is in frame {}, and were decrypted with that handshake's CLIENT_RANDOM line in the key log",
+                place.text(r.of.frame)
+            ),
+        ));
+    }
     for e in &hs.events {
         let (frame, side) = (e.at.frame, side_name(e.side));
         let text = place.text(frame);
@@ -185,6 +198,7 @@ mod tests {
     fn docs_list_every_note_kind() {
         let docs = include_str!("../../docs/report.md");
         for kind in [
+            NoteKind::Renegotiation,
             NoteKind::Gap,
             NoteKind::SnapLength,
             NoteKind::MalformedRecord,

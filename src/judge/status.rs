@@ -29,7 +29,13 @@ pub fn resumed(hs: &Handshake) -> bool {
 pub fn without_chain(hs: &Handshake, resumed: bool) -> Status {
     if resumed {
         Status::NoCertificate
-    } else if hs.version().is_some_and(is_tls13) {
+    } else if hs.version().is_some_and(is_tls13)
+        || hs
+            .renegotiation
+            .as_ref()
+            .is_some_and(|r| r.unseen.is_some())
+    {
+        // Encrypted: TLS 1.3, or a TLS 1.2 renegotiation without the keys to open it.
         Status::NotVisible
     } else if hs.server_cut
         || certificate_skipped(hs)

@@ -171,6 +171,10 @@ finding_kinds! {
     DecryptionFailed = "decryption_failed", Warning,
         "Nothing on the server: check that the key log belongs to this capture.",
         "Use the key log written during this capture.";
+    /// A TLS 1.2 renegotiation whose messages (its chain) stayed encrypted.
+    RenegotiationNotVisible = "renegotiation_not_visible", Warning,
+        "Nothing on the server: capture again with the key log this client wrote (its CLIENT_RANDOM lines) to see and judge the chain sent in the renegotiation.",
+        "Capture again with the client's key log.";
     /// The server sent the root itself.
     ContainsAnchor = "contains_anchor", Info,
         "Optional: leave the root out of the chain (clients use their own copy).",

@@ -335,6 +335,8 @@ struct Row<'a> {
     certificate_frame: Option<u64>,
     version: Option<&'a str>,
     client_reaction: &'a Reaction,
+    /// A renegotiation: the frame of its first record.
+    renegotiation_frame: Option<u64>,
 }
 
 impl<'a> From<&'a HandshakeReport> for Row<'a> {
@@ -347,6 +349,7 @@ impl<'a> From<&'a HandshakeReport> for Row<'a> {
             certificate_frame: h.certificate_frame,
             version: h.version.as_deref(),
             client_reaction: &h.client_reaction,
+            renegotiation_frame: h.renegotiation_frame,
         }
     }
 }
@@ -361,6 +364,7 @@ impl<'a> From<&'a crate::report::VariantClient> for Row<'a> {
             certificate_frame: c.certificate_frame,
             version: c.version.as_deref(),
             client_reaction: &c.reaction,
+            renegotiation_frame: None,
         }
     }
 }

@@ -451,18 +451,24 @@ impl Text<'_> {
 
     /// A client handshake: the client, its version, frames and reaction.
     fn client(&self, o: &mut String, h: &Row<'_>, indent: usize) {
+        let hello = match (h.client_hello_frame, h.renegotiation_frame) {
+            (Some(f), _) => format!("ClientHello frame {f}"),
+            (None, Some(f)) => format!("renegotiation from frame {f}, encrypted"),
+            (None, None) => "ClientHello frame -".into(),
+        };
         let frames = format!(
-            "{}.stream {}, ClientHello frame {}{}",
+            "{}.stream {}, {hello}{}",
             h.transport,
             h.stream,
-            h.client_hello_frame
-                .map(|f| f.to_string())
-                .unwrap_or_else(|| "-".into()),
             h.certificate_frame
                 .map(|f| format!(", Certificate frame {f}"))
                 .unwrap_or_default()
         );
-        let version = h.version.unwrap_or("no ServerHello");
+        let version = h.version.unwrap_or(if h.renegotiation_frame.is_some() {
+            "not seen"
+        } else {
+            "no ServerHello"
+        });
         let who = who(self.r, h.client.ip);
         let head = if who.is_empty() {
             format!("{}{} ", " ".repeat(indent), h.client)

@@ -143,6 +143,8 @@ pub(super) enum NotJudged {
     Truncated,
     /// QUIC: the certificate is in Handshake packets, which need the key log.
     Quic,
+    /// A TLS 1.2 renegotiation that stayed encrypted (under the first handshake's keys).
+    Renegotiation,
 }
 
 impl NotJudged {
@@ -163,6 +165,13 @@ impl NotJudged {
             {
                 Some(NotJudged::Undecrypted)
             }
+            Status::NotVisible
+                if h.findings
+                    .iter()
+                    .any(|f| f.kind == FindingKind::RenegotiationNotVisible) =>
+            {
+                Some(NotJudged::Renegotiation)
+            }
             Status::NotVisible => Some(NotJudged::Encrypted),
             Status::Truncated => Some(NotJudged::Truncated),
             _ => None,
@@ -175,6 +184,10 @@ impl NotJudged {
             NotJudged::Encrypted => (
                 "cannot judge: TLS 1.3 with the certificate encrypted",
                 "Pass the clients' key log with --keylog (SSLKEYLOGFILE).",
+            ),
+            NotJudged::Renegotiation => (
+                "cannot judge: a TLS 1.2 renegotiation, encrypted under the first handshake's keys",
+                "Pass the clients' key log with --keylog (its CLIENT_RANDOM lines).",
             ),
             NotJudged::Undecrypted => (
                 "cannot judge: TLS 1.3 that the key log did not decrypt",

@@ -58,6 +58,7 @@ pub fn handshake_report(
         findings.push(f);
     }
     findings.extend(crate::judge::findings::decryption(hs, place));
+    findings.extend(crate::judge::findings::renegotiation(hs, place));
     let notes = crate::judge::notes(hs, status, place);
     let offered = offered_versions(ch);
     let filter = hs.display_filter();
@@ -65,7 +66,8 @@ pub fn handshake_report(
         .certificate
         .as_ref()
         .map(|c| c.at.frame)
-        .or(ch.map(|c| c.at.frame));
+        .or(ch.map(|c| c.at.frame))
+        .or(hs.renegotiation.as_ref().map(|r| r.at.frame));
     let (frame_captures, continued) = joined_places(hs, place, reaction_frame, &filter);
     set_handshake_evidence(&mut findings, evidence_frame, place, &filter, &continued);
     HandshakeReport {
@@ -107,6 +109,7 @@ pub fn handshake_report(
         server_hello_done_frame: hs.server_hello_done.map(|a| local(a.frame)),
         certificate_verify_frame: hs.certificate_verify.map(|a| local(a.frame)),
         decrypted: hs.decryption == Some(Decryption::Decrypted),
+        renegotiation_frame: hs.renegotiation.as_ref().map(|r| local(r.at.frame)),
         certificate_extensions: hs
             .certificate
             .as_ref()

@@ -87,8 +87,13 @@ pub struct HandshakeReport {
     /// TLS 1.3 decrypted with the key log: the CertificateVerify's frame.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate_verify_frame: Option<u64>,
-    /// TLS 1.3: whether the handshake was decrypted with the key log.
+    /// TLS 1.3: whether the handshake was decrypted with the key log (also a TLS 1.2
+    /// renegotiation).
     pub decrypted: bool,
+    /// A TLS 1.2 renegotiation (a handshake of its own on the stream): the frame of its first
+    /// record (omitted otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renegotiation_frame: Option<u64>,
     /// TLS 1.3: the extensions sent with each certificate (`status_request` = stapled OCSP,
     /// `signed_certificate_timestamp`), in the order of `certificates` (omitted when empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -116,8 +116,22 @@ impl Dtls {
                         description: body[1],
                     },
                 ),
-                (21, _) => self.tls.record_event(dir, at, TlsEvent::EncryptedAlert),
-                (22, _) => self.tls.record_event(dir, at, TlsEvent::EncryptedHandshake),
+                (21, _) => self.tls.record_event(
+                    dir,
+                    at,
+                    TlsEvent::EncryptedAlert {
+                        header: &[],
+                        body: &[],
+                    },
+                ),
+                (22, _) => self.tls.record_event(
+                    dir,
+                    at,
+                    TlsEvent::EncryptedHandshake {
+                        header: &[],
+                        body: &[],
+                    },
+                ),
                 _ => self
                     .tls
                     .record_event(dir, at, TlsEvent::ApplicationData { header, body }),

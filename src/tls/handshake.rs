@@ -21,6 +21,7 @@ use crate::tls::fingerprint::is_grease;
 use crate::tls::keylog::{KeyLog, RecordDecryptor};
 use crate::tls::{TlsDirection, TlsEvent};
 
+/// The TLS 1.3 version number.
 pub const TLS13: u16 = 0x0304;
 
 /// TLS 1.3, a TLS 1.3 draft, or DTLS 1.3: the certificate is encrypted.
@@ -28,15 +29,22 @@ pub fn is_tls13(v: u16) -> bool {
     v == TLS13 || v >> 8 == 0x7f || v == 0xfefc
 }
 
+/// A ClientHello, as far as the report needs it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClientHello {
+    /// Where it was captured (the frame that completed it).
     pub at: At,
+    /// The legacy_version field.
     pub legacy_version: u16,
     /// From the supported_versions extension, in the client's order (GREASE removed).
     pub supported_versions: Vec<u16>,
+    /// The server name it asked for (SNI).
     pub sni: Option<String>,
+    /// The protocols it offered (ALPN).
     pub alpn: Vec<String>,
+    /// The cipher suites it offered, in order.
     pub cipher_suites: Vec<u16>,
+    /// Its legacy_session_id.
     pub session_id: Vec<u8>,
     /// The 32-byte random (keys the key log).
     pub random: Vec<u8>,
@@ -46,13 +54,20 @@ pub struct ClientHello {
     pub fingerprint: Option<crate::tls::fingerprint::ClientFingerprint>,
 }
 
+/// A ServerHello, as far as the report needs it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServerHello {
+    /// Where it was captured.
     pub at: At,
+    /// The legacy_version field.
     pub legacy_version: u16,
+    /// The supported_versions extension's choice (TLS 1.3).
     pub selected_version: Option<u16>,
+    /// The chosen cipher suite.
     pub cipher_suite: u16,
+    /// Its legacy_session_id (the client's when resuming a TLS 1.2 session).
     pub session_id: Vec<u8>,
+    /// A HelloRetryRequest (TLS 1.3), not a real ServerHello.
     pub hello_retry: bool,
     /// TLS 1.3: the server accepted a pre-shared key (pre_shared_key extension): a resumption.
     #[serde(default)]
@@ -79,6 +94,7 @@ fn has_extension(mut exts: &[u8], wanted: u16) -> bool {
 const EXT_PRE_SHARED_KEY: u16 = 41;
 
 impl ServerHello {
+    /// The version it chose: supported_versions, else the legacy version.
     pub fn version(&self) -> u16 {
         self.selected_version.unwrap_or(self.legacy_version)
     }
@@ -87,6 +103,7 @@ impl ServerHello {
 /// A Certificate handshake message.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CertificateMsg {
+    /// Where the message was captured (the frame that completed it).
     pub at: At,
     /// The DER certificates, until the pipeline moves them into the certificate store.
     pub certs: Vec<Vec<u8>>,
@@ -99,29 +116,45 @@ pub struct CertificateMsg {
 /// Something a side did, in capture order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
+    /// A ChangeCipherSpec record.
     ChangeCipherSpec,
+    /// A plaintext alert.
     Alert {
+        /// The alert level (1 warning, 2 fatal).
         level: u8,
+        /// The alert description (RFC 8446 6).
         description: u8,
     },
+    /// An alert record after ChangeCipherSpec (its content encrypted).
     EncryptedAlert,
+    /// The client's key exchange (TLS 1.2: it went on).
     ClientKeyExchange,
     /// A decrypted TLS 1.3 Finished (the client accepted the server's flight).
     Finished,
+    /// An encrypted handshake record (Finished, or what follows it).
     EncryptedHandshake,
+    /// An application-data record.
     ApplicationData,
+    /// The side closed its half (TCP FIN).
     Fin,
+    /// The side reset the connection (TCP RST).
     Rst,
     /// Bytes of this side were not captured (`snaplen`: the capture's snap length cut them).
     Gap {
+        /// How many bytes are missing.
         len: u64,
+        /// True when the snap length cut them (else the capture lost them).
         snaplen: bool,
     },
+    /// A record or message that did not parse, and why.
     Malformed(String),
     /// A handshake message larger than `--max-handshake-bytes` was skipped.
     Oversized {
+        /// The handshake message type.
         msg_type: u8,
+        /// The length it declared.
         len: usize,
+        /// The limit (`--max-handshake-bytes`).
         limit: usize,
     },
     /// EAP (802.1X): the authenticator ended the conversation with EAP-Success (or RADIUS
@@ -130,14 +163,19 @@ pub enum EventKind {
     /// EAP: EAP-Failure, or a RADIUS Access-Reject (`access_reject`, with or without the
     /// EAP-Failure inside).
     EapFailure {
+        /// True for a RADIUS Access-Reject, false for an EAP-Failure.
         access_reject: bool,
     },
 }
 
+/// One thing a side did on the connection, for the client's reaction and the notes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
+    /// Who did it.
     pub side: Side,
+    /// Where and when.
     pub at: At,
+    /// What happened.
     pub kind: EventKind,
 }
 
@@ -146,18 +184,29 @@ pub struct Event {
 pub struct Handshake {
     /// Wireshark's `tcp.stream` (TLS) or `udp.stream` (DTLS, QUIC).
     pub stream: u64,
+    /// What carried the handshake.
     pub protocol: Protocol,
+    /// The client's address and port.
     pub client: SocketAddr,
+    /// The server's address and port.
     pub server: SocketAddr,
     /// Every ClientHello (a second one follows a HelloRetryRequest).
     pub client_hellos: Vec<ClientHello>,
+    /// The ServerHellos, in order (a HelloRetryRequest first, if any).
     pub server_hellos: Vec<ServerHello>,
+    /// The server's Certificate message, if seen.
     pub certificate: Option<CertificateMsg>,
+    /// The client's Certificate message (client authentication), if seen.
     pub client_certificate: Option<CertificateMsg>,
+    /// The stapled OCSP response (CertificateStatus), if any.
     pub certificate_status: Option<At>,
+    /// The ServerKeyExchange, if any.
     pub server_key_exchange: Option<At>,
+    /// The CertificateRequest (the server asked for a client certificate), if any.
     pub certificate_request: Option<At>,
+    /// The ServerHelloDone (TLS 1.2 and earlier).
     pub server_hello_done: Option<At>,
+    /// What each side did, in capture order.
     pub events: Vec<Event>,
     /// How many of `events` were recorded before the server's Certificate (else its last
     /// ServerHello): the client's reaction is looked for in the events after them, in the
@@ -183,6 +232,7 @@ pub struct Handshake {
     pub client_encrypted_records: u32,
     /// TLS 1.3 with a key log: what decryption achieved.
     pub decryption: Option<Decryption>,
+    /// TLS 1.3 decrypted: the CertificateVerify.
     pub certificate_verify: Option<At>,
     /// The plaintext protocol that upgraded to TLS (`smtp-starttls`), if TLS did not start
     /// with the connection.
@@ -190,19 +240,49 @@ pub struct Handshake {
     /// TLS inside EAP (802.1X): the transport and who the supplicant is.
     #[serde(default)]
     pub eap: Option<Box<crate::tls::eap::EapInfo>>,
+    /// TLS 1.2: this handshake is a renegotiation, a handshake of its own on the same
+    /// connection, under the keys of the one before.
+    #[serde(default)]
+    pub renegotiation: Option<Box<Renegotiation>>,
 }
 
-/// The outcome of decrypting a TLS 1.3 handshake with the key log.
+/// A TLS 1.2 renegotiation: its messages travel encrypted under the keys of the handshake
+/// before it on the connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Renegotiation {
+    /// The ClientHello of the handshake whose keys protect it.
+    pub of: At,
+    /// Its first record (an encrypted ClientHello, or the server's HelloRequest).
+    pub at: At,
+    /// The SNI of the handshake before (the same connection, so the same server).
+    pub sni: Option<String>,
+    /// The version the handshake before negotiated.
+    pub version: Option<u16>,
+    /// Why its messages could not be read; `None` when they were (decrypted with the key log).
+    pub unseen: Option<Decryption>,
+}
+
+/// The outcome of decrypting a TLS 1.3 handshake (or a TLS 1.2 renegotiation) with the key log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Decryption {
     /// The server's handshake flight was decrypted.
     Decrypted,
-    /// The key log has no such secret for this ClientHello random.
+    /// The key log has no such secret for this ClientHello random (the label it lacks).
     MissingSecret(Cow<'static, str>),
     /// Records did not decrypt with the logged secret (wrong key log, or a gap).
-    Failed { side: Side, frame: u64 },
+    Failed {
+        /// The side whose record did not open.
+        side: Side,
+        /// The frame of that record.
+        frame: u64,
+    },
     /// The cipher suite is not one chainsniff decrypts.
     UnsupportedCipher(u16),
+    /// A TLS 1.3 draft (negotiated version 0x7f00 + N): its record protection differs from
+    /// RFC 8446, and chainsniff does not decrypt drafts.
+    Draft(u8),
+    /// TLS 1.2: no key log was given.
+    NoKeyLog,
 }
 
 impl Handshake {
@@ -227,10 +307,15 @@ impl Handshake {
             .map(|s| s.version())
     }
 
+    /// The SNI of the ClientHello (a renegotiation not seen: the one of the handshake before).
     pub fn sni(&self) -> Option<&str> {
-        self.client_hellos.first().and_then(|c| c.sni.as_deref())
+        match self.client_hellos.first() {
+            Some(c) => c.sni.as_deref(),
+            None => self.renegotiation.as_ref().and_then(|r| r.sni.as_deref()),
+        }
     }
 
+    /// The first event of `side` that `pred` accepts.
     pub fn first(&self, side: Side, pred: impl Fn(&EventKind) -> bool) -> Option<&Event> {
         self.events.iter().find(|e| e.side == side && pred(&e.kind))
     }
@@ -285,6 +370,70 @@ pub struct TlsConn {
     opened: [bool; 2],
     /// Parsers of decrypted content, by side.
     inner: [TlsDirection; 2],
+    /// TLS 1.2: the random of the last ServerHello (with the client's, keys the key block).
+    server_random: Vec<u8>,
+    /// TLS 1.2: why records under the current keys cannot be read, once a side changed keys
+    /// (no key log, no CLIENT_RANDOM line, cipher, records that did not open).
+    tls12_unseen: Option<Decryption>,
+    /// TLS 1.2: encrypted handshake records of each side since its ChangeCipherSpec (the
+    /// first is Finished; another is a renegotiation).
+    encrypted_handshakes: [u32; 2],
+    /// The bytes of a side are past what the handshake needed (its `*_done`): what they hold
+    /// is no longer recorded, only watched for a renegotiation.
+    muted: [bool; 2],
+    /// Both sides are done: the handshake is decided, and records are watched for a TLS 1.2
+    /// renegotiation (`watch` records each side at most).
+    settled: bool,
+    watch: [u32; 2],
+    /// Decrypted content is being fed (a ClientHello in it is a renegotiation).
+    in_decrypted: bool,
+    /// Events of the data being fed are not recorded (a muted side).
+    quiet: bool,
+    /// Where a decided handshake goes at once (TCP), so that watching the connection for a
+    /// renegotiation does not hold it back; `hs` is then only what a renegotiation needs.
+    outbox: Option<Rc<RefCell<Vec<Handshake>>>>,
+    /// `hs` went to the outbox.
+    emitted: bool,
+    /// The handshake before a renegotiation: its ClientHello and SNI.
+    decided: Option<(At, Option<String>)>,
+    /// Renegotiations seen on the connection.
+    renegotiations: usize,
+}
+
+/// Records of each side looked at after a TLS 1.2 handshake is decided, for a renegotiation
+/// (one that starts later is not seen).
+const WATCH_RECORDS: u32 = 16;
+
+/// A handshake of connection `info` before anything is known.
+fn empty_handshake(info: &ConnInfo) -> Handshake {
+    Handshake {
+        stream: info.stream,
+        protocol: Protocol::Tls,
+        client: info.first_src,
+        server: info.first_dst,
+        client_hellos: Vec::new(),
+        server_hellos: Vec::new(),
+        certificate: None,
+        client_certificate: None,
+        certificate_status: None,
+        server_key_exchange: None,
+        certificate_request: None,
+        server_hello_done: None,
+        events: Vec::new(),
+        reaction_from: 0,
+        stream_part: info.part,
+        continued: Vec::new(),
+        capture_ended: false,
+        evicted: None,
+        server_cut: false,
+        first_at: info.first_at,
+        client_encrypted_records: 0,
+        decryption: None,
+        certificate_verify: None,
+        upgrade: None,
+        eap: None,
+        renegotiation: None,
+    }
 }
 
 fn side_index(side: Side) -> usize {
@@ -294,10 +443,14 @@ fn side_index(side: Side) -> usize {
     }
 }
 
+/// Renegotiations followed on one connection (each one a handshake of its own).
+const MAX_RENEGOTIATIONS: usize = 16;
+
 /// Records a side may fail to open before its first success (early data uses other keys).
 const MAX_SKIPPED_RECORDS: u32 = 8;
 
 impl TlsConn {
+    /// A connection's state machine, without a key log.
     pub fn new(info: ConnInfo) -> Self {
         Self::with_keylog(info, Rc::default())
     }
@@ -308,33 +461,7 @@ impl TlsConn {
             info,
             dirs: Default::default(),
             client_dir: None,
-            hs: Handshake {
-                stream: info.stream,
-                protocol: Protocol::Tls,
-                client: info.first_src,
-                server: info.first_dst,
-                client_hellos: Vec::new(),
-                server_hellos: Vec::new(),
-                certificate: None,
-                client_certificate: None,
-                certificate_status: None,
-                server_key_exchange: None,
-                certificate_request: None,
-                server_hello_done: None,
-                events: Vec::new(),
-                reaction_from: 0,
-                stream_part: info.part,
-                continued: Vec::new(),
-                capture_ended: false,
-                evicted: None,
-                server_cut: false,
-                first_at: info.first_at,
-                client_encrypted_records: 0,
-                decryption: None,
-                certificate_verify: None,
-                upgrade: None,
-                eap: None,
-            },
+            hs: empty_handshake(&info),
             seen_tls: false,
             server_done: false,
             client_done: false,
@@ -345,7 +472,25 @@ impl TlsConn {
             failures: [0, 0],
             opened: [false, false],
             inner: Default::default(),
+            server_random: Vec::new(),
+            tls12_unseen: None,
+            encrypted_handshakes: [0, 0],
+            muted: [false, false],
+            settled: false,
+            watch: [WATCH_RECORDS; 2],
+            in_decrypted: false,
+            quiet: false,
+            outbox: None,
+            emitted: false,
+            decided: None,
+            renegotiations: 0,
         }
+    }
+
+    /// Where a decided TLS 1.2 handshake goes while the connection is watched for a
+    /// renegotiation (each renegotiation, when it is decided, too).
+    pub fn set_outbox(&mut self, outbox: Rc<RefCell<Vec<Handshake>>>) {
+        self.outbox = Some(outbox);
     }
 
     /// Largest handshake message kept (`--max-handshake-bytes`); larger ones are skipped and
@@ -434,6 +579,9 @@ impl TlsConn {
     }
 
     fn push(&mut self, side: Side, at: At, kind: EventKind) {
+        if self.settled || self.quiet {
+            return;
+        }
         // A run of application data from one side is one event (its first record): only where
         // the run starts matters, and handshakes are kept until the report is built.
         let repeat = |e: &Event| e.side == side && e.kind == kind;
@@ -460,6 +608,10 @@ impl TlsConn {
     }
 
     fn on_event(&mut self, dir: Dir, at: At, ev: TlsEvent<'_>) {
+        if self.quiet && !self.in_decrypted {
+            let i = side_index(self.side(dir));
+            self.watch[i] = self.watch[i].saturating_sub(1);
+        }
         match ev {
             TlsEvent::Handshake { msg_type, body } => self.on_message(dir, at, msg_type, body),
             TlsEvent::Sslv2ClientHello { body } => {
@@ -472,6 +624,9 @@ impl TlsConn {
             TlsEvent::ChangeCipherSpec => {
                 let side = self.side(dir);
                 self.push(side, at, EventKind::ChangeCipherSpec);
+                if self.watches() {
+                    self.tls12_keys(side);
+                }
                 if side == Side::Server && !self.tls13() && self.seen_tls {
                     // Abbreviated (resumed) handshake, or the end of the server's full flight.
                     self.server_done = true;
@@ -490,16 +645,39 @@ impl TlsConn {
                     }
                 }
             }
-            TlsEvent::EncryptedAlert => {
+            TlsEvent::EncryptedAlert { header, body } => {
                 let side = self.side(dir);
-                self.push(side, at, EventKind::EncryptedAlert);
+                // Decrypted (TLS 1.2 with the key log), the alert itself is recorded.
+                if self.tls12_record(side, at, header, body).is_none() {
+                    self.push(side, at, EventKind::EncryptedAlert);
+                }
             }
-            TlsEvent::EncryptedHandshake => {
+            TlsEvent::EncryptedHandshake { header, body } => {
                 let side = self.side(dir);
-                if self
-                    .hs
-                    .first(side, |k| *k == EventKind::EncryptedHandshake)
-                    .is_none()
+                let i = side_index(side);
+                let earlier = self.encrypted_handshakes[i];
+                self.encrypted_handshakes[i] += 1;
+                let decrypted = self.tls12_record(side, at, header, body).is_some();
+                if !decrypted && earlier >= 1 && self.watches() {
+                    // After its Finished, a side's next encrypted handshake record starts a
+                    // renegotiation (ClientHello, or the server's HelloRequest) that stays
+                    // encrypted.
+                    self.renegotiation_unseen(at);
+                    return;
+                }
+                // A decrypted record is under this handshake's keys once the side changed
+                // them (Finished); before, it carries a renegotiation's plaintext messages.
+                let own_keys = !decrypted
+                    || self
+                        .hs
+                        .events
+                        .iter()
+                        .any(|e| e.side == side && e.kind == EventKind::ChangeCipherSpec);
+                if own_keys
+                    && self
+                        .hs
+                        .first(side, |k| *k == EventKind::EncryptedHandshake)
+                        .is_none()
                 {
                     self.push(side, at, EventKind::EncryptedHandshake);
                 }
@@ -510,7 +688,10 @@ impl TlsConn {
                     return;
                 }
                 let side = self.side(dir);
-                if self.decrypt(side, at, header, body) {
+                if !self.tls13() {
+                    // TLS 1.2: opened (with the key log) only to keep the sequence numbers.
+                    self.tls12_record(side, at, header, body);
+                } else if self.decrypt(side, at, header, body) {
                     return;
                 }
                 self.application_data(side, at);
@@ -606,6 +787,13 @@ impl TlsConn {
         self.seen_tls = true;
         match msg {
             TlsMessageHandshake::ClientHello(ch) => {
+                if self.in_decrypted && !self.tls13() && !self.hs.server_hellos.is_empty() {
+                    if self.renegotiations >= MAX_RENEGOTIATIONS {
+                        self.watch = [0, 0];
+                        return;
+                    }
+                    self.begin_renegotiation(at, None);
+                }
                 self.set_client(dir);
                 let mut out = ClientHello {
                     at,
@@ -663,6 +851,7 @@ impl TlsConn {
                     }
                 }
                 let hello_retry = sh.random == HRR_RANDOM;
+                self.server_random = sh.random.to_vec();
                 self.server_hello(ServerHello {
                     at,
                     legacy_version: sh.version.0,
@@ -748,7 +937,8 @@ impl TlsConn {
     }
 
     fn server_hello(&mut self, sh: ServerHello) {
-        let tls13 = !sh.hello_retry && is_tls13(sh.version());
+        let version = sh.version();
+        let tls13 = !sh.hello_retry && is_tls13(version);
         if tls13 || sh.hello_retry {
             self.tls13_seen = true;
         }
@@ -760,15 +950,21 @@ impl TlsConn {
         if tls13 {
             // The rest of the server's flight, the Certificate included, is encrypted: without
             // its secrets there is nothing more to read.
-            self.server_done = !self.start_decryption(cipher);
+            self.server_done = !self.start_decryption(cipher, version);
         }
     }
 
     /// Sets up TLS 1.3 handshake decryption from the key log; true when the server's flight
     /// can be decrypted.
-    fn start_decryption(&mut self, cipher: u16) -> bool {
+    fn start_decryption(&mut self, cipher: u16, version: u16) -> bool {
         let keylog = self.keylog.borrow();
         if keylog.is_empty() {
+            return false;
+        }
+        if version >> 8 == 0x7f {
+            // Drafts protect records otherwise (no additional data before draft 25, other
+            // HKDF labels before 20): the key log is not tried.
+            self.hs.decryption = Some(Decryption::Draft(version as u8));
             return false;
         }
         let random = self.hs.client_hellos.first().map(|c| c.random.as_slice());
@@ -836,6 +1032,187 @@ impl TlsConn {
                 false
             }
         }
+    }
+
+    /// TLS 1.2 over TCP: records after ChangeCipherSpec are decrypted with the key log's
+    /// master secret, and watched for a renegotiation once the handshake is decided.
+    fn watches(&self) -> bool {
+        self.hs.protocol == Protocol::Tls && self.seen_tls && !self.tls13()
+    }
+
+    /// `side` changed keys (TLS 1.2 ChangeCipherSpec): its records from here on are opened with
+    /// the keys of the current handshake, if the key log has its master secret.
+    fn tls12_keys(&mut self, side: Side) {
+        let i = side_index(side);
+        self.encrypted_handshakes[i] = 0;
+        self.decryptors[i] = None;
+        let keylog = self.keylog.borrow();
+        if keylog.is_empty() {
+            self.tls12_unseen = Some(Decryption::NoKeyLog);
+            return;
+        }
+        let (Some(ch), Some(sh)) = (self.hs.client_hellos.last(), self.hs.server_hellos.last())
+        else {
+            return;
+        };
+        let master = keylog.get(&ch.random).and_then(|s| s.master_secret.clone());
+        drop(keylog);
+        let Some(master) = master else {
+            self.tls12_unseen = Some(Decryption::MissingSecret("CLIENT_RANDOM".into()));
+            return;
+        };
+        let dec = RecordDecryptor::tls12(
+            sh.cipher_suite,
+            &master,
+            &ch.random,
+            &self.server_random,
+            side == Side::Client,
+        );
+        match dec {
+            Some(d) => self.decryptors[i] = Some(d),
+            None => self.tls12_unseen = Some(Decryption::UnsupportedCipher(sh.cipher_suite)),
+        }
+    }
+
+    /// A TLS 1.2 record after ChangeCipherSpec: opened if the side has keys, its handshake
+    /// messages and alerts parsed like plaintext ones. Returns the content type when opened.
+    fn tls12_record(&mut self, side: Side, at: At, header: &[u8], body: &[u8]) -> Option<u8> {
+        if self.tls13() {
+            return None;
+        }
+        let i = side_index(side);
+        let opened = self.decryptors[i].as_mut()?.open(header, body);
+        let Some((content_type, plain)) = opened else {
+            self.decryptors[i] = None;
+            // The first failure is the one to name.
+            if !matches!(self.tls12_unseen, Some(Decryption::Failed { .. })) {
+                self.tls12_unseen = Some(Decryption::Failed {
+                    side,
+                    frame: at.frame,
+                });
+            }
+            return None;
+        };
+        if matches!(
+            content_type,
+            crate::tls::record::HANDSHAKE | crate::tls::record::ALERT
+        ) {
+            let mut inner = std::mem::take(&mut self.inner[i]);
+            let dir = self.dir_of(side);
+            let was = std::mem::replace(&mut self.in_decrypted, true);
+            inner.feed_decrypted(content_type, &plain, &mut |ev| self.on_event(dir, at, ev));
+            self.in_decrypted = was;
+            self.inner[i] = inner;
+        }
+        Some(content_type)
+    }
+
+    /// A renegotiation starts under the current keys and cannot be read: it is a handshake of
+    /// its own that says why, and nothing more is looked at.
+    fn renegotiation_unseen(&mut self, at: At) {
+        let cause = self.tls12_unseen.clone().unwrap_or(Decryption::NoKeyLog);
+        self.begin_renegotiation(at, Some(cause));
+        self.server_done = true;
+        self.client_done = true;
+        self.watch = [0, 0];
+    }
+
+    /// A renegotiation starts at `at` (a decrypted ClientHello, or an encrypted record that
+    /// cannot be read, `unseen`): the handshake before is reported as it stood, and a new one,
+    /// on the same connection, begins.
+    fn begin_renegotiation(&mut self, at: At, unseen: Option<Decryption>) {
+        self.renegotiations += 1;
+        let version = self.hs.version();
+        let (of, sni) = match self.decided.take() {
+            Some(d) => d,
+            None => (
+                self.hs
+                    .client_hellos
+                    .first()
+                    .map_or(self.hs.first_at, |c| c.at),
+                self.hs.sni().map(str::to_string),
+            ),
+        };
+        let mut next = empty_handshake(&self.info);
+        next.stream = self.hs.stream;
+        next.stream_part = self.hs.stream_part;
+        next.continued = self.hs.continued.clone();
+        next.client = self.hs.client;
+        next.server = self.hs.server;
+        next.first_at = at;
+        next.decryption = unseen.is_none().then_some(Decryption::Decrypted);
+        next.renegotiation = Some(Box::new(Renegotiation {
+            of,
+            at,
+            sni,
+            version,
+            unseen,
+        }));
+        let mut prev = std::mem::replace(&mut self.hs, next);
+        if !self.emitted {
+            // Not handed out yet (no outbox, or not decided): it goes now.
+            self.finalize(&mut prev);
+            if let Some(o) = &self.outbox {
+                o.borrow_mut().push(prev);
+            }
+        }
+        self.emitted = false;
+        self.tls12_unseen = None;
+        self.server_done = false;
+        self.client_done = false;
+        self.settled = false;
+        self.muted = [false, false];
+        self.quiet = false;
+        self.watch = [WATCH_RECORDS; 2];
+    }
+
+    /// What a handshake gets when it is handed out: the upgrade it followed, whether the
+    /// server's flight was cut.
+    fn finalize(&self, hs: &mut Handshake) {
+        let client = self.client_dir.unwrap_or(Dir::Forward);
+        let server = client.reverse();
+        hs.upgrade = crate::tls::upgrade_name(
+            &self.dirs[client.index()].prelude_head,
+            &self.dirs[server.index()].prelude_head,
+        )
+        .map(Cow::Borrowed);
+        if self.dirs[server.index()].has_partial() && !self.server_done {
+            hs.server_cut = true;
+        }
+        hs.events.shrink_to_fit();
+    }
+
+    /// A decided TLS 1.2 handshake goes to the outbox, as it would have left the reassembler
+    /// before watching; what a renegotiation needs of it is kept.
+    fn emit_decided(&mut self) {
+        let Some(outbox) = self.outbox.clone() else {
+            return;
+        };
+        if self.emitted {
+            return;
+        }
+        let of = self
+            .hs
+            .client_hellos
+            .first()
+            .map_or(self.hs.first_at, |c| c.at);
+        let sni = self.hs.sni().map(str::to_string);
+        // The skeleton keeps what the watching and a renegotiation read: the hellos (for
+        // the keys), the events (for ChangeCipherSpec), the stream.
+        let mut skeleton = empty_handshake(&self.info);
+        skeleton.stream = self.hs.stream;
+        skeleton.stream_part = self.hs.stream_part;
+        skeleton.continued = self.hs.continued.clone();
+        skeleton.client = self.hs.client;
+        skeleton.server = self.hs.server;
+        skeleton.client_hellos = self.hs.client_hellos.clone();
+        skeleton.server_hellos = self.hs.server_hellos.clone();
+        skeleton.events = self.hs.events.clone();
+        let mut hs = std::mem::replace(&mut self.hs, skeleton);
+        self.finalize(&mut hs);
+        outbox.borrow_mut().push(hs);
+        self.emitted = true;
+        self.decided = Some((of, sni));
     }
 
     fn dir_of(&self, side: Side) -> Dir {
@@ -1003,6 +1380,18 @@ impl TlsConn {
         let parser = &mut self.dirs[dir.index()];
         let was_cut = parser.has_partial();
         parser.gap();
+        let i = side_index(self.side(dir));
+        if self.decryptors[i].is_some() && !self.tls13() {
+            // The sequence number is lost with the bytes.
+            self.decryptors[i] = None;
+            self.tls12_unseen = Some(Decryption::Failed {
+                side: self.side(dir),
+                frame: at.frame,
+            });
+        }
+        if self.settled || self.muted[i] {
+            return;
+        }
         if self.seen_tls {
             let side = self.side(dir);
             if side == Side::Server && (was_cut || !self.server_done) {
@@ -1018,8 +1407,18 @@ impl StreamHandler for TlsConn {
 
     fn on_data(&mut self, dir: Dir, at: At, data: &[u8]) {
         let mut parser = std::mem::take(&mut self.dirs[dir.index()]);
+        self.quiet = self.settled || self.muted[side_index(self.side(dir))];
         parser.feed(data, &mut |ev| self.on_event(dir, at, ev));
+        self.quiet = false;
         self.dirs[dir.index()] = parser;
+        if self.watches() {
+            // What the reassembler stopped delivering before is still read, but not recorded.
+            self.muted = [self.client_done, self.server_done];
+            self.settled = self.client_done && self.server_done;
+            if self.settled {
+                self.emit_decided();
+            }
+        }
         if self.tls13_seen {
             for d in &mut self.dirs {
                 d.set_tls13();
@@ -1074,37 +1473,42 @@ impl StreamHandler for TlsConn {
         if !self.dirs[dir.index()].active() {
             return false;
         }
-        match self.side(dir) {
-            Side::Server => !self.server_done,
-            Side::Client => !self.client_done,
-        }
+        let side = self.side(dir);
+        let done = match side {
+            Side::Server => self.server_done,
+            Side::Client => self.client_done,
+        };
+        !done || self.watches() && self.watch[side_index(side)] > 0
+    }
+
+    fn keeps_history(&self, dir: Dir) -> bool {
+        // While the handshake is being read; watching for a renegotiation needs no history.
+        self.dirs[dir.index()].active()
+            && match self.side(dir) {
+                Side::Server => !self.server_done,
+                Side::Client => !self.client_done,
+            }
     }
 
     fn is_done(&self) -> bool {
-        (self.server_done && self.client_done)
+        (self.server_done && self.client_done && (!self.watches() || self.watch == [0, 0]))
             || (!self.dirs[0].active() && !self.dirs[1].active())
             || (!self.seen_tls && self.orphan_records >= 8)
     }
 
     fn finish(mut self, end: End) -> Option<Handshake> {
-        if !self.seen_tls {
+        if !self.seen_tls || self.emitted {
             return None;
         }
-        let client = self.client_dir.unwrap_or(Dir::Forward);
-        let server = client.reverse();
-        self.hs.upgrade = crate::tls::upgrade_name(
-            &self.dirs[client.index()].prelude_head,
-            &self.dirs[server.index()].prelude_head,
-        )
-        .map(Cow::Borrowed);
-        if self.dirs[server.index()].has_partial() && !self.server_done {
-            self.hs.server_cut = true;
-        }
-        self.hs.events.shrink_to_fit();
+        let mut hs = std::mem::replace(&mut self.hs, empty_handshake(&self.info));
+        self.finalize(&mut hs);
+        self.hs = hs;
         let open = !(self.server_done && self.client_done);
         match end {
             End::Closed => {}
             End::CaptureEnded => self.hs.capture_ended = open,
+            // A decided handshake watched for a renegotiation ends as it stood.
+            End::Evicted(_) if self.settled => {}
             End::Evicted(e) => {
                 self.hs.capture_ended = open;
                 self.hs.evicted = Some(e);

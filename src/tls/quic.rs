@@ -278,7 +278,14 @@ impl Quic {
                     f = &f[start + len as usize..];
                 }
                 0x1c | 0x1d => {
-                    self.tls.record_event(dir, at, TlsEvent::EncryptedAlert);
+                    self.tls.record_event(
+                        dir,
+                        at,
+                        TlsEvent::EncryptedAlert {
+                            header: &[],
+                            body: &[],
+                        },
+                    );
                     return;
                 }
                 _ => return,

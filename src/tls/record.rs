@@ -38,8 +38,14 @@ pub enum TlsEvent<'a> {
         /// The message body.
         body: &'a [u8],
     },
-    /// A handshake record after ChangeCipherSpec (encrypted Finished and what follows).
-    EncryptedHandshake,
+    /// A handshake record after ChangeCipherSpec (encrypted Finished and what follows): its
+    /// 5-byte header and body (both empty where the datagram layer does not give them).
+    EncryptedHandshake {
+        /// The record header.
+        header: &'a [u8],
+        /// The record body.
+        body: &'a [u8],
+    },
     /// A ChangeCipherSpec record.
     ChangeCipherSpec,
     /// A plaintext alert.
@@ -49,8 +55,14 @@ pub enum TlsEvent<'a> {
         /// The alert description (RFC 8446 6).
         description: u8,
     },
-    /// An alert record after ChangeCipherSpec: its content is encrypted.
-    EncryptedAlert,
+    /// An alert record after ChangeCipherSpec: its content is encrypted (header and body as
+    /// for `EncryptedHandshake`).
+    EncryptedAlert {
+        /// The record header.
+        header: &'a [u8],
+        /// The record body.
+        body: &'a [u8],
+    },
     /// An application-data record: its 5-byte header and (encrypted) body.
     ApplicationData {
         /// The record header.
@@ -310,13 +322,15 @@ impl TlsDirection {
                 emit(TlsEvent::ChangeCipherSpec);
             }
             ALERT if (self.after_ccs && !self.tls13) || body.len() != 2 => {
-                emit(TlsEvent::EncryptedAlert)
+                emit(TlsEvent::EncryptedAlert { header, body })
             }
             ALERT => emit(TlsEvent::Alert {
                 level: body[0],
                 description: body[1],
             }),
-            HANDSHAKE if self.after_ccs && !self.tls13 => emit(TlsEvent::EncryptedHandshake),
+            HANDSHAKE if self.after_ccs && !self.tls13 => {
+                emit(TlsEvent::EncryptedHandshake { header, body })
+            }
             HANDSHAKE => self.handshake_fragment(body, emit),
             APPLICATION_DATA => emit(TlsEvent::ApplicationData { header, body }),
             _ => emit(TlsEvent::Heartbeat),
@@ -513,6 +527,7 @@ mod tests {
                     TlsEvent::Handshake { msg_type, body } => {
                         format!("hs{msg_type}:{}", body.len())
                     }
+                    TlsEvent::EncryptedAlert { .. } => "EncryptedAlert".into(),
                     other => format!("{other:?}"),
                 })
             });
