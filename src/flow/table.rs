@@ -159,6 +159,7 @@ impl FlowEvictions {
     pub fn add(&mut self, other: FlowEvictions) {
         self.full += other.full;
         self.idle += other.idle;
+        self.forgotten += other.forgotten;
         self.first_full_frame = self.first_full_frame.or(other.first_full_frame);
     }
 }
@@ -579,10 +580,13 @@ mod tests {
             full: 3,
             first_full_frame: Some(3),
             idle: 4,
-            forgotten: 0,
+            forgotten: 5,
         });
         // The first full frame already known stays.
-        assert_eq!((a.full, a.first_full_frame, a.idle), (4, Some(7), 6));
+        assert_eq!(
+            (a.full, a.first_full_frame, a.idle, a.forgotten),
+            (4, Some(7), 6, 5)
+        );
         let mut b = FlowEvictions::default();
         b.add(a);
         assert_eq!(b.first_full_frame, Some(7));

@@ -1517,3 +1517,6 @@ impl StreamHandler for TlsConn {
         Some(self.hs)
     }
 }
+
+#[cfg(test)]
+mod tests;
