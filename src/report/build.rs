@@ -6,7 +6,9 @@ use crate::analysis::Analysis;
 use crate::json::{Compact, PrettyAt};
 use crate::pki::Checker;
 
-use super::*;
+use super::group::variant_label;
+use super::handshake::handshake_report;
+use super::model::{HandshakeReport, Report, VariantClient};
 
 /// Builds the report: diagnoses every handshake, groups by server and chain variant. Fails
 /// only when the temporary file that holds the handshakes cannot be written.

@@ -12,7 +12,14 @@ use crate::pki::CertSummary;
 use crate::pki::{Finding, FindingKind, Severity, Status, Verdict, inconsistent_message};
 use crate::spill::Spill;
 
-use super::*;
+use super::build::Judged;
+use super::causes::{self, Causes, NotJudged, ServerFacts};
+use super::evidence::{Streams, set_evidence};
+use super::model::{
+    ChainVariant, ClientList, ClientReport, Group, GroupBy, Grouping, HandshakeList,
+    HandshakeReport, Report, ServerReport, Summary, TrustInfo, VariantClient, VariantClients,
+};
+use super::{SCHEMA, capture_labels};
 
 /// What a chain variant gathers while its handshakes go by.
 #[derive(Default)]

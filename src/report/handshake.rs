@@ -10,7 +10,7 @@ use crate::pki::{Checker, Finding, PathLink, Status, Verdict};
 use crate::tls::handshake::{ClientHello, Handshake};
 use crate::tls::handshake::{Decryption, version_name};
 
-use super::*;
+use super::model::{Continued, HandshakeReport};
 
 fn extension_name(t: u16) -> String {
     match t {

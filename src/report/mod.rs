@@ -21,13 +21,9 @@ mod model;
 mod streamed;
 
 pub use build::build;
-use build::*;
 pub use causes::{
     CaptureCount, Cause, CauseServer, ClientKind, FrameRef, MAX_HEADLINES, more_causes,
 };
-use causes::{Causes, NotJudged, ServerFacts};
-use evidence::*;
-use group::*;
 pub use handshake::handshake_report;
 pub use model::*;
 pub use streamed::Streamed;

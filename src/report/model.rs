@@ -14,7 +14,7 @@ use crate::pki::CertSummary;
 use crate::pki::{Finding, PathLink, Severity, Status, Verdict};
 use crate::spill::Spill;
 
-use super::*;
+use super::causes::Cause;
 
 /// One handshake as the report tells it (`handshakes[]`, one line of `--format jsonl`).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -9,7 +9,8 @@ use crate::analysis::Session;
 use crate::model::Endpoint;
 use crate::pki::{CertStore, Checker, FindingKind, Status, Verdict};
 
-use super::{HandshakeReport, Report, handshake_report, variant_label};
+use super::group::variant_label;
+use super::{HandshakeReport, Report, handshake_report};
 
 /// What identifies a handshake in both the lines and the final report.
 type Key = (usize, u64, Option<u64>, Option<u64>);
