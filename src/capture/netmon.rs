@@ -59,9 +59,8 @@ fn header(h: &[u8]) -> Result<Header, Warning> {
     if major != 2 {
         return Err(Warning::unsupported_version(
             5,
-            format!(
-                "offset 5: Network Monitor {major}.{minor} capture; only 2.x is read (save it as 2.x or pcapng)"
-            ),
+            &format!("Network Monitor {major}.{minor} capture"),
+            "only 2.x is read (save it as 2.x or pcapng)",
         ));
     }
     // SYSTEMTIME: year, month, day of week, day, hour, minute, second, millisecond. Taken as

@@ -39,7 +39,8 @@ pub(super) fn pump(
     if version != 2 {
         return Err(Warning::unsupported_version(
             8,
-            format!("offset 8: snoop version {version}; only version 2 is defined"),
+            &format!("snoop version {version}"),
+            "only version 2 is defined",
         ));
     }
     let linktype = linktype(u32::from_be_bytes([

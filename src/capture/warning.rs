@@ -110,9 +110,15 @@ impl Warning {
         )
     }
 
-    /// A format version not read; `text` says which and what to do.
-    pub fn unsupported_version(offset: u64, text: String) -> Self {
-        Self::new(WarningKind::UnsupportedVersion, None, Some(offset), text)
+    /// A format version not read: `what` names it ("snoop version 1"), `read` says what is
+    /// read instead and what to do.
+    pub fn unsupported_version(offset: u64, what: &str, read: &str) -> Self {
+        Self::new(
+            WarningKind::UnsupportedVersion,
+            None,
+            Some(offset),
+            format!("offset {offset}: {what}; {read}"),
+        )
     }
 
     /// Frame `frame` at `offset` names pcapng interface `interface`, never described (`None`:

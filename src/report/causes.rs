@@ -357,13 +357,7 @@ impl Causes {
                 Subject::Leaf => "the leaf certificate".into(),
                 Subject::Chain => String::new(),
             };
-            let what = match (f.kind, &subject) {
-                // Self-signed leaves on many servers are one cause.
-                (FindingKind::UntrustedRoot, Subject::Leaf) => {
-                    "a self-signed leaf certificate, not trusted".to_string()
-                }
-                _ => what(f.kind, &name),
-            };
+            let what = what(f.kind, &subject, &name);
             let certificate = match &subject {
                 Subject::Certificate(sha) => Some(sha.clone()),
                 _ => None,
@@ -965,9 +959,13 @@ impl Cause {
 }
 
 /// "missing intermediate CN=X", "expired leaf", "not a CA: CN=Y".
-fn what(kind: FindingKind, name: &str) -> String {
+fn what(kind: FindingKind, subject: &Subject, name: &str) -> String {
     use FindingKind as K;
     match kind {
+        // Self-signed leaves on many servers are one cause.
+        K::UntrustedRoot if matches!(subject, Subject::Leaf) => {
+            "a self-signed leaf certificate, not trusted".into()
+        }
         K::MissingIntermediate => format!("missing intermediate {name}"),
         K::MissingIssuer => format!("missing issuer {name} (not in the capture)"),
         K::UntrustedRoot => format!("untrusted root {name}"),

@@ -232,7 +232,7 @@ pub(crate) fn u24(b: &[u8]) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! The first conversation of captures/dtls-openssl.pcap (frames 1 to 11, UDP payloads):
     //! 127.0.0.10:55823 (OpenSSL s_client) to 127.0.0.10:4433 (s_server), DTLS 1.2 with a
     //! HelloVerifyRequest, a 985-byte Certificate in six fragments, and the client's fatal
@@ -250,7 +250,7 @@ mod tests {
     }
 
     /// Frame 1 (client), 235 bytes.
-    const CLIENT_HELLO: &str = concat!(
+    pub(crate) const CLIENT_HELLO: &str = concat!(
         "16feff000000000000000000de010000d200000000000000d2fefd7412b53d9f8bb28b792152791f6011110c",
         "732b5ad9129f1db58326e3b6edc34100000038c02cc030009fcca9cca8ccaac02bc02f009ec024c028006bc0",
         "23c0270067c00ac0140039c009c0130033009d009c003d003c0035002f00ff010000700000001a0018000015",

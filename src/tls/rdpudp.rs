@@ -71,7 +71,10 @@ fn syn_version(payload: &[u8]) -> Option<u16> {
 pub struct Data<'a> {
     /// The channel sequence number (the order of the channel's bytes).
     pub channel_seq: u16,
-    /// The channel's bytes.
+    /// The channel's first byte when it is the one sent at offset 0 (swapped with the prefix
+    /// byte): a packet with no optional payload but DATA has its channel bytes from offset 7.
+    pub head: Option<u8>,
+    /// The channel's bytes (after `head`, if any).
     pub bytes: &'a [u8],
 }
 
@@ -120,15 +123,13 @@ pub fn packet_data(wire: &[u8]) -> Option<Data<'_>> {
     }
     let channel_seq = u16::from_le_bytes([byte(at)?, byte(at + 1)?]);
     at += 2;
-    // The swapped bytes lie in the first 8; the channel's bytes start after them in any
-    // packet with a DATA body (prefix, flags, DATA header and channel sequence number are 7
-    // bytes at least, and the swapped byte 7 is read above when it is part of a field).
-    if at < 8 {
-        return None;
-    }
+    // Prefix, flags, DATA header and channel sequence number take 7 bytes at least: the
+    // channel's bytes start at offset 7 (the swapped byte, sent at offset 0) or later.
+    let head = (at == 7 && wire.len() > 7).then(|| wire[0]);
     Some(Data {
         channel_seq,
-        bytes: wire.get(at..)?,
+        head,
+        bytes: wire.get(at.max(8)..).unwrap_or_default(),
     })
 }
 
@@ -165,11 +166,12 @@ impl RdpUdp {
 
     pub(crate) fn datagram(&mut self, dir: Dir, at: At, payload: &[u8]) {
         let d = dir.index();
-        if let Some(v) = syn_version(payload) {
-            self.versions[d] = Some(v);
-            return;
-        }
         if !self.version_2() {
+            // The SYN and SYN+ACK; RDPEUDP2 packets are read only once both agreed on it, so
+            // that none is taken for a SYN.
+            if let Some(v) = syn_version(payload) {
+                self.versions[d] = Some(v);
+            }
             return;
         }
         let Some(data) = packet_data(payload) else {
@@ -182,13 +184,17 @@ impl RdpUdp {
             return; // a retransmission of bytes already delivered
         }
         if ahead > 0 {
-            if self.held_bytes[d] + data.bytes.len() <= MAX_HELD
-                && !self.held[d].contains_key(&data.channel_seq)
+            let len = data.bytes.len() + usize::from(data.head.is_some());
+            if self.held_bytes[d] + len <= MAX_HELD && !self.held[d].contains_key(&data.channel_seq)
             {
-                self.held_bytes[d] += data.bytes.len();
-                self.held[d].insert(data.channel_seq, (at, data.bytes.to_vec()));
+                let bytes = data.head.into_iter().chain(data.bytes.iter().copied());
+                self.held_bytes[d] += len;
+                self.held[d].insert(data.channel_seq, (at, bytes.collect()));
             }
             return;
+        }
+        if let Some(b) = data.head {
+            self.tls.on_data(dir, at, &[b]);
         }
         self.tls.on_data(dir, at, data.bytes);
         let mut next = next.wrapping_add(1);
@@ -238,6 +244,19 @@ mod tests {
         let d = packet_data(&p).unwrap();
         assert_eq!(d.channel_seq, 2);
         assert_eq!(d.bytes, &[0xbd, 0xcd, 0xd3, 0x07]);
+        assert_eq!(d.head, None);
+    }
+
+    #[test]
+    fn a_data_only_packet_starts_its_bytes_with_the_swapped_one() {
+        // Frame 6's packet rebuilt without AOA: prefix 0xe0, flags DATA (0x004) with log window
+        // 12, DataSeqNum 0x0065, ChannelSeqNum 2, then the channel bytes bd cd d3; on the wire
+        // the prefix goes to offset 7 and the byte there (the first channel byte) to offset 0.
+        let p = hex::decode("bd04c0650002 00e0cdd3".replace(' ', "")).unwrap();
+        let d = packet_data(&p).unwrap();
+        assert_eq!(d.channel_seq, 2);
+        assert_eq!(d.head, Some(0xbd));
+        assert_eq!(d.bytes, &[0xcd, 0xd3]);
     }
 
     #[test]
