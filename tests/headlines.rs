@@ -148,3 +148,67 @@ fn root_causes_of_a_generated_capture_match_its_truth() {
     let _ = std::fs::remove_file(&out);
     let _ = std::fs::remove_file(format!("{}.truth.json", out.display()));
 }
+
+#[test]
+fn the_page_of_25000_handshakes_stays_usable() {
+    // Short conversations, so that 25,000 handshakes fit in about 200 MB.
+    let out = tmp("many.pcap");
+    let status = Command::new(gen_bench())
+        .args([
+            "--size",
+            "176MiB",
+            "--mean-data",
+            "300",
+            "--seed",
+            "11",
+            "--out",
+        ])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let opts = chainsniff::Options {
+        trust: vec![repo("captures/pki/root.pem")],
+        ..Default::default()
+    };
+    let r = chainsniff::run(&[out.to_string_lossy().into_owned()], &opts).unwrap();
+    let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(format!("{}.truth.json", out.display()));
+    assert!(r.summary.handshakes >= 25_000, "{}", r.summary.handshakes);
+
+    // Bounded: 100 handshake rows per chain, 2,000 on the page, each list saying how many
+    // more there are; every server with problems keeps its timeline.
+    let mut html = Vec::new();
+    chainsniff::render::html::write(&r, &mut html, &chainsniff::render::Style::default()).unwrap();
+    assert!(html.len() < 4 << 20, "{} bytes of HTML", html.len());
+    let html = String::from_utf8(html).unwrap();
+    assert_eq!(html.matches("<tr class=\"hs\">").count(), 2000);
+    assert!(html.contains("more handshakes with this chain (every one is in --format json)"));
+    assert_eq!(
+        html.matches("<figure class=\"timeline-chart\">").count(),
+        r.servers.len()
+    );
+    let page = tmp("many.html");
+    std::fs::write(&page, &html).unwrap();
+    if let Some(browser) = common::chromium() {
+        for width in ["1280,1000", "420,900"] {
+            let out = common::headless(
+                &browser,
+                &[&format!("--window-size={width}"), "--dump-dom"],
+                &page,
+            );
+            let dom = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && dom.contains("data-ready=\"1\""),
+                "{width}"
+            );
+            assert!(
+                dom.contains("data-overflow=\"0\""),
+                "{width}: wider than the window"
+            );
+        }
+    } else {
+        eprintln!("SKIPPED the browser half: no Chromium (set CHAINSNIFF_CHROMIUM)");
+    }
+    let _ = std::fs::remove_file(&page);
+}

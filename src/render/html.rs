@@ -18,8 +18,26 @@ use crate::report::{ChainVariant, ClientReport, HandshakeReport, Report, ServerR
 
 const TEMPLATE: &str = include_str!("report.html");
 
-/// Most handshakes listed under one chain variant.
-const MAX_ROWS: usize = 500;
+/// Most handshakes listed under one chain variant (or one status without a chain).
+const MAX_ROWS: usize = 100;
+
+/// Most handshake rows on the whole page, taken in page order (servers with problems first):
+/// a browser lays out a few thousand table rows in a second, tens of thousands in many.
+const MAX_PAGE_ROWS: usize = 2000;
+
+/// The handshake rows the page may still list.
+struct Rows {
+    left: usize,
+}
+
+impl Rows {
+    /// How many of a list of `n` to show: at most [`MAX_ROWS`], within what the page has left.
+    fn take(&mut self, n: usize) -> usize {
+        let k = n.min(MAX_ROWS).min(self.left);
+        self.left -= k;
+        k
+    }
+}
 
 #[derive(Serialize)]
 struct Page<'a> {
@@ -60,7 +78,7 @@ struct ServerView<'a> {
     names: &'a [String],
     findings: Vec<FindingView<'a>>,
     variants: Vec<VariantView<'a>>,
-    /// Status, how many, the first [`MAX_ROWS`].
+    /// Status, how many, the first few (see [`Rows`]).
     without_chain: Vec<(String, usize, Vec<HandshakeView>)>,
     /// Handshakes over time by verdict, for a server with problems.
     timeline: Option<Timeline>,
@@ -208,7 +226,7 @@ struct VariantView<'a> {
     path: Vec<LinkView<'a>>,
     findings: Vec<FindingView<'a>>,
     handshakes: Vec<HandshakeView>,
-    /// How many handshakes got it (`handshakes` lists at most [`MAX_ROWS`]).
+    /// How many handshakes got it (`handshakes` lists the first few, see [`Rows`]).
     count: usize,
     /// How many of its clients went on, and how many aborted (alert, reset, close).
     accepted: usize,
@@ -362,6 +380,15 @@ fn render(page: &Page<'_>) -> String {
 /// The view of the report the template lays out, with the clients listed (and how many more
 /// there are).
 fn page<'a>(r: &'a Report, shown_clients: &'a [ClientReport], more_clients: usize) -> Page<'a> {
+    let mut rows = Rows {
+        left: MAX_PAGE_ROWS,
+    };
+    let servers = r
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| server(r, i, s, &mut rows))
+        .collect();
     Page {
         generator: &r.generator,
         captures: r
@@ -395,12 +422,7 @@ fn page<'a>(r: &'a Report, shown_clients: &'a [ClientReport], more_clients: usiz
             ("warnings", r.summary.warnings),
             ("filtered_out", r.summary.filtered_out),
         ]),
-        servers: r
-            .servers
-            .iter()
-            .enumerate()
-            .map(|(i, s)| server(r, i, s))
-            .collect(),
+        servers,
         more_clients: (more_clients > 0).then(|| super::more_clients(more_clients)),
         clients: shown_clients
             .iter()
@@ -411,7 +433,7 @@ fn page<'a>(r: &'a Report, shown_clients: &'a [ClientReport], more_clients: usiz
 }
 
 /// The `i`th server: its findings, its chain variants, the handshakes that saw no chain.
-fn server<'a>(r: &'a Report, i: usize, s: &'a ServerReport) -> ServerView<'a> {
+fn server<'a>(r: &'a Report, i: usize, s: &'a ServerReport, rows: &mut Rows) -> ServerView<'a> {
     ServerView {
         timeline: timeline(r, s),
         anchor: format!("server-{i}"),
@@ -419,14 +441,14 @@ fn server<'a>(r: &'a Report, i: usize, s: &'a ServerReport) -> ServerView<'a> {
         handshakes: s.handshakes,
         names: &s.identity.dns_names,
         findings: s.findings.iter().map(finding).collect(),
-        variants: s.variants.iter().map(|v| variant(r, v)).collect(),
+        variants: s.variants.iter().map(|v| variant(r, v, rows)).collect(),
         without_chain: s
             .without_chain
             .iter()
             .map(|(status, ids)| {
                 let list = ids
                     .iter()
-                    .take(MAX_ROWS)
+                    .take(rows.take(ids.len()))
                     .map(|id| handshake(r, *id))
                     .collect();
                 (status.clone(), ids.len(), list)
@@ -436,7 +458,7 @@ fn server<'a>(r: &'a Report, i: usize, s: &'a ServerReport) -> ServerView<'a> {
 }
 
 /// A chain variant: its verdict, certificates, path, findings and (the first) handshakes.
-fn variant<'a>(r: &'a Report, v: &'a ChainVariant) -> VariantView<'a> {
+fn variant<'a>(r: &'a Report, v: &'a ChainVariant, rows: &mut Rows) -> VariantView<'a> {
     let worst = v.findings.iter().map(|f| f.severity).min();
     let reactions: Vec<ReactionKind> = v.clients.iter().map(|c| c.reaction.kind).collect();
     VariantView {
@@ -450,7 +472,7 @@ fn variant<'a>(r: &'a Report, v: &'a ChainVariant) -> VariantView<'a> {
         handshakes: v
             .clients
             .iter()
-            .take(MAX_ROWS)
+            .take(rows.take(v.clients.len()))
             .map(|c| handshake(r, c.handshake))
             .collect(),
         id: &v.id,

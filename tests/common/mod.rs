@@ -155,7 +155,10 @@ pub fn chromium() -> Option<PathBuf> {
 
 /// Runs the headless browser on `page` with `args` (`--dump-dom`, `--screenshot=...`).
 pub fn headless(browser: &Path, args: &[&str], page: &Path) -> Output {
-    let profile = tmp("chromium-profile");
+    // A profile per page: browsers started by tests running at once must not share one (the
+    // second finds it locked and exits).
+    let stem = page.file_stem().unwrap_or_default().to_string_lossy();
+    let profile = tmp(&format!("chromium-profile-{stem}"));
     Command::new(browser)
         .args([
             "--headless",
