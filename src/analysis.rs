@@ -15,6 +15,7 @@ use std::rc::Rc;
 use serde::Serialize;
 
 use crate::capture::{CaptureError, CaptureSummary, Frame, Warning, read_capture, read_from};
+use crate::flow::FlowEvictions;
 use crate::flow::eap::EapolFlows;
 use crate::flow::udp::UdpFlows;
 use crate::flow::{ConnInfo, FlowLimits, Reassembler};
@@ -115,7 +116,7 @@ impl Limits {
 }
 
 /// What reading one capture produced besides handshakes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CaptureResult {
     /// What the file itself told (format, frames, truncation, warnings).
     #[serde(flatten)]
@@ -149,7 +150,7 @@ pub struct CaptureResult {
 
 impl CaptureResult {
     /// A file of a joined capture after its first: its own summary, no counters.
-    fn empty(summary: CaptureSummary) -> Self {
+    pub(crate) fn empty(summary: CaptureSummary) -> Self {
         CaptureResult {
             summary,
             tcp_segments: 0,
@@ -241,6 +242,31 @@ impl Sessions {
             .or_insert(next);
         self.chains.push((server, chain));
         self.records.push(session)
+    }
+
+    /// Adds a handshake after every one in report order (a partial analysis read back).
+    pub fn push_last(&mut self, session: &Session) -> std::io::Result<()> {
+        let record = self.records.len() as u32;
+        self.push(session)?;
+        self.order.push(record);
+        Ok(())
+    }
+
+    /// Puts the handshakes in report order again (by capture, then by the frame of the
+    /// ClientHello; the handshakes of one connection in the order they were decided), after
+    /// parts whose handshakes cross from one into the next were absorbed.
+    pub fn sort(&mut self) -> std::io::Result<()> {
+        let mut keys = Vec::with_capacity(self.order.len());
+        for record in self.order.iter() {
+            let s = self.records.get(record as usize)?;
+            keys.push((report_key(&s), record));
+        }
+        keys.sort_by_key(|&(key, _)| key);
+        self.order = Chunked::default();
+        for (_, record) in keys {
+            self.order.push(record);
+        }
+        Ok(())
     }
 
     /// Appends the handshakes of `other` (of later captures), after this one's.
@@ -349,12 +375,29 @@ pub fn analyze_reader(
 /// captures are read in parallel, one per core; the result is the same as reading them one
 /// after another.
 pub fn analyze(paths: &[String], opts: &Options) -> crate::Result<Analysis> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if paths.len() < 2 || workers < 2 {
-        return analyze_streaming(paths, opts, |_, _, _| {});
-    }
     let trust = trust_store(opts)?;
+    Ok(read(paths, opts, &trust)?.into_analysis(trust))
+}
+
+/// What [`analyze`] reads before it ends: the captures' part of the analysis, which
+/// `chainsniff analyze --partial` writes and `chainsniff merge` combines with others.
+pub fn read(paths: &[String], opts: &Options, trust: &TrustStore) -> crate::Result<CapturePart> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let keylog = base_keylog(opts)?;
+    if paths.len() < 2 || workers < 2 {
+        let mut all = CapturePart::default();
+        let sources = paths.iter().map(|p| (p.as_str(), None)).collect();
+        read_group(
+            0,
+            sources,
+            &keylog,
+            opts,
+            &mut all,
+            trust,
+            &mut |_, _, _| {},
+        )?;
+        return Ok(all);
+    }
     // A round of as many captures as cores at a time, each into its own part on its own
     // thread, merged in capture order before the next round: at most one part per core waits
     // (each holds a temporary file and buffers), however many files there are.
@@ -368,7 +411,7 @@ pub fn analyze(paths: &[String], opts: &Options) -> crate::Result<Analysis> {
             let handles: Vec<_> = round
                 .iter()
                 .map(|chain| {
-                    let (keylog, trust) = (&keylog, &trust);
+                    let keylog = &keylog;
                     scope.spawn(move || {
                         let mut part = CapturePart::default();
                         let sources = chain.clone().map(|i| (paths[i].as_str(), None)).collect();
@@ -394,7 +437,51 @@ pub fn analyze(paths: &[String], opts: &Options) -> crate::Result<Analysis> {
             all.absorb(part?)?;
         }
     }
-    Ok(all.into_analysis(trust))
+    Ok(all)
+}
+
+/// The partial analysis of `paths` (read one after another, as one group): as [`read`],
+/// and the handshakes still open at the end wait in the part's tail for the merge. With
+/// `after`, the file before the first is read first only to go on with its conversations (a
+/// ring buffer's previous file): what it holds is the partial before's, what crosses into
+/// `paths` is this one's.
+pub fn read_partial(
+    paths: &[String],
+    after: Option<&str>,
+    opts: &Options,
+) -> crate::Result<CapturePart> {
+    // The trust store is the merge's; reading needs none.
+    let trust = TrustStore::from_source(crate::pki::TrustSource::None)?;
+    let keylog = base_keylog(opts)?;
+    let mut part = CapturePart::default();
+    let sources = after
+        .into_iter()
+        .chain(paths.iter().map(String::as_str))
+        .map(|p| (p, None))
+        .collect();
+    let mode = Mode {
+        lead_in: after.is_some(),
+        tail: true,
+    };
+    read_group_as(
+        0,
+        sources,
+        &keylog,
+        opts,
+        &mut part,
+        &trust,
+        &mut |_, _, _| {},
+        mode,
+    )?;
+    Ok(part)
+}
+
+/// The groups of `paths` that [`analyze`] reads each as one unit, in order: files that may be
+/// parts of one capture (a ring buffer's files, a TAP's two) are one group; every other file
+/// is a group of its own. A partial analysis of each group (`chainsniff plan` prints them),
+/// merged in order, is the analysis of all the files.
+pub fn groups(paths: &[String]) -> Vec<std::ops::Range<usize>> {
+    chains(paths)
 }
 
 /// Consecutive runs of `paths` that may be parts of one capture: each file's first frame on the
@@ -459,21 +546,36 @@ fn base_keylog(opts: &Options) -> crate::Result<KeyLog> {
     Ok(keylog)
 }
 
-/// What reading some captures built: the handshakes, the certificates, the hosts.
+/// What reading some captures built, before any chain is judged: the handshakes, the
+/// certificates, the hosts. Parts of captures read apart, absorbed in capture order, are the
+/// part of all of them read together ([`crate::partial`] writes and reads them).
 #[derive(Default)]
-struct CapturePart {
-    captures: Vec<CaptureResult>,
-    store: CertStore,
-    sessions: Sessions,
-    identities: Identities,
-    filtered_out: usize,
+pub struct CapturePart {
+    /// Every file read, in the order given.
+    pub files: Vec<FileRecord>,
+    /// The limits they were read with (the warnings name them).
+    pub limits: Limits,
+    /// In a partial analysis: what ending its last capture added.
+    pub tail: Tail,
+    /// The report keys of the tail's handshakes a warning already counts (see
+    /// [`crate::partial`]).
+    pub warned: Vec<u64>,
+    /// Every certificate sent in them.
+    pub store: CertStore,
+    /// Every finished handshake, in report order.
+    pub sessions: Sessions,
+    /// MACs, DHCP, DNS names and plain-HTTP requests seen in them.
+    pub identities: Identities,
+    /// Handshakes left out by the filter.
+    pub filtered_out: usize,
 }
 
 impl CapturePart {
-    fn into_analysis(mut self, trust: TrustStore) -> Analysis {
+    /// Every capture is in: the analysis that reports are built from.
+    pub fn into_analysis(mut self, trust: TrustStore) -> Analysis {
         self.sessions.seal();
         Analysis {
-            captures: self.captures,
+            captures: assemble(self.files, 0, self.limits),
             sessions: self.sessions,
             store: self.store,
             trust,
@@ -482,9 +584,24 @@ impl CapturePart {
         }
     }
 
-    /// Appends `other`, the part of the captures that come after this one's.
-    fn absorb(&mut self, other: CapturePart) -> std::io::Result<()> {
-        self.captures.extend(other.captures);
+    /// Ends the last capture with `tail`, what ending it added in a partial analysis: its
+    /// handshakes' certificates go into the store, the handshakes after the others.
+    pub fn end_with(&mut self, tail: Tail) -> std::io::Result<()> {
+        for mut session in tail.sessions {
+            intern(&mut self.store, session.base, &mut session.hs);
+            self.sessions.push_last(&session)?;
+        }
+        if let Some(last) = self.files.last_mut() {
+            last.counts.add(&tail.counts);
+        }
+        self.filtered_out += tail.filtered_out;
+        Ok(())
+    }
+
+    /// Appends `other`, the part of the captures that come after this one's (its capture
+    /// indices already count this part's captures).
+    pub fn absorb(&mut self, other: CapturePart) -> std::io::Result<()> {
+        self.files.extend(other.files);
         self.store.absorb(other.store);
         self.sessions.absorb(other.sessions)?;
         self.identities.merge(other.identities);
@@ -556,19 +673,59 @@ struct SessionSink<'a> {
     /// The report-order key of each record from `first` on.
     keys: Chunked<u64>,
     spill_error: Option<std::io::Error>,
+    /// False while a lead-in file is read (`--after`): its handshakes are another partial's.
+    keep: bool,
+    /// A lead-in was read (`--after`): a handshake without a ClientHello after it is the rest
+    /// of a conversation an earlier partial has (dropped), and one whose ClientHello is in the
+    /// lead-in (capture 0) is a *head* (not counted as filtered out: the partial before counts
+    /// it).
+    after_lead_in: bool,
+    /// Some while the last capture ends in a partial analysis: the handshakes still open at
+    /// its end wait there, their certificates not interned, for the merge to keep or drop.
+    tail: Option<Tail>,
+}
+
+/// What ending the last capture of a partial analysis added: kept by the merge unless the
+/// next partial goes on with the capture (`--after`), which then has these handshakes whole.
+#[derive(Debug, Default)]
+pub struct Tail {
+    /// The handshakes, with their certificates.
+    pub sessions: Vec<Session>,
+    /// Those of them the filter left out.
+    pub filtered_out: usize,
+    /// What ending the capture added to its counters.
+    pub counts: Counts,
 }
 
 impl SessionSink<'_> {
     fn take(&mut self, mut hs: Handshake) {
+        if !self.keep {
+            return;
+        }
+        if self.after_lead_in && hs.client_hellos.is_empty() {
+            return;
+        }
         let order = handshake_order(&hs);
         let part = crate::model::frame_part(order);
         attribute(&mut hs, part);
         let capture = self.base + part as usize;
+        let head = self.after_lead_in && capture == 0;
+        if let Some(tail) = &mut self.tail {
+            if self.filter.matches(hs.client, hs.server, hs.sni()) {
+                let base = self.base;
+                tail.sessions.push(Session { capture, base, hs });
+            } else if !head {
+                tail.filtered_out += 1;
+            }
+            return;
+        }
         // Certificates leave each handshake as soon as it is finished: memory holds each
         // distinct certificate once, not one copy per handshake.
         intern(self.store, self.base, &mut hs);
         if !self.filter.matches(hs.client, hs.server, hs.sni()) {
-            *self.filtered_out += 1;
+            if !head {
+                *self.filtered_out += 1;
+            }
             return;
         }
         let session = Session {
@@ -611,8 +768,14 @@ struct Joiner<'k> {
     peek_secrets: Vec<Vec<u8>>,
     limits: Limits,
     pipeline: FramePipeline,
-    /// Summaries of the files of the current capture, but the one being read.
-    files: Vec<CaptureSummary>,
+    /// Files of the current capture read to their end.
+    files: usize,
+    /// The pipeline's counters at the end of the last file read.
+    snapshot: Counts,
+    /// How the file being read was joined to the one before, if it was.
+    join: Option<&'static str>,
+    /// The first file is a lead-in (`--after`) not yet over.
+    lead_in: bool,
     /// The file being read is the first of its capture.
     first_file: bool,
     /// Some while the first frames of a file are looked at.
@@ -620,9 +783,8 @@ struct Joiner<'k> {
     last_ts: Option<crate::model::Timestamp>,
     first_ts: Option<crate::model::Timestamp>,
     linktype: Option<pcap_parser::Linktype>,
-    /// How the files of the current capture were joined (`ring_buffer`, `tap`).
-    how: &'static str,
-    results: Vec<CaptureResult>,
+    /// Every file read to its end.
+    records: Vec<FileRecord>,
     identities: Identities,
 }
 
@@ -679,15 +841,22 @@ impl Joiner<'_> {
         });
         let tap = !ring && during && peek.iter().any(|f| self.pipeline.answers(&f.frame()));
         if ring || tap {
-            if tap {
-                self.how = "tap";
-            }
+            self.join = Some(if tap { "tap" } else { "ring_buffer" });
             self.pipeline.new_part();
         } else {
-            let files = self.files.len();
+            let files = self.files;
             self.end_capture(sink);
             sink.base += files;
             self.first_file = true;
+        }
+        if self.lead_in {
+            // The lead-in is over: what follows is this partial's. The hosts seen in the
+            // lead-in are the partial before's.
+            self.lead_in = false;
+            sink.keep = true;
+            sink.after_lead_in = true;
+            self.pipeline.identities = Identities::default();
+            self.identities = Identities::default();
         }
         for secrets in std::mem::take(&mut self.peek_secrets) {
             self.keylog
@@ -702,7 +871,14 @@ impl Joiner<'_> {
     /// A file was read to its end.
     fn end_file(&mut self, summary: CaptureSummary, sink: &mut SessionSink<'_>) {
         self.decide(sink);
-        self.files.push(summary);
+        let now = self.pipeline.counts();
+        self.records.push(FileRecord {
+            summary,
+            counts: now.since(&self.snapshot),
+            joined: self.join.take().map(str::to_string),
+        });
+        self.snapshot = now;
+        self.files += 1;
         self.first_file = false;
     }
 
@@ -713,8 +889,8 @@ impl Joiner<'_> {
         }
     }
 
-    /// The capture read so far ends: its handshakes still open are decided, its files'
-    /// results made.
+    /// The capture read so far ends: its handshakes still open are decided, and what that
+    /// counted goes to its last file (or, at the end of a partial analysis, to the tail).
     fn end_capture(&mut self, sink: &mut SessionSink<'_>) {
         // The next capture starts from the --keylog secrets only, as a capture read alone.
         self.keylog = Rc::new(RefCell::new(self.base_keylog.clone()));
@@ -722,46 +898,34 @@ impl Joiner<'_> {
             &mut self.pipeline,
             FramePipeline::new(&self.keylog, self.limits),
         );
-        let mut files = std::mem::take(&mut self.files).into_iter();
-        let Some(first) = files.next() else {
+        let snapshot = std::mem::take(&mut self.snapshot);
+        if self.files == 0 {
             return;
-        };
-        let rest: Vec<CaptureSummary> = files.collect();
-        let (mut result, ids) = pipeline.finish(first, &mut |h| sink.take(h));
-        self.identities.merge(ids);
-        if !rest.is_empty() {
-            let indices: Vec<usize> = (sink.base..sink.base + rest.len() + 1).collect();
-            let joined = Joined {
-                captures: indices.clone(),
-                how: self.how,
-            };
-            result.joined = Some(joined.clone());
-            self.results.push(result);
-            for summary in rest {
-                let mut r = CaptureResult::empty(summary);
-                r.joined = Some(joined.clone());
-                self.results.push(r);
-            }
-        } else {
-            self.results.push(result);
         }
-        self.files.clear();
+        let (counts, ids) = pipeline.end(&mut |h| sink.take(h));
+        self.identities.merge(ids);
+        let ended = counts.since(&snapshot);
+        match (&mut sink.tail, self.records.last_mut()) {
+            (Some(tail), _) if sink.keep => tail.counts = ended,
+            (_, Some(last)) => last.counts.add(&ended),
+            (_, None) => {}
+        }
+        self.files = 0;
         self.last_ts = None;
         self.first_ts = None;
         self.linktype = None;
-        self.how = "ring_buffer";
     }
 }
 
 /// Files read as one capture: which (their indices in `captures[]`) and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Joined {
     /// The indices in `captures[]` of the files read as one capture.
     pub captures: Vec<usize>,
     /// `ring_buffer`: each file follows the one before in time, a connection going on from
     /// one to the next; `tap`: the files cover the same time, each with one direction of the
     /// same connections (the two ports of a network TAP), read one after the other.
-    pub how: &'static str,
+    pub how: String,
 }
 
 /// Reads captures `index..` given together into `part`: a file that goes on from the one
@@ -778,7 +942,42 @@ fn read_group(
     trust: &TrustStore,
     on_session: &mut dyn FnMut(&Session, &CertStore, &TrustStore),
 ) -> crate::Result<()> {
+    read_group_as(
+        index,
+        sources,
+        keylog,
+        opts,
+        part,
+        trust,
+        on_session,
+        Mode::default(),
+    )
+}
+
+/// How [`read_group_as`] reads for a partial analysis.
+#[derive(Debug, Default, Clone, Copy)]
+struct Mode {
+    /// The first source is a lead-in: the file before, read only to go on with its
+    /// conversations; its handshakes, hosts and counters are left out.
+    lead_in: bool,
+    /// The handshakes still open at the end wait in [`CapturePart::tail`].
+    tail: bool,
+}
+
+/// [`read_group`] for a partial analysis.
+#[allow(clippy::too_many_arguments)]
+fn read_group_as(
+    index: usize,
+    sources: Vec<(&str, Option<Box<dyn Read + Send>>)>,
+    keylog: &KeyLog,
+    opts: &Options,
+    part: &mut CapturePart,
+    trust: &TrustStore,
+    on_session: &mut dyn FnMut(&Session, &CertStore, &TrustStore),
+    mode: Mode,
+) -> crate::Result<()> {
     let first = part.sessions.records.len();
+    part.limits = opts.limits;
     let CapturePart {
         store,
         sessions,
@@ -795,6 +994,9 @@ fn read_group(
         base: index,
         keys: Chunked::default(),
         spill_error: None,
+        keep: !mode.lead_in,
+        after_lead_in: false,
+        tail: None,
     };
     let capture_keylog = Rc::new(RefCell::new(keylog.clone()));
     let joiner = Joiner {
@@ -803,14 +1005,16 @@ fn read_group(
         keylog: capture_keylog,
         peek_secrets: Vec::new(),
         limits: opts.limits,
-        files: Vec::new(),
+        files: 0,
+        snapshot: Counts::default(),
+        join: None,
+        lead_in: mode.lead_in,
         first_file: true,
         peek: None,
         last_ts: None,
         first_ts: None,
         linktype: None,
-        how: "ring_buffer",
-        results: Vec::new(),
+        records: Vec::new(),
         identities: Identities::default(),
     };
     // The reader calls back for frames and for secrets: both go through the joiner.
@@ -827,7 +1031,11 @@ fn read_group(
         joiner.borrow_mut().end_file(summary, &mut sink);
     }
     let mut joiner = joiner.into_inner();
+    if mode.tail {
+        sink.tail = Some(Tail::default());
+    }
     joiner.end_capture(&mut sink);
+    let tail = sink.tail.take();
     if let Some(e) = sink.spill_error {
         return Err(e.into());
     }
@@ -838,8 +1046,15 @@ fn read_group(
     for r in records {
         part.sessions.order.push(r);
     }
-    part.captures.extend(joiner.results);
+    let mut records = joiner.records;
+    if mode.lead_in && !records.is_empty() {
+        records.remove(0);
+    }
+    part.files.extend(records);
     part.identities.merge(joiner.identities);
+    if let Some(tail) = tail {
+        part.tail = tail;
+    }
     Ok(())
 }
 
@@ -921,6 +1136,12 @@ pub fn analyze_capture(path: &str) -> Result<(CaptureResult, Vec<Handshake>), Ca
     })?;
     handshakes.sort_by_key(handshake_order);
     Ok((result, handshakes))
+}
+
+/// A handshake's place in report order: its capture, then the frame of its ClientHello (else
+/// ServerHello, else first packet) there.
+pub fn report_key(s: &Session) -> u64 {
+    ((s.capture as u64) << PART_SHIFT) | local_frame(handshake_order(&s.hs))
 }
 
 /// Report order: by the frame of the ClientHello (else ServerHello, else first packet). A frame
@@ -1098,23 +1319,48 @@ impl FramePipeline {
         }
     }
 
-    /// The end of the capture: the handshakes still open go to `sink`, and the counters and
-    /// warnings join the reader's `summary`. Also returns what the capture told about hosts.
+    /// The counters so far.
+    pub fn counts(&self) -> Counts {
+        let (tcp, tcp_evicted) = self.reasm.counts();
+        Counts {
+            tcp_segments: tcp.segments,
+            tcp_connections: tcp.connections,
+            tcp_gaps: tcp.gaps,
+            other_frames: self.other,
+            undecodable_frames: self.undecodable,
+            oversized_messages: self.oversized,
+            ip_reassembled: self.defrag.reassembled,
+            ip_fragments_dropped: self.defrag.dropped,
+            evicted: [tcp_evicted, self.udp.evictions(), self.eapol.evictions()],
+            frame_warnings: self.frame_warnings.clone(),
+        }
+    }
+
+    /// Ends every conversation still open (the end of the capture): their handshakes go to
+    /// `sink`. Returns the capture's result, `summary` with the counters and their warnings,
+    /// and the hosts it saw.
     pub fn finish(
         self,
-        mut summary: CaptureSummary,
+        summary: CaptureSummary,
         sink: &mut dyn FnMut(Handshake),
     ) -> (CaptureResult, Identities) {
+        let limits = self.limits;
+        let (counts, identities) = self.end(sink);
+        (capture_result(summary, &counts, limits), identities)
+    }
+
+    /// As [`FramePipeline::finish`], with the counters as they are.
+    pub fn end(self, sink: &mut dyn FnMut(Handshake)) -> (Counts, Identities) {
         let FramePipeline {
             reasm,
             udp,
             eapol,
             defrag,
-            limits,
+            limits: _,
             other,
             undecodable,
             mut oversized,
-            mut frame_warnings,
+            frame_warnings,
             identities,
             part: _,
             decided,
@@ -1131,64 +1377,176 @@ impl FramePipeline {
         {
             emit(&mut oversized, sink, h);
         }
-        for (what, ev) in [
-            ("TCP", tcp_evicted),
-            ("UDP", udp_evicted),
-            ("EAPOL", eapol_evicted),
-        ] {
-            if ev.full > 0 {
-                summary.warnings.push(Warning::flow_table_full(
-                    what,
-                    limits.max_flows,
-                    ev.first_full_frame.unwrap_or(0),
-                    ev.full,
-                ));
-            }
-            if ev.idle > 0 {
-                summary.warnings.push(Warning::idle_evicted(
-                    what,
-                    ev.idle,
-                    FlowLimits::default().idle_secs,
-                ));
-            }
-            if ev.forgotten > 0 {
-                summary
-                    .warnings
-                    .push(Warning::forgotten(what, ev.forgotten));
-            }
-        }
-        if oversized > 0 {
-            summary.warnings.push(Warning::oversized_messages(
-                oversized,
-                limits.max_handshake_bytes,
-            ));
-        }
-        if undecodable > frame_warnings.len() as u64 {
-            frame_warnings.push(Warning::more_undecodable(
-                undecodable - frame_warnings.len() as u64,
-            ));
-        }
-        summary.warnings.extend(frame_warnings);
-        let result = CaptureResult {
-            summary,
+        let counts = Counts {
             tcp_segments: stats.segments,
             tcp_connections: stats.connections,
             tcp_gaps: stats.gaps,
             other_frames: other,
             undecodable_frames: undecodable,
-            flows_evicted: tcp_evicted.full
-                + tcp_evicted.idle
-                + udp_evicted.full
-                + udp_evicted.idle
-                + eapol_evicted.full
-                + eapol_evicted.idle,
             oversized_messages: oversized,
             ip_reassembled: defrag.reassembled,
             ip_fragments_dropped: defrag.dropped + defrag.pending_count() as u64,
-            joined: None,
+            evicted: [tcp_evicted, udp_evicted, eapol_evicted],
+            frame_warnings,
         };
-        (result, identities)
+        (counts, identities)
     }
+}
+
+/// A capture's counters as the pipeline keeps them. Counted per file of a joined capture
+/// (what reading the file added) and summed, they are the capture's: [`capture_result`] makes
+/// its [`CaptureResult`] of them.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct Counts {
+    tcp_segments: u64,
+    tcp_connections: u64,
+    tcp_gaps: u64,
+    other_frames: u64,
+    undecodable_frames: u64,
+    oversized_messages: u64,
+    ip_reassembled: u64,
+    ip_fragments_dropped: u64,
+    /// TCP, UDP and EAPOL conversations evicted or forgotten.
+    evicted: [FlowEvictions; 3],
+    /// The first undecodable frames (at most [`MAX_FRAME_WARNINGS`] in a capture).
+    frame_warnings: Vec<Warning>,
+}
+
+impl Counts {
+    /// What was counted since `before` (an earlier value of the same counters).
+    pub fn since(&self, before: &Counts) -> Counts {
+        Counts {
+            tcp_segments: self.tcp_segments - before.tcp_segments,
+            tcp_connections: self.tcp_connections - before.tcp_connections,
+            tcp_gaps: self.tcp_gaps - before.tcp_gaps,
+            other_frames: self.other_frames - before.other_frames,
+            undecodable_frames: self.undecodable_frames - before.undecodable_frames,
+            oversized_messages: self.oversized_messages - before.oversized_messages,
+            ip_reassembled: self.ip_reassembled - before.ip_reassembled,
+            ip_fragments_dropped: self.ip_fragments_dropped - before.ip_fragments_dropped,
+            evicted: std::array::from_fn(|i| self.evicted[i].since(before.evicted[i])),
+            frame_warnings: self.frame_warnings
+                [before.frame_warnings.len().min(self.frame_warnings.len())..]
+                .to_vec(),
+        }
+    }
+
+    /// Adds what `other` counted after these.
+    pub fn add(&mut self, other: &Counts) {
+        self.tcp_segments += other.tcp_segments;
+        self.tcp_connections += other.tcp_connections;
+        self.tcp_gaps += other.tcp_gaps;
+        self.other_frames += other.other_frames;
+        self.undecodable_frames += other.undecodable_frames;
+        self.oversized_messages += other.oversized_messages;
+        self.ip_reassembled += other.ip_reassembled;
+        self.ip_fragments_dropped += other.ip_fragments_dropped;
+        for (mine, theirs) in self.evicted.iter_mut().zip(other.evicted) {
+            mine.add(theirs);
+        }
+        let room = MAX_FRAME_WARNINGS.saturating_sub(self.frame_warnings.len());
+        self.frame_warnings
+            .extend(other.frame_warnings.iter().take(room).cloned());
+    }
+}
+
+/// A capture's result: the file's own summary (its first file's, for a joined capture) with
+/// the warnings its counters call for, and the counters.
+fn capture_result(mut summary: CaptureSummary, c: &Counts, limits: Limits) -> CaptureResult {
+    for (what, ev) in ["TCP", "UDP", "EAPOL"].into_iter().zip(c.evicted) {
+        if ev.full > 0 {
+            summary.warnings.push(Warning::flow_table_full(
+                what,
+                limits.max_flows,
+                ev.first_full_frame.unwrap_or(0),
+                ev.full,
+            ));
+        }
+        if ev.idle > 0 {
+            summary.warnings.push(Warning::idle_evicted(
+                what,
+                ev.idle,
+                FlowLimits::default().idle_secs,
+            ));
+        }
+        if ev.forgotten > 0 {
+            summary
+                .warnings
+                .push(Warning::forgotten(what, ev.forgotten));
+        }
+    }
+    if c.oversized_messages > 0 {
+        summary.warnings.push(Warning::oversized_messages(
+            c.oversized_messages,
+            limits.max_handshake_bytes,
+        ));
+    }
+    summary.warnings.extend(c.frame_warnings.iter().cloned());
+    if c.undecodable_frames > c.frame_warnings.len() as u64 {
+        summary.warnings.push(Warning::more_undecodable(
+            c.undecodable_frames - c.frame_warnings.len() as u64,
+        ));
+    }
+    CaptureResult {
+        summary,
+        tcp_segments: c.tcp_segments,
+        tcp_connections: c.tcp_connections,
+        tcp_gaps: c.tcp_gaps,
+        other_frames: c.other_frames,
+        undecodable_frames: c.undecodable_frames,
+        flows_evicted: c.evicted.iter().map(|e| e.full + e.idle).sum(),
+        oversized_messages: c.oversized_messages,
+        ip_reassembled: c.ip_reassembled,
+        ip_fragments_dropped: c.ip_fragments_dropped,
+        joined: None,
+    }
+}
+
+/// One file as read: its summary, what reading it added to its capture's counters, and how it
+/// was joined to the file before (`ring_buffer`, `tap`), if it was.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct FileRecord {
+    /// What the file itself told.
+    pub summary: CaptureSummary,
+    /// What reading it (and, for a capture's last file, ending the capture) counted.
+    pub counts: Counts,
+    /// Read as the next part of the capture of the file before: how.
+    pub joined: Option<String>,
+}
+
+/// The results of files given together, `base` the index of the first in `captures[]`: each
+/// run of joined files is one capture, its counters summed on its first file.
+pub fn assemble(files: Vec<FileRecord>, base: usize, limits: Limits) -> Vec<CaptureResult> {
+    let mut results = Vec::with_capacity(files.len());
+    let mut files = files.into_iter().peekable();
+    while let Some(first) = files.next() {
+        let start = base + results.len();
+        let mut total = first.counts;
+        let mut rest = Vec::new();
+        let mut tap = false;
+        while let Some(next) = files.next_if(|f| f.joined.is_some()) {
+            tap |= next.joined.as_deref() == Some("tap");
+            total.add(&next.counts);
+            rest.push(next.summary);
+        }
+        let mut result = capture_result(first.summary, &total, limits);
+        if rest.is_empty() {
+            results.push(result);
+            continue;
+        }
+        let joined = Joined {
+            captures: (start..start + rest.len() + 1).collect(),
+            how: if tap { "tap" } else { "ring_buffer" }.to_string(),
+        };
+        result.joined = Some(joined.clone());
+        results.push(result);
+        for summary in rest {
+            let mut r = CaptureResult::empty(summary);
+            r.joined = Some(joined.clone());
+            results.push(r);
+        }
+    }
+    results
 }
 
 /// Hands a finished handshake on, counting the messages it skipped for their size.

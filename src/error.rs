@@ -21,6 +21,10 @@ pub enum Error {
     /// `--export-certs`: the folder or a file in it cannot be written.
     #[error("{0}")]
     Export(String),
+    /// A partial analysis (`analyze --partial`, `merge`): cannot be written, is not one, is of
+    /// another format version, or was read with other options than the others.
+    #[error("{0}")]
+    Partial(String),
     /// The temporary file the finished handshakes wait in (`$TMPDIR`).
     #[error("{0}")]
     Storage(#[from] io::Error),

@@ -24,6 +24,9 @@ pub struct Filter {
     clients: Vec<IpNet>,
     servers: Vec<ServerSpec>,
     sni: Option<GlobSet>,
+    /// The options it was made from (`--client 10.0.0.0/8`), as a partial analysis records
+    /// them.
+    given: Vec<String>,
 }
 
 /// `10.0.0.0/24`, `10.0.0.5` (a host), `2001:db8::/32`.
@@ -81,6 +84,10 @@ pub fn parse_server(s: &str) -> Result<ServerSpec> {
 impl Filter {
     /// From the command line's values.
     pub fn new(clients: &[String], servers: &[String], sni: &[String]) -> Result<Self> {
+        let given = (clients.iter().map(|c| format!("--client {c}")))
+            .chain(servers.iter().map(|s| format!("--server {s}")))
+            .chain(sni.iter().map(|g| format!("--sni {g}")))
+            .collect();
         let sni = if sni.is_empty() {
             None
         } else {
@@ -109,7 +116,14 @@ impl Filter {
                 .map(|s| parse_server(s).map_err(|e| Error::Filter(format!("--server {s:?}: {e}"))))
                 .collect::<Result<_>>()?,
             sni,
+            given,
         })
+    }
+
+    /// The options it was made from, one per element (`--client 10.0.0.0/8`); empty when it
+    /// keeps every handshake.
+    pub fn given(&self) -> &[String] {
+        &self.given
     }
 
     /// Whether a handshake between `client` and `server` (asking for `sni`) is kept.

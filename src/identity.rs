@@ -81,6 +81,50 @@ pub struct Identities {
     http: Vec<HttpGet>,
 }
 
+/// The identity tables as plain lists (each sorted), as a partial analysis stores them.
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+pub struct Tables {
+    mac_of_ip: Vec<(IpAddr, [u8; 6])>,
+    addresses_of_mac: Vec<([u8; 6], u32)>,
+    dhcp_of_mac: Vec<([u8; 6], Dhcp)>,
+    mac_of_lease: Vec<(IpAddr, [u8; 6])>,
+    names: Vec<(IpAddr, Vec<String>)>,
+    http: Vec<HttpGet>,
+}
+
+/// A map's entries, sorted by key.
+fn sorted<K: Ord + Clone, V: Clone>(map: &FlowMap<K, V>) -> Vec<(K, V)> {
+    let mut v: Vec<(K, V)> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+impl Identities {
+    /// The tables as lists.
+    pub fn tables(&self) -> Tables {
+        Tables {
+            mac_of_ip: sorted(&self.mac_of_ip),
+            addresses_of_mac: sorted(&self.addresses_of_mac),
+            dhcp_of_mac: sorted(&self.dhcp_of_mac),
+            mac_of_lease: sorted(&self.mac_of_lease),
+            names: sorted(&self.names),
+            http: self.http.clone(),
+        }
+    }
+
+    /// The identities the lists of [`Identities::tables`] hold.
+    pub fn from_tables(t: Tables) -> Self {
+        Identities {
+            mac_of_ip: t.mac_of_ip.into_iter().collect(),
+            addresses_of_mac: t.addresses_of_mac.into_iter().collect(),
+            dhcp_of_mac: t.dhcp_of_mac.into_iter().collect(),
+            mac_of_lease: t.mac_of_lease.into_iter().collect(),
+            names: t.names.into_iter().collect(),
+            http: t.http,
+        }
+    }
+}
+
 fn mac_string(m: &[u8; 6]) -> String {
     m.iter()
         .map(|b| format!("{b:02x}"))

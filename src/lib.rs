@@ -23,6 +23,7 @@ pub mod identity;
 pub mod json;
 pub mod judge;
 pub mod model;
+pub mod partial;
 pub mod pki;
 pub mod render;
 pub mod report;

@@ -46,13 +46,25 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Merge partial analyses (`analyze --partial`) into the report of all their captures.
+    ///
+    /// `chainsniff merge A.part B.part C.part` writes the report `chainsniff analyze A B C`
+    /// writes, byte for byte; `--partial OUT` writes the merge as a partial again.
+    Merge(Box<MergeArgs>),
+    /// Print the groups of captures to analyze each as one partial, one JSON array of paths a
+    /// line: a ring buffer's files (or a TAP's two) are one group, every other file its own.
+    Plan {
+        /// Capture files, in the order they would be given to `analyze`.
+        #[arg(required = true, value_name = "CAPTURE")]
+        captures: Vec<String>,
+    },
     /// Print the manual page (roff) to standard output: `chainsniff man > chainsniff.1`.
     Man,
 }
 
 /// The subcommands' names (and clap's `help`): any other first argument is a capture of the
 /// short form `chainsniff CAPTURE...`.
-const COMMANDS: &[&str] = &["analyze", "completions", "man", "help"];
+const COMMANDS: &[&str] = &["analyze", "completions", "merge", "plan", "man", "help"];
 
 /// The arguments with `analyze` inserted when they are the short form `chainsniff CAPTURE...`
 /// (or `chainsniff --format json CAPTURE...`): the first argument is neither a command nor
@@ -131,6 +143,56 @@ struct AnalyzeArgs {
     /// not by the file name); `-` reads standard input.
     #[arg(required = true, value_name = "CAPTURE")]
     captures: Vec<String>,
+    #[command(flatten)]
+    read: ReadArgs,
+    /// Write a partial analysis of the captures to this file instead of a report, for
+    /// `chainsniff merge` (a cluster's tasks, a site's files merged elsewhere). The report
+    /// options then belong to the merge. An unreadable capture still gives a partial, which
+    /// names it in the merged report (exit status 2 all the same).
+    #[arg(long, value_name = "OUT")]
+    partial: Option<PathBuf>,
+    /// With --partial: the capture file before the first (a ring buffer's previous file), read
+    /// first only to go on with the conversations still open at its end, so that a handshake
+    /// crossing from it into this one is whole. Its own handshakes are its partial's.
+    #[arg(long, value_name = "PREV", requires = "partial")]
+    after: Option<String>,
+    #[command(flatten)]
+    report: ReportArgs,
+}
+
+/// The options that change what is read from the captures.
+#[derive(clap::Args)]
+struct ReadArgs {
+    /// TLS key log (NSS format) to decrypt TLS 1.3 handshakes and TLS 1.2 renegotiations and
+    /// see their certificates (repeatable; SSLKEYLOGFILE is read too when set). Key logs embedded in pcapng files are
+    /// always used.
+    #[arg(long, value_name = "FILE")]
+    keylog: Vec<PathBuf>,
+    /// Most TCP (and, separately, UDP) conversations followed at once. Beyond it the least
+    /// recently active are evicted, reported as they stood, and counted in a warning.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_flows,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    max_flows: usize,
+    /// Largest TLS handshake message kept, in bytes (2^24 is the protocol's limit). A larger one
+    /// is skipped, and its handshake notes it.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_handshake_bytes,
+          value_parser = RangedU64ValueParser::<usize>::new().range(64..=(1 << 24)))]
+    max_handshake_bytes: usize,
+    /// Only handshakes from these clients: an address or CIDR range (repeatable).
+    #[arg(long, value_name = "CIDR")]
+    client: Vec<String>,
+    /// Only handshakes with these servers: an address or CIDR range, with a port or not:
+    /// 10.0.0.5:443, 10.0.0.0/24, [2001:db8::/32]:5061 (repeatable).
+    #[arg(long, value_name = "CIDR[:PORT]")]
+    server: Vec<String>,
+    /// Only handshakes whose SNI matches this glob, e.g. '*.contoso.com' (repeatable; no case).
+    #[arg(long, value_name = "GLOB")]
+    sni: Vec<String>,
+}
+
+/// The options of the report: `analyze` and `merge` share them.
+#[derive(clap::Args)]
+struct ReportArgs {
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value = "text")]
     format: Format,
@@ -150,40 +212,15 @@ struct AnalyzeArgs {
     /// name the issuer a server failed to send, and leaves are ignored.
     #[arg(long)]
     trust_intermediates: bool,
-    /// TLS key log (NSS format) to decrypt TLS 1.3 handshakes and TLS 1.2 renegotiations and
-    /// see their certificates (repeatable; SSLKEYLOGFILE is read too when set). Key logs embedded in pcapng files are
-    /// always used.
-    #[arg(long, value_name = "FILE")]
-    keylog: Vec<PathBuf>,
     /// Exit with status 1 when a finding of this severity (or worse) exists; `warning` and
     /// `not-judged` also when a chain could not be judged (truncated, TLS 1.3 without keys).
     #[arg(long, value_enum, value_name = "SEVERITY")]
     fail_on: Option<FailOn>,
-    /// Most TCP (and, separately, UDP) conversations followed at once. Beyond it the least
-    /// recently active are evicted, reported as they stood, and counted in a warning.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().max_flows,
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
-    max_flows: usize,
-    /// Largest TLS handshake message kept, in bytes (2^24 is the protocol's limit). A larger one
-    /// is skipped, and its handshake notes it.
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_handshake_bytes,
-          value_parser = RangedU64ValueParser::<usize>::new().range(64..=(1 << 24)))]
-    max_handshake_bytes: usize,
     /// Write every certificate seen (PEM, named by SHA-256 prefix and subject), each chain as
     /// sent (chain-SERVER-VARIANT.pem) and the chain each server should send
     /// (bundle-SERVER.pem) into this directory.
     #[arg(long, value_name = "DIR")]
     export_certs: Option<PathBuf>,
-    /// Only handshakes from these clients: an address or CIDR range (repeatable).
-    #[arg(long, value_name = "CIDR")]
-    client: Vec<String>,
-    /// Only handshakes with these servers: an address or CIDR range, with a port or not:
-    /// 10.0.0.5:443, 10.0.0.0/24, [2001:db8::/32]:5061 (repeatable).
-    #[arg(long, value_name = "CIDR[:PORT]")]
-    server: Vec<String>,
-    /// Only handshakes whose SNI matches this glob, e.g. '*.contoso.com' (repeatable; no case).
-    #[arg(long, value_name = "GLOB")]
-    sni: Vec<String>,
     /// Also summarize the handshakes by client, server, TLS fingerprint or MAC vendor.
     #[arg(long, value_enum, value_name = "KEY")]
     group_by: Option<GroupBy>,
@@ -202,6 +239,20 @@ struct AnalyzeArgs {
     output: Option<PathBuf>,
 }
 
+#[derive(clap::Args)]
+struct MergeArgs {
+    /// Partial analyses (from `analyze --partial` or `merge --partial`), in capture order: the
+    /// report is the one `analyze` gives for all their captures in this order.
+    #[arg(required = true, value_name = "PART")]
+    parts: Vec<PathBuf>,
+    /// Write the merge as a partial again instead of a report (a tree reduction: merging the
+    /// merges gives the same report).
+    #[arg(long, value_name = "OUT")]
+    partial: Option<PathBuf>,
+    #[command(flatten)]
+    report: ReportArgs,
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse_from(with_default_command(std::env::args_os().collect())) {
         Ok(c) => c,
@@ -213,6 +264,8 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Analyze(args) => analyze(*args),
+        Command::Merge(args) => merge(*args),
+        Command::Plan { captures } => plan(&captures),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "chainsniff", &mut out);
@@ -311,8 +364,37 @@ fn text_width(to_terminal: bool) -> usize {
 }
 
 fn analyze(args: AnalyzeArgs) -> ExitCode {
+    let AnalyzeArgs {
+        captures,
+        read,
+        partial,
+        after,
+        report,
+    } = args;
+    let Some(opts) = options(&read, &report, &captures) else {
+        return ExitCode::from(2);
+    };
+    if let Some(out) = partial {
+        return write_partial(&captures, after.as_deref(), &opts, &out);
+    }
+    if let Format::Jsonl = report.format {
+        return jsonl(&captures, &opts, report.output.as_deref(), report.fail_on);
+    }
+    let started = std::time::Instant::now();
+    let analysis = match chainsniff::analyze(&captures, &opts) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("chainsniff: {}", error_line(&e));
+            return ExitCode::from(2);
+        }
+    };
+    write_report(analysis, &report, started)
+}
+
+/// The options of a run; `None` after an error line.
+fn options(read: &ReadArgs, report: &ReportArgs, captures: &[String]) -> Option<Options> {
     // Checked before reading (which may take minutes), not after.
-    if let Some(dir) = &args.export_certs
+    if let Some(dir) = &report.export_certs
         && dir.exists()
         && !dir.is_dir()
     {
@@ -320,60 +402,141 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
             "chainsniff: --export-certs {}: is a file, not a directory (name a new or existing directory)",
             dir.display()
         );
-        return ExitCode::from(2);
+        return None;
     }
-    let mut keylog = args.keylog;
+    let mut keylog = read.keylog.clone();
     if let Some(env) = std::env::var_os("SSLKEYLOGFILE").filter(|v| !v.is_empty()) {
         keylog.push(PathBuf::from(env));
     }
-    let filter = match chainsniff::filter::Filter::new(&args.client, &args.server, &args.sni) {
+    let filter = match chainsniff::filter::Filter::new(&read.client, &read.server, &read.sni) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("chainsniff: {e:#}");
-            return ExitCode::from(2);
+            return None;
         }
     };
-    let progress = if args.quiet || !std::io::stderr().is_terminal() {
+    let progress = if report.quiet || !std::io::stderr().is_terminal() || captures.is_empty() {
         None
     } else {
-        Some(progress_bar(&args.captures))
+        Some(progress_bar(captures))
     };
-    let opts = Options {
+    Some(Options {
         filter,
         progress,
-        trust: args.trust,
-        no_default_trust: args.no_default_trust,
-        trust_store: match args.trust_store {
+        trust: report.trust.clone(),
+        no_default_trust: report.no_default_trust,
+        trust_store: match report.trust_store {
             TrustStoreArg::Mozilla => chainsniff::pki::TrustSource::Mozilla,
             TrustStoreArg::System => chainsniff::pki::TrustSource::System,
             TrustStoreArg::None => chainsniff::pki::TrustSource::None,
         },
-        trust_intermediates: args.trust_intermediates,
+        trust_intermediates: report.trust_intermediates,
         keylog,
         limits: Limits {
-            max_flows: args.max_flows,
-            max_handshake_bytes: args.max_handshake_bytes,
+            max_flows: read.max_flows,
+            max_handshake_bytes: read.max_handshake_bytes,
         },
+    })
+}
+
+/// `analyze --partial OUT`: the captures' partial analysis; when they cannot be read, a
+/// partial that names them with the error (and exit status 2, as `analyze`).
+fn write_partial(
+    captures: &[String],
+    after: Option<&str>,
+    opts: &Options,
+    out: &std::path::Path,
+) -> ExitCode {
+    use chainsniff::partial;
+    let reading = partial::reading(opts);
+    let (part, status) = match chainsniff::analysis::read_partial(captures, after, opts) {
+        Ok(part) => (part, ExitCode::SUCCESS),
+        Err(e) => {
+            let line = error_line(&e);
+            eprintln!("chainsniff: {line}");
+            (partial::failed(captures, &line, opts), ExitCode::from(2))
+        }
     };
-    if let Format::Jsonl = args.format {
-        return jsonl(&args.captures, &opts, args.output.as_deref(), args.fail_on);
+    match partial::write(&part, &reading, after, out) {
+        Ok(()) => status,
+        Err(e) => {
+            eprintln!("chainsniff: {e}");
+            ExitCode::from(2)
+        }
     }
+}
+
+/// `chainsniff merge`: the partials combined, into a report or a partial again.
+fn merge(args: MergeArgs) -> ExitCode {
+    use chainsniff::partial;
+    if let (Format::Jsonl, None) = (args.report.format, &args.partial) {
+        eprintln!(
+            "chainsniff: merge writes the whole report: --format json (jsonl lines stream while captures are read)"
+        );
+        return ExitCode::from(2);
+    }
+    let read = ReadArgs {
+        keylog: Vec::new(),
+        max_flows: Limits::default().max_flows,
+        max_handshake_bytes: Limits::default().max_handshake_bytes,
+        client: Vec::new(),
+        server: Vec::new(),
+        sni: Vec::new(),
+    };
+    let Some(opts) = options(&read, &args.report, &[]) else {
+        return ExitCode::from(2);
+    };
+    let started = std::time::Instant::now();
+    let merged = match partial::merge(&args.parts, args.partial.is_some()) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("chainsniff: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(out) = &args.partial {
+        return match partial::write(&merged.part, &merged.reading, merged.after.as_deref(), out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("chainsniff: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let analysis = match chainsniff::analysis::trust_store(&opts) {
+        Ok(trust) => merged.part.into_analysis(trust),
+        Err(e) => {
+            eprintln!("chainsniff: {}", error_line(&e));
+            return ExitCode::from(2);
+        }
+    };
+    write_report(analysis, &args.report, started)
+}
+
+/// `chainsniff plan`: the groups of captures `analyze` reads each as one unit.
+fn plan(captures: &[String]) -> ExitCode {
+    let mut out = String::new();
+    for g in chainsniff::analysis::groups(captures) {
+        out.push_str(&serde_json::to_string(&captures[g]).expect("strings"));
+        out.push('\n');
+    }
+    print_out(out.as_bytes())
+}
+
+/// The report of `analysis`, written as `args` say; the exit status `--fail-on` asks for.
+fn write_report(
+    analysis: chainsniff::analysis::Analysis,
+    args: &ReportArgs,
+    started: std::time::Instant,
+) -> ExitCode {
     // CHAINSNIFF_TIMINGS=1 prints how long each phase took (for docs/performance.md).
     let timings = std::env::var_os("CHAINSNIFF_TIMINGS").is_some();
-    let started = std::time::Instant::now();
     let phase = |name: &str| {
         if timings {
             eprintln!(
                 "chainsniff: {name} done at {:.3} s",
                 started.elapsed().as_secs_f64()
             );
-        }
-    };
-    let analysis = match chainsniff::analyze(&args.captures, &opts) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("chainsniff: {}", error_line(&e));
-            return ExitCode::from(2);
         }
     };
     phase("reading");

@@ -32,7 +32,7 @@ const BUFFER_SIZE: usize = 1 << 20;
 const MAX_BLOCK: usize = 256 << 20;
 
 /// The container format of a capture, as detected from its magic bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// libpcap's format (any of its magic numbers).
@@ -58,7 +58,7 @@ impl Format {
 }
 
 /// How a capture file was compressed (read by content, not by name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     /// Not compressed.
@@ -108,7 +108,7 @@ pub struct Frame<'a> {
 }
 
 /// What was learned about the file itself while reading it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CaptureSummary {
     /// The path given (or `-` for standard input).
     pub path: String,

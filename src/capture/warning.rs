@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 /// What a warning is about (`captures[].warnings[].kind`; docs/report.md lists them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WarningKind {
     /// The file ends inside a block or record.
@@ -29,10 +29,16 @@ pub enum WarningKind {
     ForgottenConversations,
     /// Handshake messages larger than `--max-handshake-bytes` were skipped.
     OversizedMessages,
+    /// A capture of a distributed run whose partial analysis failed: nothing of it is in the
+    /// report.
+    NotAnalyzed,
+    /// Merged from partial analyses: handshakes still undecided at the end of this file began
+    /// before the file before it, so the next file's partial could not go on with them.
+    CutBetweenPartials,
 }
 
 /// One warning on a capture.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Warning {
     /// What the warning is about.
     pub kind: WarningKind,
@@ -216,6 +222,37 @@ impl Warning {
     }
 }
 
+impl Warning {
+    /// A capture whose analysis failed with `error` (`chainsniff analyze --partial` recorded
+    /// the failure): it is named in the report, with nothing read from it.
+    pub fn not_analyzed(error: &str) -> Self {
+        Self::new(
+            WarningKind::NotAnalyzed,
+            None,
+            None,
+            format!("not analyzed, nothing of it is in this report: {error}"),
+        )
+    }
+
+    /// Merged from partial analyses made `--after` the file before: `count` handshakes still
+    /// undecided at the end of this file began before the file before it.
+    pub fn cut_between_partials(count: usize) -> Self {
+        let (n, were) = if count == 1 {
+            ("1 handshake".to_string(), "was")
+        } else {
+            (format!("{count} handshakes"), "were")
+        };
+        Self::new(
+            WarningKind::CutBetweenPartials,
+            None,
+            None,
+            format!(
+                "{n} still undecided at the end of this file {were} not followed into the next: merged from partial analyses made --after the file before, and each began before that file (or its ClientHello was not captured), so they are reported as this file left them (analyze the files together, or make the ring buffer's files longer than the slowest handshake, to follow them to their end)"
+            ),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +271,8 @@ mod tests {
             WarningKind::IdleEvicted,
             WarningKind::ForgottenConversations,
             WarningKind::OversizedMessages,
+            WarningKind::NotAnalyzed,
+            WarningKind::CutBetweenPartials,
         ] {
             let name = serde_json::to_string(&kind).unwrap();
             let row = format!("| `{}` |", name.trim_matches('"'));

@@ -369,6 +369,11 @@ impl EapolFlows {
         self.evictor.counts.forgotten += self.settled.insert(h, conv.stream, |s| *s);
     }
 
+    /// What was evicted or forgotten so far.
+    pub fn evictions(&self) -> FlowEvictions {
+        self.evictor.counts
+    }
+
     /// Ends every conversation (end of capture) and returns all handshakes.
     pub fn finish(mut self) -> (Vec<Handshake>, FlowEvictions) {
         let mut live: Vec<(u64, (Mac, Mac))> =

@@ -142,7 +142,7 @@ impl Default for FlowLimits {
 }
 
 /// What the flow table had to let go of, for the report's warnings.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FlowEvictions {
     /// Open conversations evicted because the table was full.
     pub full: u64,
@@ -161,6 +161,20 @@ impl FlowEvictions {
         self.idle += other.idle;
         self.forgotten += other.forgotten;
         self.first_full_frame = self.first_full_frame.or(other.first_full_frame);
+    }
+
+    /// What was counted since `before` (an earlier value of the same counts).
+    pub fn since(self, before: FlowEvictions) -> FlowEvictions {
+        FlowEvictions {
+            full: self.full - before.full,
+            idle: self.idle - before.idle,
+            forgotten: self.forgotten - before.forgotten,
+            first_full_frame: if before.first_full_frame.is_some() {
+                None
+            } else {
+                self.first_full_frame
+            },
+        }
     }
 }
 

@@ -885,6 +885,11 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
         }
     }
 
+    /// The counters so far, and what was evicted or forgotten so far.
+    pub fn counts(&self) -> (TcpStats, FlowEvictions) {
+        (self.stats, self.evictor.counts)
+    }
+
     /// Ends every live connection (end of capture) and returns all outputs.
     pub fn finish(mut self) -> (Vec<H::Output>, TcpStats, FlowEvictions) {
         // In stream order, taken out of the table one at a time (not all moved into a list

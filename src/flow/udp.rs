@@ -229,6 +229,11 @@ impl UdpFlows {
         self.evictor.counts.forgotten += self.settled.insert(h, v, |s| *s);
     }
 
+    /// What was evicted or forgotten so far.
+    pub fn evictions(&self) -> FlowEvictions {
+        self.evictor.counts
+    }
+
     /// Ends every conversation (end of capture) and returns all handshakes.
     pub fn finish(mut self) -> (Vec<Handshake>, FlowEvictions) {
         // In stream order, taken out of the table one at a time.

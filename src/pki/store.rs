@@ -551,6 +551,22 @@ impl CertStore {
         }
     }
 
+    /// Every distinct certificate in the order first seen: its DER and where it was sent.
+    pub fn entries(&self) -> impl Iterator<Item = (&[u8], &[Sighting])> + '_ {
+        self.order.iter().filter_map(|sha| {
+            let c = self.certs.get(sha)?;
+            Some((c.der.as_slice(), c.sightings.as_slice()))
+        })
+    }
+
+    /// Adds a certificate and the places it was sent (a partial analysis read back).
+    pub fn add_seen(&mut self, der: &[u8], seen: &[Sighting]) {
+        self.add(der, None);
+        for s in seen {
+            self.add(der, Some(*s));
+        }
+    }
+
     /// The metadata of the certificate with this hash, when it parsed.
     pub fn meta(&self, sha: &Sha) -> Option<&CertMeta> {
         self.certs.get(sha).and_then(|c| c.meta.as_ref().ok())
