@@ -431,12 +431,16 @@ pub fn merge(paths: &[impl AsRef<Path>], keep_tail: bool) -> Result<Merged> {
                 }
                 !whole_here
             });
-            // Those left began before this partial's lead-in: it cannot go on with them.
+            // Those left began before this partial's lead-in: it cannot go on with them. And
+            // a handshake this partial found still open at the end of its lead-in, which the
+            // partial before decided in that file, was seen differently by the two (each
+            // lacks what came before its first file): the partial before's stays.
             let cut = pending
                 .sessions
                 .iter()
                 .filter(|s| deferred.insert(report_key(s)))
-                .count();
+                .count()
+                + if i > 0 { heads.len() - taken.len() } else { 0 };
             if let (true, Some(last)) = (cut > 0, all.files.last_mut()) {
                 last.summary
                     .warnings

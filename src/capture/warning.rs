@@ -32,8 +32,8 @@ pub enum WarningKind {
     /// A capture of a distributed run whose partial analysis failed: nothing of it is in the
     /// report.
     NotAnalyzed,
-    /// Merged from partial analyses: handshakes still undecided at the end of this file began
-    /// before the file before it, so the next file's partial could not go on with them.
+    /// Merged from partial analyses: handshakes open at the end of this file depend on what
+    /// came before the file before it, so the next file's partial could not go on with them.
     CutBetweenPartials,
 }
 
@@ -234,8 +234,8 @@ impl Warning {
         )
     }
 
-    /// Merged from partial analyses made `--after` the file before: `count` handshakes still
-    /// undecided at the end of this file began before the file before it.
+    /// Merged from partial analyses made `--after` the file before: `count` handshakes open at
+    /// the end of this file depend on what came before the file before it.
     pub fn cut_between_partials(count: usize) -> Self {
         let (n, were) = if count == 1 {
             ("1 handshake".to_string(), "was")
@@ -247,7 +247,7 @@ impl Warning {
             None,
             None,
             format!(
-                "{n} still undecided at the end of this file {were} not followed into the next: merged from partial analyses made --after the file before, and each began before that file (or its ClientHello was not captured), so they are reported as this file left them (analyze the files together, or make the ring buffer's files longer than the slowest handshake, to follow them to their end)"
+                "{n} open at the end of this file {were} not followed exactly into the next: merged from partial analyses, each file read --after the one before, and these depend on what came before that file (they began earlier, or their ClientHello was not captured), so they are reported as this file's partial left them (analyze the files together, or make the ring buffer's files longer than the slowest handshake, to follow them to their end)"
             ),
         )
     }
