@@ -10,6 +10,7 @@
 //! allocated per packet, and memory stays at the reader's buffer size whatever the file size.
 //! Frame numbers are Wireshark's: 1-based, in file order, across all interfaces.
 
+mod mapped;
 mod netmon;
 mod records;
 mod snoop;
@@ -146,9 +147,43 @@ impl std::error::Error for CaptureError {}
 /// Secrets Blocks).
 pub fn read_capture(
     path: &str,
-    on_frame: impl FnMut(&Frame<'_>),
-    on_secrets: impl FnMut(&[u8]),
+    mut on_frame: impl FnMut(&Frame<'_>),
+    mut on_secrets: impl FnMut(&[u8]),
 ) -> Result<CaptureSummary, CaptureError> {
+    // A plain pcap or pcapng file is read from its mapping; anything else (and a file whose
+    // header does not parse, for the streaming reader's words) as a stream.
+    if let Some(map) = mapped::map(path) {
+        let format = if map.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
+            Format::Pcapng
+        } else {
+            Format::Pcap
+        };
+        let head = &map[..map.len().min(64 << 10)];
+        let header_len = match format {
+            Format::Pcapng => prefix_header_len(head),
+            _ => 24,
+        };
+        let capacity = BUFFER_SIZE.max(head.len());
+        // The streaming reader's own check of the file header, on the same first bytes.
+        let header_ok = head.len() >= header_len
+            && pcap_parser::create_reader(capacity, io::Cursor::new(head)).is_ok();
+        if let Some(reader) = header_ok
+            .then(|| mapped::SliceReader::new(&map, format == Format::Pcapng, capacity))
+            .flatten()
+        {
+            let mut summary = CaptureSummary::new(path, format, Compression::None);
+            let result = pump(
+                Box::new(reader),
+                &mut summary,
+                &mut on_frame,
+                &mut on_secrets,
+            );
+            return summary.end(result).map_err(|message| CaptureError {
+                path: path.to_string(),
+                message,
+            });
+        }
+    }
     read_from(path, open(path)?, on_frame, on_secrets)
 }
 
@@ -619,6 +654,54 @@ impl Read for ReadAhead {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every frame (number, time, link type, bytes, length) and the summary of a capture read
+    /// one way.
+    fn frames_of(
+        read: impl FnOnce(&mut dyn FnMut(&Frame<'_>)) -> Result<CaptureSummary, CaptureError>,
+    ) -> (Vec<(u64, i64, u16, Vec<u8>, u32)>, String) {
+        let mut frames = Vec::new();
+        let summary = read(&mut |f: &Frame<'_>| {
+            frames.push((
+                f.number,
+                f.ts.0,
+                f.linktype.0 as u16,
+                f.data.to_vec(),
+                f.orig_len,
+            ))
+        });
+        (frames, format!("{summary:?}"))
+    }
+
+    #[test]
+    fn a_mapped_file_reads_as_the_stream_does_whole_and_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let captures = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/captures"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("pcap" | "pcapng")
+                )
+            });
+        let mut read = 0;
+        for capture in captures {
+            let bytes = std::fs::read(&capture).unwrap();
+            // The whole file, and cut inside its header, its first blocks and its last.
+            let len = bytes.len();
+            for cut in [len, 3, 20, 30, 100, 1000, len / 2, len - 1, len - 7] {
+                let file = dir.path().join("cut.cap");
+                std::fs::write(&file, &bytes[..cut.min(len)]).unwrap();
+                let path = file.to_str().unwrap();
+                let mapped = frames_of(|f| read_capture(path, f, |_| {}));
+                let streamed = frames_of(|f| read_from(path, open(path).unwrap(), f, |_| {}));
+                assert_eq!(mapped, streamed, "{} cut at {cut}", capture.display());
+                read += 1;
+            }
+        }
+        assert!(read > 100);
+    }
 
     /// Gives `data` in odd-sized pieces, then fails (or ends).
     struct Pieces {
