@@ -655,11 +655,13 @@ impl Read for ReadAhead {
 mod tests {
     use super::*;
 
-    /// Every frame (number, time, link type, bytes, length) and the summary of a capture read
-    /// one way.
+    /// A frame as read: number, time, link type, bytes, length on the wire.
+    type Seen = (u64, i64, u16, Vec<u8>, u32);
+
+    /// Every frame and the summary of a capture read one way.
     fn frames_of(
         read: impl FnOnce(&mut dyn FnMut(&Frame<'_>)) -> Result<CaptureSummary, CaptureError>,
-    ) -> (Vec<(u64, i64, u16, Vec<u8>, u32)>, String) {
+    ) -> (Vec<Seen>, String) {
         let mut frames = Vec::new();
         let summary = read(&mut |f: &Frame<'_>| {
             frames.push((
