@@ -360,42 +360,15 @@ fn transport(name: &str) -> &'static str {
 /// one made `--after` a file that is not the last of the partial before it.
 pub fn merge(paths: &[impl AsRef<Path>], keep_tail: bool) -> Result<Merged> {
     let paths: Vec<&Path> = paths.iter().map(AsRef::as_ref).collect();
-    let Some(first) = paths.first() else {
+    if paths.is_empty() {
         return Err(Error::Partial("no partial to merge".into()));
-    };
+    }
     // The metas first: whether each tail is kept depends on the partial after it.
     let metas: Vec<Meta> = paths
         .iter()
         .map(|p| open(p).map(|o| o.meta))
         .collect::<Result<_>>()?;
-    for (i, m) in metas.iter().enumerate().skip(1) {
-        if m.reading != metas[0].reading {
-            return Err(Error::Partial(format!(
-                "{}: read with {}, {} with {}: make the partials with the same options",
-                paths[i].display(),
-                options(&m.reading),
-                first.display(),
-                options(&metas[0].reading)
-            )));
-        }
-        if let Some(after) = &m.after {
-            let before = metas[i - 1].files.last().map(|f| f.summary.path.as_str());
-            if before != Some(after.as_str()) {
-                return Err(Error::Partial(format!(
-                    "{}: made --after {after}, but the partial before it, {}, ends with {}: give the partials in capture order",
-                    paths[i].display(),
-                    paths[i - 1].display(),
-                    before.unwrap_or("no capture")
-                )));
-            }
-        }
-    }
-    if let (Some(after), false) = (&metas[0].after, keep_tail) {
-        return Err(Error::Partial(format!(
-            "{}: made --after {after}, whose partial is not merged: give it first (a failed analysis leaves a partial too)",
-            first.display()
-        )));
-    }
+    check_order(&paths, &metas, keep_tail)?;
     // Capture 0 of a partial made --after a file is that file.
     let mut next_capture = usize::from(metas[0].after.is_some());
     let mut all = CapturePart::default();
@@ -483,6 +456,40 @@ pub fn merge(paths: &[impl AsRef<Path>], keep_tail: bool) -> Result<Merged> {
         reading: metas[0].reading.clone(),
         after: metas[0].after.clone(),
     })
+}
+
+/// The partials can be merged in this order: read alike, each made `--after` the last file of
+/// the one before, and the first not `--after` a file unless the merge is a partial again.
+fn check_order(paths: &[&Path], metas: &[Meta], keep_tail: bool) -> Result<()> {
+    for (i, m) in metas.iter().enumerate().skip(1) {
+        if m.reading != metas[0].reading {
+            return Err(Error::Partial(format!(
+                "{}: read with {}, {} with {}: make the partials with the same options",
+                paths[i].display(),
+                options(&m.reading),
+                paths[0].display(),
+                options(&metas[0].reading)
+            )));
+        }
+        if let Some(after) = &m.after {
+            let before = metas[i - 1].files.last().map(|f| f.summary.path.as_str());
+            if before != Some(after.as_str()) {
+                return Err(Error::Partial(format!(
+                    "{}: made --after {after}, but the partial before it, {}, ends with {}: give the partials in capture order",
+                    paths[i].display(),
+                    paths[i - 1].display(),
+                    before.unwrap_or("no capture")
+                )));
+            }
+        }
+    }
+    if let (Some(after), false) = (&metas[0].after, keep_tail) {
+        return Err(Error::Partial(format!(
+            "{}: made --after {after}, whose partial is not merged: give it first (a failed analysis leaves a partial too)",
+            paths[0].display()
+        )));
+    }
+    Ok(())
 }
 
 fn options(reading: &[String]) -> String {
