@@ -375,7 +375,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         return ExitCode::from(2);
     };
     if let Some(out) = partial {
-        return write_partial(&captures, after.as_deref(), &opts, &out);
+        return write_partial(&captures, after.as_deref(), &opts, &out, report.quiet);
     }
     if let Format::Jsonl = report.format {
         return jsonl(&captures, &opts, report.output.as_deref(), report.fail_on);
@@ -446,10 +446,24 @@ fn write_partial(
     after: Option<&str>,
     opts: &Options,
     out: &std::path::Path,
+    quiet: bool,
 ) -> ExitCode {
     use chainsniff::partial;
     let reading = partial::reading(opts);
-    let (part, status) = match chainsniff::analysis::read_partial(captures, after, opts) {
+    let mut after = after;
+    let mut read = chainsniff::analysis::read_partial(captures, after, opts);
+    // A file before that cannot be read is its own partial's failure, not this one's: the
+    // captures are read without it (as the start of a capture).
+    if let (Err(chainsniff::Error::Capture(e)), Some(prev)) = (&read, after)
+        && e.path == prev
+    {
+        if !quiet {
+            eprintln!("chainsniff: warning: --after {e}: read without it");
+        }
+        after = None;
+        read = chainsniff::analysis::read_partial(captures, None, opts);
+    }
+    let (part, status) = match read {
         Ok(part) => (part, ExitCode::SUCCESS),
         Err(e) => {
             let line = error_line(&e);

@@ -424,6 +424,33 @@ fn an_unreadable_capture_fails_its_task_only() {
         w["text"],
         format!("not analyzed, nothing of it is in this report: {error}")
     );
+
+    // The next file of a ring buffer whose file before is the unreadable one: read without
+    // it, and merged after the failed partial, all of it is there.
+    let next = dir.join("next.part");
+    let task = chainsniff(&[
+        "analyze",
+        "--partial",
+        next.to_str().unwrap(),
+        "--after",
+        &bad,
+        &fixed,
+    ]);
+    assert!(task.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&task.stderr),
+        format!("chainsniff: warning: --after {error}: read without it\n")
+    );
+    let merged = chainsniff(&[
+        "merge",
+        part.to_str().unwrap(),
+        next.to_str().unwrap(),
+        "-f",
+        "json",
+    ]);
+    let r: serde_json::Value = serde_json::from_slice(&ok(&merged).stdout).unwrap();
+    assert_eq!(r["summary"]["handshakes"], 3);
+    assert_eq!(r["captures"][0]["warnings"][0]["kind"], "not_analyzed");
 }
 
 /// A Python that has Dask distributed: `CHAINSNIFF_PYTHON`, else `/usr/bin/python3` (Debian's
