@@ -24,29 +24,10 @@ fn gen_bench() -> PathBuf {
     path
 }
 
-#[test]
-fn root_causes_of_a_generated_capture_match_its_truth() {
-    let out = tmp("causes.pcap");
-    let status = Command::new(gen_bench())
-        .args(["--size", "12MiB", "--seed", "7", "--out"])
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let truth: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(format!("{}.truth.json", out.display())).unwrap(),
-    )
-    .unwrap();
-    let opts = chainsniff::Options {
-        trust: vec![repo("captures/pki/root.pem")],
-        ..Default::default()
-    };
-    let r = chainsniff::run(&[out.to_string_lossy().into_owned()], &opts).unwrap();
-    assert_eq!(
-        r.summary.handshakes as u64,
-        truth["tls_handshakes"].as_u64().unwrap()
-    );
-
+/// The report's root causes against the generator's truth: every cause with its counts and no
+/// other, ranked by failing clients, the leaf-only chain's fix naming the bundles, and each
+/// cause with its fix and client count in the first 24 lines of the text report.
+fn check_causes(r: &chainsniff::Report, truth: &serde_json::Value) {
     // Every cause of the truth, with its counts, and no other.
     let causes = truth["causes"].as_object().unwrap();
     assert_eq!(
@@ -112,6 +93,32 @@ fn root_causes_of_a_generated_capture_match_its_truth() {
             "{clients} in the first 24 lines:\n{text}"
         );
     }
+}
+
+#[test]
+fn root_causes_of_a_generated_capture_match_its_truth() {
+    let out = tmp("causes.pcap");
+    let status = Command::new(gen_bench())
+        .args(["--size", "12MiB", "--seed", "7", "--out"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let truth: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}.truth.json", out.display())).unwrap(),
+    )
+    .unwrap();
+    let opts = chainsniff::Options {
+        trust: vec![repo("captures/pki/root.pem")],
+        ..Default::default()
+    };
+    let r = chainsniff::run(&[out.to_string_lossy().into_owned()], &opts).unwrap();
+    assert_eq!(
+        r.summary.handshakes as u64,
+        truth["tls_handshakes"].as_u64().unwrap()
+    );
+
+    check_causes(&r, &truth);
     // The HTML page of the same capture: bounded in size (handshake lists cut at 500 rows per
     // chain), each server with problems has its timeline, and at phone width the page is not
     // wider than the window.
@@ -151,12 +158,13 @@ fn root_causes_of_a_generated_capture_match_its_truth() {
 
 #[test]
 fn the_page_of_25000_handshakes_stays_usable() {
-    // Short conversations, so that 25,000 handshakes fit in about 200 MB.
+    // Short conversations, so that 25,000 handshakes fit in about 200 MB: the issue's "a
+    // generated capture of at least 200 MB with several root causes".
     let out = tmp("many.pcap");
     let status = Command::new(gen_bench())
         .args([
             "--size",
-            "176MiB",
+            "200MiB",
             "--mean-data",
             "300",
             "--seed",
@@ -172,9 +180,16 @@ fn the_page_of_25000_handshakes_stays_usable() {
         ..Default::default()
     };
     let r = chainsniff::run(&[out.to_string_lossy().into_owned()], &opts).unwrap();
+    let truth: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}.truth.json", out.display())).unwrap(),
+    )
+    .unwrap();
+    assert!(truth["bytes"].as_u64().unwrap() >= 200_000_000);
     let _ = std::fs::remove_file(&out);
     let _ = std::fs::remove_file(format!("{}.truth.json", out.display()));
     assert!(r.summary.handshakes >= 25_000, "{}", r.summary.handshakes);
+    // At this size too, the first screen names every root cause with true counts.
+    check_causes(&r, &truth);
 
     // Bounded: 100 handshake rows per chain, 2,000 on the page, each list saying how many
     // more there are; every server with problems keeps its timeline.
