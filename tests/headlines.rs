@@ -66,7 +66,7 @@ fn check_causes(r: &chainsniff::Report, truth: &serde_json::Value) {
 
     // The first screen names each cause and its fix.
     let mut text = Vec::new();
-    chainsniff::render::text::write(&r, &mut text, &chainsniff::render::Style::default()).unwrap();
+    chainsniff::render::text::write(r, &mut text, &chainsniff::render::Style::default()).unwrap();
     let text = String::from_utf8(text).unwrap();
     let screen: String = text
         .lines()
