@@ -395,6 +395,7 @@ pub fn read(paths: &[String], opts: &Options, trust: &TrustStore) -> crate::Resu
             &mut all,
             trust,
             &mut |_, _, _| {},
+            Mode::default(),
         )?;
         return Ok(all);
     }
@@ -423,6 +424,7 @@ pub fn read(paths: &[String], opts: &Options, trust: &TrustStore) -> crate::Resu
                             &mut part,
                             trust,
                             &mut |_, _, _| {},
+                            Mode::default(),
                         )
                         .map(|()| part)
                     })
@@ -463,7 +465,7 @@ pub fn read_partial(
         lead_in: after.is_some(),
         tail: true,
     };
-    read_group_as(
+    read_group(
         0,
         sources,
         &keylog,
@@ -620,7 +622,16 @@ fn analyze_sources(
     let trust = trust_store(opts)?;
     let keylog = base_keylog(opts)?;
     let mut all = CapturePart::default();
-    read_group(0, sources, &keylog, opts, &mut all, &trust, &mut on_session)?;
+    read_group(
+        0,
+        sources,
+        &keylog,
+        opts,
+        &mut all,
+        &trust,
+        &mut on_session,
+        Mode::default(),
+    )?;
     Ok(all.into_analysis(trust))
 }
 
@@ -928,33 +939,7 @@ pub struct Joined {
     pub how: String,
 }
 
-/// Reads captures `index..` given together into `part`: a file that goes on from the one
-/// before (a ring buffer's next part: same link, later, a TCP connection of the previous file
-/// still going on in its first frames) is read as the same capture, so that a handshake
-/// crossing the boundary is one handshake; each file keeps its own entry in `captures[]`.
-#[allow(clippy::too_many_arguments)]
-fn read_group(
-    index: usize,
-    sources: Vec<(&str, Option<Box<dyn Read + Send>>)>,
-    keylog: &KeyLog,
-    opts: &Options,
-    part: &mut CapturePart,
-    trust: &TrustStore,
-    on_session: &mut dyn FnMut(&Session, &CertStore, &TrustStore),
-) -> crate::Result<()> {
-    read_group_as(
-        index,
-        sources,
-        keylog,
-        opts,
-        part,
-        trust,
-        on_session,
-        Mode::default(),
-    )
-}
-
-/// How [`read_group_as`] reads for a partial analysis.
+/// How [`read_group`] reads: as `analyze` does (the default), or for a partial analysis.
 #[derive(Debug, Default, Clone, Copy)]
 struct Mode {
     /// The first source is a lead-in: the file before, read only to go on with its
@@ -964,9 +949,12 @@ struct Mode {
     tail: bool,
 }
 
-/// [`read_group`] for a partial analysis.
+/// Reads captures `index..` given together into `part`: a file that goes on from the one
+/// before (a ring buffer's next part: same link, later, a TCP connection of the previous file
+/// still going on in its first frames) is read as the same capture, so that a handshake
+/// crossing the boundary is one handshake; each file keeps its own entry in `captures[]`.
 #[allow(clippy::too_many_arguments)]
-fn read_group_as(
+fn read_group(
     index: usize,
     sources: Vec<(&str, Option<Box<dyn Read + Send>>)>,
     keylog: &KeyLog,

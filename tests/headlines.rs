@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{repo, tmp};
@@ -95,6 +95,31 @@ fn check_causes(r: &chainsniff::Report, truth: &serde_json::Value) {
     }
 }
 
+/// The page loads in Chromium (its script ran) at desktop and at phone width, is never wider
+/// than the window, and draws its timelines; skipped with a notice without a browser.
+fn in_the_browser(page: &Path) {
+    let Some(browser) = common::chromium() else {
+        return;
+    };
+    for width in ["1280,1000", "420,900"] {
+        let out = common::headless(
+            &browser,
+            &[&format!("--window-size={width}"), "--dump-dom"],
+            page,
+        );
+        let dom = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && dom.contains("data-ready=\"1\""),
+            "{width}"
+        );
+        assert!(
+            dom.contains("data-overflow=\"0\""),
+            "{width}: wider than the window"
+        );
+        assert!(dom.contains("<rect "), "{width}: the timelines are drawn");
+    }
+}
+
 #[test]
 fn root_causes_of_a_generated_capture_match_its_truth() {
     let out = tmp("causes.pcap");
@@ -133,25 +158,7 @@ fn root_causes_of_a_generated_capture_match_its_truth() {
     );
     let page = tmp("causes.html");
     std::fs::write(&page, &html).unwrap();
-    if let Some(browser) = common::chromium() {
-        for width in ["1280,1000", "420,900"] {
-            let out = common::headless(
-                &browser,
-                &[&format!("--window-size={width}"), "--dump-dom"],
-                &page,
-            );
-            let dom = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success() && dom.contains("data-ready=\"1\""),
-                "{width}"
-            );
-            assert!(
-                dom.contains("data-overflow=\"0\""),
-                "{width}: wider than the window"
-            );
-            assert!(dom.contains("<rect "), "{width}: the timelines are drawn");
-        }
-    }
+    in_the_browser(&page);
     let _ = std::fs::remove_file(&out);
     let _ = std::fs::remove_file(format!("{}.truth.json", out.display()));
 }
@@ -205,25 +212,6 @@ fn the_page_of_25000_handshakes_stays_usable() {
     );
     let page = tmp("many.html");
     std::fs::write(&page, &html).unwrap();
-    if let Some(browser) = common::chromium() {
-        for width in ["1280,1000", "420,900"] {
-            let out = common::headless(
-                &browser,
-                &[&format!("--window-size={width}"), "--dump-dom"],
-                &page,
-            );
-            let dom = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success() && dom.contains("data-ready=\"1\""),
-                "{width}"
-            );
-            assert!(
-                dom.contains("data-overflow=\"0\""),
-                "{width}: wider than the window"
-            );
-        }
-    } else {
-        eprintln!("SKIPPED the browser half: no Chromium (set CHAINSNIFF_CHROMIUM)");
-    }
+    in_the_browser(&page);
     let _ = std::fs::remove_file(&page);
 }

@@ -200,30 +200,7 @@ fn the_phones_capture_with_its_directions_concatenated_names_the_missing_interme
 /// `editcap -c per_file` of a bundled capture: its parts, in order.
 fn ring_parts(capture: &str, per_file: usize) -> Vec<PathBuf> {
     let dir = tmp(&format!("ring-{}-{per_file}", capture.replace('/', "_")));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("part.pcap");
-    run(
-        "editcap",
-        &[
-            "-c".as_ref(),
-            per_file.to_string().as_ref(),
-            repo(capture).as_os_str(),
-            out.as_os_str(),
-        ],
-    );
-    let mut parts: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("part_")
-        })
-        .collect();
-    parts.sort();
-    assert!(parts.len() > 1, "{capture}: {parts:?}");
-    parts
+    common::editcap_split(&repo(capture), per_file, &dir)
 }
 
 /// Whether tshark shows a frame of `file` that `filter` selects.

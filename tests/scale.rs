@@ -123,28 +123,7 @@ fn have_editcap() -> bool {
 
 /// `editcap -c per_file CAPTURE`: its parts, in order, in a directory of their own.
 fn split(capture: &Path, per_file: usize, name: &str) -> Vec<PathBuf> {
-    let dir = tmp(&format!("split-{name}-{per_file}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let status = Command::new("editcap")
-        .args(["-c", &per_file.to_string()])
-        .arg(capture)
-        .arg(dir.join("part.pcap"))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut parts: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("part_")
-        })
-        .collect();
-    parts.sort();
-    assert!(parts.len() > 1, "{parts:?}");
-    parts
+    common::editcap_split(capture, per_file, &tmp(&format!("split-{name}-{per_file}")))
 }
 
 #[test]

@@ -12,6 +12,8 @@
 use std::fs::File;
 
 use memmap2::{Advice, Mmap, UncheckedAdvice};
+
+use super::Format;
 use pcap_parser::nom::{self, Needed};
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{
@@ -22,9 +24,9 @@ use pcap_parser::{
 /// How far reading goes between two hand-backs of the pages already read.
 const RELEASE_EVERY: usize = 8 << 20;
 
-/// The mapping of a plain pcap or pcapng file; `None` for anything else (or when the file
+/// The mapping of a plain pcap or pcapng file, and which it is; `None` for anything else (or when the file
 /// cannot be mapped), which the streaming reader then reads.
-pub(super) fn map(path: &str) -> Option<Mmap> {
+pub(super) fn map(path: &str) -> Option<(Mmap, Format)> {
     if path == "-" {
         return None;
     }
@@ -40,19 +42,9 @@ pub(super) fn map(path: &str) -> Option<Mmap> {
     // would end the process with SIGBUS rather than give a wrong report.
     #[allow(unsafe_code)]
     let map = unsafe { Mmap::map(&file) }.ok()?;
-    let plain = matches!(
-        map.get(..4),
-        Some([0x0a, 0x0d, 0x0d, 0x0a])
-            | Some([0xd4, 0xc3, 0xb2, 0xa1])
-            | Some([0xa1, 0xb2, 0xc3, 0xd4])
-            | Some([0x4d, 0x3c, 0xb2, 0xa1])
-            | Some([0xa1, 0xb2, 0x3c, 0x4d])
-    );
-    if !plain {
-        return None;
-    }
+    let format = super::format_of(&map).filter(|f| matches!(f, Format::Pcap | Format::Pcapng))?;
     let _ = map.advise(Advice::Sequential);
-    Some(map)
+    Some((map, format))
 }
 
 type LegacyParse = fn(&[u8]) -> nom::IResult<&[u8], LegacyPcapBlock<'_>, PcapError<&[u8]>>;

@@ -152,12 +152,7 @@ pub fn read_capture(
 ) -> Result<CaptureSummary, CaptureError> {
     // A plain pcap or pcapng file is read from its mapping; anything else (and a file whose
     // header does not parse, for the streaming reader's words) as a stream.
-    if let Some(map) = mapped::map(path) {
-        let format = if map.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
-            Format::Pcapng
-        } else {
-            Format::Pcap
-        };
+    if let Some((map, format)) = mapped::map(path) {
         let head = &map[..map.len().min(64 << 10)];
         let header_len = match format {
             Format::Pcapng => prefix_header_len(head),
@@ -185,6 +180,20 @@ pub fn read_capture(
         }
     }
     read_from(path, open(path)?, on_frame, on_secrets)
+}
+
+/// The format an uncompressed capture's first bytes announce.
+fn format_of(head: &[u8]) -> Option<Format> {
+    match head.get(..4) {
+        Some([0x0a, 0x0d, 0x0d, 0x0a]) => Some(Format::Pcapng),
+        Some([0xd4, 0xc3, 0xb2, 0xa1])
+        | Some([0xa1, 0xb2, 0xc3, 0xd4])
+        | Some([0x4d, 0x3c, 0xb2, 0xa1])
+        | Some([0xa1, 0xb2, 0x3c, 0x4d]) => Some(Format::Pcap),
+        Some(m) if m == netmon::MAGIC => Some(Format::Netmon2),
+        _ if head.starts_with(snoop::MAGIC) => Some(Format::Snoop),
+        _ => None,
+    }
 }
 
 /// Opens a capture file, or standard input for `-`.
@@ -249,20 +258,11 @@ pub fn read_from(
     if head.is_empty() {
         return Err(err("the file is empty".into()));
     }
-    let format = match head.get(..4) {
-        Some([0x0a, 0x0d, 0x0d, 0x0a]) => Format::Pcapng,
-        Some([0xd4, 0xc3, 0xb2, 0xa1])
-        | Some([0xa1, 0xb2, 0xc3, 0xd4])
-        | Some([0x4d, 0x3c, 0xb2, 0xa1])
-        | Some([0xa1, 0xb2, 0x3c, 0x4d]) => Format::Pcap,
-        Some(m) if m == netmon::MAGIC => Format::Netmon2,
-        _ if head.starts_with(snoop::MAGIC) => Format::Snoop,
-        _ => {
-            return Err(err(format!(
-                "not a pcap, pcapng, Network Monitor 2.x or snoop capture (offset 0: magic bytes {})",
-                hex::encode(&head[..head.len().min(4)])
-            )));
-        }
+    let Some(format) = format_of(&head) else {
+        return Err(err(format!(
+            "not a pcap, pcapng, Network Monitor 2.x or snoop capture (offset 0: magic bytes {})",
+            hex::encode(&head[..head.len().min(4)])
+        )));
     };
     if compression != Compression::None {
         // Decompression runs on the other core, ahead of the analysis.

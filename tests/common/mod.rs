@@ -40,6 +40,35 @@ pub fn tmp(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// `editcap -c per_file CAPTURE` into `dir` (a ring buffer's files): the parts, in order.
+pub fn editcap_split(capture: &Path, per_file: usize, dir: &Path) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = Command::new("editcap")
+        .args(["-c", &per_file.to_string()])
+        .arg(capture)
+        .arg(dir.join("part.pcap"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "editcap: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("part_")
+        })
+        .collect();
+    parts.sort();
+    assert!(parts.len() > 1, "{}: {parts:?}", capture.display());
+    parts
+}
+
 /// Unix seconds of an RFC 3339 time (`2024-01-01T00:00:00+00:00`, `2026-12-01T10:00:00.123456Z`);
 /// fractions of a second are dropped. `None` when it is not one.
 pub fn rfc3339_secs(s: &str) -> Option<i64> {
