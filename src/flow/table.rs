@@ -248,19 +248,41 @@ pub(crate) trait Recency {
 /// The eviction policy of the TCP and UDP tables: room when full, and idle entries.
 pub(crate) struct Evictor {
     limits: FlowLimits,
-    /// Capture time (seconds) of the next idle sweep.
-    next_sweep: Option<i64>,
+    clock: SweepClock,
     pub(crate) counts: FlowEvictions,
 }
 
 /// How often (capture time) idle connections are looked for.
 const SWEEP_SECS: i64 = 30;
 
+/// When a table looks for idle conversations: every [`SWEEP_SECS`] of capture time, from the
+/// first packet it was given. The TCP table sweeps on its own; when its sub-tables are on
+/// several threads, the thread that reads the capture keeps this clock over every TCP segment
+/// and tells them all to sweep at the same packet.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SweepClock {
+    /// Capture time (seconds) of the next idle sweep.
+    next: Option<i64>,
+}
+
+impl SweepClock {
+    /// True when the table is to sweep before the packet at `at`.
+    pub fn due(&mut self, at: At) -> bool {
+        let now = at.ts.secs();
+        let due = *self.next.get_or_insert(now + SWEEP_SECS);
+        if now < due {
+            return false;
+        }
+        self.next = Some(now + SWEEP_SECS);
+        true
+    }
+}
+
 impl Evictor {
     pub(crate) fn new(limits: FlowLimits) -> Self {
         Evictor {
             limits,
-            next_sweep: None,
+            clock: SweepClock::default(),
             counts: FlowEvictions::default(),
         }
     }
@@ -272,11 +294,22 @@ impl Evictor {
         table: &mut FlowMap<K, V>,
         at: At,
     ) -> (Vec<(K, V)>, End) {
+        let cap = self.limits.max_flows;
+        self.make_room_within(table, at, cap)
+    }
+
+    /// As [`Evictor::make_room`], for a table (a sub-table) that holds at most `cap`.
+    pub(crate) fn make_room_within<K: Clone + Eq + std::hash::Hash, V: Recency>(
+        &mut self,
+        table: &mut FlowMap<K, V>,
+        at: At,
+        cap: usize,
+    ) -> (Vec<(K, V)>, End) {
         let end = End::Evicted(Eviction {
             at,
             reason: EvictReason::FlowTableFull,
         });
-        if table.len() < self.limits.max_flows.max(1) {
+        if table.len() < cap.max(1) {
             return (Vec::new(), end);
         }
         let mut lasts: Vec<u64> = table.values().map(|v| v.last().frame).collect();
@@ -288,6 +321,25 @@ impl Evictor {
         (victims, end)
     }
 
+    /// True when the table is to sweep before the packet at `at` (see [`SweepClock`]).
+    pub(crate) fn sweep_due(&mut self, at: At) -> bool {
+        self.clock.due(at)
+    }
+
+    /// What a sweep at `at` picks (idle for longer than the limit, not waiting), and how
+    /// they end. The caller counts them in `counts.idle`.
+    pub(crate) fn idle_victims<V: Recency>(&self, at: At) -> (impl Fn(&V) -> bool + use<V>, End) {
+        let end = End::Evicted(Eviction {
+            at,
+            reason: EvictReason::Idle,
+        });
+        let horizon = at.ts.secs() - self.limits.idle_secs;
+        (
+            move |v: &V| v.last().ts.secs() < horizon && !v.waiting(),
+            end,
+        )
+    }
+
     /// Removes and returns the entries idle for longer than the limit at `at` (looked for every
     /// [`SWEEP_SECS`] of capture time), in stream order, with how they end.
     pub(crate) fn idle<K: Clone + Eq + std::hash::Hash, V: Recency>(
@@ -295,18 +347,11 @@ impl Evictor {
         table: &mut FlowMap<K, V>,
         at: At,
     ) -> (Vec<(K, V)>, End) {
-        let end = End::Evicted(Eviction {
-            at,
-            reason: EvictReason::Idle,
-        });
-        let now = at.ts.secs();
-        let due = *self.next_sweep.get_or_insert(now + SWEEP_SECS);
-        if now < due {
+        let (picked, end) = self.idle_victims::<V>(at);
+        if !self.sweep_due(at) {
             return (Vec::new(), end);
         }
-        self.next_sweep = Some(now + SWEEP_SECS);
-        let horizon = now - self.limits.idle_secs;
-        let victims = take_sorted(table, |v| v.last().ts.secs() < horizon && !v.waiting());
+        let victims = take_sorted(table, picked);
         self.counts.idle += victims.len() as u64;
         (victims, end)
     }

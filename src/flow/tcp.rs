@@ -178,6 +178,8 @@ struct Conn<H> {
     last: At,
     /// Its stream index in the part (file) it was last seen in: (part, stream).
     num: (u32, u64),
+    /// The sub-table it is in (see [`sub_of`]).
+    sub: usize,
 }
 
 impl<H> Recency for Conn<H> {
@@ -222,20 +224,58 @@ impl Tomb {
     }
 }
 
+/// How many sub-tables the conversation table has with `limits`: eight, unless the bounds are
+/// too small to split (then one).
+///
+/// A conversation lives in the sub-table its addresses hash to ([`sub_of`]), and everything
+/// that one connection can do to others happens within its sub-table: the bounds (followed
+/// connections, remembered ones, held segments) are each sub-table's share, and the window of
+/// held segments counts the sub-table's segments. Only the idle sweep (by capture time) and
+/// stream numbering (by first packet) span the table. So the sub-tables can be followed on
+/// several threads with the same outcome as on one (`analysis::sharded`).
+pub fn subs_for(limits: FlowLimits) -> usize {
+    if limits.max_flows >= 8 * 1024 && limits.max_settled >= 8 * 1024 {
+        8
+    } else {
+        1
+    }
+}
+
+/// The sub-table (of `subs`) of the conversation with key `key`: a fixed hash, the same on
+/// every run and thread.
+pub fn sub_of(key: &Key, subs: usize) -> usize {
+    use std::hash::BuildHasher;
+    if subs <= 1 {
+        return 0;
+    }
+    (foldhash::fast::FixedState::with_seed(0x5eed).hash_one(key) % subs as u64) as usize
+}
+
+/// One sub-table of the conversation table (see [`subs_for`]).
+struct Sub<H> {
+    conns: FlowMap<Key, Conn<H>>,
+    settled: Settled<Tomb>,
+    /// Connections that began holding segments, by the sub-table's segment count when they did
+    /// (stale entries are skipped).
+    holds: std::collections::VecDeque<(u64, Key)>,
+    held: HeldTotals,
+    /// Segments of this sub-table's connections read: the clock of [`HOLD_WINDOW`].
+    clock: u64,
+}
+
 /// The TCP conversation table: connections being followed (bounded by
 /// [`FlowLimits::max_flows`]) and, compactly, connections that ended (for stream numbering).
 pub struct Reassembler<H: StreamHandler, F: FnMut(ConnInfo) -> H> {
-    conns: FlowMap<Key, Conn<H>>,
-    settled: Settled<Tomb>,
+    subs: Vec<Sub<H>>,
     next_stream: u64,
     /// The part (file of a joined capture) being read: stream indices restart with each.
     part: u32,
     new_handler: F,
     evictor: Evictor,
-    /// Connections that began holding segments, by the segment count when they did (stale
-    /// entries are skipped).
-    holds: std::collections::VecDeque<(u64, Key)>,
-    held: HeldTotals,
+    /// Each sub-table's share of the bounds.
+    caps: SubCaps,
+    /// The idle sweep is called by the owner ([`Reassembler::sweep`]), not on each segment.
+    external_sweeps: bool,
     /// What the reassembly counted.
     pub stats: TcpStats,
     /// Outputs of finished handlers, in the order they finished.
@@ -250,18 +290,53 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
 
     /// As [`Reassembler::new`], with other bounds.
     pub fn with_limits(new_handler: F, limits: FlowLimits) -> Self {
+        let n = subs_for(limits);
+        let caps = SubCaps {
+            flows: (limits.max_flows / n).max(1),
+            held_bytes: MAX_HELD_BYTES / n,
+            held_segments: MAX_HELD_SEGMENTS / n,
+            window: HOLD_WINDOW / n as u64,
+        };
+        let subs = (0..n)
+            .map(|_| Sub {
+                conns: FlowMap::default(),
+                settled: Settled::new(limits.max_settled / n),
+                holds: Default::default(),
+                held: HeldTotals::default(),
+                clock: 0,
+            })
+            .collect();
         Reassembler {
-            conns: FlowMap::default(),
-            settled: Settled::new(limits.max_settled),
+            subs,
             next_stream: 0,
             part: 0,
             new_handler,
             evictor: Evictor::new(limits),
-            holds: Default::default(),
-            held: HeldTotals::default(),
+            caps,
+            external_sweeps: false,
             stats: TcpStats::default(),
             finished: Vec::new(),
         }
+    }
+
+    /// The number of sub-tables (see [`subs_for`]).
+    pub fn subs(&self) -> usize {
+        self.subs.len()
+    }
+
+    /// The idle sweep is left to the owner, who calls [`Reassembler::sweep`] where one table
+    /// would have swept (see [`SweepClock`]).
+    pub fn sweep_externally(&mut self) {
+        self.external_sweeps = true;
+    }
+
+    /// Stream indices given so far in the current part.
+    pub fn streams_numbered(&self) -> u64 {
+        self.next_stream
+    }
+
+    fn sub(&self, key: &Key) -> usize {
+        sub_of(key, self.subs.len())
     }
 
     /// The next file of a joined capture begins: Wireshark numbers its conversations from 0,
@@ -283,7 +358,8 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
     pub fn answers(&self, seg: &TcpSegment<'_>) -> bool {
         let src = SocketAddr::new(seg.src, seg.sport);
         let dst = SocketAddr::new(seg.dst, seg.dport);
-        let Some(conn) = self.conns.get(&key_of(src, dst).0) else {
+        let key = key_of(src, dst).0;
+        let Some(conn) = self.subs[self.sub(&key)].conns.get(&key) else {
             return false;
         };
         let dir = if conn.info.first_src == src {
@@ -307,8 +383,9 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
         let src = SocketAddr::new(seg.src, seg.sport);
         let dst = SocketAddr::new(seg.dst, seg.dport);
         let key = key_of(src, dst).0;
-        let Some(conn) = self.conns.get(&key) else {
-            return !seg.flags.syn && self.settled.contains(self.settled.hash(&key));
+        let sub = &self.subs[self.sub(&key)];
+        let Some(conn) = sub.conns.get(&key) else {
+            return !seg.flags.syn && sub.settled.contains(sub.settled.hash(&key));
         };
         let dir = if conn.info.first_src == src {
             Dir::Forward
@@ -324,18 +401,19 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
     /// Takes one segment of any connection.
     pub fn process(&mut self, at: At, seg: &TcpSegment<'_>) {
         self.stats.segments += 1;
-        let (idle, end) = self.evictor.idle(&mut self.conns, at);
-        for (k, c) in idle {
-            self.settle(k, c, end);
+        if !self.external_sweeps && self.evictor.sweep_due(at) {
+            self.sweep(at);
         }
         let src = SocketAddr::new(seg.src, seg.sport);
         let dst = SocketAddr::new(seg.dst, seg.dport);
         let (key, src_low) = key_of(src, dst);
+        let s = self.sub(&key);
+        self.subs[s].clock += 1;
         let new_syn = seg.flags.syn && !seg.flags.ack;
 
         // A SYN with a new initial sequence number on a known 4-tuple is a new conversation
         // (port reuse), as in Wireshark.
-        if let Some(conn) = self.conns.get(&key) {
+        if let Some(conn) = self.subs[s].conns.get(&key) {
             let dir = if conn.info.first_src == src {
                 Dir::Forward
             } else {
@@ -345,13 +423,14 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
                 && conn.dirs[dir.index()]
                     .base_seq
                     .is_some_and(|base| base != seg.seq);
-            if reused && let Some(old) = self.conns.remove(&key) {
+            if reused && let Some(old) = self.subs[s].conns.remove(&key) {
                 self.finish_conn(old, End::Closed);
             }
         } else {
-            let h = self.settled.hash(&key);
+            let settled = &mut self.subs[s].settled;
+            let h = settled.hash(&key);
             let (part, next) = (self.part, self.next_stream);
-            if let Some(tomb) = self.settled.get_mut(h) {
+            if let Some(tomb) = settled.get_mut(h) {
                 // First seen in this file: Wireshark gives it this file's next index (unless a
                 // new SYN makes it a new conversation, numbered below).
                 let renumber = tomb.part != part
@@ -364,12 +443,12 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
                 match tomb.base(src_low) {
                     // Port reuse: forget the old conversation, number a new one below.
                     Some(base) if new_syn && base != seg.seq => {
-                        self.settled.remove(h);
+                        settled.remove(h);
                     }
                     // A SYN (same initial sequence number) after a reset: the same conversation
                     // for Wireshark, a new connection attempt for us.
                     _ if new_syn && tomb.flags & CLOSED != 0 => {
-                        let tomb = self.settled.remove(h).expect("present");
+                        let tomb = settled.remove(h).expect("present");
                         let first_low = tomb.flags & FIRST_LOW != 0;
                         let (low, high) =
                             (SocketAddr::new(key.0, key.1), SocketAddr::new(key.2, key.3));
@@ -390,13 +469,14 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
             }
         }
 
-        if !self.conns.contains_key(&key) {
+        if !self.subs[s].conns.contains_key(&key) {
             let stream = self.next_index();
             self.stats.connections += 1;
             self.open(key, stream, src, dst, Default::default(), at);
         }
         let (part, next) = (self.part, self.next_stream);
-        let conn = self.conns.get_mut(&key).expect("just opened");
+        let sub = &mut self.subs[s];
+        let conn = sub.conns.get_mut(&key).expect("just opened");
         conn.last = at;
         if conn.num.0 != part {
             // Goes on in a new file of a joined capture.
@@ -429,14 +509,14 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
             }
             conn.handler = Some(h);
         }
-        let clock = self.stats.segments;
+        let clock = sub.clock;
         if Self::must_hold(&mut conn.dirs, dir, seg) {
             let wants = conn.handler.as_ref().is_some_and(|h| h.wants_data(dir));
             let this = &mut conn.dirs[dir.index()];
             if this.held.is_empty() {
                 this.held_since = clock;
                 this.peer_ahead = 0;
-                self.holds.push_back((clock, key));
+                sub.holds.push_back((clock, key));
             }
             let data = if wants {
                 seg.payload.to_vec()
@@ -444,8 +524,8 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
                 Vec::new()
             };
             this.held_bytes += data.len();
-            self.held.bytes += data.len();
-            self.held.segments += 1;
+            sub.held.bytes += data.len();
+            sub.held.segments += 1;
             this.held.push_back(Held {
                 seq: seg.seq,
                 ack: seg.ack,
@@ -456,7 +536,7 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
                 missing: seg.missing,
             });
             if this.held_bytes > MAX_OOO_BYTES {
-                Self::release(&mut self.stats, &mut self.held, conn, dir, true);
+                Self::release(&mut self.stats, &mut sub.held, conn, dir, true);
             }
         } else {
             Self::apply(&mut self.stats, conn, dir, at, &SegIn::wire(seg));
@@ -471,16 +551,40 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
                 // The other direction ended, or keeps sending past a hole: its chance is over.
                 seg.flags.fin || seg.flags.rst || other.peer_ahead > HOLD_PEER_AHEAD
             };
-            Self::release(&mut self.stats, &mut self.held, conn, dir.reverse(), force);
+            Self::release(&mut self.stats, &mut sub.held, conn, dir.reverse(), force);
         }
         self.end_if_done(key);
-        self.expire_holds();
+        self.expire_holds(s);
+    }
+
+    /// Ends the connections idle for longer than the limit at `at`, in stream order. Called
+    /// on each segment when the [`SweepClock`] says so, or by the owner after
+    /// [`Reassembler::sweep_externally`].
+    pub fn sweep(&mut self, at: At) {
+        let (picked, end) = self.evictor.idle_victims(at);
+        let mut victims: Vec<(u64, usize, Key)> = Vec::new();
+        for (s, sub) in self.subs.iter().enumerate() {
+            victims.extend(
+                sub.conns
+                    .iter()
+                    .filter(|(_, c)| picked(*c))
+                    .map(|(k, c)| (c.num.1, s, *k)),
+            );
+        }
+        victims.sort_unstable_by_key(|v| v.0);
+        self.evictor.counts.idle += victims.len() as u64;
+        for (_, s, k) in victims {
+            if let Some(c) = self.subs[s].conns.remove(&k) {
+                self.settle(k, c, end);
+            }
+        }
     }
 
     /// Ends the connection if it closed (RST, both FINs) or its handler is done, and nothing
     /// waits for the other direction.
     fn end_if_done(&mut self, key: Key) {
-        let Some(conn) = self.conns.get_mut(&key) else {
+        let s = self.sub(&key);
+        let Some(conn) = self.subs[s].conns.get_mut(&key) else {
             return;
         };
         if conn.dirs.iter().any(|d| d.rst) {
@@ -490,28 +594,32 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
         let done = conn.handler.as_ref().is_some_and(|h| h.is_done());
         let waiting = conn.dirs.iter().any(|d| !d.held.is_empty());
         if (conn.closed || both_fin || done) && !waiting {
-            let conn = self.conns.remove(&key).expect("present");
+            let conn = self.subs[s].conns.remove(&key).expect("present");
             self.settle(key, conn, End::Closed);
         }
     }
 
     /// Lets go of the segments held longest while the bounds are exceeded or their window
     /// has passed.
-    fn expire_holds(&mut self) {
-        let clock = self.stats.segments;
-        while let Some(&(since, key)) = self.holds.front() {
-            let over = self.held.bytes > MAX_HELD_BYTES || self.held.segments > MAX_HELD_SEGMENTS;
-            if !over && since + HOLD_WINDOW > clock {
+    fn expire_holds(&mut self, s: usize) {
+        let caps = self.caps;
+        loop {
+            let sub = &mut self.subs[s];
+            let Some(&(since, key)) = sub.holds.front() else {
+                return;
+            };
+            let over = sub.held.bytes > caps.held_bytes || sub.held.segments > caps.held_segments;
+            if !over && since + caps.window > sub.clock {
                 return;
             }
-            self.holds.pop_front();
-            let Some(conn) = self.conns.get_mut(&key) else {
+            sub.holds.pop_front();
+            let Some(conn) = sub.conns.get_mut(&key) else {
                 continue;
             };
             for dir in [Dir::Forward, Dir::Backward] {
                 let d = &conn.dirs[dir.index()];
                 if !d.held.is_empty() && d.held_since <= since {
-                    Self::release(&mut self.stats, &mut self.held, conn, dir, true);
+                    Self::release(&mut self.stats, &mut sub.held, conn, dir, true);
                 }
             }
             self.end_if_done(key);
@@ -639,7 +747,10 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
         dirs: [DirState; 2],
         at: At,
     ) {
-        let (victims, end) = self.evictor.make_room(&mut self.conns, at);
+        let s = self.sub(&key);
+        let (victims, end) =
+            self.evictor
+                .make_room_within(&mut self.subs[s].conns, at, self.caps.flows);
         for (k, c) in victims {
             self.settle(k, c, end);
         }
@@ -650,7 +761,7 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
             first_at: at,
             part: self.part,
         };
-        self.conns.insert(
+        self.subs[s].conns.insert(
             key,
             Conn {
                 info,
@@ -660,6 +771,7 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
                 closed: false,
                 last: at,
                 num: (self.part, stream),
+                sub: s,
             },
         );
     }
@@ -682,9 +794,11 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
         if let Some(b) = conn.dirs[1].base_seq {
             tomb.set_base(!first_low, b);
         }
+        let s = conn.sub;
         self.finish_conn(conn, end);
-        let h = self.settled.hash(&key);
-        self.evictor.counts.forgotten += self.settled.insert(h, tomb, |t| t.stream);
+        let settled = &mut self.subs[s].settled;
+        let h = settled.hash(&key);
+        self.evictor.counts.forgotten += settled.insert(h, tomb, |t| t.stream);
     }
 
     fn segment<G: StreamHandler>(
@@ -866,7 +980,13 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
     fn finish_conn(&mut self, mut conn: Conn<H>, end: End) {
         // The connection ends: what waits for the other direction goes now.
         for dir in [Dir::Forward, Dir::Backward] {
-            Self::release(&mut self.stats, &mut self.held, &mut conn, dir, true);
+            Self::release(
+                &mut self.stats,
+                &mut self.subs[conn.sub].held,
+                &mut conn,
+                dir,
+                true,
+            );
         }
         let Some(mut handler) = conn.handler.take() else {
             return;
@@ -894,11 +1014,13 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
     pub fn finish(mut self) -> (Vec<H::Output>, TcpStats, FlowEvictions) {
         // In stream order, taken out of the table one at a time (not all moved into a list
         // at once: a connection's state is large).
-        let mut live: Vec<((u32, u64), Key)> =
-            self.conns.iter().map(|(k, c)| (c.num, *k)).collect();
-        live.sort_unstable();
-        for (_, key) in live {
-            if let Some(conn) = self.conns.remove(&key) {
+        let mut live: Vec<((u32, u64), usize, Key)> = Vec::new();
+        for (s, sub) in self.subs.iter().enumerate() {
+            live.extend(sub.conns.iter().map(|(k, c)| (c.num, s, *k)));
+        }
+        live.sort_unstable_by_key(|l| l.0);
+        for (_, s, key) in live {
+            if let Some(conn) = self.subs[s].conns.remove(&key) {
                 self.finish_conn(conn, End::CaptureEnded);
             }
         }
@@ -907,16 +1029,25 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
 
     /// Connections being followed (for memory accounting and tests).
     pub fn live_handlers(&self) -> usize {
-        self.conns.len()
+        self.subs.iter().map(|s| s.conns.len()).sum()
     }
 
     /// Ended connections remembered for stream numbering.
     pub fn settled(&self) -> usize {
-        self.settled.len()
+        self.subs.iter().map(|s| s.settled.len()).sum()
     }
 }
 
-/// Payload bytes and segments held back, all connections together.
+/// A sub-table's share of the bounds (see [`subs_for`]).
+#[derive(Debug, Clone, Copy)]
+struct SubCaps {
+    flows: usize,
+    held_bytes: usize,
+    held_segments: usize,
+    window: u64,
+}
+
+/// Payload bytes and segments held back, all connections of a sub-table together.
 #[derive(Debug, Default)]
 struct HeldTotals {
     bytes: usize,
