@@ -5,6 +5,8 @@
 //! kept once per distinct certificate in the [`CertStore`], so memory grows with the number of
 //! live handshakes and distinct certificates, not with the capture.
 
+mod sharded;
+
 use crate::model::{At, PART_SHIFT, local_frame};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -50,7 +52,14 @@ pub struct Options {
     pub filter: crate::filter::Filter,
     /// Told how far each capture has been read (for a progress bar).
     pub progress: Option<Progress>,
+    /// Threads that follow the TCP connections of one capture file (`--threads`): 0 lets the
+    /// reader choose (every core, up to 4, for a file of [`LANES_FROM`] bytes or more), 1
+    /// follows them on the reading thread. The report is the same either way.
+    pub threads: usize,
 }
+
+/// The size of a capture file from which its TCP connections are followed on every core.
+pub const LANES_FROM: u64 = 64 << 20;
 
 /// A callback told `(capture path, bytes read so far, capture size if known)` as a capture is
 /// read, about every megabyte.
@@ -805,9 +814,9 @@ impl Joiner<'_> {
         if self.peek.is_some() {
             self.peek_secrets.push(secrets.to_vec());
         } else {
-            self.keylog
-                .borrow_mut()
-                .add_text(&String::from_utf8_lossy(secrets));
+            let text = String::from_utf8_lossy(secrets);
+            self.keylog.borrow_mut().add_text(&text);
+            self.pipeline.secrets(&text);
         }
     }
 
@@ -882,6 +891,7 @@ impl Joiner<'_> {
     /// A file was read to its end.
     fn end_file(&mut self, summary: CaptureSummary, sink: &mut SessionSink<'_>) {
         self.decide(sink);
+        self.pipeline.settle(&mut |h| sink.take(h));
         let now = self.pipeline.counts();
         self.records.push(FileRecord {
             summary,
@@ -987,9 +997,10 @@ fn read_group(
         tail: None,
     };
     let capture_keylog = Rc::new(RefCell::new(keylog.clone()));
+    let lanes = lanes_for(&sources, opts, mode);
     let joiner = Joiner {
         base_keylog: keylog,
-        pipeline: FramePipeline::new(&capture_keylog, opts.limits),
+        pipeline: FramePipeline::with_lanes(&capture_keylog, opts.limits, lanes),
         keylog: capture_keylog,
         peek_secrets: Vec::new(),
         limits: opts.limits,
@@ -1046,6 +1057,31 @@ fn read_group(
     Ok(())
 }
 
+/// How many threads follow the TCP connections of the captures `sources` (see
+/// [`FramePipeline::with_lanes`]): one file, not standard input, not after a lead-in; as many
+/// as `--threads` says, or by default every core (up to 4) for a file of [`LANES_FROM`] bytes
+/// or more.
+fn lanes_for(
+    sources: &[(&str, Option<Box<dyn Read + Send>>)],
+    opts: &Options,
+    mode: Mode,
+) -> usize {
+    let [(path, None)] = sources else {
+        return 1;
+    };
+    if mode.lead_in || *path == "-" {
+        return 1;
+    }
+    match opts.threads {
+        0 => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let big = std::fs::metadata(path).is_ok_and(|m| m.len() >= LANES_FROM);
+            if big { cores.min(4) } else { 1 }
+        }
+        n => n,
+    }
+}
+
 /// The input of a capture, wrapped to report progress when asked.
 fn with_progress(
     path: &str,
@@ -1096,9 +1132,7 @@ fn intern(store: &mut CertStore, base: usize, hs: &mut Handshake) {
             frame,
             server,
         };
-        let c = hs.certificate.as_mut().expect("present");
-        c.shas = c.certs.iter().map(|d| store.add(d, Some(seen))).collect();
-        c.certs = Vec::new();
+        add_certs(store, hs.certificate.as_mut().expect("present"), seen);
     }
     if let Some(frame) = hs.client_certificate.as_ref().map(|c| c.at.frame) {
         let (capture, stream, frame) = place(hs, frame);
@@ -1109,9 +1143,43 @@ fn intern(store: &mut CertStore, base: usize, hs: &mut Handshake) {
             frame,
             server: hs.client,
         };
-        let c = hs.client_certificate.as_mut().expect("present");
-        c.shas = c.certs.iter().map(|d| store.add(d, Some(seen))).collect();
-        c.certs = Vec::new();
+        add_certs(
+            store,
+            hs.client_certificate.as_mut().expect("present"),
+            seen,
+        );
+    }
+}
+
+/// Moves the certificates of `c` into `store` (seen `seen`), leaving their hashes. They may
+/// have been hashed already ([`prehash`], on another thread).
+fn add_certs(store: &mut CertStore, c: &mut crate::tls::handshake::CertificateMsg, seen: Sighting) {
+    c.shas = if c.shas.len() == c.certs.len() {
+        c.certs
+            .iter()
+            .zip(&c.shas)
+            .map(|(d, sha)| store.add_hashed(d, *sha, Some(seen)))
+            .collect()
+    } else {
+        c.certs.iter().map(|d| store.add(d, Some(seen))).collect()
+    };
+    c.certs = Vec::new();
+}
+
+/// Hashes the certificates `hs` carries, for [`intern`] (the part of it that can be done on
+/// any thread, in any order).
+fn prehash(hs: &mut Handshake) {
+    for c in [hs.certificate.as_mut(), hs.client_certificate.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        if c.shas.is_empty() {
+            c.shas = c
+                .certs
+                .iter()
+                .map(|d| crate::pki::store::sha256(d))
+                .collect();
+        }
     }
 }
 
@@ -1179,10 +1247,39 @@ fn analyze_input(
 
 type TcpStage = Reassembler<TlsConn, Box<dyn FnMut(ConnInfo) -> TlsConn>>;
 
+/// Handshakes decided while their TLS 1.2 connection is still watched for a renegotiation.
+type Outbox = Rc<RefCell<Vec<Handshake>>>;
+
+/// The TCP stage: the reassembler, its TLS handlers decrypting with `keylog`, and the outbox
+/// where they put the handshakes decided before their connection ends.
+fn tcp_stage(keylog: &Rc<RefCell<KeyLog>>, limits: Limits) -> (TcpStage, Outbox) {
+    let conn_keys = keylog.clone();
+    let max_hs = limits.max_handshake_bytes;
+    let decided: Outbox = Rc::default();
+    let outbox = decided.clone();
+    let new_conn: Box<dyn FnMut(ConnInfo) -> TlsConn> = Box::new(move |info| {
+        let mut conn = TlsConn::with_keylog(info, conn_keys.clone());
+        conn.set_max_handshake(max_hs);
+        conn.set_outbox(outbox.clone());
+        conn
+    });
+    (Reassembler::with_limits(new_conn, limits.flows()), decided)
+}
+
+/// The TCP stage of a pipeline: on the reading thread, or in lanes on several.
+enum Tcp {
+    One {
+        reasm: TcpStage,
+        /// TLS 1.2 handshakes decided while their connection is still watched.
+        decided: Outbox,
+    },
+    Lanes(sharded::Lanes),
+}
+
 /// The stages after the capture reader, one frame at a time: decode, IP defragmentation, TCP,
 /// UDP and EAPOL conversations, TLS. Finished handshakes go to the caller's sink.
 pub struct FramePipeline {
-    reasm: TcpStage,
+    tcp: Tcp,
     udp: UdpFlows,
     eapol: EapolFlows,
     defrag: Defragmenter,
@@ -1194,8 +1291,6 @@ pub struct FramePipeline {
     identities: Identities,
     /// The part (file) of a joined capture being read, above [`PART_SHIFT`] in frame numbers.
     part: u32,
-    /// TLS 1.2 handshakes decided while their connection is still watched for a renegotiation.
-    decided: Rc<RefCell<Vec<Handshake>>>,
 }
 
 impl FramePipeline {
@@ -1203,15 +1298,18 @@ impl FramePipeline {
     /// conversations from 0, as Wireshark does per file; the conversations go on.
     pub fn new_part(&mut self) {
         self.part += 1;
-        self.reasm.new_part();
+        match &mut self.tcp {
+            Tcp::One { reasm, .. } => reasm.new_part(),
+            Tcp::Lanes(_) => unreachable!("a capture read in lanes is one file"),
+        }
         self.udp.new_part();
     }
 
     /// True when `frame` carries a TCP segment of the direction not seen yet of a connection
     /// being followed, acknowledging what the other direction sent (a TAP's other file).
     fn answers(&self, frame: &Frame<'_>) -> bool {
-        match decode(frame.linktype, frame.data) {
-            Ok(Decoded::Tcp(seg)) => self.reasm.answers(&seg),
+        match (decode(frame.linktype, frame.data), &self.tcp) {
+            (Ok(Decoded::Tcp(seg)), Tcp::One { reasm, .. }) => reasm.answers(&seg),
             _ => false,
         }
     }
@@ -1219,29 +1317,34 @@ impl FramePipeline {
     /// True when `frame` carries a TCP segment that goes on with a connection being followed
     /// (same addresses and ports, no SYN, the sequence number where its bytes have come to).
     fn continues(&self, frame: &Frame<'_>) -> bool {
-        match decode(frame.linktype, frame.data) {
-            Ok(Decoded::Tcp(seg)) => self.reasm.continues(&seg),
+        match (decode(frame.linktype, frame.data), &self.tcp) {
+            (Ok(Decoded::Tcp(seg)), Tcp::One { reasm, .. }) => reasm.continues(&seg),
             _ => false,
         }
     }
 
     /// TLS 1.3 handshakes are decrypted with `keylog`.
     pub fn new(keylog: &Rc<RefCell<KeyLog>>, limits: Limits) -> Self {
-        let conn_keys = keylog.clone();
-        let max_hs = limits.max_handshake_bytes;
-        let decided: Rc<RefCell<Vec<Handshake>>> = Rc::default();
-        let outbox = decided.clone();
-        let new_conn: Box<dyn FnMut(ConnInfo) -> TlsConn> = Box::new(move |info| {
-            let mut conn = TlsConn::with_keylog(info, conn_keys.clone());
-            conn.set_max_handshake(max_hs);
-            conn.set_outbox(outbox.clone());
-            conn
-        });
+        let (reasm, decided) = tcp_stage(keylog, limits);
+        Self::with_tcp(Tcp::One { reasm, decided }, limits)
+    }
+
+    /// As [`FramePipeline::new`], with the TCP connections followed by `lanes` threads (see
+    /// [`sharded`]); for one capture file (not a joined one). The handshakes and the counters
+    /// are the same as with one.
+    pub fn with_lanes(keylog: &Rc<RefCell<KeyLog>>, limits: Limits, lanes: usize) -> Self {
+        if lanes < 2 || !sharded::splittable(limits) {
+            return Self::new(keylog, limits);
+        }
+        let lanes = sharded::Lanes::new(lanes, &keylog.borrow(), limits);
+        Self::with_tcp(Tcp::Lanes(lanes), limits)
+    }
+
+    fn with_tcp(tcp: Tcp, limits: Limits) -> Self {
         FramePipeline {
-            decided,
-            reasm: Reassembler::with_limits(new_conn, limits.flows()),
-            udp: UdpFlows::new(limits.flows(), max_hs),
-            eapol: EapolFlows::new(limits.flows(), max_hs),
+            tcp,
+            udp: UdpFlows::new(limits.flows(), limits.max_handshake_bytes),
+            eapol: EapolFlows::new(limits.flows(), limits.max_handshake_bytes),
             defrag: Defragmenter::default(),
             limits,
             other: 0,
@@ -1275,25 +1378,28 @@ impl FramePipeline {
             self.identities.observe(frame, d);
         }
         match decoded {
-            Ok(Decoded::Tcp(seg)) => {
-                self.reasm.process(at, &seg);
-                // A connection decided by this segment comes first, as it did when it ended
-                // there.
-                let decided = std::mem::take(&mut *self.decided.borrow_mut());
-                for h in decided.into_iter().chain(self.reasm.finished.drain(..)) {
-                    emit(&mut self.oversized, sink, h);
+            Ok(Decoded::Tcp(seg)) => match &mut self.tcp {
+                Tcp::One { reasm, decided } => {
+                    reasm.process(at, &seg);
+                    // A connection decided by this segment comes first, as it did when it
+                    // ended there.
+                    let decided = std::mem::take(&mut *decided.borrow_mut());
+                    for h in decided.into_iter().chain(reasm.finished.drain(..)) {
+                        emit(&mut self.oversized, sink, h);
+                    }
                 }
-            }
+                Tcp::Lanes(lanes) => lanes.segment(at, &seg),
+            },
             Ok(Decoded::Udp(d)) => {
                 self.udp.process(at, &d);
                 for h in self.udp.finished.drain(..) {
-                    emit(&mut self.oversized, sink, h);
+                    decided_here(&mut self.tcp, &mut self.oversized, sink, at, h);
                 }
             }
             Ok(Decoded::Eapol(f)) => {
                 self.eapol.process(at, &f);
                 for h in self.eapol.finished.drain(..) {
-                    emit(&mut self.oversized, sink, h);
+                    decided_here(&mut self.tcp, &mut self.oversized, sink, at, h);
                 }
             }
             Ok(Decoded::Other) | Ok(Decoded::Fragment(_)) => self.other += 1,
@@ -1305,11 +1411,39 @@ impl FramePipeline {
                 }
             }
         }
+        if let Tcp::Lanes(lanes) = &mut self.tcp {
+            lanes.frame_read();
+            for h in lanes.take_ready() {
+                emit(&mut self.oversized, sink, h);
+            }
+        }
+    }
+
+    /// Secrets of the capture (a Decryption Secrets Block), added to the key log here in the
+    /// file: the lanes, if any, get them at the same place.
+    pub fn secrets(&mut self, text: &str) {
+        if let Tcp::Lanes(lanes) = &mut self.tcp {
+            lanes.secrets(text);
+        }
+    }
+
+    /// Waits for the lanes, if any, to follow every segment read so far: the handshakes that
+    /// decided go to `sink` and [`FramePipeline::counts`] is exact.
+    pub fn settle(&mut self, sink: &mut dyn FnMut(Handshake)) {
+        if let Tcp::Lanes(lanes) = &mut self.tcp {
+            lanes.settle();
+            for h in lanes.take_ready() {
+                emit(&mut self.oversized, sink, h);
+            }
+        }
     }
 
     /// The counters so far.
     pub fn counts(&self) -> Counts {
-        let (tcp, tcp_evicted) = self.reasm.counts();
+        let (tcp, tcp_evicted) = match &self.tcp {
+            Tcp::One { reasm, .. } => reasm.counts(),
+            Tcp::Lanes(lanes) => lanes.counts(),
+        };
         Counts {
             tcp_segments: tcp.segments,
             tcp_connections: tcp.connections,
@@ -1340,7 +1474,7 @@ impl FramePipeline {
     /// As [`FramePipeline::finish`], with the counters as they are.
     pub fn end(self, sink: &mut dyn FnMut(Handshake)) -> (Counts, Identities) {
         let FramePipeline {
-            reasm,
+            tcp,
             udp,
             eapol,
             defrag,
@@ -1351,11 +1485,19 @@ impl FramePipeline {
             frame_warnings,
             identities,
             part: _,
-            decided,
         } = self;
-        let (handshakes, stats, tcp_evicted) = reasm.finish();
-        let decided = std::mem::take(&mut *decided.borrow_mut());
-        let handshakes = decided.into_iter().chain(handshakes);
+        let (handshakes, stats, tcp_evicted) = match tcp {
+            Tcp::One { reasm, decided } => {
+                let (handshakes, stats, evicted) = reasm.finish();
+                let decided = std::mem::take(&mut *decided.borrow_mut());
+                (
+                    decided.into_iter().chain(handshakes).collect(),
+                    stats,
+                    evicted,
+                )
+            }
+            Tcp::Lanes(lanes) => lanes.finish(),
+        };
         let (datagram_handshakes, udp_evicted) = udp.finish();
         let (eapol_handshakes, eapol_evicted) = eapol.finish();
         for h in handshakes
@@ -1538,6 +1680,21 @@ pub fn assemble(files: Vec<FileRecord>, base: usize, limits: Limits) -> Vec<Capt
 }
 
 /// Hands a finished handshake on, counting the messages it skipped for their size.
+/// A handshake decided on the reading thread (UDP, EAPOL) at `at`: to `sink`, or, with lanes,
+/// in its place among theirs.
+fn decided_here(
+    tcp: &mut Tcp,
+    oversized: &mut u64,
+    sink: &mut dyn FnMut(Handshake),
+    at: At,
+    h: Handshake,
+) {
+    match tcp {
+        Tcp::One { .. } => emit(oversized, sink, h),
+        Tcp::Lanes(lanes) => lanes.local(at.frame, h),
+    }
+}
+
 fn emit(oversized: &mut u64, sink: &mut dyn FnMut(Handshake), h: Handshake) {
     *oversized += h
         .events

@@ -492,7 +492,12 @@ pub struct CertStore {
 impl CertStore {
     /// Adds a certificate (once per distinct DER) and notes where it was seen.
     pub fn add(&mut self, der: &[u8], seen: Option<Sighting>) -> Sha {
-        let sha = sha256(der);
+        self.add_hashed(der, sha256(der), seen)
+    }
+
+    /// As [`CertStore::add`], with the certificate's SHA-256 (`sha256(der)`) already made.
+    pub fn add_hashed(&mut self, der: &[u8], sha: Sha, seen: Option<Sighting>) -> Sha {
+        debug_assert_eq!(sha, sha256(der));
         let entry = self.certs.entry(sha).or_insert_with(|| {
             let meta = parse_meta(der);
             if let Ok(m) = &meta {
