@@ -416,7 +416,14 @@ pub fn read(paths: &[String], opts: &Options, trust: &TrustStore) -> crate::Resu
     // from the one before; the others are read in parallel.
     let chains = chains(paths);
     let mut all = CapturePart::default();
+    // The cores are taken by the files read together: each follows its connections on its own
+    // thread (unless --threads says otherwise).
+    let together = Options {
+        threads: if opts.threads == 0 { 1 } else { opts.threads },
+        ..opts.clone()
+    };
     for round in chains.chunks(workers) {
+        let opts = if round.len() > 1 { &together } else { opts };
         let parts: Vec<crate::Result<CapturePart>> = std::thread::scope(|scope| {
             let handles: Vec<_> = round
                 .iter()

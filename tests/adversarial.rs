@@ -118,7 +118,24 @@ fn a_million_syns_keep_the_flow_table_bounded() {
     // Every conversation beyond the bound was evicted (by the bound or for being idle: the
     // flood lasts 100 s) and counted, and ended ones beyond their own bound forgotten.
     assert!(ev.full + ev.idle >= 1_000_000 - limits.max_flows as u64);
-    assert!(ev.full > 0 && ev.first_full_frame == Some(limits.max_flows as u64 + 1));
+    // The table is full from the frame whose conversation finds its sub-table holding its
+    // eighth of the bound (before any idle sweep: the first comes after 30 s, frame 300 001).
+    let subs = chainsniff::flow::subs_for(limits);
+    let share = limits.max_flows / subs;
+    let mut held = vec![0; subs];
+    let first_full = (0..1_000_000u32).find_map(|i| {
+        let src = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (i >> 16)));
+        let key = (src, (i & 0xffff) as u16, "192.0.2.1".parse().unwrap(), 443);
+        let sub = chainsniff::flow::sub_of(&key, subs);
+        held[sub] += 1;
+        (held[sub] > share).then_some(u64::from(i) + 1)
+    });
+    assert_eq!(subs, 8);
+    assert!(
+        first_full.is_some_and(|f| f > 90_000 && f <= 100_001),
+        "{first_full:?}"
+    );
+    assert!(ev.full > 0 && ev.first_full_frame == first_full);
     assert!(ev.forgotten > 0);
 }
 
