@@ -16,7 +16,9 @@ use std::rc::Rc;
 
 use serde::Serialize;
 
-use crate::capture::{CaptureError, CaptureSummary, Frame, Warning, read_capture, read_from};
+use crate::capture::{
+    CaptureError, CaptureSummary, Frame, Warning, read_capture, read_capture_mapped, read_from,
+};
 use crate::flow::FlowEvictions;
 use crate::flow::eap::EapolFlows;
 use crate::flow::udp::UdpFlows;
@@ -1030,9 +1032,10 @@ fn read_group(
         joiner.borrow_mut().begin_file();
         let on_frame = |frame: &Frame<'_>| joiner.borrow_mut().frame(frame, &mut sink);
         let on_secrets = |secrets: &[u8]| joiner.borrow_mut().secrets(secrets);
+        let on_map = |map| joiner.borrow_mut().pipeline.mapped(map);
         let summary = match input {
             Some(input) => read_from(path, input, on_frame, on_secrets)?,
-            None => read_capture(path, on_frame, on_secrets)?,
+            None => read_capture_mapped(path, on_map, on_frame, on_secrets)?,
         };
         joiner.borrow_mut().end_file(summary, &mut sink);
     }
@@ -1423,6 +1426,13 @@ impl FramePipeline {
             for h in lanes.take_ready() {
                 emit(&mut self.oversized, sink, h);
             }
+        }
+    }
+
+    /// The capture file is read from its memory mapping: lanes, if any, read the payloads there.
+    pub fn mapped(&mut self, map: crate::capture::Mapping) {
+        if let Tcp::Lanes(lanes) = &mut self.tcp {
+            lanes.mapped(map);
         }
     }
 

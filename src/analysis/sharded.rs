@@ -31,6 +31,7 @@ use std::rc::Rc;
 use std::sync::mpsc;
 
 use super::{Limits, TcpStage, tcp_stage};
+use crate::capture::Mapping;
 use crate::flow::{FlowEvictions, SweepClock, TcpStats, key_of, sub_of, subs_for};
 use crate::model::At;
 use crate::tls::handshake::Handshake;
@@ -46,7 +47,15 @@ const EPOCH_FRAMES: u64 = 8192;
 /// Batches queued per lane: the reader waits when a lane is this far behind.
 const QUEUED: usize = 4;
 
-/// A TCP segment as a lane receives it: its header fields, its payload in the batch's bytes.
+/// Where a segment's payload is: in the batch's bytes, or (a file read from its mapping) in
+/// the mapping, not copied.
+#[derive(Debug, Clone, Copy)]
+enum Payload {
+    Batch(u32),
+    Mapped(u64),
+}
+
+/// A TCP segment as a lane receives it: its header fields, where its payload is.
 #[derive(Debug, Clone, Copy)]
 struct SegMsg {
     at: At,
@@ -58,7 +67,7 @@ struct SegMsg {
     ack: u32,
     flags: TcpFlags,
     missing: u32,
-    start: u32,
+    payload: Payload,
     len: u32,
 }
 
@@ -69,6 +78,8 @@ enum Msg {
     Sweep(At),
     /// A Decryption Secrets Block's text.
     Secrets(Box<str>),
+    /// The file's memory mapping, where the payloads are.
+    Map(Mapping),
 }
 
 /// One lane's share of an epoch.
@@ -162,6 +173,8 @@ pub struct Lanes {
     next_stream: u64,
     /// Handshakes released, in order, for the caller to take.
     ready: Vec<Handshake>,
+    /// The file's mapping, when it is read from it.
+    map: Option<Mapping>,
 }
 
 /// Whether connections of `limits` can be split into `lanes` lanes.
@@ -214,7 +227,16 @@ impl Lanes {
             frames: 0,
             next_stream: 0,
             ready: Vec::new(),
+            map: None,
         }
+    }
+
+    /// The file is read from its mapping: payloads are handed out as places in it.
+    pub fn mapped(&mut self, map: Mapping) {
+        for lane in &mut self.lanes {
+            lane.batch.msgs.push(Msg::Map(map.clone()));
+        }
+        self.map = Some(map);
     }
 
     /// A frame was read (whatever it carried).
@@ -236,8 +258,14 @@ impl Lanes {
         let dst = std::net::SocketAddr::new(seg.dst, seg.dport);
         let i = sub_of(&key_of(src, dst).0, self.subs) % self.lanes.len();
         let batch = &mut self.lanes[i].batch;
-        let start = batch.bytes.len() as u32;
-        batch.bytes.extend_from_slice(seg.payload);
+        let payload = match self.map.as_ref().and_then(|m| m.offset_of(seg.payload)) {
+            Some(at) => Payload::Mapped(at as u64),
+            None => {
+                let at = batch.bytes.len() as u32;
+                batch.bytes.extend_from_slice(seg.payload);
+                Payload::Batch(at)
+            }
+        };
         batch.msgs.push(Msg::Segment(SegMsg {
             at,
             src: seg.src,
@@ -248,7 +276,7 @@ impl Lanes {
             ack: seg.ack,
             flags: seg.flags,
             missing: seg.missing,
-            start,
+            payload,
             len: seg.payload.len() as u32,
         }));
         if batch.msgs.len() >= BATCH_SEGMENTS || batch.bytes.len() >= BATCH_BYTES {
@@ -523,6 +551,7 @@ fn lane(
     let keylog = Rc::new(RefCell::new(keylog));
     let (mut reasm, outbox): (TcpStage, _) = tcp_stage(&keylog, limits);
     reasm.sweep_externally();
+    let mut map: Option<Mapping> = None;
     for mut batch in rx {
         let mut events = Vec::new();
         let take = |frame: u64, by_sweep: bool, reasm: &mut TcpStage, events: &mut Vec<_>| {
@@ -545,6 +574,14 @@ fn lane(
         for msg in batch.msgs.drain(..) {
             match msg {
                 Msg::Segment(s) => {
+                    let len = s.len as usize;
+                    let payload = match (s.payload, &map) {
+                        (Payload::Batch(at), _) => &batch.bytes[at as usize..at as usize + len],
+                        (Payload::Mapped(at), Some(m)) => {
+                            &m.bytes()[at as usize..at as usize + len]
+                        }
+                        (Payload::Mapped(_), None) => unreachable!("the mapping comes first"),
+                    };
                     let seg = TcpSegment {
                         src: s.src,
                         dst: s.dst,
@@ -553,7 +590,7 @@ fn lane(
                         seq: s.seq,
                         ack: s.ack,
                         flags: s.flags,
-                        payload: &batch.bytes[s.start as usize..(s.start + s.len) as usize],
+                        payload,
                         missing: s.missing,
                     };
                     let before = reasm.streams_numbered();
@@ -574,6 +611,7 @@ fn lane(
                 Msg::Secrets(text) => {
                     keylog.borrow_mut().add_text(&text);
                 }
+                Msg::Map(m) => map = Some(m),
             }
         }
         batch.bytes.clear();

@@ -109,8 +109,9 @@ impl<'a> SliceReader<'a> {
         let upto = self.pos / page * page;
         if upto >= self.released + RELEASE_EVERY {
             // SAFETY: MADV_DONTNEED on a read-only private file mapping only drops the pages
-            // from this process (the next access reads them from the file again); no block
-            // handed out before `pos` is used after `consume`, as the reader interface says.
+            // from this process: the next access reads them from the file again (as the
+            // threads that follow TCP connections may, a little behind the reader), with the
+            // same bytes; nothing is lost, since nothing was written.
             #[allow(unsafe_code)]
             let _ = unsafe {
                 self.map.unchecked_advise_range(

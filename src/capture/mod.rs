@@ -147,12 +147,24 @@ impl std::error::Error for CaptureError {}
 /// Secrets Blocks).
 pub fn read_capture(
     path: &str,
+    on_frame: impl FnMut(&Frame<'_>),
+    on_secrets: impl FnMut(&[u8]),
+) -> Result<CaptureSummary, CaptureError> {
+    read_capture_mapped(path, |_| {}, on_frame, on_secrets)
+}
+
+/// As [`read_capture`]; when the file is read from its memory mapping, `on_map` is given the
+/// mapping first: every [`Frame::data`] is then a slice of it (see [`Mapping::offset_of`]).
+pub fn read_capture_mapped(
+    path: &str,
+    on_map: impl FnOnce(Mapping),
     mut on_frame: impl FnMut(&Frame<'_>),
     mut on_secrets: impl FnMut(&[u8]),
 ) -> Result<CaptureSummary, CaptureError> {
     // A plain pcap or pcapng file is read from its mapping; anything else (and a file whose
     // header does not parse, for the streaming reader's words) as a stream.
     if let Some((map, format)) = mapped::map(path) {
+        let map = std::sync::Arc::new(map);
         let head = &map[..map.len().min(64 << 10)];
         let header_len = match format {
             Format::Pcapng => prefix_header_len(head),
@@ -166,6 +178,7 @@ pub fn read_capture(
             .then(|| mapped::SliceReader::new(&map, format == Format::Pcapng, capacity))
             .flatten()
         {
+            on_map(Mapping(map.clone()));
             let mut summary = CaptureSummary::new(path, format, Compression::None);
             let result = pump(
                 Box::new(reader),
@@ -180,6 +193,31 @@ pub fn read_capture(
         }
     }
     read_from(path, open(path)?, on_frame, on_secrets)
+}
+
+/// A capture file's memory mapping, shared with the threads that read its frames' bytes after
+/// the reader has gone on (`analysis::sharded`).
+#[derive(Clone)]
+pub struct Mapping(std::sync::Arc<memmap2::Mmap>);
+
+impl std::fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Mapping({} bytes)", self.0.len())
+    }
+}
+
+impl Mapping {
+    /// Where `data` starts in the mapping, when it is a slice of it.
+    pub fn offset_of(&self, data: &[u8]) -> Option<usize> {
+        let base = self.0.as_ptr() as usize;
+        let at = data.as_ptr() as usize;
+        (at >= base && at + data.len() <= base + self.0.len()).then(|| at - base)
+    }
+
+    /// The mapped file's bytes (pages given back by the reader are read again from the file).
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// The format an uncompressed capture's first bytes announce.
