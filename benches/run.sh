@@ -5,6 +5,8 @@
 # Beside it, the floor (examples/floor.rs: the pcap record headers, Ethernet/VLAN, IP and TCP
 # headers and a byte counter per flow, nothing else) is timed on the same file (best of RUNS), its
 # packet count checked against the truth, and chainsniff's time printed as a multiple of it.
+# chainsniff is also timed with `--threads 1` (its TCP connections followed on the reading thread
+# only; best of RUNS), and the two reports must be byte-identical.
 # With tshark installed it also times the equivalent tshark job on the 2GiB capture (or on the
 # sizes listed in TSHARK_SIZES) and prints both ratios.
 #
@@ -49,8 +51,8 @@ timed() {
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "chainsniff: $($BIN --version)"
-printf '%-14s %10s %10s %9s %6s %10s %9s %8s %8s  %s\n' \
-    size bytes frames seconds MB/s packets/s RSS_MB floor_s x_floor answer
+printf '%-14s %10s %10s %9s %6s %10s %9s %9s %8s %8s  %s\n' \
+    size bytes frames seconds MB/s packets/s RSS_MB 1thread_s floor_s x_floor answer
 for size in "${SIZES[@]}"; do
     f="$DIR/bench-$size.pcap"
     gen=(--size "${size%-sparse}")
@@ -69,23 +71,33 @@ for size in "${SIZES[@]}"; do
         timed /dev/null "$BIN" analyze "$f" --trust captures/pki/root.pem -o "$DIR/report-$size.txt"
         if [ -z "$best" ] || awk "BEGIN {exit !($secs < $best)}"; then best=$secs; best_rss=$rss_kb; fi
     done
-    python3 - "$f" "$DIR/report-$size.txt" "$best" "$best_rss" "$size" "$floor_best" "$DIR/floor-$size.txt" <<'PY'
+    one_best=""
+    for _ in $(seq "$RUNS"); do
+        timed /dev/null "$BIN" analyze "$f" --trust captures/pki/root.pem --threads 1 \
+            -o "$DIR/report-$size-1thread.txt"
+        if [ -z "$one_best" ] || awk "BEGIN {exit !($secs < $one_best)}"; then one_best=$secs; fi
+    done
+    same=0
+    cmp -s "$DIR/report-$size.txt" "$DIR/report-$size-1thread.txt" && same=1
+    python3 - "$f" "$DIR/report-$size.txt" "$best" "$best_rss" "$size" "$floor_best" "$DIR/floor-$size.txt" "$one_best" "$same" <<'PY'
 import json, re, sys
-pcap, report, secs, rss_kb, size, floor, floor_out = sys.argv[1:8]
-secs, rss_kb, floor = float(secs), int(rss_kb), float(floor)
+pcap, report, secs, rss_kb, size, floor, floor_out, one, same = sys.argv[1:10]
+secs, rss_kb, floor, one = float(secs), int(rss_kb), float(floor), float(one)
 truth = json.load(open(pcap + ".truth.json"))
 text = open(report).read()
 got = {k: int(v) for v, k in re.findall(r"(\d+) (\w+)", re.search(r"handshakes: (.*)", text).group(1))}
-ok = got == truth["status"] and f"{truth['frames']} frames" in text.splitlines()[0]
+# The header: "chainsniff ... - 1 capture, N TLS handshakes ...", then "[0] PATH: pcap, N frames, ...".
+ok = got == truth["status"] and f"{truth['frames']} frames" in "\n".join(text.splitlines()[:3])
 floor_packets = int(open(floor_out).read().split()[0])
 floor_ok = floor_packets == truth["frames"]
 secs, floor = max(secs, 0.001), max(floor, 0.001)
 answer = "matches the truth" if ok else "WRONG: " + str(got) + " vs " + str(truth["status"])
 if not floor_ok:
     answer += f"; floor WRONG: {floor_packets} packets vs {truth['frames']} frames"
+answer += ", same report on 1 thread" if same == "1" else "; --threads 1 report DIFFERS"
 print(f"{size:<14} {truth['bytes']:>10} {truth['frames']:>10} {secs:>9.2f} {truth['bytes'] / secs / 1e6:>6.0f} "
-      f"{truth['frames'] / secs:>10.0f} {rss_kb / 1024:>9.0f} {floor:>8.3f} {secs / floor:>8.1f}  {answer}")
-if not (ok and floor_ok):
+      f"{truth['frames'] / secs:>10.0f} {rss_kb / 1024:>9.0f} {one:>9.2f} {floor:>8.3f} {secs / floor:>8.1f}  {answer}")
+if not (ok and floor_ok and same == "1"):
     sys.exit(1)
 PY
     if command -v tshark >/dev/null && [[ " $TSHARK_SIZES " == *" $size "* ]]; then

@@ -555,8 +555,17 @@ fn write_report(
     let timings = std::env::var_os("CHAINSNIFF_TIMINGS").is_some();
     let phase = |name: &str| {
         if timings {
+            // Linux says the peak resident memory so far in /proc (VmHWM); elsewhere nothing.
+            let peak = std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| {
+                    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?.to_string();
+                    line.split_whitespace().nth(1)?.parse::<u64>().ok()
+                })
+                .map(|kb| format!(", peak RSS {} MB", kb / 1024))
+                .unwrap_or_default();
             eprintln!(
-                "chainsniff: {name} done at {:.3} s",
+                "chainsniff: {name} done at {:.3} s{peak}",
                 started.elapsed().as_secs_f64()
             );
         }

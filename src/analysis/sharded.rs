@@ -87,6 +87,8 @@ enum Msg {
 struct Batch {
     msgs: Vec<Msg>,
     bytes: Vec<u8>,
+    /// Payload bytes of its segments, copied or in the mapping.
+    payload: usize,
 }
 
 /// Where in a frame's output a handshake came: decided (a TLS 1.2 connection still watched) or
@@ -157,6 +159,8 @@ struct Epoch {
     local: Vec<(u64, Handshake)>,
     /// The epoch was sent (the last one may be still being filled).
     sent: bool,
+    /// Where in the file's mapping its first payload is, if any is there.
+    first_mapped: Option<usize>,
 }
 
 /// The TCP stage on several threads (see the module's documentation).
@@ -231,7 +235,8 @@ impl Lanes {
         }
     }
 
-    /// The file is read from its mapping: payloads are handed out as places in it.
+    /// The file is read from its mapping: payloads are handed out as places in it, and the
+    /// reader keeps the pages the lanes have still to read.
     pub fn mapped(&mut self, map: Mapping) {
         for lane in &mut self.lanes {
             lane.batch.msgs.push(Msg::Map(map.clone()));
@@ -258,8 +263,18 @@ impl Lanes {
         let dst = std::net::SocketAddr::new(seg.dst, seg.dport);
         let i = sub_of(&key_of(src, dst).0, self.subs) % self.lanes.len();
         let batch = &mut self.lanes[i].batch;
+        batch.payload += seg.payload.len();
         let payload = match self.map.as_ref().and_then(|m| m.offset_of(seg.payload)) {
-            Some(at) => Payload::Mapped(at as u64),
+            Some(at) => {
+                let epoch = self.epochs.back_mut().expect("an epoch is being filled");
+                if epoch.first_mapped.is_none() {
+                    epoch.first_mapped = Some(at);
+                    if let Some(map) = &self.map {
+                        map.keep_from(keep_from(&self.epochs));
+                    }
+                }
+                Payload::Mapped(at as u64)
+            }
             None => {
                 let at = batch.bytes.len() as u32;
                 batch.bytes.extend_from_slice(seg.payload);
@@ -279,7 +294,8 @@ impl Lanes {
             payload,
             len: seg.payload.len() as u32,
         }));
-        if batch.msgs.len() >= BATCH_SEGMENTS || batch.bytes.len() >= BATCH_BYTES {
+        let batch = &self.lanes[i].batch;
+        if batch.msgs.len() >= BATCH_SEGMENTS || batch.payload >= BATCH_BYTES {
             self.end_epoch();
         }
     }
@@ -400,6 +416,9 @@ impl Lanes {
                 }
                 let epoch = self.epochs.pop_front().expect("present");
                 self.release(epoch);
+                if let Some(map) = &self.map {
+                    map.keep_from(keep_from(&self.epochs));
+                }
             }
             let waiting = self.epochs.front().is_some_and(|e| e.sent);
             let Some((i, reply)) = self.reply(wait && waiting) else {
@@ -516,8 +535,18 @@ impl Epoch {
             replies: (0..lanes).map(|_| None).collect(),
             local: Vec::new(),
             sent: false,
+            first_mapped: None,
         }
     }
+}
+
+/// Where the lanes have still to read the mapping: the first payload of the oldest epoch not
+/// released (`usize::MAX`: nowhere).
+fn keep_from(epochs: &VecDeque<Epoch>) -> usize {
+    epochs
+        .iter()
+        .find_map(|e| e.first_mapped)
+        .unwrap_or(usize::MAX)
 }
 
 impl Drop for Lanes {
@@ -615,6 +644,7 @@ fn lane(
             }
         }
         batch.bytes.clear();
+        batch.payload = 0;
         let (stats, evictions) = reasm.counts();
         let reply = Reply::Epoch {
             events,

@@ -13,7 +13,7 @@ use std::fs::File;
 
 use memmap2::{Advice, Mmap, UncheckedAdvice};
 
-use super::Format;
+use super::{Format, Mapping};
 use pcap_parser::nom::{self, Needed};
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{
@@ -60,6 +60,8 @@ enum Kind {
 /// pcap-parser's reader interface over a whole file in memory.
 pub(super) struct SliceReader<'a> {
     map: &'a Mmap,
+    /// Who else reads the mapping, and from where on.
+    shared: &'a Mapping,
     pos: usize,
     capacity: usize,
     kind: Kind,
@@ -70,7 +72,8 @@ pub(super) struct SliceReader<'a> {
 impl<'a> SliceReader<'a> {
     /// A reader of the mapped file with a window of `capacity` bytes; `None` when its header
     /// does not parse (the streaming reader then says why).
-    pub(super) fn new(map: &'a Mmap, pcapng: bool, capacity: usize) -> Option<Self> {
+    pub(super) fn new(shared: &'a Mapping, pcapng: bool, capacity: usize) -> Option<Self> {
+        let map: &'a Mmap = &shared.map;
         let kind = if pcapng {
             Kind::Ng { big_endian: false }
         } else {
@@ -86,6 +89,7 @@ impl<'a> SliceReader<'a> {
         };
         Some(SliceReader {
             map,
+            shared,
             pos: 0,
             capacity,
             kind,
@@ -106,12 +110,12 @@ impl<'a> SliceReader<'a> {
     /// Gives the pages read so far back to the kernel (they stay in the page cache).
     fn release(&mut self) {
         let page = 4096;
-        let upto = self.pos / page * page;
+        let upto = self.shared.releasable(self.pos) / page * page;
         if upto >= self.released + RELEASE_EVERY {
             // SAFETY: MADV_DONTNEED on a read-only private file mapping only drops the pages
-            // from this process: the next access reads them from the file again (as the
-            // threads that follow TCP connections may, a little behind the reader), with the
-            // same bytes; nothing is lost, since nothing was written.
+            // from this process: the next access reads them from the file again, with the
+            // same bytes; nothing is lost, since nothing was written. Pages other threads
+            // still read (`Mapping::keep_from`) are kept, so as not to read them twice.
             #[allow(unsafe_code)]
             let _ = unsafe {
                 self.map.unchecked_advise_range(

@@ -164,8 +164,11 @@ pub fn read_capture_mapped(
     // A plain pcap or pcapng file is read from its mapping; anything else (and a file whose
     // header does not parse, for the streaming reader's words) as a stream.
     if let Some((map, format)) = mapped::map(path) {
-        let map = std::sync::Arc::new(map);
-        let head = &map[..map.len().min(64 << 10)];
+        let map = Mapping {
+            map: std::sync::Arc::new(map),
+            keep_from: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX)),
+        };
+        let head = &map.bytes()[..map.bytes().len().min(64 << 10)];
         let header_len = match format {
             Format::Pcapng => prefix_header_len(head),
             _ => 24,
@@ -178,7 +181,7 @@ pub fn read_capture_mapped(
             .then(|| mapped::SliceReader::new(&map, format == Format::Pcapng, capacity))
             .flatten()
         {
-            on_map(Mapping(map.clone()));
+            on_map(map.clone());
             let mut summary = CaptureSummary::new(path, format, Compression::None);
             let result = pump(
                 Box::new(reader),
@@ -198,25 +201,43 @@ pub fn read_capture_mapped(
 /// A capture file's memory mapping, shared with the threads that read its frames' bytes after
 /// the reader has gone on (`analysis::sharded`).
 #[derive(Clone)]
-pub struct Mapping(std::sync::Arc<memmap2::Mmap>);
+pub struct Mapping {
+    map: std::sync::Arc<memmap2::Mmap>,
+    /// The reader gives back the pages it has read only below this offset: those from here
+    /// on are still to be read by someone else.
+    keep_from: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
 
 impl std::fmt::Debug for Mapping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Mapping({} bytes)", self.0.len())
+        write!(f, "Mapping({} bytes)", self.map.len())
     }
 }
 
 impl Mapping {
     /// Where `data` starts in the mapping, when it is a slice of it.
     pub fn offset_of(&self, data: &[u8]) -> Option<usize> {
-        let base = self.0.as_ptr() as usize;
+        let base = self.map.as_ptr() as usize;
         let at = data.as_ptr() as usize;
-        (at >= base && at + data.len() <= base + self.0.len()).then(|| at - base)
+        (at >= base && at + data.len() <= base + self.map.len()).then(|| at - base)
     }
 
-    /// The mapped file's bytes (pages given back by the reader are read again from the file).
+    /// The mapped file's bytes.
     pub fn bytes(&self) -> &[u8] {
-        &self.0
+        &self.map
+    }
+
+    /// The bytes from `offset` on are still to be read (by another thread): the reader keeps
+    /// their pages until told otherwise, so that they are not read from the file again and
+    /// stay mapped (`usize::MAX`: nothing is still to be read).
+    pub fn keep_from(&self, offset: usize) {
+        self.keep_from
+            .store(offset, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Below which offset the reader may give pages back.
+    fn releasable(&self, pos: usize) -> usize {
+        pos.min(self.keep_from.load(std::sync::atomic::Ordering::Acquire))
     }
 }
 
