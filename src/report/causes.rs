@@ -267,10 +267,12 @@ struct Coping {
     fetched: Vec<String>,
 }
 
-/// Who a client is, as one cause line names it.
+/// Who a client is, as one cause line names it: one per client of the report, so kept small.
 struct Label {
-    name: String,
-    kind: String,
+    /// Its name, unless it is its address.
+    name: Option<Box<str>>,
+    /// Its kind, an index in [`Causes::kinds`] (0: none known).
+    kind: u32,
 }
 
 /// The server facts a cause line needs.
@@ -292,13 +294,21 @@ pub(super) struct Causes {
     tallies: Vec<Tally>,
     index: HashMap<Key, u32>,
     labels: HashMap<IpAddr, Label>,
+    /// The report has more than one capture (a joined capture is one).
+    several_captures: bool,
+    /// The client kinds the labels name, each once (the first is none).
+    kinds: Vec<String>,
+    kind_ids: HashMap<String, u32>,
 }
 
 impl Causes {
     /// No causes yet; `capture_of[i]` is the first file of capture `i`'s joined capture.
     pub(super) fn new(capture_of: Vec<usize>) -> Causes {
         Causes {
+            several_captures: capture_of.windows(2).any(|w| w[0] != w[1]),
             capture_of,
+            kinds: vec![String::new()],
+            kind_ids: HashMap::from([(String::new(), 0)]),
             ..Default::default()
         }
     }
@@ -477,9 +487,16 @@ impl Causes {
         identities: &crate::identity::Identities,
     ) {
         let ip = h.client.ip;
-        self.labels
-            .entry(ip)
-            .or_insert_with(|| label(h, identities));
+        if !self.labels.contains_key(&ip) {
+            let (name, kind) = label(h, identities);
+            let next = self.kinds.len() as u32;
+            let kind = *self.kind_ids.entry(kind).or_insert_with_key(|k| {
+                self.kinds.push(k.clone());
+                next
+            });
+            let name = (name != ip.to_string()).then(|| name.into_boxed_str());
+            self.labels.insert(ip, Label { name, kind });
+        }
         let t = &mut self.tallies[cause as usize];
         t.handshakes += 1;
         t.servers.entry(server).or_default().1 += 1;
@@ -508,7 +525,11 @@ impl Causes {
         {
             c.chains.push((server, v.to_string()));
         }
-        mark(c.clients.entry(ip).or_default());
+        // Per-capture counts are told only when there are several captures: with one, the
+        // cause's own clients are that capture's (and one more entry per client is saved).
+        if self.several_captures {
+            mark(c.clients.entry(ip).or_default());
+        }
     }
 
     /// The causes, most impact first: clients that failed, then severity, clients affected and
@@ -519,7 +540,10 @@ impl Causes {
         capture_names: &[String],
         ja4_of: &dyn Fn(IpAddr) -> Option<String>,
     ) -> Vec<Cause> {
-        let labels = self.labels;
+        let labels = Labels {
+            of: self.labels,
+            kinds: self.kinds,
+        };
         let mut tallies = self.tallies;
         fold_inconsistent(&mut tallies, &self.index);
         let mut causes: Vec<Cause> = tallies
@@ -601,7 +625,7 @@ impl Tally {
         self,
         servers: &[ServerFacts<'_>],
         capture_names: &[String],
-        labels: &HashMap<IpAddr, Label>,
+        labels: &Labels,
         ja4_of: &dyn Fn(IpAddr) -> Option<String>,
     ) -> Cause {
         let mut on: Vec<(u32, Vec<String>, usize)> = self
@@ -633,12 +657,17 @@ impl Tally {
         let mut kinds: Vec<ClientKind> = Vec::new();
         let mut kind_index: HashMap<String, usize> = HashMap::new();
         for (ip, mark) in &ips {
-            let (name, kind) = match labels.get(ip) {
-                Some(l) if l.kind.is_empty() => (
-                    l.name.clone(),
-                    ja4_of(**ip).map_or_else(|| "unidentified".to_string(), |j| format!("JA4 {j}")),
+            let (name, kind) = match labels.of.get(ip) {
+                Some(l) => (
+                    l.name
+                        .as_deref()
+                        .map_or_else(|| ip.to_string(), str::to_string),
+                    match l.kind {
+                        0 => ja4_of(**ip)
+                            .map_or_else(|| "unidentified".to_string(), |j| format!("JA4 {j}")),
+                        k => labels.kinds[k as usize].clone(),
+                    },
                 ),
-                Some(l) => (l.name.clone(), l.kind.clone()),
                 None => (ip.to_string(), "unidentified".to_string()),
             };
             let k = *kind_index.entry(kind.clone()).or_insert_with(|| {
@@ -1012,7 +1041,14 @@ fn failure(eap: bool, r: &Reaction) -> Option<String> {
 }
 
 /// A client's name and kind for cause lines (the kind empty: JA4 is looked up at the end).
-fn label(h: &HandshakeReport, identities: &crate::identity::Identities) -> Label {
+/// Every client's label, and the kinds they name.
+struct Labels {
+    of: HashMap<IpAddr, Label>,
+    kinds: Vec<String>,
+}
+
+/// A client's name and kind (empty: none known).
+fn label(h: &HandshakeReport, identities: &crate::identity::Identities) -> (String, String) {
     let id = identities.of(h.client.ip);
     let name = id
         .dhcp
@@ -1040,7 +1076,7 @@ fn label(h: &HandshakeReport, identities: &crate::identity::Identities) -> Label
         (None, Some(class)) => class,
         (None, None) => String::new(),
     };
-    Label { name, kind }
+    (name, kind)
 }
 
 /// "But it works in my browser": which clients fail on a chain incomplete as sent, which cope,
