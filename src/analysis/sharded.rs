@@ -492,15 +492,12 @@ impl Lanes {
         }
         events.sort_unstable_by_key(|(frame, src, k, _)| (*frame, *src, *k));
         let mut group: Vec<(Place, u64, usize, usize, Handshake)> = Vec::new();
-        let i = 0;
-        while i < events.len() {
-            let frame = events[i].0;
-            let mut j = i;
-            while j < events.len() && events[j].0 == frame {
-                j += 1;
-            }
-            group.clear();
-            for (_, src, k, event) in events.drain(i..j).collect::<Vec<_>>() {
+        let mut rest = events.into_iter().peekable();
+        while let Some(first) = rest.next() {
+            // One frame's events.
+            let frame = first.0;
+            let same_frame = std::iter::from_fn(|| rest.next_if(|e| e.0 == frame));
+            for (_, src, k, event) in std::iter::once(first).chain(same_frame) {
                 if src == local {
                     self.ready.push(local_hs[k].take().expect("once"));
                     continue;
@@ -524,7 +521,6 @@ impl Lanes {
             }
             group.sort_by_key(|(place, stream, src, k, _)| (*place, *stream, *src, *k));
             self.ready.extend(group.drain(..).map(|g| g.4));
-            // `drain(i..j)` removed the group: the next one starts at `i`.
         }
     }
 }
