@@ -5,24 +5,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::{repo, tmp};
-
-/// The generator, built beside this test by `cargo test` (which builds the examples).
-fn gen_bench() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let name = format!("gen-bench{}", std::env::consts::EXE_SUFFIX);
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run the whole suite (`cargo test --release`), which builds the examples",
-        path.display()
-    );
-    path
-}
+use common::{gen_bench, repo, tmp};
 
 /// The report's root causes against the generator's truth: every cause with its counts and no
 /// other, ranked by failing clients, the leaf-only chain's fix naming the bundles, and each

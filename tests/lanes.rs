@@ -1,14 +1,15 @@
 //! A capture file's TCP connections followed on several threads (`--threads N`, the lanes of
 //! `analysis::sharded`) give the report of one thread, byte for byte: on every bundled capture,
 //! on a generated one that fills the flow table, on one whose connections are swept as idle, on
-//! one whose secrets come in the middle of the file, and on the public corpus.
+//! one whose secrets come in the middle of the file, in a partial analysis, and on the public
+//! corpus; and their memory stays that of one thread, whatever the file's size.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{chainsniff, repo, tmp};
+use common::{chainsniff, gen_bench, repo, tmp};
 
 /// What chainsniff gives for `capture` with `args` on `threads` threads: exit status, standard
 /// output (the report), standard error.
@@ -80,17 +81,6 @@ fn every_bundled_capture_gives_the_same_report_on_one_thread_and_on_several() {
             same_on_any_threads(&capture, &args);
         }
     }
-}
-
-/// The generator, built beside this test by `cargo test` (which builds the examples).
-fn gen_bench() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let path = profile_dir
-        .join("examples")
-        .join(format!("gen-bench{}", std::env::consts::EXE_SUFFIX));
-    assert!(path.exists(), "{} is missing", path.display());
-    path
 }
 
 fn run(cmd: &mut Command) {

@@ -40,6 +40,21 @@ pub fn tmp(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// The capture generator (`examples/gen-bench`), built beside the test binaries by `cargo test`
+/// (which builds the examples).
+pub fn gen_bench() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let name = format!("gen-bench{}", std::env::consts::EXE_SUFFIX);
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the whole suite (`cargo test --release`), which builds the examples",
+        path.display()
+    );
+    path
+}
+
 /// `editcap -c per_file CAPTURE` into `dir` (a ring buffer's files): the parts, in order.
 pub fn editcap_split(capture: &Path, per_file: usize, dir: &Path) -> Vec<PathBuf> {
     std::fs::create_dir_all(dir).unwrap();
