@@ -1038,14 +1038,8 @@ const SWITCH_PORT_2: [u8; 6] = [0x00, 0x1b, 0x54, 0x00, 0x00, 0x02];
 
 /// The bundled captures, and those with a key log beside them (`NAME.keylog`) again with it.
 fn bundled() -> Vec<Input> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(repo("captures"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
-        .collect();
-    paths.sort();
     let mut inputs = Vec::new();
-    for path in paths {
+    for path in common::bundled_captures() {
         let keylog = path.with_extension("keylog");
         inputs.push(Input::new(path.clone()));
         if keylog.exists() {

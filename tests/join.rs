@@ -384,15 +384,7 @@ fn captures_of_other_conversations_stay_separate() {
     }
     // Every bundled capture, in name order: several are captures of the same made-up traffic
     // at other points (the same addresses, ports and sequence numbers, overlapping in time).
-    let mut all: Vec<PathBuf> = std::fs::read_dir(repo("captures"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            name.ends_with(".pcap") || name.ends_with(".pcapng")
-        })
-        .collect();
-    all.sort();
+    let all = common::bundled_captures();
     let paths: Vec<&Path> = all.iter().map(PathBuf::as_path).collect();
     let r = report(&paths);
     for cap in r["captures"].as_array().unwrap() {

@@ -54,12 +54,7 @@ fn same_on_any_threads(capture: &Path, args: &[&str]) -> Vec<u8> {
 }
 
 fn bundled() -> Vec<PathBuf> {
-    let mut all: Vec<PathBuf> = std::fs::read_dir(repo("captures"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
-        .collect();
-    all.sort();
+    let all = common::bundled_captures();
     assert!(all.len() >= 20, "{all:?}");
     all
 }

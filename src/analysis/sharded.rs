@@ -181,7 +181,7 @@ pub struct Lanes {
     map: Option<Mapping>,
 }
 
-/// Whether connections of `limits` can be split into `lanes` lanes.
+/// Whether the TCP table of `limits` has sub-tables to share out among lanes.
 pub fn splittable(limits: Limits) -> bool {
     subs_for(limits.flows()) > 1
 }
@@ -331,7 +331,7 @@ impl Lanes {
         let mut evictions = FlowEvictions::default();
         let mut first_full: Option<u64> = None;
         for lane in &self.lanes {
-            add_stats(&mut stats, &lane.stats);
+            stats.add(&lane.stats);
             let first = lane.evictions.first_full_frame;
             evictions.add(lane.evictions);
             first_full = match (first_full, first) {
@@ -474,22 +474,29 @@ impl Lanes {
 
     /// Puts an answered epoch's handshakes in the order one table gives them.
     fn release(&mut self, epoch: Epoch) {
-        // (frame, source, index): the lanes' events and the reading thread's handshakes.
-        let mut events: Vec<(u64, usize, usize, Event)> = Vec::new();
+        /// What happened at a frame: in a lane, or on the reading thread (a handshake).
+        enum From {
+            Lane(Event),
+            Here(Box<Handshake>),
+        }
+        // (frame, source, index): the lanes' events, then the reading thread's handshakes.
+        let local = self.lanes.len();
+        let mut events: Vec<(u64, usize, usize, From)> = Vec::new();
         for (lane, list) in epoch.replies.into_iter().enumerate() {
             let list = list.expect("answered");
             events.extend(
                 list.into_iter()
                     .enumerate()
-                    .map(|(k, e)| (e.frame(), lane, k, e)),
+                    .map(|(k, e)| (e.frame(), lane, k, From::Lane(e))),
             );
         }
-        let local = self.lanes.len();
-        let mut local_hs = Vec::with_capacity(epoch.local.len());
-        for (k, (frame, hs)) in epoch.local.into_iter().enumerate() {
-            events.push((frame, local, k, Event::NewStreams { frame, n: 0 }));
-            local_hs.push(Some(hs));
-        }
+        events.extend(
+            epoch
+                .local
+                .into_iter()
+                .enumerate()
+                .map(|(k, (frame, hs))| (frame, local, k, From::Here(Box::new(hs)))),
+        );
         events.sort_unstable_by_key(|(frame, src, k, _)| (*frame, *src, *k));
         let mut group: Vec<(Place, u64, usize, usize, Handshake)> = Vec::new();
         let mut rest = events.into_iter().peekable();
@@ -498,10 +505,14 @@ impl Lanes {
             let frame = first.0;
             let same_frame = std::iter::from_fn(|| rest.next_if(|e| e.0 == frame));
             for (_, src, k, event) in std::iter::once(first).chain(same_frame) {
-                if src == local {
-                    self.ready.push(local_hs[k].take().expect("once"));
-                    continue;
-                }
+                let event = match event {
+                    // A frame is one lane's or the reading thread's, never both.
+                    From::Here(hs) => {
+                        self.ready.push(*hs);
+                        continue;
+                    }
+                    From::Lane(event) => event,
+                };
                 match event {
                     Event::NewStreams { n, .. } => {
                         for _ in 0..n {
@@ -554,14 +565,6 @@ impl Drop for Lanes {
             let _ = handle.join();
         }
     }
-}
-
-fn add_stats(to: &mut TcpStats, s: &TcpStats) {
-    to.segments += s.segments;
-    to.connections += s.connections;
-    to.gaps += s.gaps;
-    to.retransmitted_bytes += s.retransmitted_bytes;
-    to.conflicting_retransmissions += s.conflicting_retransmissions;
 }
 
 /// A lane's thread: its sub-tables of the TCP stage, batch after batch, until the reader hangs

@@ -31,6 +31,18 @@ pub struct TcpStats {
     pub out_of_order_segments: u64,
 }
 
+impl TcpStats {
+    /// Adds `other`'s counts (another table's, e.g. another lane's).
+    pub fn add(&mut self, other: &TcpStats) {
+        self.segments += other.segments;
+        self.connections += other.connections;
+        self.gaps += other.gaps;
+        self.retransmitted_bytes += other.retransmitted_bytes;
+        self.conflicting_retransmissions += other.conflicting_retransmissions;
+        self.out_of_order_segments += other.out_of_order_segments;
+    }
+}
+
 /// Most bytes held out of order per direction before the hole before them is declared a gap.
 const MAX_OOO_BYTES: usize = 4 << 20;
 

@@ -55,6 +55,17 @@ pub fn gen_bench() -> PathBuf {
     path
 }
 
+/// The bundled captures (`captures/*.pcap`, `captures/*.pcapng`), in name order.
+pub fn bundled_captures() -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = std::fs::read_dir(repo("captures"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .collect();
+    all.sort();
+    all
+}
+
 /// `editcap -c per_file CAPTURE` into `dir` (a ring buffer's files): the parts, in order.
 pub fn editcap_split(capture: &Path, per_file: usize, dir: &Path) -> Vec<PathBuf> {
     std::fs::create_dir_all(dir).unwrap();
