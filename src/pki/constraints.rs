@@ -27,7 +27,7 @@ const KEY_AGREEMENT: u16 = 1 << 4;
 const KEY_CERT_SIGN: u16 = 1 << 5;
 
 /// What the negotiated key exchange does with the server's key, which its keyUsage must allow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyUse {
     /// ECDHE/DHE and TLS 1.3: the key signs the handshake (digitalSignature).
     Signature,

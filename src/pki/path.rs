@@ -203,6 +203,21 @@ const MAX_DEPTH: usize = 12;
 /// certificates were in their validity period (so that handshakes at other times reuse it).
 type StrictKey = (Vec<Sha>, Option<String>, Vec<(bool, bool)>, bool);
 
+/// What a whole diagnosis depends on: the chain, the name, what the certificate is for, and
+/// the handshake's time as far as any certificate's validity tells it apart (its
+/// [`Checker::time_class`]).
+type DiagnosisKey = (
+    Vec<Sha>,
+    Option<String>,
+    Purpose,
+    Option<constraints::KeyUse>,
+    usize,
+);
+
+/// Most diagnoses a [`Checker`] keeps for reuse; when full it starts again (a capture whose
+/// every handshake asked for another name must not keep them all).
+const MAX_DIAGNOSES: usize = 4096;
+
 /// What a chain is checked with.
 pub struct Checker<'a> {
     /// Every certificate seen in the captures.
@@ -211,6 +226,10 @@ pub struct Checker<'a> {
     pub trust: &'a TrustStore,
     sig_cache: HashMap<(Sha, Sha), SigCheck>,
     strict_cache: HashMap<StrictKey, Strict>,
+    /// Every validity bound of every certificate the checker can reach, sorted: the
+    /// not-before times and the second after each not-after time.
+    bounds: Vec<i64>,
+    diagnoses: HashMap<DiagnosisKey, Diagnosis>,
 }
 
 enum Found {
@@ -234,12 +253,31 @@ impl Found {
 impl<'a> Checker<'a> {
     /// A checker over these certificates and anchors (its caches are its own: one per thread).
     pub fn new(store: &'a CertStore, trust: &'a TrustStore) -> Self {
+        let mut bounds: Vec<i64> = [store, &trust.store, &trust.known]
+            .into_iter()
+            .flat_map(|s| s.order.iter().filter_map(|sha| s.meta(sha)))
+            .flat_map(|m| [m.not_before, m.not_after.saturating_add(1)])
+            // The strict validator takes times before 1970 as 1970.
+            .chain([0])
+            .collect();
+        bounds.sort_unstable();
+        bounds.dedup();
         Checker {
             store,
             trust,
             sig_cache: HashMap::new(),
             strict_cache: HashMap::new(),
+            bounds,
+            diagnoses: HashMap::new(),
         }
+    }
+
+    /// Which interval between validity bounds `at_secs` falls in. Two times of one class are
+    /// on the same side of every bound, so every certificate is valid at both or at neither
+    /// (not yet valid, or expired, alike): a chain diagnosed at one is diagnosed the same at
+    /// the other, but for the time itself in the text of an expiry finding.
+    fn time_class(&self, at_secs: i64) -> usize {
+        self.bounds.partition_point(|b| *b <= at_secs)
     }
 
     fn der(&self, sha: &Sha) -> Option<&'a [u8]> {
@@ -339,6 +377,40 @@ impl<'a> Checker<'a> {
     /// As [`Checker::diagnose_for`], knowing what the negotiated key exchange does with the
     /// server's key (its keyUsage must allow it).
     pub fn diagnose_with(
+        &mut self,
+        sent: &[Sha],
+        at_secs: i64,
+        name: Option<&str>,
+        purpose: Purpose,
+        key_use: Option<constraints::KeyUse>,
+    ) -> Diagnosis {
+        let key = (
+            sent.to_vec(),
+            name.map(str::to_string),
+            purpose,
+            key_use,
+            self.time_class(at_secs),
+        );
+        if let Some(d) = self.diagnoses.get(&key) {
+            return d.clone();
+        }
+        let d = self.diagnose_anew(sent, at_secs, name, purpose, key_use);
+        // A finding that names the handshake's time is made for each handshake.
+        let timed = d
+            .findings
+            .iter()
+            .any(|f| matches!(f.kind, FindingKind::Expired | FindingKind::NotYetValid));
+        if !timed {
+            if self.diagnoses.len() >= MAX_DIAGNOSES {
+                self.diagnoses.clear();
+            }
+            self.diagnoses.insert(key, d.clone());
+        }
+        d
+    }
+
+    /// [`Checker::diagnose_with`], made without looking at the diagnoses made before.
+    fn diagnose_anew(
         &mut self,
         sent: &[Sha],
         at_secs: i64,
