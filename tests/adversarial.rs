@@ -495,6 +495,48 @@ fn a_conflicting_retransmission_of_the_certificate_is_reported() {
 }
 
 #[test]
+fn a_conflicting_retransmission_of_a_client_hello_begun_in_an_earlier_segment_is_reported() {
+    // The ClientHello spans two segments (as a post-quantum key share makes it do); the
+    // first, sent again with other bytes, is one the handshake was read from, though no
+    // hello was complete when it came.
+    let mut frames = Vec::new();
+    let mut conv = Conversation::new(addr(1, 50001), addr(200, 443), 1);
+    conv.open(&mut frames);
+    let hello = synth::handshake_records(&synth::client_hello("split.example", [3; 32]));
+    let start = conv.client_seq;
+    conv.mss = 40;
+    conv.send(true, &hello, &mut frames);
+    let mut forged = hello[..40].to_vec();
+    forged[20] ^= 0xff;
+    let mut f = Vec::new();
+    synth::tcp_frame(
+        conv.client,
+        conv.server,
+        None,
+        start,
+        conv.server_seq,
+        synth::ACK,
+        &forged,
+        &mut f,
+    );
+    frames.push(f);
+    let at = frames.len() as u64;
+    let path = write_pcap("conflict-hello.pcap", &frames);
+    let r = analyze(&path, &Options::default());
+    let h = only(&r);
+    assert_eq!(h.sni.as_deref(), Some("split.example"));
+    assert!(
+        h.notes
+            .iter()
+            .any(|n| n.kind == chainsniff::judge::NoteKind::MalformedRecord
+                && n.frame == Some(at)
+                && n.text.contains("a retransmission carried different bytes")),
+        "{:?}",
+        h.notes
+    );
+}
+
+#[test]
 fn idle_udp_conversations_are_evicted_and_counted() {
     // A datagram, then 20 minutes later a datagram of another conversation: the first,
     // idle for longer than 10 minutes, is evicted (as TCP conversations are).

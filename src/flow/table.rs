@@ -77,8 +77,11 @@ pub trait StreamHandler {
     fn wants_data(&self, dir: Dir) -> bool;
     /// Whether the bytes of `dir` it is given now still make its result, so that a
     /// retransmission carrying other bytes must be told ([`StreamHandler::on_conflict`]): the
-    /// reassembler then remembers the last bytes delivered. False when the handler only
-    /// watches the rest of the stream (a decided TLS 1.2 handshake looking for a renegotiation).
+    /// reassembler then remembers the last bytes delivered. Asked before and after each
+    /// delivery: the delivery is remembered when either answer is yes. False when the handler
+    /// only watches the rest of the stream (a decided TLS 1.2 handshake looking for a
+    /// renegotiation), or when no result has begun in the bytes (a TLS handler's plaintext
+    /// prelude).
     fn keeps_history(&self, dir: Dir) -> bool {
         self.wants_data(dir)
     }

@@ -131,10 +131,11 @@ const RECENT_BYTES: usize = 64 << 10;
 impl DirState {
     /// Delivers in-order bytes and remembers them for retransmission checks.
     fn deliver<H: StreamHandler>(&mut self, handler: &mut H, dir: Dir, at: At, data: &[u8]) {
-        // Asked before the bytes go: those that decide the handshake are remembered too.
-        let keep = handler.keeps_history(dir);
+        // Asked before the bytes go and after: those that decide the handshake, and those
+        // that begin it, are remembered too.
+        let before = handler.keeps_history(dir);
         handler.on_data(dir, at, data);
-        if !keep {
+        if !before && !handler.keeps_history(dir) {
             // Only watched: nothing to check retransmissions against (and no 128 KiB window
             // per direction of every watched connection).
             self.recent = Vec::new();
@@ -423,6 +424,8 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
         self.subs[s].clock += 1;
         let new_syn = seg.flags.syn && !seg.flags.ack;
 
+        // Whether the connection is followed (each lookup hashes the key: this one decides).
+        let mut followed = false;
         // A SYN with a new initial sequence number on a known 4-tuple is a new conversation
         // (port reuse), as in Wireshark.
         if let Some(conn) = self.subs[s].conns.get(&key) {
@@ -437,6 +440,8 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
                     .is_some_and(|base| base != seg.seq);
             if reused && let Some(old) = self.subs[s].conns.remove(&key) {
                 self.finish_conn(old, End::Closed);
+            } else {
+                followed = true;
             }
         } else {
             let settled = &mut self.subs[s].settled;
@@ -470,6 +475,7 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
                         dirs[0].base_seq = tomb.base(first_low);
                         dirs[1].base_seq = tomb.base(!first_low);
                         self.open(key, tomb.stream, first_src, first_dst, dirs, at);
+                        followed = true;
                     }
                     // Already ended: only the stream number is kept.
                     None => {
@@ -481,7 +487,7 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
             }
         }
 
-        if !self.subs[s].conns.contains_key(&key) {
+        if !followed {
             let stream = self.next_index();
             self.stats.connections += 1;
             self.open(key, stream, src, dst, Default::default(), at);
@@ -565,7 +571,10 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
             };
             Self::release(&mut self.stats, &mut sub.held, conn, dir.reverse(), force);
         }
-        self.end_if_done(key);
+        if Self::ends(conn) {
+            let conn = sub.conns.remove(&key).expect("present");
+            self.settle(key, conn, End::Closed);
+        }
         self.expire_holds(s);
     }
 
@@ -599,16 +608,22 @@ impl<H: StreamHandler, F: FnMut(ConnInfo) -> H> Reassembler<H, F> {
         let Some(conn) = self.subs[s].conns.get_mut(&key) else {
             return;
         };
+        if Self::ends(conn) {
+            let conn = self.subs[s].conns.remove(&key).expect("present");
+            self.settle(key, conn, End::Closed);
+        }
+    }
+
+    /// Whether the connection is over: it closed (RST, both FINs) or its handler is done,
+    /// and nothing waits for the other direction. Notes a reset as its close.
+    fn ends(conn: &mut Conn<H>) -> bool {
         if conn.dirs.iter().any(|d| d.rst) {
             conn.closed = true;
         }
         let both_fin = conn.dirs[0].fin && conn.dirs[1].fin;
         let done = conn.handler.as_ref().is_some_and(|h| h.is_done());
         let waiting = conn.dirs.iter().any(|d| !d.held.is_empty());
-        if (conn.closed || both_fin || done) && !waiting {
-            let conn = self.subs[s].conns.remove(&key).expect("present");
-            self.settle(key, conn, End::Closed);
-        }
+        (conn.closed || both_fin || done) && !waiting
     }
 
     /// Lets go of the segments held longest while the bounds are exceeded or their window

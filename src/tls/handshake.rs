@@ -1482,8 +1482,12 @@ impl StreamHandler for TlsConn {
     }
 
     fn keeps_history(&self, dir: Dir) -> bool {
-        // While the handshake is being read; watching for a renegotiation needs no history.
-        self.dirs[dir.index()].active()
+        // While the handshake is being read: not before it begins (a plaintext prelude, the
+        // records of a connection seen from its middle: the bulk of a span port's bytes,
+        // which no finding is about), nor while watching for a renegotiation.
+        let parser = &self.dirs[dir.index()];
+        parser.active()
+            && (self.seen_tls || parser.handshake_begun())
             && match self.side(dir) {
                 Side::Server => !self.server_done,
                 Side::Client => !self.client_done,

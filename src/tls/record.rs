@@ -122,6 +122,11 @@ pub struct TlsDirection {
     pub is_tls: bool,
     /// Largest handshake message buffered; larger ones are skipped ([`TlsEvent::Oversized`]).
     pub max_handshake: usize,
+    /// A handshake record was seen in this direction.
+    handshake_seen: bool,
+    /// Bytes still to pass of an application data record whose body is not kept (its header
+    /// waits in `record_buf`).
+    opaque_left: usize,
 }
 
 impl Default for TlsDirection {
@@ -137,6 +142,8 @@ impl Default for TlsDirection {
             prelude_head: Vec::new(),
             max_handshake: MAX_HANDSHAKE,
             is_tls: false,
+            handshake_seen: false,
+            opaque_left: 0,
         }
     }
 }
@@ -191,9 +198,27 @@ impl TlsDirection {
         !self.record_buf.is_empty() || !self.hs_buf.is_empty() || self.hs_skip > 0
     }
 
+    /// Whether the direction has begun a handshake: a handshake record seen, or one begun.
+    /// Until then its bytes are a plaintext prelude, a search for records, or the records
+    /// of a connection seen from its middle.
+    pub fn handshake_begun(&self) -> bool {
+        self.handshake_seen || self.record_buf.first() == Some(&HANDSHAKE)
+    }
+
+    /// Whether the body of an application data record with this header is passed over
+    /// rather than kept: so it is before the direction's first handshake record. Such records
+    /// are a connection seen from its middle (the capture began after its handshake), which
+    /// no key opens, and they are the bulk of a span port's bytes: only their headers count.
+    /// (A direction's records that a key log may open all come after its hello: the
+    /// client's early data after its ClientHello, the server's after its ServerHello.)
+    fn passes_over(&self, header: &[u8]) -> bool {
+        !self.handshake_seen && header[0] == APPLICATION_DATA
+    }
+
     /// The capture lost bytes of this direction: drop partial state and resynchronize.
     pub fn gap(&mut self) {
         self.record_buf.clear();
+        self.opaque_left = 0;
         self.hs_buf.clear();
         self.hs_skip = 0;
         if self.mode == Mode::Records {
@@ -251,6 +276,24 @@ impl TlsDirection {
 
     fn records(&mut self, mut data: &[u8], emit: &mut impl FnMut(TlsEvent<'_>)) {
         while !data.is_empty() {
+            if self.opaque_left > 0 {
+                // Passing over a record's body (see `passes_over`): it ends as if it were
+                // empty.
+                let n = self.opaque_left.min(data.len());
+                self.opaque_left -= n;
+                data = &data[n..];
+                if self.opaque_left > 0 {
+                    return;
+                }
+                let mut header = std::mem::take(&mut self.record_buf);
+                self.record(&header[..5], &[], emit);
+                header.clear();
+                self.record_buf = header;
+                if self.mode != Mode::Records {
+                    return;
+                }
+                continue;
+            }
             if !self.record_buf.is_empty() {
                 // Complete the record left over from an earlier delivery.
                 if self.record_buf.len() < 5 {
@@ -263,6 +306,11 @@ impl TlsDirection {
                     if !looks_like_record(&self.record_buf) {
                         self.desync(emit);
                         return;
+                    }
+                    let len = record_len(&self.record_buf);
+                    if len > 0 && self.passes_over(&self.record_buf) {
+                        self.opaque_left = len;
+                        continue;
                     }
                 }
                 let total = record_len(&self.record_buf) + 5;
@@ -296,7 +344,12 @@ impl TlsDirection {
             }
             let len = record_len(data);
             if data.len() < 5 + len {
-                self.record_buf.extend_from_slice(data);
+                if self.passes_over(data) {
+                    self.record_buf.extend_from_slice(&data[..5]);
+                    self.opaque_left = 5 + len - data.len();
+                } else {
+                    self.record_buf.extend_from_slice(data);
+                }
                 return;
             }
             self.record(&data[..5], &data[5..5 + len], emit);
@@ -316,6 +369,7 @@ impl TlsDirection {
     fn record(&mut self, header: &[u8], body: &[u8], emit: &mut impl FnMut(TlsEvent<'_>)) {
         let content_type = header[0];
         self.is_tls = true;
+        self.handshake_seen |= content_type == HANDSHAKE;
         match content_type {
             CHANGE_CIPHER_SPEC => {
                 self.after_ccs = true;
@@ -544,6 +598,49 @@ mod tests {
         let mut d = TlsDirection::default();
         let ev = collect(&mut d, &[&rec1, &rec2[..3], &rec2[3..]]);
         assert_eq!(ev, vec!["hs11:6", "hs14:0"]);
+        assert!(!d.has_partial());
+    }
+
+    /// Application data records as `collect` cannot print them: with their body's length.
+    fn bodies(dir: &mut TlsDirection, chunks: &[&[u8]]) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in chunks {
+            dir.feed(c, &mut |e| {
+                out.push(match e {
+                    TlsEvent::ApplicationData { header, body } => {
+                        format!("app{}:{}", record_len(header), body.len())
+                    }
+                    TlsEvent::Handshake { msg_type, body } => {
+                        format!("hs{msg_type}:{}", body.len())
+                    }
+                    other => format!("{other:?}"),
+                })
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn application_data_before_any_handshake_is_passed_over_after_it_kept() {
+        // A connection seen from its middle: a record split over three deliveries (its body
+        // passed over, not kept), one whole; then a handshake record, after which a split
+        // record's body is kept (a key log may open it).
+        let split = [[23, 3, 3, 0, 6].as_slice(), &[1, 2, 3, 4, 5, 6]].concat();
+        let whole = [23, 3, 3, 0, 2, 7, 8];
+        let hello = [22, 3, 3, 0, 4, 1, 0, 0, 0];
+        let mut d = TlsDirection::default();
+        let ev = bodies(
+            &mut d,
+            &[
+                &split[..3],
+                &split[3..7],
+                &[&split[7..], &whole[..]].concat(),
+                &hello,
+                &split[..8],
+                &split[8..],
+            ],
+        );
+        assert_eq!(ev, vec!["app6:0", "app2:2", "hs1:0", "app6:6"]);
         assert!(!d.has_partial());
     }
 
