@@ -184,19 +184,6 @@ impl<T: Serialize + serde::de::DeserializeOwned, const DEPTH: usize> crate::spil
     }
 }
 
-/// Compact JSON, as a [`crate::spill::Codec`] for records that skip empty fields (which
-/// postcard cannot read back).
-pub struct Compact;
-
-impl<T: Serialize + serde::de::DeserializeOwned> crate::spill::Codec<T> for Compact {
-    fn encode(value: &T, out: &mut Vec<u8>) -> std::io::Result<()> {
-        serde_json::to_writer(out, value).map_err(std::io::Error::other)
-    }
-    fn decode(bytes: &[u8]) -> std::io::Result<T> {
-        serde_json::from_slice(bytes).map_err(std::io::Error::other)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

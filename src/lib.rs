@@ -65,7 +65,7 @@ pub fn run_streaming(
         let mut checker = pki::Checker::new(store, trust);
         emit(&lines.line(session, store, &mut checker));
     })?;
-    let report = build(&analysis)?;
+    let report = report::build_as(&analysis, report::Records::Json)?;
     let revised = lines.revised(&report);
     Ok((report, revised))
 }

@@ -571,7 +571,13 @@ fn write_report(
         }
     };
     phase("reading");
-    let mut report = match chainsniff::build(&analysis) {
+    // A JSON report copies out the handshakes' JSON as the report made it; the others read
+    // back what they print of them.
+    let records = match args.format {
+        Format::Json | Format::Jsonl => chainsniff::report::Records::Json,
+        Format::Text | Format::Markdown | Format::Html => chainsniff::report::Records::Packed,
+    };
+    let mut report = match chainsniff::report::build_as(&analysis, records) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("chainsniff: {e:#}");

@@ -93,6 +93,26 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Postcard {
     }
 }
 
+/// MessagePack with field names (rmp-serde), for records that are read back rather than
+/// printed: self-describing as JSON is, so that skipped, flattened and tagged fields read back
+/// (which postcard cannot do), without JSON's text escaping and layout. Values are written as
+/// a human-readable format writes them (addresses as text), as serde reads back flattened
+/// fields only that way.
+pub struct Packed;
+
+impl<T: Serialize + DeserializeOwned> Codec<T> for Packed {
+    fn encode(value: &T, out: &mut Vec<u8>) -> std::io::Result<()> {
+        let mut ser = rmp_serde::Serializer::new(out)
+            .with_struct_map()
+            .with_human_readable();
+        value.serialize(&mut ser).map_err(std::io::Error::other)
+    }
+    fn decode(bytes: &[u8]) -> std::io::Result<T> {
+        let mut de = rmp_serde::Deserializer::from_read_ref(bytes).with_human_readable();
+        T::deserialize(&mut de).map_err(std::io::Error::other)
+    }
+}
+
 /// An append-only list of records of type `T`, encoded with `C`.
 pub struct Spill<T, C> {
     /// Records not yet written to the file (all of them while the list is small).
@@ -268,6 +288,63 @@ fn read_at(file: &File, mut out: &mut [u8], mut offset: u64) -> std::io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the report's records hold: skipped empty fields, flattened and tagged parts,
+    /// addresses.
+    #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+    struct Record {
+        ip: std::net::IpAddr,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sni: Option<String>,
+        #[serde(flatten)]
+        identity: Identity,
+        source: Vec<Source>,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+    struct Identity {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        names: Vec<String>,
+        mac: Option<String>,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+    #[serde(tag = "source", rename_all = "snake_case")]
+    enum Source {
+        Sent { position: usize },
+        Anchor,
+    }
+
+    #[test]
+    fn packed_records_read_back_with_skipped_flattened_and_tagged_fields() {
+        let records = [
+            Record {
+                ip: "192.0.2.7".parse().unwrap(),
+                sni: None,
+                identity: Identity {
+                    names: Vec::new(),
+                    mac: Some("00:11:22:33:44:55".into()),
+                },
+                source: vec![Source::Sent { position: 0 }, Source::Anchor],
+            },
+            Record {
+                ip: "2001:db8::1".parse().unwrap(),
+                sni: Some("lyncpool.contoso.test".into()),
+                identity: Identity {
+                    names: vec!["phone-17".into()],
+                    mac: None,
+                },
+                source: Vec::new(),
+            },
+        ];
+        let mut s: Spill<Record, Packed> = Spill::default();
+        for r in &records {
+            s.push(r).unwrap();
+        }
+        for (i, r) in records.iter().enumerate() {
+            assert_eq!(&s.get(i).unwrap(), r);
+        }
+    }
 
     #[test]
     fn records_read_back_from_memory_and_from_the_file() {

@@ -3,16 +3,23 @@
 use std::collections::HashMap;
 
 use crate::analysis::Analysis;
-use crate::json::{Compact, PrettyAt};
 use crate::pki::Checker;
+use crate::spill::{Codec, Packed};
 
 use super::group::variant_label;
 use super::handshake::handshake_report;
-use super::model::{HandshakeReport, Report, VariantClient};
+use super::model::{HandshakeRecords, HandshakeReport, Records, Report, VariantClient};
 
 /// Builds the report: diagnoses every handshake, groups by server and chain variant. Fails
-/// only when the temporary file that holds the handshakes cannot be written.
+/// only when the temporary file that holds the handshakes cannot be written. Its handshakes
+/// are kept [`Records::Packed`]; see [`build_as`].
 pub fn build(analysis: &Analysis) -> crate::Result<Report> {
+    build_as(analysis, Records::Packed)
+}
+
+/// As [`build`], keeping the handshakes as `records` says: [`Records::Json`] for a report
+/// that is printed as JSON.
+pub fn build_as(analysis: &Analysis, records: Records) -> crate::Result<Report> {
     // Two stages: helper threads read the handshakes back, judge their chains and write their
     // JSON ([`judge`]), taking batches in turn; this thread takes the batches back in the same
     // turn and groups them by server and chain ([`group`]). The order, and so the report, is
@@ -23,7 +30,7 @@ pub fn build(analysis: &Analysis) -> crate::Result<Report> {
         let mut inboxes = Vec::new();
         for worker in 0..workers {
             let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<Judged>>>(2);
-            scope.spawn(move || judge(analysis, worker, workers, tx));
+            scope.spawn(move || judge(analysis, records, worker, workers, tx));
             inboxes.push(rx);
         }
         let in_order = (0..batches).map(|b| {
@@ -33,18 +40,18 @@ pub fn build(analysis: &Analysis) -> crate::Result<Report> {
                 ))
             })
         });
-        super::group::group(analysis, in_order)
+        super::group::group(analysis, records, in_order)
     })
 }
 
 /// Handshakes handed from a judging thread to the grouping one at a time.
 const BATCH: usize = 64;
 
-/// One handshake's report, with its JSON and, when it has a chain, its line in the chain
-/// variant's list of clients.
+/// One handshake's report, with its record (as [`Records`] says) and, when it has a chain,
+/// its line in the chain variant's list of clients.
 pub(super) struct Judged {
     pub(super) h: HandshakeReport,
-    pub(super) json: Vec<u8>,
+    pub(super) record: Vec<u8>,
     pub(super) client: Option<Vec<u8>>,
 }
 
@@ -52,6 +59,7 @@ pub(super) struct Judged {
 /// `worker` of `workers` takes batches `worker`, `worker + workers`, ...
 fn judge(
     analysis: &Analysis,
+    records: Records,
     worker: usize,
     workers: usize,
     tx: std::sync::mpsc::SyncSender<std::io::Result<Vec<Judged>>>,
@@ -64,7 +72,7 @@ fn judge(
         let batch = (start..n.min(start + BATCH))
             .map(|id| {
                 let variant = analysis.sessions.chain_variant(id);
-                judge_one(analysis, id, variant, &mut checker, &mut fetches)
+                judge_one(analysis, records, id, variant, &mut checker, &mut fetches)
             })
             .collect();
         if tx.send(batch).is_err() {
@@ -73,9 +81,10 @@ fn judge(
     }
 }
 
-/// One handshake's report, its JSON and its line in its chain variant's list of clients.
+/// One handshake's report, its record and its line in its chain variant's list of clients.
 fn judge_one(
     analysis: &Analysis,
+    records: Records,
     id: usize,
     variant: Option<u32>,
     checker: &mut Checker<'_>,
@@ -93,7 +102,7 @@ fn judge_one(
     if let Some(vi) = variant {
         h.chain_variant = Some(variant_label(vi as usize));
         let mut line = Vec::new();
-        <Compact as crate::spill::Codec<VariantClient>>::encode(
+        Packed::encode(
             &VariantClient {
                 handshake: h.id,
                 client: h.client,
@@ -108,7 +117,6 @@ fn judge_one(
         )?;
         client = Some(line);
     }
-    let mut json = Vec::new();
-    <PrettyAt<2> as crate::spill::Codec<HandshakeReport>>::encode(&h, &mut json)?;
-    Ok(Judged { h, json, client })
+    let record = HandshakeRecords::encode(records, &h)?;
+    Ok(Judged { h, record, client })
 }

@@ -225,6 +225,27 @@ enum Subject {
     Name(String),
 }
 
+/// What a cause line calls a kind of client: a kind its labels name, its JA4, or neither.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum KindOf<'a> {
+    Named(&'a str),
+    Ja4(&'a str),
+    Unidentified,
+}
+
+impl<'a> KindOf<'a> {
+    /// A kind the labels name; one that reads as a JA4 or as "unidentified" is that kind, so
+    /// that two kinds are one exactly when their text is.
+    fn named(kind: &'a str) -> Self {
+        match kind {
+            "unidentified" => KindOf::Unidentified,
+            _ => kind
+                .strip_prefix("JA4 ")
+                .map_or(KindOf::Named(kind), KindOf::Ja4),
+        }
+    }
+}
+
 /// How one client fared with one cause.
 #[derive(Default, Clone, Copy)]
 struct Mark {
@@ -267,13 +288,6 @@ struct Coping {
     fetched: Vec<String>,
 }
 
-/// Who a client is, as one cause line names it: one per client of the report, so kept small.
-struct Label {
-    /// Its name, unless it is its address.
-    name: Option<Box<str>>,
-    /// Its kind, an index in [`Causes::kinds`] (0: none known).
-    kind: u32,
-}
 
 /// The server facts a cause line needs.
 pub(super) struct ServerFacts<'a> {
@@ -293,7 +307,11 @@ pub(super) struct Causes {
     capture_of: Vec<usize>,
     tallies: Vec<Tally>,
     index: HashMap<Key, u32>,
-    labels: HashMap<IpAddr, Label>,
+    /// Who each client is, as cause lines name it: its kind, an index in `kinds` (0: none
+    /// known). One per client of the report (24 bytes each), so kept small: its name, when it
+    /// is not its address, is in `names`.
+    labels: HashMap<IpAddr, u32>,
+    names: HashMap<IpAddr, Box<str>>,
     /// The report has more than one capture (a joined capture is one).
     several_captures: bool,
     /// The client kinds the labels name, each once (the first is none).
@@ -494,8 +512,10 @@ impl Causes {
                 self.kinds.push(k.clone());
                 next
             });
-            let name = (name != ip.to_string()).then(|| name.into_boxed_str());
-            self.labels.insert(ip, Label { name, kind });
+            if name != ip.to_string() {
+                self.names.insert(ip, name.into_boxed_str());
+            }
+            self.labels.insert(ip, kind);
         }
         let t = &mut self.tallies[cause as usize];
         t.handshakes += 1;
@@ -534,14 +554,15 @@ impl Causes {
 
     /// The causes, most impact first: clients that failed, then severity, clients affected and
     /// handshakes.
-    pub(super) fn finish(
+    pub(super) fn finish<'c>(
         self,
         servers: &[ServerFacts<'_>],
         capture_names: &[String],
-        ja4_of: &dyn Fn(IpAddr) -> Option<String>,
+        ja4_of: &dyn Fn(IpAddr) -> Option<&'c str>,
     ) -> Vec<Cause> {
         let labels = Labels {
             of: self.labels,
+            names: self.names,
             kinds: self.kinds,
         };
         let mut tallies = self.tallies;
@@ -621,12 +642,12 @@ impl Tally {
             .push(variant.to_string());
     }
 
-    fn finish(
+    fn finish<'c>(
         self,
         servers: &[ServerFacts<'_>],
         capture_names: &[String],
         labels: &Labels,
-        ja4_of: &dyn Fn(IpAddr) -> Option<String>,
+        ja4_of: &dyn Fn(IpAddr) -> Option<&'c str>,
     ) -> Cause {
         let mut on: Vec<(u32, Vec<String>, usize)> = self
             .servers
@@ -652,27 +673,24 @@ impl Tally {
         };
 
         // Clients by kind, each client once; names in address order for a stable report.
+        // (Strings are made per kind and per example named, not per client.)
         let mut ips: Vec<(&IpAddr, &Mark)> = self.clients.iter().collect();
         ips.sort_by_key(|(ip, _)| **ip);
         let mut kinds: Vec<ClientKind> = Vec::new();
-        let mut kind_index: HashMap<String, usize> = HashMap::new();
+        let mut kind_index: HashMap<KindOf<'_>, usize> = HashMap::new();
         for (ip, mark) in &ips {
-            let (name, kind) = match labels.of.get(ip) {
-                Some(l) => (
-                    l.name
-                        .as_deref()
-                        .map_or_else(|| ip.to_string(), str::to_string),
-                    match l.kind {
-                        0 => ja4_of(**ip)
-                            .map_or_else(|| "unidentified".to_string(), |j| format!("JA4 {j}")),
-                        k => labels.kinds[k as usize].clone(),
-                    },
-                ),
-                None => (ip.to_string(), "unidentified".to_string()),
+            let of = match labels.of.get(ip).copied() {
+                Some(0) => ja4_of(**ip).map_or(KindOf::Unidentified, KindOf::Ja4),
+                Some(k) => KindOf::named(&labels.kinds[k as usize]),
+                None => KindOf::Unidentified,
             };
-            let k = *kind_index.entry(kind.clone()).or_insert_with(|| {
+            let k = *kind_index.entry(of).or_insert_with(|| {
                 kinds.push(ClientKind {
-                    kind,
+                    kind: match of {
+                        KindOf::Named(k) => k.to_string(),
+                        KindOf::Ja4(j) => format!("JA4 {j}"),
+                        KindOf::Unidentified => "unidentified".to_string(),
+                    },
                     clients: 0,
                     failed: 0,
                     examples: Vec::new(),
@@ -682,8 +700,14 @@ impl Tally {
             let k = &mut kinds[k];
             k.clients += 1;
             k.failed += usize::from(mark.failed);
-            if k.examples.len() < NAMED && !k.examples.contains(&name) {
-                k.examples.push(name);
+            if k.examples.len() < NAMED {
+                let name = labels
+                    .names
+                    .get(ip)
+                    .map_or_else(|| ip.to_string(), |n| n.to_string());
+                if !k.examples.contains(&name) {
+                    k.examples.push(name);
+                }
             }
         }
         kinds.sort_by(|a, b| (b.failed, b.clients, &a.kind).cmp(&(a.failed, a.clients, &b.kind)));
@@ -1040,10 +1064,11 @@ fn failure(eap: bool, r: &Reaction) -> Option<String> {
     }
 }
 
-/// A client's name and kind for cause lines (the kind empty: JA4 is looked up at the end).
-/// Every client's label, and the kinds they name.
+/// Every client's kind for cause lines (0: none known, its JA4 is looked up at the end) and
+/// name (when it is not its address), and the kinds they name.
 struct Labels {
-    of: HashMap<IpAddr, Label>,
+    of: HashMap<IpAddr, u32>,
+    names: HashMap<IpAddr, Box<str>>,
     kinds: Vec<String>,
 }
 

@@ -6,18 +6,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::analysis::Analysis;
-use crate::json::Compact;
 use crate::model::Endpoint;
 use crate::pki::CertSummary;
 use crate::pki::{Finding, FindingKind, Severity, Status, Verdict, inconsistent_message};
-use crate::spill::Spill;
+use crate::spill::{Packed, Spill};
 
 use super::build::Judged;
 use super::causes::{self, Causes, NotJudged, ServerFacts};
 use super::evidence::{Streams, set_evidence};
 use super::model::{
     ChainVariant, ClientList, ClientReport, Group, GroupBy, Grouping, HandshakeList,
-    HandshakeReport, Report, ServerReport, Summary, TrustInfo, VariantClient, VariantClients,
+    HandshakeReport, Records, Report, ServerReport, Summary, TrustInfo, VariantClient,
+    VariantClients,
 };
 use super::{SCHEMA, capture_labels};
 
@@ -113,6 +113,8 @@ impl ClientsSeen {
             records: Spill::default(),
             ips: Vec::with_capacity(clients),
             got_error: Vec::with_capacity(clients),
+            first_ja4: Vec::with_capacity(clients),
+            fingerprints: Vec::new(),
         };
         let mut one: Vec<ClientSeen> = Vec::new();
         let mut given_back = self.seen.len();
@@ -154,8 +156,14 @@ impl ClientsSeen {
                     c.servers.push(endpoint);
                 }
             }
-            out.push(&c, one.iter().any(|h| h.error))?;
+            let first_ja4 = one
+                .iter()
+                .map(|h| h.ja4)
+                .find(|&f| f != NO_FINGERPRINT)
+                .unwrap_or(NO_FINGERPRINT);
+            out.push(&c, one.iter().any(|h| h.error), first_ja4)?;
         }
+        out.fingerprints = self.fingerprints;
         Ok(out)
     }
 }
@@ -163,6 +171,7 @@ impl ClientsSeen {
 /// The second stage of [`build`]: the report from the handshakes, in order, in batches.
 pub(super) fn group(
     analysis: &Analysis,
+    records: Records,
     batches: impl Iterator<Item = std::io::Result<Vec<Judged>>>,
 ) -> crate::Result<Report> {
     // Group by server (address, port, SNI), then by the exact chain sent. Handshakes go to
@@ -172,11 +181,8 @@ pub(super) fn group(
     let mut tallies: Vec<ServerTally> = Vec::new();
     // What stays in memory per handshake is reserved once, not grown by doubling.
     let n = analysis.sessions.len();
-    let mut lines: Spill<VariantClient, Compact> = Spill::default();
-    let mut handshakes = HandshakeList {
-        records: Spill::default(),
-        worst: Vec::with_capacity(n),
-    };
+    let mut lines: Spill<VariantClient, Packed> = Spill::default();
+    let mut handshakes = HandshakeList::new(records, n);
     let mut seen = ClientsSeen {
         seen: Vec::with_capacity(n),
         ..Default::default()
@@ -202,7 +208,7 @@ pub(super) fn group(
     let judged = batches
         .map_while(|b| b.map_err(|e| failed = Some(e)).ok())
         .flatten();
-    for Judged { h, json, client } in judged {
+    for Judged { h, record, client } in judged {
         let key = (h.server, h.sni.clone());
         let si = *server_index.entry(key).or_insert_with(|| {
             servers.push(ServerReport {
@@ -327,7 +333,7 @@ pub(super) fn group(
                 Severity::Info => {}
             }
         }
-        handshakes.push_encoded(&json, h.findings.iter().map(|f| f.severity).min())?;
+        handshakes.push_encoded(&record, h.findings.iter().map(|f| f.severity).min())?;
     }
     if let Some(e) = failed {
         return Err(e.into());
@@ -386,7 +392,7 @@ pub(super) fn group(
             })
             .collect();
         let names = capture_labels(&analysis.captures);
-        let ja4_of = |ip| clients.get(clients.position(ip)?).ja4.first().cloned();
+        let ja4_of = |ip| clients.first_ja4(clients.position(ip)?);
         causes.finish(&facts, &names, &ja4_of)
     };
     // Servers with problems first, then by address.

@@ -20,7 +20,7 @@ mod handshake;
 mod model;
 mod streamed;
 
-pub use build::build;
+pub use build::{build, build_as};
 pub use causes::{
     CaptureCount, Cause, CauseServer, ClientKind, FrameRef, MAX_HEADLINES, more_causes,
 };

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::CaptureResult;
-use crate::json::{Compact, PrettyAt};
+use crate::json::PrettyAt;
 use crate::judge::Reaction;
 use crate::model::Endpoint;
 use crate::pki::CertSummary;
 use crate::pki::{Finding, PathLink, Severity, Status, Verdict};
-use crate::spill::Spill;
+use crate::spill::{Codec, Packed, Spill};
 
 use super::causes::Cause;
 
@@ -214,7 +214,7 @@ pub struct ChainVariant {
 #[serde(transparent)]
 pub struct VariantClients {
     #[serde(serialize_with = "serialize_clients")]
-    pub(super) list: (Arc<Spill<VariantClient, Compact>>, Vec<u32>),
+    pub(super) list: (Arc<Spill<VariantClient, Packed>>, Vec<u32>),
 }
 
 impl std::fmt::Debug for VariantClients {
@@ -224,7 +224,7 @@ impl std::fmt::Debug for VariantClients {
 }
 
 fn serialize_clients<S: serde::Serializer>(
-    list: &(Arc<Spill<VariantClient, Compact>>, Vec<u32>),
+    list: &(Arc<Spill<VariantClient, Packed>>, Vec<u32>),
     ser: S,
 ) -> Result<S::Ok, S::Error> {
     ser.collect_seq(list.1.iter().map(|&i| list.0.read(i as usize)))
@@ -273,11 +273,16 @@ impl<'a> IntoIterator for &'a VariantClients {
 #[derive(Debug, Default, Serialize)]
 #[serde(transparent)]
 pub struct ClientList {
-    pub(super) records: Spill<ClientReport, Compact>,
+    pub(super) records: Spill<ClientReport, Packed>,
     #[serde(skip)]
     pub(super) ips: Vec<std::net::IpAddr>,
     #[serde(skip)]
     pub(super) got_error: Vec<bool>,
+    /// Each client's first JA4, an index in `fingerprints` (`u32::MAX`: none).
+    #[serde(skip)]
+    pub(super) first_ja4: Vec<u32>,
+    #[serde(skip)]
+    pub(super) fingerprints: Vec<String>,
 }
 
 impl ClientList {
@@ -311,43 +316,111 @@ impl ClientList {
         self.got_error[i]
     }
 
-    pub(super) fn push(&mut self, c: &ClientReport, got_error: bool) -> std::io::Result<()> {
+    /// The first JA4 of the `i`-th client (its `ja4[0]`), without reading its report.
+    pub fn first_ja4(&self, i: usize) -> Option<&str> {
+        self.fingerprints
+            .get(self.first_ja4[i] as usize)
+            .map(String::as_str)
+    }
+
+    /// Adds a client's report; `first_ja4` is its first JA4, an index in `fingerprints`.
+    pub(super) fn push(
+        &mut self,
+        c: &ClientReport,
+        got_error: bool,
+        first_ja4: u32,
+    ) -> std::io::Result<()> {
         self.ips.push(c.ip);
         self.got_error.push(got_error);
+        self.first_ja4.push(first_ja4);
         self.records.push(c)
     }
 }
 
-/// Every handshake's report, in order, kept in a [`Spill`] as the JSON that the report prints
-/// (so that `--format json` copies it out), with the worst severity of each handshake's
-/// findings at hand.
-#[derive(Debug, Default, Serialize)]
+/// How the report keeps its handshakes (see [`HandshakeList`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Records {
+    /// As the JSON that `--format json` prints, copied out as it is.
+    Json,
+    /// Packed ([`Packed`]): quicker to make, for reports printed in another format (or not
+    /// printed); their JSON is made again when asked for.
+    #[default]
+    Packed,
+}
+
+/// Every handshake's report, in order, kept in a [`Spill`] (as [`Records`] says), with the
+/// worst severity of each handshake's findings at hand.
+#[derive(Debug, Serialize)]
 #[serde(transparent)]
 pub struct HandshakeList {
-    pub(super) records: Spill<HandshakeReport, PrettyAt<2>>,
+    pub(super) records: HandshakeRecords,
     #[serde(skip)]
     pub(super) worst: Vec<Option<Severity>>,
 }
 
+/// The handshakes' records, in one of the two [`Records`] encodings.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(super) enum HandshakeRecords {
+    Json(Spill<HandshakeReport, PrettyAt<2>>),
+    Packed(Spill<HandshakeReport, Packed>),
+}
+
+impl HandshakeRecords {
+    pub(super) fn new(records: Records) -> Self {
+        match records {
+            Records::Json => HandshakeRecords::Json(Spill::default()),
+            Records::Packed => HandshakeRecords::Packed(Spill::default()),
+        }
+    }
+
+    /// Encodes a handshake's report as these records keep it.
+    pub(super) fn encode(records: Records, h: &HandshakeReport) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        match records {
+            Records::Json => PrettyAt::<2>::encode(h, &mut out)?,
+            Records::Packed => Packed::encode(h, &mut out)?,
+        }
+        Ok(out)
+    }
+}
+
+impl Default for HandshakeList {
+    fn default() -> Self {
+        HandshakeList::new(Records::default(), 0)
+    }
+}
+
 impl HandshakeList {
+    /// An empty list keeping its records as `records` says, with room for `n`.
+    pub(super) fn new(records: Records, n: usize) -> Self {
+        HandshakeList {
+            records: HandshakeRecords::new(records),
+            worst: Vec::with_capacity(n),
+        }
+    }
+
     /// How many handshakes there are.
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.worst.len()
     }
 
     /// Whether there are no handshakes.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.worst.is_empty()
     }
 
     /// The handshake with this id.
     pub fn get(&self, id: usize) -> HandshakeReport {
-        self.records.read(id)
+        match &self.records {
+            HandshakeRecords::Json(s) => s.read(id),
+            HandshakeRecords::Packed(s) => s.read(id),
+        }
     }
 
     /// Every handshake's report, in report order.
     pub fn iter(&self) -> impl Iterator<Item = HandshakeReport> + '_ {
-        self.records.iter()
+        (0..self.len()).map(|id| self.get(id))
     }
 
     /// Whether handshake `id` has a finding of severity error.
@@ -356,19 +429,29 @@ impl HandshakeList {
     }
 
     /// The JSON of handshake `id`, as the report prints it inside `handshakes`.
-    pub fn json(&self, id: usize) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
-        self.records.bytes(id)
+    pub fn json(&self, id: usize) -> std::io::Result<Cow<'_, [u8]>> {
+        match &self.records {
+            HandshakeRecords::Json(s) => s.bytes(id),
+            HandshakeRecords::Packed(s) => {
+                let mut out = Vec::new();
+                PrettyAt::<2>::encode(&s.get(id)?, &mut out)?;
+                Ok(out.into())
+            }
+        }
     }
 
-    /// Adds a handshake's JSON (as [`PrettyAt<2>`] writes it) and the worst severity of its
-    /// findings.
+    /// Adds a handshake's record (as [`HandshakeRecords::encode`] made it for these records)
+    /// and the worst severity of its findings.
     pub(super) fn push_encoded(
         &mut self,
-        json: &[u8],
+        record: &[u8],
         worst: Option<Severity>,
     ) -> std::io::Result<()> {
         self.worst.push(worst);
-        self.records.push_encoded(json)
+        match &mut self.records {
+            HandshakeRecords::Json(s) => s.push_encoded(record),
+            HandshakeRecords::Packed(s) => s.push_encoded(record),
+        }
     }
 }
 
