@@ -555,15 +555,20 @@ fn write_report(
     let timings = std::env::var_os("CHAINSNIFF_TIMINGS").is_some();
     let phase = |name: &str| {
         if timings {
-            // Linux says the peak resident memory so far in /proc (VmHWM); elsewhere nothing.
-            let peak = std::fs::read_to_string("/proc/self/status")
-                .ok()
-                .and_then(|s| {
-                    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?.to_string();
-                    line.split_whitespace().nth(1)?.parse::<u64>().ok()
-                })
-                .map(|kb| format!(", peak RSS {} MB", kb / 1024))
-                .unwrap_or_default();
+            // Linux says the peak resident memory so far in /proc (VmHWM), and what is
+            // resident now: the heap (RssAnon) and the pages of mapped files (RssFile, the
+            // capture's among them); elsewhere nothing.
+            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            let mb = |key: &str| {
+                let line = status.lines().find(|l| l.starts_with(key))?;
+                Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? / 1024)
+            };
+            let peak = match (mb("VmHWM:"), mb("RssAnon:"), mb("RssFile:")) {
+                (Some(peak), Some(anon), Some(file)) => {
+                    format!(", peak RSS {peak} MB (now heap {anon} MB, mapped files {file} MB)")
+                }
+                _ => String::new(),
+            };
             eprintln!(
                 "chainsniff: {name} done at {:.3} s{peak}",
                 started.elapsed().as_secs_f64()

@@ -233,9 +233,10 @@ fn peak_rss(capture: &Path, threads: &str) -> Option<u64> {
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let line = err.lines().rfind(|l| l.contains("peak RSS"))?;
-    line.rsplit("peak RSS ")
+    line.split("peak RSS ")
+        .nth(1)?
+        .split(" MB")
         .next()?
-        .trim_end_matches(" MB")
         .parse()
         .ok()
 }
