@@ -34,6 +34,7 @@ use super::{Limits, TcpStage, tcp_stage};
 use crate::capture::Mapping;
 use crate::flow::{FlowEvictions, SweepClock, TcpStats, key_of, sub_of, subs_for};
 use crate::model::At;
+use crate::spill::Chunked;
 use crate::tls::handshake::Handshake;
 use crate::tls::keylog::KeyLog;
 use crate::wire::{TcpFlags, TcpSegment};
@@ -145,8 +146,9 @@ struct Lane {
     tx: Option<mpsc::SyncSender<Batch>>,
     batch: Batch,
     spare: Vec<Batch>,
-    /// Its stream numbers, local to global.
-    streams: Vec<u64>,
+    /// Its stream numbers, local to global: 8 bytes a connection, in chunks that never
+    /// hold two copies of the list while it grows.
+    streams: Chunked<u64>,
     stats: TcpStats,
     evictions: FlowEvictions,
 }
@@ -214,7 +216,7 @@ impl Lanes {
                 tx: Some(tx),
                 batch: Batch::default(),
                 spare: Vec::new(),
-                streams: Vec::new(),
+                streams: Chunked::default(),
                 stats: TcpStats::default(),
                 evictions: FlowEvictions::default(),
             });
@@ -371,7 +373,7 @@ impl Lanes {
             lane.evictions = evictions;
             for (list, hs) in [(&mut decided, d), (&mut finished, f)] {
                 for mut h in hs {
-                    h.stream = lane.streams[h.stream as usize];
+                    h.stream = lane.streams.get(h.stream as usize);
                     list.push((h.stream, h));
                 }
             }
@@ -521,7 +523,7 @@ impl Lanes {
                         }
                     }
                     Event::Handshake { place, mut hs, .. } => {
-                        hs.stream = self.lanes[src].streams[hs.stream as usize];
+                        hs.stream = self.lanes[src].streams.get(hs.stream as usize);
                         let by_stream = match place {
                             Place::DecidedBySweep | Place::FinishedBySweep => hs.stream,
                             Place::Decided | Place::Finished => 0,

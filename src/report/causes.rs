@@ -288,7 +288,6 @@ struct Coping {
     fetched: Vec<String>,
 }
 
-
 /// The server facts a cause line needs.
 pub(super) struct ServerFacts<'a> {
     pub server: Endpoint,
