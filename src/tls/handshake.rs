@@ -1407,7 +1407,11 @@ impl StreamHandler for TlsConn {
 
     fn on_data(&mut self, dir: Dir, at: At, data: &[u8]) {
         let mut parser = std::mem::take(&mut self.dirs[dir.index()]);
-        self.quiet = self.settled || self.muted[side_index(self.side(dir))];
+        let side = side_index(self.side(dir));
+        // Application data is opened only with keys (TLS 1.2's to keep the sequence numbers,
+        // TLS 1.3's handshake keys); without, its bodies are passed over.
+        parser.want_bodies(self.decryptors[side].is_some());
+        self.quiet = self.settled || self.muted[side];
         parser.feed(data, &mut |ev| self.on_event(dir, at, ev));
         self.quiet = false;
         self.dirs[dir.index()] = parser;

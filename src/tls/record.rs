@@ -124,6 +124,8 @@ pub struct TlsDirection {
     pub max_handshake: usize,
     /// A handshake record was seen in this direction.
     handshake_seen: bool,
+    /// The owner may still open application data records (see [`TlsDirection::want_bodies`]).
+    bodies_wanted: bool,
     /// Bytes still to pass of an application data record whose body is not kept (its header
     /// waits in `record_buf`).
     opaque_left: usize,
@@ -143,6 +145,7 @@ impl Default for TlsDirection {
             max_handshake: MAX_HANDSHAKE,
             is_tls: false,
             handshake_seen: false,
+            bodies_wanted: true,
             opaque_left: 0,
         }
     }
@@ -205,14 +208,22 @@ impl TlsDirection {
         self.handshake_seen || self.record_buf.first() == Some(&HANDSHAKE)
     }
 
+    /// Says whether the owner may open this direction's application data records (it has
+    /// keys for them); until it says so again, a handshake or ChangeCipherSpec record (which
+    /// may bring keys) counts as yes.
+    pub fn want_bodies(&mut self, wanted: bool) {
+        self.bodies_wanted = wanted;
+    }
+
     /// Whether the body of an application data record with this header is passed over
-    /// rather than kept: so it is before the direction's first handshake record. Such records
-    /// are a connection seen from its middle (the capture began after its handshake), which
-    /// no key opens, and they are the bulk of a span port's bytes: only their headers count.
-    /// (A direction's records that a key log may open all come after its hello: the
-    /// client's early data after its ClientHello, the server's after its ServerHello.)
+    /// rather than kept: so it is before the direction's first handshake record, or when the
+    /// owner has no keys for it. Such records are a connection seen from its middle (the
+    /// capture began after its handshake), or application data that no key log opens; they
+    /// are the bulk of a span port's bytes, and only their headers count. (A direction's
+    /// records that a key log may open all come after its hello: the client's early data
+    /// after its ClientHello, the server's after its ServerHello.)
     fn passes_over(&self, header: &[u8]) -> bool {
-        !self.handshake_seen && header[0] == APPLICATION_DATA
+        header[0] == APPLICATION_DATA && (!self.handshake_seen || !self.bodies_wanted)
     }
 
     /// The capture lost bytes of this direction: drop partial state and resynchronize.
@@ -370,6 +381,7 @@ impl TlsDirection {
         let content_type = header[0];
         self.is_tls = true;
         self.handshake_seen |= content_type == HANDSHAKE;
+        self.bodies_wanted |= matches!(content_type, HANDSHAKE | CHANGE_CIPHER_SPEC);
         match content_type {
             CHANGE_CIPHER_SPEC => {
                 self.after_ccs = true;
@@ -642,6 +654,15 @@ mod tests {
         );
         assert_eq!(ev, vec!["app6:0", "app2:2", "hs1:0", "app6:6"]);
         assert!(!d.has_partial());
+        // Without keys for them, bodies are passed over again; a ChangeCipherSpec (which may
+        // bring keys) keeps the next ones until the owner says otherwise.
+        d.want_bodies(false);
+        let ccs = [20, 3, 3, 0, 1, 1];
+        let ev = bodies(
+            &mut d,
+            &[&split[..8], &[&split[8..], &ccs[..]].concat(), &split[..8], &split[8..]],
+        );
+        assert_eq!(ev, vec!["app6:0", "ChangeCipherSpec", "app6:6"]);
     }
 
     #[test]
