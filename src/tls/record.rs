@@ -660,7 +660,12 @@ mod tests {
         let ccs = [20, 3, 3, 0, 1, 1];
         let ev = bodies(
             &mut d,
-            &[&split[..8], &[&split[8..], &ccs[..]].concat(), &split[..8], &split[8..]],
+            &[
+                &split[..8],
+                &[&split[8..], &ccs[..]].concat(),
+                &split[..8],
+                &split[8..],
+            ],
         );
         assert_eq!(ev, vec!["app6:0", "ChangeCipherSpec", "app6:6"]);
     }
