@@ -136,8 +136,8 @@ impl DirState {
         let before = handler.keeps_history(dir);
         handler.on_data(dir, at, data);
         if !before && !handler.keeps_history(dir) {
-            // Only watched: nothing to check retransmissions against (and no 128 KiB window
-            // per direction of every watched connection).
+            // Only watched, or no handshake begun: nothing to check retransmissions against
+            // (and no 128 KiB window per direction of every such connection).
             self.recent = Vec::new();
             return;
         }

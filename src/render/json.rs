@@ -10,8 +10,9 @@ use crate::json::{compact, write_pretty};
 use crate::report::{HandshakeReport, Report};
 
 /// Writes the JSON report to `w` as it is serialized (no copy of it in memory). The handshakes
-/// are copied out as the report stored them (see [`crate::report::HandshakeList`]). The style
-/// changes nothing.
+/// are copied out as the report stored them when it kept their JSON
+/// ([`crate::report::Records::Json`]), else made from their records (see
+/// [`crate::report::HandshakeList`]). The style changes nothing.
 pub fn write(r: &Report, w: &mut dyn Write, _style: &Style) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, w);
     let w = &mut out;
