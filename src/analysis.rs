@@ -323,18 +323,18 @@ impl Sessions {
     fn seal(&mut self) {
         let mut variants: HashMap<(u32, u32), u32> = HashMap::new();
         let mut per_server: HashMap<u32, u32> = HashMap::new();
-        self.variants = self
-            .order
-            .iter()
-            .map(|record| match self.chains.get(record as usize) {
+        // Made at its size (the chunks' iterator does not tell it): not doubled past it.
+        self.variants = Vec::with_capacity(self.order.len());
+        self.variants.extend(self.order.iter().map(
+            |record| match self.chains.get(record as usize) {
                 (_, NO_CHAIN) => NO_CHAIN,
                 (server, chain) => *variants.entry((server, chain)).or_insert_with(|| {
                     let n = per_server.entry(server).or_default();
                     *n += 1;
                     *n - 1
                 }),
-            })
-            .collect();
+            },
+        ));
         self.chains = Chunked::default();
         self.server_ids = HashMap::new();
         self.chain_ids = HashMap::new();

@@ -7,7 +7,7 @@
 //! clients that failed, then clients affected, then handshakes.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -306,10 +306,12 @@ pub(super) struct Causes {
     capture_of: Vec<usize>,
     tallies: Vec<Tally>,
     index: HashMap<Key, u32>,
-    /// Who each client is, as cause lines name it: its kind, an index in `kinds` (0: none
-    /// known). One per client of the report (24 bytes each), so kept small: its name, when it
-    /// is not its address, is in `names`.
+    /// Who each client is, as cause lines name it: its kind, an index in `kinds`. One per
+    /// client of the report, so kept small: most clients have no kind known (0), and are only
+    /// in `unlabelled` (17 bytes each, not 24); a name that is not the client's address is in
+    /// `names`.
     labels: HashMap<IpAddr, u32>,
+    unlabelled: HashSet<IpAddr>,
     names: HashMap<IpAddr, Box<str>>,
     /// The report has more than one capture (a joined capture is one).
     several_captures: bool,
@@ -504,7 +506,7 @@ impl Causes {
         identities: &crate::identity::Identities,
     ) {
         let ip = h.client.ip;
-        if !self.labels.contains_key(&ip) {
+        if !self.unlabelled.contains(&ip) && !self.labels.contains_key(&ip) {
             let (name, kind) = label(h, identities);
             let next = self.kinds.len() as u32;
             let kind = *self.kind_ids.entry(kind).or_insert_with_key(|k| {
@@ -514,7 +516,11 @@ impl Causes {
             if name != ip.to_string() {
                 self.names.insert(ip, name.into_boxed_str());
             }
-            self.labels.insert(ip, kind);
+            if kind == 0 {
+                self.unlabelled.insert(ip);
+            } else {
+                self.labels.insert(ip, kind);
+            }
         }
         let t = &mut self.tallies[cause as usize];
         t.handshakes += 1;
@@ -561,6 +567,7 @@ impl Causes {
     ) -> Vec<Cause> {
         let labels = Labels {
             of: self.labels,
+            unlabelled: self.unlabelled,
             names: self.names,
             kinds: self.kinds,
         };
@@ -678,7 +685,7 @@ impl Tally {
         let mut kinds: Vec<ClientKind> = Vec::new();
         let mut kind_index: HashMap<KindOf<'_>, usize> = HashMap::new();
         for (ip, mark) in &ips {
-            let of = match labels.of.get(ip).copied() {
+            let of = match labels.kind_of(ip) {
                 Some(0) => ja4_of(**ip).map_or(KindOf::Unidentified, KindOf::Ja4),
                 Some(k) => KindOf::named(&labels.kinds[k as usize]),
                 None => KindOf::Unidentified,
@@ -1067,8 +1074,19 @@ fn failure(eap: bool, r: &Reaction) -> Option<String> {
 /// name (when it is not its address), and the kinds they name.
 struct Labels {
     of: HashMap<IpAddr, u32>,
+    unlabelled: HashSet<IpAddr>,
     names: HashMap<IpAddr, Box<str>>,
     kinds: Vec<String>,
+}
+
+impl Labels {
+    /// The kind of the client at `ip` (0: none known), if it was labelled.
+    fn kind_of(&self, ip: &IpAddr) -> Option<u32> {
+        match self.of.get(ip) {
+            Some(k) => Some(*k),
+            None => self.unlabelled.contains(ip).then_some(0),
+        }
+    }
 }
 
 /// A client's name and kind (empty: none known).

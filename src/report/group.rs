@@ -53,10 +53,9 @@ struct ClientSeen {
     handshake: u32,
     /// Index of the server in [`group`]'s list.
     server: u32,
-    /// Indices in [`ClientsSeen::fingerprints`] ([`NO_FINGERPRINT`] without a ClientHello;
-    /// not an `Option`, which would take twice the room).
-    ja3: u32,
-    ja4: u32,
+    /// Its JA3 and JA4, an index in [`ClientsSeen::pairs`] (one `u32` where two would make
+    /// each line 4 bytes longer).
+    fingerprints: u32,
     status: Status,
     /// The handshake has an error finding.
     error: bool,
@@ -69,6 +68,10 @@ struct ClientsSeen {
     seen: Vec<ClientSeen>,
     fingerprints: Vec<String>,
     fingerprint_ids: HashMap<String, u32>,
+    /// The (JA3, JA4) pairs seen, as indices in `fingerprints` ([`NO_FINGERPRINT`] without a
+    /// ClientHello, not an `Option`, which would take twice the room).
+    pairs: Vec<(u32, u32)>,
+    pair_ids: HashMap<(u32, u32), u32>,
 }
 
 impl ClientsSeen {
@@ -85,36 +88,60 @@ impl ClientsSeen {
         id
     }
 
+    fn pair(&mut self, ja3: &Option<String>, ja4: &Option<String>) -> u32 {
+        let pair = (self.fingerprint(ja3), self.fingerprint(ja4));
+        let next = self.pairs.len() as u32;
+        *self.pair_ids.entry(pair).or_insert_with(|| {
+            self.pairs.push(pair);
+            next
+        })
+    }
+
     fn add(&mut self, h: &HandshakeReport, server: u32) {
         let seen = ClientSeen {
             ip: h.client.ip,
             handshake: h.id as u32,
             server,
-            ja3: self.fingerprint(&h.ja3),
-            ja4: self.fingerprint(&h.ja4),
+            fingerprints: self.pair(&h.ja3, &h.ja4),
             status: h.status,
             error: h.has_error(),
         };
         self.seen.push(seen);
     }
 
-    /// Every client's report, by address.
+    /// Puts the lines in the order [`ClientsSeen::finish`] takes them: last client first,
+    /// so that each client's lines can be taken off the end and their room given back while
+    /// the client list grows (the two are never both whole); a client's lines last handshake
+    /// first.
+    fn sort(&mut self) {
+        self.seen
+            .sort_unstable_by_key(|c| std::cmp::Reverse((c.ip, c.handshake)));
+    }
+
+    /// The first JA4 (in report order) of the client at `ip`, once the lines are sorted: the
+    /// first of its client report's `ja4`.
+    fn first_ja4(&self, ip: std::net::IpAddr) -> Option<&str> {
+        let from = self.seen.partition_point(|c| c.ip > ip);
+        let to = self.seen.partition_point(|c| c.ip >= ip);
+        let id = self.seen[from..to]
+            .iter()
+            .rev()
+            .map(|c| self.pairs[c.fingerprints as usize].1)
+            .find(|&f| f != NO_FINGERPRINT)?;
+        self.fingerprints.get(id as usize).map(String::as_str)
+    }
+
+    /// Every client's report, by address, from the sorted lines ([`ClientsSeen::sort`]).
     fn finish(
         mut self,
         analysis: &Analysis,
         servers: &[ServerReport],
     ) -> std::io::Result<ClientList> {
-        // Last client first, so that each client's lines can be taken off the end and their
-        // room given back while the client list grows: the two are never both whole.
-        self.seen
-            .sort_unstable_by_key(|c| std::cmp::Reverse((c.ip, c.handshake)));
         let clients = self.seen.chunk_by(|a, b| a.ip == b.ip).count();
         let mut out = ClientList {
             records: Spill::default(),
             ips: Vec::with_capacity(clients),
             got_error: Vec::with_capacity(clients),
-            first_ja4: Vec::with_capacity(clients),
-            fingerprints: Vec::new(),
         };
         let mut one: Vec<ClientSeen> = Vec::new();
         let mut given_back = self.seen.len();
@@ -143,7 +170,8 @@ impl ClientsSeen {
             };
             for h in one.iter() {
                 c.handshakes.push(h.handshake as usize);
-                for (mine, fp) in [(&mut c.ja3, h.ja3), (&mut c.ja4, h.ja4)] {
+                let (ja3, ja4) = self.pairs[h.fingerprints as usize];
+                for (mine, fp) in [(&mut c.ja3, ja3), (&mut c.ja4, ja4)] {
                     if let Some(fp) = self.fingerprints.get(fp as usize)
                         && !mine.contains(fp)
                     {
@@ -156,14 +184,8 @@ impl ClientsSeen {
                     c.servers.push(endpoint);
                 }
             }
-            let first_ja4 = one
-                .iter()
-                .map(|h| h.ja4)
-                .find(|&f| f != NO_FINGERPRINT)
-                .unwrap_or(NO_FINGERPRINT);
-            out.push(&c, one.iter().any(|h| h.error), first_ja4)?;
+            out.push(&c, one.iter().any(|h| h.error))?;
         }
-        out.fingerprints = self.fingerprints;
         Ok(out)
     }
 }
@@ -378,7 +400,9 @@ pub(super) fn group(
             }
         }
     }
-    let clients = seen.finish(analysis, &servers)?;
+    // The causes first, which then give back their per-client tables before the client list
+    // is made (at 8 GiB, 24 MB that were alive beside it).
+    seen.sort();
     let causes = {
         let facts: Vec<ServerFacts<'_>> = servers
             .iter()
@@ -392,9 +416,10 @@ pub(super) fn group(
             })
             .collect();
         let names = capture_labels(&analysis.captures);
-        let ja4_of = |ip| clients.first_ja4(clients.position(ip)?);
+        let ja4_of = |ip| seen.first_ja4(ip);
         causes.finish(&facts, &names, &ja4_of)
     };
+    let clients = seen.finish(analysis, &servers)?;
     // Servers with problems first, then by address.
     let mut servers: Vec<(ServerReport, ServerTally)> = servers.into_iter().zip(tallies).collect();
     servers.sort_by_key(|(s, _)| {

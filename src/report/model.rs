@@ -278,11 +278,6 @@ pub struct ClientList {
     pub(super) ips: Vec<std::net::IpAddr>,
     #[serde(skip)]
     pub(super) got_error: Vec<bool>,
-    /// Each client's first JA4, an index in `fingerprints` (`u32::MAX`: none).
-    #[serde(skip)]
-    pub(super) first_ja4: Vec<u32>,
-    #[serde(skip)]
-    pub(super) fingerprints: Vec<String>,
 }
 
 impl ClientList {
@@ -316,23 +311,9 @@ impl ClientList {
         self.got_error[i]
     }
 
-    /// The first JA4 of the `i`-th client (its `ja4[0]`), without reading its report.
-    pub fn first_ja4(&self, i: usize) -> Option<&str> {
-        self.fingerprints
-            .get(self.first_ja4[i] as usize)
-            .map(String::as_str)
-    }
-
-    /// Adds a client's report; `first_ja4` is its first JA4, an index in `fingerprints`.
-    pub(super) fn push(
-        &mut self,
-        c: &ClientReport,
-        got_error: bool,
-        first_ja4: u32,
-    ) -> std::io::Result<()> {
+    pub(super) fn push(&mut self, c: &ClientReport, got_error: bool) -> std::io::Result<()> {
         self.ips.push(c.ip);
         self.got_error.push(got_error);
-        self.first_ja4.push(first_ja4);
         self.records.push(c)
     }
 }
