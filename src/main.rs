@@ -14,8 +14,9 @@ use chainsniff::{Limits, Options, render};
 
 /// The allocator: mimalloc. chainsniff allocates per handshake on several threads (reading
 /// lanes, judging threads, the grouping one), and much of it is freed on another thread than
-/// the one that allocated it; with the system allocator (glibc) a third of the run was malloc
-/// and free, and the 8 GiB benchmark took 38 s instead of 21 s (docs/performance.md). Version 2,
+/// the one that allocated it; with the system allocator (glibc) malloc, free and realloc were
+/// about a sixth of the samples, the run took a quarter more CPU time, and the 8 GiB benchmark
+/// took 38 s instead of 20 s (docs/performance.md). Version 2,
 /// which gives freed memory back to the system after 10 ms (version 3 waits a second, which
 /// raised the peak of the 8 GiB benchmark while the analysis is freed), built without
 /// transparent huge pages (`no_thp`: each 2 MiB touched would count whole as resident).

@@ -306,18 +306,9 @@ pub(super) struct Causes {
     capture_of: Vec<usize>,
     tallies: Vec<Tally>,
     index: HashMap<Key, u32>,
-    /// Who each client is, as cause lines name it: its kind, an index in `kinds`. One per
-    /// client of the report, so kept small: most clients have no kind known (0), and are only
-    /// in `unlabelled` (17 bytes each, not 24); a name that is not the client's address is in
-    /// `names`.
-    labels: HashMap<IpAddr, u32>,
-    unlabelled: HashSet<IpAddr>,
-    names: HashMap<IpAddr, Box<str>>,
+    labels: Labels,
     /// The report has more than one capture (a joined capture is one).
     several_captures: bool,
-    /// The client kinds the labels name, each once (the first is none).
-    kinds: Vec<String>,
-    kind_ids: HashMap<String, u32>,
 }
 
 impl Causes {
@@ -326,8 +317,11 @@ impl Causes {
         Causes {
             several_captures: capture_of.windows(2).any(|w| w[0] != w[1]),
             capture_of,
-            kinds: vec![String::new()],
-            kind_ids: HashMap::from([(String::new(), 0)]),
+            labels: Labels {
+                kinds: vec![String::new()],
+                kind_ids: HashMap::from([(String::new(), 0)]),
+                ..Default::default()
+            },
             ..Default::default()
         }
     }
@@ -506,22 +500,7 @@ impl Causes {
         identities: &crate::identity::Identities,
     ) {
         let ip = h.client.ip;
-        if !self.unlabelled.contains(&ip) && !self.labels.contains_key(&ip) {
-            let (name, kind) = label(h, identities);
-            let next = self.kinds.len() as u32;
-            let kind = *self.kind_ids.entry(kind).or_insert_with_key(|k| {
-                self.kinds.push(k.clone());
-                next
-            });
-            if name != ip.to_string() {
-                self.names.insert(ip, name.into_boxed_str());
-            }
-            if kind == 0 {
-                self.unlabelled.insert(ip);
-            } else {
-                self.labels.insert(ip, kind);
-            }
-        }
+        self.labels.add(h, identities);
         let t = &mut self.tallies[cause as usize];
         t.handshakes += 1;
         t.servers.entry(server).or_default().1 += 1;
@@ -565,12 +544,7 @@ impl Causes {
         capture_names: &[String],
         ja4_of: &dyn Fn(IpAddr) -> Option<&'c str>,
     ) -> Vec<Cause> {
-        let labels = Labels {
-            of: self.labels,
-            unlabelled: self.unlabelled,
-            names: self.names,
-            kinds: self.kinds,
-        };
+        let labels = self.labels;
         let mut tallies = self.tallies;
         fold_inconsistent(&mut tallies, &self.index);
         let mut causes: Vec<Cause> = tallies
@@ -707,10 +681,7 @@ impl Tally {
             k.clients += 1;
             k.failed += usize::from(mark.failed);
             if k.examples.len() < NAMED {
-                let name = labels
-                    .names
-                    .get(ip)
-                    .map_or_else(|| ip.to_string(), |n| n.to_string());
+                let name = labels.name_of(ip);
                 if !k.examples.contains(&name) {
                     k.examples.push(name);
                 }
@@ -1070,16 +1041,50 @@ fn failure(eap: bool, r: &Reaction) -> Option<String> {
     }
 }
 
-/// Every client's kind for cause lines (0: none known, its JA4 is looked up at the end) and
-/// name (when it is not its address), and the kinds they name.
+/// Who each client is, as cause lines name it: its kind, an index in `kinds` (0: none known,
+/// its JA4 is looked up at the end), and its name. One per client of the report, so kept small:
+/// the clients with no kind known are only in `unlabelled` (17 bytes each, not 24), and a name
+/// is kept only when it is not the client's address.
+#[derive(Default)]
 struct Labels {
     of: HashMap<IpAddr, u32>,
     unlabelled: HashSet<IpAddr>,
     names: HashMap<IpAddr, Box<str>>,
+    /// The client kinds the labels name, each once (the first is none).
     kinds: Vec<String>,
+    kind_ids: HashMap<String, u32>,
 }
 
 impl Labels {
+    /// Labels the client of `h`, the first time it is seen.
+    fn add(&mut self, h: &HandshakeReport, identities: &crate::identity::Identities) {
+        let ip = h.client.ip;
+        if self.unlabelled.contains(&ip) || self.of.contains_key(&ip) {
+            return;
+        }
+        let (name, kind) = label(h, identities);
+        let next = self.kinds.len() as u32;
+        let kind = *self.kind_ids.entry(kind).or_insert_with_key(|k| {
+            self.kinds.push(k.clone());
+            next
+        });
+        if name != ip.to_string() {
+            self.names.insert(ip, name.into_boxed_str());
+        }
+        if kind == 0 {
+            self.unlabelled.insert(ip);
+        } else {
+            self.of.insert(ip, kind);
+        }
+    }
+
+    /// The name of the client at `ip`: its address unless it has another.
+    fn name_of(&self, ip: &IpAddr) -> String {
+        self.names
+            .get(ip)
+            .map_or_else(|| ip.to_string(), |n| n.to_string())
+    }
+
     /// The kind of the client at `ip` (0: none known), if it was labelled.
     fn kind_of(&self, ip: &IpAddr) -> Option<u32> {
         match self.of.get(ip) {

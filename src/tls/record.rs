@@ -585,6 +585,7 @@ pub fn upgrade_name(client: &[u8], server: &[u8]) -> Option<&'static str> {
 mod tests {
     use super::*;
 
+    /// The events, handshake messages and application data records with their body's length.
     fn collect(dir: &mut TlsDirection, chunks: &[&[u8]]) -> Vec<String> {
         let mut out = Vec::new();
         for c in chunks {
@@ -592,6 +593,9 @@ mod tests {
                 out.push(match e {
                     TlsEvent::Handshake { msg_type, body } => {
                         format!("hs{msg_type}:{}", body.len())
+                    }
+                    TlsEvent::ApplicationData { header, body } => {
+                        format!("app{}:{}", record_len(header), body.len())
                     }
                     TlsEvent::EncryptedAlert { .. } => "EncryptedAlert".into(),
                     other => format!("{other:?}"),
@@ -613,25 +617,6 @@ mod tests {
         assert!(!d.has_partial());
     }
 
-    /// Application data records as `collect` cannot print them: with their body's length.
-    fn bodies(dir: &mut TlsDirection, chunks: &[&[u8]]) -> Vec<String> {
-        let mut out = Vec::new();
-        for c in chunks {
-            dir.feed(c, &mut |e| {
-                out.push(match e {
-                    TlsEvent::ApplicationData { header, body } => {
-                        format!("app{}:{}", record_len(header), body.len())
-                    }
-                    TlsEvent::Handshake { msg_type, body } => {
-                        format!("hs{msg_type}:{}", body.len())
-                    }
-                    other => format!("{other:?}"),
-                })
-            });
-        }
-        out
-    }
-
     #[test]
     fn application_data_before_any_handshake_is_passed_over_after_it_kept() {
         // A connection seen from its middle: a record split over three deliveries (its body
@@ -641,7 +626,7 @@ mod tests {
         let whole = [23, 3, 3, 0, 2, 7, 8];
         let hello = [22, 3, 3, 0, 4, 1, 0, 0, 0];
         let mut d = TlsDirection::default();
-        let ev = bodies(
+        let ev = collect(
             &mut d,
             &[
                 &split[..3],
@@ -658,7 +643,7 @@ mod tests {
         // bring keys) keeps the next ones until the owner says otherwise.
         d.want_bodies(false);
         let ccs = [20, 3, 3, 0, 1, 1];
-        let ev = bodies(
+        let ev = collect(
             &mut d,
             &[
                 &split[..8],
