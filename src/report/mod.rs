@@ -17,6 +17,7 @@ mod causes;
 mod evidence;
 mod group;
 mod handshake;
+mod ip_map;
 mod model;
 mod streamed;
 
