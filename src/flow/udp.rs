@@ -22,6 +22,14 @@ use crate::wire::radius;
 
 /// Datagrams looked at before a conversation that is neither DTLS nor QUIC is given up.
 const MAX_PROBES: u32 = 4;
+
+/// A datagram to or from the DNS or mDNS port. DNS over DTLS and over QUIC have a port of their
+/// own (853), so a conversation on these whose first datagram is not DTLS or QUIC is given up
+/// at once: a capture's DNS queries are most of its UDP conversations, and each would be kept
+/// until idle (600 s) for nothing.
+fn is_plain_dns(d: &UdpDatagram<'_>) -> bool {
+    [d.sport, d.dport].iter().any(|p| matches!(p, 53 | 5353))
+}
 /// Most bytes buffered per DTLS message or QUIC CRYPTO stream.
 pub(crate) const MAX_BUFFER: usize = 256 << 10;
 
@@ -156,7 +164,7 @@ impl UdpFlows {
                     r.renumber(conv.info.part, conv.info.stream);
                     State::Radius(Box::new(r))
                 }
-            } else if n + 1 >= MAX_PROBES {
+            } else if n + 1 >= MAX_PROBES || is_plain_dns(d) {
                 let conv = self.convs.remove(&key).expect("present");
                 self.settle(key, conv, End::Closed);
                 return;
@@ -445,24 +453,43 @@ mod tests {
         let dns = hex(DNS_RESPONSE);
         let hello = hex(DTLS_CLIENT_HELLO);
         let mut flows = UdpFlows::default();
-        // Three DNS conversations (udp.stream 0, 1, 2), the first with 5 responses: after
-        // MAX_PROBES datagrams it is no longer looked at, but keeps its number.
+        // Three conversations with a service on port 5000 (udp.stream 0, 1, 2), the first with
+        // 5 datagrams: after MAX_PROBES datagrams it is no longer looked at, but keeps its
+        // number.
         let t = 1_795_545_061;
         for (frame, port) in [(1, 40256), (2, 40256), (3, 40257), (4, 40256), (5, 40258)] {
             flows.process(
                 at(frame, t),
-                &dgram("127.0.0.53:53", &format!("127.0.1.11:{port}"), &dns),
+                &dgram("127.0.0.53:5000", &format!("127.0.1.11:{port}"), &dns),
             );
         }
-        flows.process(at(6, t), &dgram("127.0.1.11:40256", "127.0.0.53:53", &dns));
-        flows.process(at(7, t), &dgram("127.0.0.53:53", "127.0.1.11:40256", &dns));
+        flows.process(
+            at(6, t),
+            &dgram("127.0.1.11:40256", "127.0.0.53:5000", &dns),
+        );
+        flows.process(
+            at(7, t),
+            &dgram("127.0.0.53:5000", "127.0.1.11:40256", &dns),
+        );
         assert_eq!(flows.next_stream, 3);
         assert_eq!(flows.convs.len(), 2, "the first was given up");
-        // The DTLS conversation after them is udp.stream 3.
-        dtls_hello(&mut flows, at(8, t), 55823, &hello);
+        // DNS conversations (udp.stream 3 and 4) are given up at their first datagram, and
+        // keep their numbers.
+        for frame in [8, 9, 10] {
+            let port = if frame == 9 { 40260 } else { 40259 };
+            flows.process(
+                at(frame, t),
+                &dgram(&format!("127.0.1.11:{port}"), "127.0.0.53:53", &dns),
+            );
+        }
+        flows.process(at(11, t), &dgram("127.0.0.53:53", "127.0.1.11:40259", &dns));
+        assert_eq!(flows.next_stream, 5);
+        assert_eq!(flows.convs.len(), 2, "the DNS ones were given up at once");
+        // The DTLS conversation after them is udp.stream 5.
+        dtls_hello(&mut flows, at(12, t), 55823, &hello);
         let (hs, _) = flows.finish();
         assert_eq!(hs.len(), 1);
-        assert_eq!((hs[0].stream, hs[0].protocol), (3, Protocol::Dtls));
+        assert_eq!((hs[0].stream, hs[0].protocol), (5, Protocol::Dtls));
     }
 
     #[test]
