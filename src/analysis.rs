@@ -1178,18 +1178,42 @@ fn add_certs(store: &mut CertStore, c: &mut crate::tls::handshake::CertificateMs
 
 /// Hashes the certificates `hs` carries, for [`intern`] (the part of it that can be done on
 /// any thread, in any order).
-fn prehash(hs: &mut Handshake) {
+fn prehash(hs: &mut Handshake, known: &mut KnownShas) {
     for c in [hs.certificate.as_mut(), hs.client_certificate.as_mut()]
         .into_iter()
         .flatten()
     {
         if c.shas.is_empty() {
-            c.shas = c
-                .certs
-                .iter()
-                .map(|d| crate::pki::store::sha256(d))
-                .collect();
+            c.shas = c.certs.iter().map(|d| known.sha256(d)).collect();
         }
+    }
+}
+
+/// The SHA-256 of the certificates a thread hashed last: a server sends the same few
+/// certificates to every client, and finding one's bytes in a hash table costs a tenth of
+/// hashing them again.
+#[derive(Default)]
+struct KnownShas {
+    shas: crate::flow::FlowMap<Box<[u8]>, crate::pki::store::Sha>,
+    bytes: usize,
+}
+
+impl KnownShas {
+    /// The bytes of certificates kept at most (then they are forgotten and kept anew).
+    const MAX_BYTES: usize = 4 << 20;
+
+    fn sha256(&mut self, der: &[u8]) -> crate::pki::store::Sha {
+        if let Some(sha) = self.shas.get(der) {
+            return *sha;
+        }
+        let sha = crate::pki::store::sha256(der);
+        if self.bytes + der.len() > Self::MAX_BYTES {
+            self.shas.clear();
+            self.bytes = 0;
+        }
+        self.bytes += der.len();
+        self.shas.insert(der.into(), sha);
+        sha
     }
 }
 
@@ -1719,4 +1743,26 @@ fn emit(oversized: &mut u64, sink: &mut dyn FnMut(Handshake), h: Handshake) {
         .filter(|e| matches!(e.kind, EventKind::Oversized { .. }))
         .count() as u64;
     sink(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KnownShas;
+    use crate::pki::store::sha256;
+
+    #[test]
+    fn known_shas_are_the_certificates_own_and_stay_bounded() {
+        let mut known = KnownShas::default();
+        let a = vec![0x30u8; 1500];
+        let b = vec![0x31u8; 1500];
+        assert_eq!(known.sha256(&a), sha256(&a));
+        assert_eq!(known.sha256(&b), sha256(&b));
+        assert_eq!(known.sha256(&a), sha256(&a), "found again");
+        assert_eq!(known.shas.len(), 2);
+        // Past the bound the table starts again rather than grow.
+        let big = vec![0x32u8; KnownShas::MAX_BYTES - 1000];
+        assert_eq!(known.sha256(&big), sha256(&big));
+        assert_eq!(known.shas.len(), 1);
+        assert!(known.bytes <= KnownShas::MAX_BYTES);
+    }
 }

@@ -125,13 +125,6 @@ impl Identities {
     }
 }
 
-fn mac_string(m: &[u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 /// The vendor of a MAC address from the IEEE registries (MA-L, MA-M, MA-S, IAB).
 pub fn vendor(mac: &[u8; 6]) -> Option<&'static str> {
     if mac[0] & 0x02 != 0 {
@@ -391,7 +384,7 @@ impl Identities {
                 && self.addresses_of_mac.get(&m).copied().unwrap_or(0) > ROUTER_ADDRESSES
         });
         HostIdentity {
-            mac: mac.map(|m| mac_string(&m)),
+            mac: mac.map(|m| crate::model::mac_string(&m)),
             vendor: mac
                 .filter(|_| !router)
                 .and_then(|m| vendor(&m))

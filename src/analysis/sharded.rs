@@ -582,9 +582,10 @@ fn lane(
     let (mut reasm, outbox): (TcpStage, _) = tcp_stage(&keylog, limits);
     reasm.sweep_externally();
     let mut map: Option<Mapping> = None;
+    let mut known = super::KnownShas::default();
     for mut batch in rx {
         let mut events = Vec::new();
-        let take = |frame: u64, by_sweep: bool, reasm: &mut TcpStage, events: &mut Vec<_>| {
+        let mut take = |frame: u64, by_sweep: bool, reasm: &mut TcpStage, events: &mut Vec<_>| {
             let (decided, finished) = if by_sweep {
                 (Place::DecidedBySweep, Place::FinishedBySweep)
             } else {
@@ -597,7 +598,7 @@ fn lane(
                 .chain(reasm.finished.drain(..).map(|h| (finished, h)))
             {
                 let mut hs = Box::new(hs);
-                super::prehash(&mut hs);
+                super::prehash(&mut hs, &mut known);
                 events.push(Event::Handshake { frame, place, hs });
             }
         };
@@ -662,7 +663,7 @@ fn lane(
     decided
         .iter_mut()
         .chain(finished.iter_mut())
-        .for_each(super::prehash);
+        .for_each(|h| super::prehash(h, &mut known));
     let _ = tx.send((
         i,
         Reply::End {
