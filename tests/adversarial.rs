@@ -539,13 +539,14 @@ fn a_conflicting_retransmission_of_a_client_hello_begun_in_an_earlier_segment_is
 #[test]
 fn idle_udp_conversations_are_evicted_and_counted() {
     // A datagram, then 20 minutes later a datagram of another conversation: the first,
-    // idle for longer than 10 minutes, is evicted (as TCP conversations are).
+    // idle for longer than 10 minutes, is evicted (as TCP conversations are). (Not on the DNS
+    // ports: a DNS conversation is given up at its first datagram.)
     let path = tmp("idle-udp.pcap");
     let mut w = PcapWriter::new(std::fs::File::create(&path).unwrap()).unwrap();
     let mut f = Vec::new();
-    synth::udp_frame(addr(1, 5353), addr(200, 5353), b"not dtls", &mut f);
+    synth::udp_frame(addr(1, 5000), addr(200, 5000), b"not dtls", &mut f);
     w.packet(1_790_000_000_000_000, &f).unwrap();
-    synth::udp_frame(addr(2, 5353), addr(200, 5353), b"not dtls", &mut f);
+    synth::udp_frame(addr(2, 5000), addr(200, 5000), b"not dtls", &mut f);
     w.packet(1_790_001_200_000_000, &f).unwrap();
     drop(w);
     let r = analyze(&path.to_string_lossy(), &Options::default());
