@@ -49,7 +49,11 @@ struct ServerTally {
 /// the handshakes are sorted by client and each client's report is written out.
 #[derive(Clone, Copy)]
 struct ClientSeen {
-    ip: std::net::IpAddr,
+    /// The client's address: an IPv4 address itself, or (`v6`) an index in
+    /// [`ClientsSeen::v6`]. Most clients are IPv4, and an `IpAddr` would make each line 32
+    /// bytes, not 20.
+    addr: u32,
+    v6: bool,
     handshake: u32,
     /// Index of the server in [`group`]'s list.
     server: u32,
@@ -60,6 +64,9 @@ struct ClientSeen {
     /// The handshake has an error finding.
     error: bool,
 }
+
+// One line per handshake: half a million at 8 GiB.
+const _: () = assert!(std::mem::size_of::<ClientSeen>() == 20);
 
 const NO_FINGERPRINT: u32 = u32::MAX;
 
@@ -72,6 +79,18 @@ struct ClientsSeen {
     /// ClientHello, not an `Option`, which would take twice the room).
     pairs: Vec<(u32, u32)>,
     pair_ids: HashMap<(u32, u32), u32>,
+    /// The IPv6 clients' addresses, each once.
+    v6: Vec<std::net::Ipv6Addr>,
+    v6_ids: HashMap<std::net::Ipv6Addr, u32>,
+}
+
+/// A line's client address as it sorts: `IpAddr`'s order (every IPv4 address first).
+fn order_of(v6: &[std::net::Ipv6Addr], c: &ClientSeen) -> (bool, u128) {
+    if c.v6 {
+        (true, u128::from(v6[c.addr as usize]))
+    } else {
+        (false, u128::from(c.addr))
+    }
 }
 
 impl ClientsSeen {
@@ -98,8 +117,20 @@ impl ClientsSeen {
     }
 
     fn add(&mut self, h: &HandshakeReport, server: u32) {
+        let (addr, v6) = match h.client.ip {
+            std::net::IpAddr::V4(a) => (a.to_bits(), false),
+            std::net::IpAddr::V6(a) => {
+                let next = self.v6.len() as u32;
+                let id = *self.v6_ids.entry(a).or_insert_with(|| {
+                    self.v6.push(a);
+                    next
+                });
+                (id, true)
+            }
+        };
         let seen = ClientSeen {
-            ip: h.client.ip,
+            addr,
+            v6,
             handshake: h.id as u32,
             server,
             fingerprints: self.pair(&h.ja3, &h.ja4),
@@ -114,15 +145,29 @@ impl ClientsSeen {
     /// the client list grows (the two are never both whole); a client's lines last handshake
     /// first.
     fn sort(&mut self) {
+        let v6 = &self.v6;
         self.seen
-            .sort_unstable_by_key(|c| std::cmp::Reverse((c.ip, c.handshake)));
+            .sort_unstable_by_key(|c| std::cmp::Reverse((order_of(v6, c), c.handshake)));
+    }
+
+    /// The client address of a line.
+    fn ip(&self, c: &ClientSeen) -> std::net::IpAddr {
+        if c.v6 {
+            std::net::IpAddr::V6(self.v6[c.addr as usize])
+        } else {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::from_bits(c.addr))
+        }
     }
 
     /// The first JA4 (in report order) of the client at `ip`, once the lines are sorted: the
     /// first of its client report's `ja4`.
     fn first_ja4(&self, ip: std::net::IpAddr) -> Option<&str> {
-        let from = self.seen.partition_point(|c| c.ip > ip);
-        let to = self.seen.partition_point(|c| c.ip >= ip);
+        let key = match ip {
+            std::net::IpAddr::V4(a) => (false, u128::from(a.to_bits())),
+            std::net::IpAddr::V6(a) => (true, u128::from(a)),
+        };
+        let from = self.seen.partition_point(|c| order_of(&self.v6, c) > key);
+        let to = self.seen.partition_point(|c| order_of(&self.v6, c) >= key);
         let id = self.seen[from..to]
             .iter()
             .rev()
@@ -137,7 +182,8 @@ impl ClientsSeen {
         analysis: &Analysis,
         servers: &[ServerReport],
     ) -> std::io::Result<ClientList> {
-        let clients = self.seen.chunk_by(|a, b| a.ip == b.ip).count();
+        let same = |a: &ClientSeen, b: &ClientSeen| (a.addr, a.v6) == (b.addr, b.v6);
+        let clients = self.seen.chunk_by(|a, b| same(a, b)).count();
         let mut out = ClientList {
             records: Spill::default(),
             ips: Vec::with_capacity(clients),
@@ -145,12 +191,11 @@ impl ClientsSeen {
         };
         let mut one: Vec<ClientSeen> = Vec::new();
         let mut given_back = self.seen.len();
-        while let Some(last) = self.seen.last() {
-            let ip = last.ip;
+        while let Some(&last) = self.seen.last() {
             let from = self
                 .seen
                 .iter()
-                .rposition(|c| c.ip != ip)
+                .rposition(|c| !same(c, &last))
                 .map_or(0, |i| i + 1);
             one.clear();
             one.extend(self.seen.drain(from..).rev());
@@ -159,9 +204,10 @@ impl ClientsSeen {
                 given_back = self.seen.len();
             }
             let one = &one;
+            let ip = self.ip(&last);
             let mut c = ClientReport {
-                ip: one[0].ip,
-                identity: analysis.identities.of(one[0].ip),
+                ip,
+                identity: analysis.identities.of(ip),
                 ja3: Vec::new(),
                 ja4: Vec::new(),
                 handshakes: Vec::with_capacity(one.len()),
@@ -591,5 +637,68 @@ impl Report {
             ))
         });
         self.groups = Some(Grouping { by, groups });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines keep their clients' addresses in 4 bytes, IPv6 ones as an index: sorted, they
+    /// are in `IpAddr`'s order (IPv4 first), and each client's JA4 is found by its address.
+    #[test]
+    fn client_lines_sort_in_address_order_with_ipv6_by_index() {
+        let mut seen = ClientsSeen::default();
+        let ips = [
+            "2001:db8::9",
+            "10.0.0.2",
+            "2001:db8::1",
+            "9.9.9.9",
+            "10.0.0.2",
+            "::1",
+        ];
+        for (i, ip) in ips.iter().enumerate() {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            let (addr, v6) = match ip {
+                std::net::IpAddr::V4(a) => (a.to_bits(), false),
+                std::net::IpAddr::V6(a) => {
+                    seen.v6.push(a);
+                    ((seen.v6.len() - 1) as u32, true)
+                }
+            };
+            let ja4 = Some(format!("ja4-{i}"));
+            let fingerprints = seen.pair(&None, &ja4);
+            seen.seen.push(ClientSeen {
+                addr,
+                v6,
+                handshake: i as u32,
+                server: 0,
+                fingerprints,
+                status: Status::Complete,
+                error: false,
+            });
+        }
+        seen.sort();
+        let order: Vec<(String, u32)> = seen
+            .seen
+            .iter()
+            .map(|c| (seen.ip(c).to_string(), c.handshake))
+            .collect();
+        let want = [
+            ("2001:db8::9", 0),
+            ("2001:db8::1", 2),
+            ("::1", 5),
+            ("10.0.0.2", 4),
+            ("10.0.0.2", 1),
+            ("9.9.9.9", 3),
+        ];
+        let want: Vec<(String, u32)> = want.iter().map(|(a, h)| (a.to_string(), *h)).collect();
+        assert_eq!(order, want, "last client first, its last handshake first");
+        assert_eq!(seen.first_ja4("10.0.0.2".parse().unwrap()), Some("ja4-1"));
+        assert_eq!(
+            seen.first_ja4("2001:db8::1".parse().unwrap()),
+            Some("ja4-2")
+        );
+        assert_eq!(seen.first_ja4("2001:db8::2".parse().unwrap()), None);
     }
 }
