@@ -371,6 +371,19 @@ impl Identities {
 
     /// What is known about `ip`.
     pub fn of(&self, ip: IpAddr) -> HostIdentity {
+        let known = self.known(ip);
+        HostIdentity {
+            mac: known.mac.map(|m| crate::model::mac_string(&m)),
+            vendor: known.vendor.map(str::to_string),
+            mac_is_router: known.router,
+            dhcp: known.dhcp.cloned(),
+            dns_names: known.dns_names.to_vec(),
+        }
+    }
+
+    /// What is known about `ip`, borrowed from the tables (for a look that copies out only
+    /// what it uses).
+    pub fn known(&self, ip: IpAddr) -> Known<'_> {
         // An IPv6 link-local address with a modified EUI-64 identifier is made from its MAC
         // (EAPOL ends are named by such addresses: `model::mac_endpoint`).
         let mac = self
@@ -383,17 +396,29 @@ impl Identities {
             !self.mac_of_lease.contains_key(&ip)
                 && self.addresses_of_mac.get(&m).copied().unwrap_or(0) > ROUTER_ADDRESSES
         });
-        HostIdentity {
-            mac: mac.map(|m| crate::model::mac_string(&m)),
-            vendor: mac
-                .filter(|_| !router)
-                .and_then(|m| vendor(&m))
-                .map(str::to_string),
-            mac_is_router: router,
-            dhcp: mac.and_then(|m| self.dhcp_of_mac.get(&m)).cloned(),
-            dns_names: self.names.get(&ip).cloned().unwrap_or_default(),
+        Known {
+            mac,
+            vendor: mac.filter(|_| !router).and_then(|m| vendor(&m)),
+            router,
+            dhcp: mac.and_then(|m| self.dhcp_of_mac.get(&m)),
+            dns_names: self.names.get(&ip).map_or(&[], Vec::as_slice),
         }
     }
+}
+
+/// [`HostIdentity`], borrowed: what [`Identities::known`] finds.
+#[derive(Debug, Clone, Copy)]
+pub struct Known<'a> {
+    /// Its MAC address, if known.
+    pub mac: Option<crate::model::Mac>,
+    /// The MAC's vendor, unless the MAC is a router's.
+    pub vendor: Option<&'static str>,
+    /// The MAC is a router's ([`HostIdentity::mac_is_router`]).
+    pub router: bool,
+    /// What the host said in DHCP.
+    pub dhcp: Option<&'a Dhcp>,
+    /// Names DNS answers gave the address.
+    pub dns_names: &'a [String],
 }
 
 /// The address a reverse-DNS name stands for (`4.3.2.1.in-addr.arpa` → 1.2.3.4).

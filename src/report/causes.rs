@@ -1063,11 +1063,17 @@ impl Labels {
         }
         let (name, kind) = label(h, identities);
         let next = self.kinds.len() as u32;
-        let kind = *self.kind_ids.entry(kind).or_insert_with_key(|k| {
-            self.kinds.push(k.clone());
-            next
-        });
-        if name != ip.to_string() {
+        let kind = match self.kind_ids.get(&kind) {
+            Some(id) => *id,
+            None => {
+                self.kinds.push(kind.clone());
+                self.kind_ids.insert(kind, next);
+                next
+            }
+        };
+        if let Some(name) = name
+            && name != ip.to_string()
+        {
             self.names.insert(ip, name.into_boxed_str());
         }
         if kind == 0 {
@@ -1093,33 +1099,28 @@ impl Labels {
     }
 }
 
-/// A client's name and kind (empty: none known).
-fn label(h: &HandshakeReport, identities: &crate::identity::Identities) -> (String, String) {
-    let id = identities.of(h.client.ip);
+/// A client's name (none: its address) and kind (empty: none known).
+fn label(
+    h: &HandshakeReport,
+    identities: &crate::identity::Identities,
+) -> (Option<String>, String) {
+    let id = identities.known(h.client.ip);
     let name = id
         .dhcp
-        .as_ref()
         .and_then(|d| d.hostname.clone())
         .or_else(|| id.dns_names.first().cloned())
         .or_else(|| h.eap_identity.clone())
-        .unwrap_or_else(|| h.client.host());
-    let vendor = if id.mac_is_router {
+        .or_else(|| h.client.mac().map(|m| crate::model::mac_string(&m)));
+    let vendor = if id.router {
         None
     } else {
-        id.vendor.clone().or_else(|| {
-            h.client
-                .mac()
-                .and_then(|m| crate::identity::vendor(&m))
-                .map(str::to_string)
-        })
+        id.vendor
+            .or_else(|| h.client.mac().and_then(|m| crate::identity::vendor(&m)))
     };
-    let kind = match (
-        vendor,
-        id.dhcp.as_ref().and_then(|d| d.vendor_class.clone()),
-    ) {
+    let kind = match (vendor, id.dhcp.and_then(|d| d.vendor_class.as_deref())) {
         (Some(v), Some(class)) => format!("{v} ({class})"),
-        (Some(v), None) => v,
-        (None, Some(class)) => class,
+        (Some(v), None) => v.to_string(),
+        (None, Some(class)) => class.to_string(),
         (None, None) => String::new(),
     };
     (name, kind)
