@@ -10,4 +10,4 @@ pub mod reaction;
 pub mod status;
 
 pub use notes::{Note, NoteKind, notes};
-pub use reaction::{Reaction, ReactionKind};
+pub use reaction::{Reaction, ReactionCount, ReactionKind};

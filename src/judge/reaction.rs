@@ -31,6 +31,43 @@ pub enum ReactionKind {
     None,
 }
 
+/// Handshakes counted by how their clients reacted: what a report says of the handshakes it
+/// does not list one by one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReactionCount {
+    /// Handshakes counted.
+    pub handshakes: usize,
+    /// Of them, those whose client gave up ([`ReactionKind::aborted`]).
+    pub aborted: usize,
+    /// Of them, those whose client went on.
+    pub went_on: usize,
+}
+
+impl ReactionCount {
+    /// Counts one more handshake whose client reacted so.
+    pub fn add(&mut self, kind: ReactionKind) {
+        self.handshakes += 1;
+        self.aborted += usize::from(kind.aborted());
+        self.went_on += usize::from(kind == ReactionKind::Completed);
+    }
+
+    /// The handshakes of `kinds`, counted.
+    pub fn of(kinds: impl Iterator<Item = ReactionKind>) -> Self {
+        let mut count = ReactionCount::default();
+        kinds.for_each(|k| count.add(k));
+        count
+    }
+
+    /// These handshakes but those of `some` (counted among them).
+    pub fn without(self, some: ReactionCount) -> Self {
+        ReactionCount {
+            handshakes: self.handshakes.saturating_sub(some.handshakes),
+            aborted: self.aborted.saturating_sub(some.aborted),
+            went_on: self.went_on.saturating_sub(some.went_on),
+        }
+    }
+}
+
 impl ReactionKind {
     /// The client gave up: an alert, a reset, or a close without going on.
     pub fn aborted(self) -> bool {

@@ -11,7 +11,7 @@ use super::{
     clean, clients_to_show, counted, counts, group_name, joined, link_text, more_clients, plural,
     reaction_text, server_title, severity_word, short, verdict_line, who,
 };
-use crate::judge::Reaction;
+use crate::judge::ReactionCount;
 use crate::pki::Finding;
 use crate::report::{
     ChainVariant, ClientReport, Group, MAX_HEADLINES, Report, ServerReport, TrustInfo,
@@ -304,13 +304,24 @@ impl Text<'_> {
                     self.wrap(lines, "        note: ", 14, &clean(&n.text));
                 }
             });
-            self.more_handshakes(
-                o,
-                ids[shown..]
+            let listed = ReactionCount::of(
+                ids[..shown]
                     .iter()
-                    .map(|id| self.r.handshakes.get(*id).client_reaction),
-                4,
+                    .map(|id| self.r.handshakes.get(*id).client_reaction.kind),
             );
+            let all = s.without_chain_reactions.get(status).copied();
+            let rest = all.map_or_else(
+                // A report made otherwise than by `report::build`: read them back.
+                || {
+                    ReactionCount::of(
+                        ids[shown..]
+                            .iter()
+                            .map(|id| self.r.handshakes.get(*id).client_reaction.kind),
+                    )
+                },
+                |all| all.without(listed),
+            );
+            self.more_handshakes(o, rest, 4);
         }
         o.push('\n');
     }
@@ -359,13 +370,12 @@ impl Text<'_> {
     }
 
     /// "... and 1480 more handshakes of this chain: 1110 aborted, 370 went on (--details all)".
-    fn more_handshakes(&self, o: &mut String, rows: impl Iterator<Item = Reaction>, indent: usize) {
-        let (mut n, mut aborted, mut went_on) = (0, 0, 0);
-        for r in rows {
-            n += 1;
-            aborted += usize::from(r.kind.aborted());
-            went_on += usize::from(r.kind == crate::judge::ReactionKind::Completed);
-        }
+    fn more_handshakes(&self, o: &mut String, rest: ReactionCount, indent: usize) {
+        let ReactionCount {
+            handshakes: n,
+            aborted,
+            went_on,
+        } = rest;
         if n == 0 {
             return;
         }
@@ -442,11 +452,8 @@ impl Text<'_> {
         lines_in_parallel(o, sink, shown, |i, lines| {
             self.client(lines, &Row::from(&v.clients.get(i)), 6)
         });
-        self.more_handshakes(
-            o,
-            (shown..v.clients.len()).map(|i| v.clients.get(i).reaction),
-            6,
-        );
+        let listed = ReactionCount::of((0..shown).map(|i| v.clients.get(i).reaction.kind));
+        self.more_handshakes(o, v.clients.reactions().without(listed), 6);
     }
 
     /// A client handshake: the client, its version, frames and reaction.

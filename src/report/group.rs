@@ -30,6 +30,8 @@ struct VariantTally {
     captures: std::collections::BTreeSet<usize>,
     /// Its clients' lines in the shared list.
     lines: Vec<u32>,
+    /// Their handshakes by how the clients reacted.
+    reactions: crate::judge::ReactionCount,
     /// The first handshake's capture and Certificate frame.
     first_certificate: Option<(usize, u64)>,
     streams: Streams,
@@ -286,6 +288,7 @@ pub(super) fn group(
                 handshakes: 0,
                 variants: Vec::new(),
                 without_chain: BTreeMap::new(),
+                without_chain_reactions: BTreeMap::new(),
                 findings: Vec::new(),
             });
             tallies.push(ServerTally::default());
@@ -344,6 +347,7 @@ pub(super) fn group(
                 };
                 let v = &mut tally.variants[vi];
                 v.lines.push(lines.len() as u32);
+                v.reactions.add(h.client_reaction.kind);
                 lines.push_encoded(&line)?;
                 let (cert_capture, cert_stream, cert_filter) = h.certificate_place();
                 if v.lines.len() == 1 {
@@ -375,11 +379,19 @@ pub(super) fn group(
                     h.certificate_frame,
                 );
             }
-            _ => server
-                .without_chain
-                .entry(h.status.as_str().to_string())
-                .or_default()
-                .push(h.id),
+            _ => {
+                let status = h.status.as_str();
+                server
+                    .without_chain
+                    .entry(status.to_string())
+                    .or_default()
+                    .push(h.id);
+                server
+                    .without_chain_reactions
+                    .entry(status.to_string())
+                    .or_default()
+                    .add(h.client_reaction.kind);
+            }
         }
 
         seen.add(&h, si as u32);
@@ -418,6 +430,7 @@ pub(super) fn group(
         for (v, t) in s.variants.iter_mut().zip(&mut tally.variants) {
             v.clients = VariantClients {
                 list: (lines.clone(), std::mem::take(&mut t.lines)),
+                reactions: t.reactions,
             };
             let evidence = t.streams.evidence(s.server, shared);
             for f in &mut v.findings {

@@ -215,6 +215,10 @@ pub struct ChainVariant {
 pub struct VariantClients {
     #[serde(serialize_with = "serialize_clients")]
     pub(super) list: (Arc<Spill<VariantClient, Packed>>, Vec<u32>),
+    /// Its handshakes by how their clients reacted (so that a report listing a few need not
+    /// read the others back).
+    #[serde(skip)]
+    pub(super) reactions: crate::judge::ReactionCount,
 }
 
 impl std::fmt::Debug for VariantClients {
@@ -234,6 +238,11 @@ impl VariantClients {
     /// How many handshakes got this chain.
     pub fn len(&self) -> usize {
         self.list.1.len()
+    }
+
+    /// Its handshakes by how their clients reacted.
+    pub fn reactions(&self) -> crate::judge::ReactionCount {
+        self.reactions
     }
 
     /// Whether no handshake got this chain.
@@ -256,6 +265,7 @@ impl Default for VariantClients {
     fn default() -> Self {
         VariantClients {
             list: (Arc::new(Spill::default()), Vec::new()),
+            reactions: Default::default(),
         }
     }
 }
@@ -453,6 +463,9 @@ pub struct ServerReport {
     pub variants: Vec<ChainVariant>,
     /// Handshakes without a visible chain (TLS 1.3, resumed, truncated), by status.
     pub without_chain: BTreeMap<String, Vec<usize>>,
+    /// The same handshakes by how their clients reacted, by status.
+    #[serde(skip)]
+    pub without_chain_reactions: BTreeMap<String, crate::judge::ReactionCount>,
     /// Server-level findings (`inconsistent_chains`).
     pub findings: Vec<Finding>,
 }
