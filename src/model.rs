@@ -34,17 +34,42 @@ impl Timestamp {
         let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128) else {
             return format!("{}ns", self.0);
         };
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.microsecond()
-        )
+        let Ok(year) = u32::try_from(t.year()) else {
+            return format!("{}ns", self.0);
+        };
+        // Digit by digit: one of the report's most frequent strings (several per handshake).
+        let mut out = String::with_capacity(27);
+        let fields = [
+            (year, 4, '-'),
+            (u32::from(u8::from(t.month())), 2, '-'),
+            (u32::from(t.day()), 2, 'T'),
+            (u32::from(t.hour()), 2, ':'),
+            (u32::from(t.minute()), 2, ':'),
+            (u32::from(t.second()), 2, '.'),
+            (t.microsecond(), 6, 'Z'),
+        ];
+        for (value, width, then) in fields {
+            push_padded(&mut out, value, width);
+            out.push(then);
+        }
+        out
     }
+}
+
+/// `value` in decimal, zero-padded to `width` digits (more if it needs them).
+fn push_padded(out: &mut String, value: u32, width: usize) {
+    let mut digits = [b'0'; 10];
+    let mut n = value;
+    let mut len = 0;
+    while n > 0 || len == 0 {
+        digits[9 - len] = b'0' + (n % 10) as u8;
+        n /= 10;
+        len += 1;
+    }
+    for _ in len..width {
+        out.push('0');
+    }
+    out.extend(digits[10 - len..].iter().map(|&d| char::from(d)));
 }
 
 /// Where and when something happened, for the report.
@@ -248,6 +273,30 @@ impl std::fmt::Display for Endpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_times_are_padded_to_microseconds() {
+        let t = |ns: i64| Timestamp(ns).to_rfc3339();
+        assert_eq!(t(1_795_545_061_123_456_789), "2026-11-24T18:31:01.123456Z");
+        assert_eq!(t(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(t(946_684_799_000_001_000), "1999-12-31T23:59:59.000001Z");
+        // Against the time crate's own RFC 3339, over a spread of instants.
+        for i in 0..2000i64 {
+            let ns = i * 987_654_321_123_457 % 4_102_444_800_000_000_000;
+            let ours = t(ns);
+            let theirs = time::OffsetDateTime::from_unix_timestamp_nanos(ns as i128)
+                .unwrap()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap();
+            // theirs trims the fraction's trailing zeros and keeps nanoseconds.
+            assert_eq!(ours[..19], theirs[..19], "{ns}");
+            assert_eq!(
+                ours[20..26],
+                format!("{:06}", (ns / 1000) % 1_000_000),
+                "{ns}"
+            );
+        }
+    }
 
     #[test]
     fn a_mac_as_an_endpoint_and_back() {

@@ -9,18 +9,20 @@ use super::Reaction;
 
 /// Why the certificate of `hs` stayed encrypted although a key log was given, if it did.
 pub fn decryption(hs: &Handshake, place: FramePlace) -> Option<Finding> {
-    let random = hs
-        .client_hellos
-        .first()
-        .map(|c| hex::encode(&c.random))
-        .unwrap_or_default();
     let (kind, message) = match hs.decryption.as_ref()? {
-        Decryption::MissingSecret(label) => (
-            FindingKind::MissingSecret,
-            format!(
-                "The key log has no {label} for this handshake (client random {random}), so its certificate stays encrypted. Use the key log written by this client during this capture."
-            ),
-        ),
+        Decryption::MissingSecret(label) => {
+            let random = hs
+                .client_hellos
+                .first()
+                .map(|c| hex::encode(&c.random))
+                .unwrap_or_default();
+            (
+                FindingKind::MissingSecret,
+                format!(
+                    "The key log has no {label} for this handshake (client random {random}), so its certificate stays encrypted. Use the key log written by this client during this capture."
+                ),
+            )
+        }
         Decryption::Failed { side, frame } => (
             FindingKind::DecryptionFailed,
             format!(
