@@ -609,7 +609,11 @@ fn lines_in_parallel(
     line: impl Fn(usize, &mut String) + Sync,
 ) {
     const RUN: usize = 512;
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
+    // Asked once: on Linux the answer reads the cgroup's files, and a report has a list of
+    // lines per chain variant.
+    static WORKERS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let workers = *WORKERS
+        .get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4)));
     let line = &line;
     let mut start = 0;
     while start < n {
