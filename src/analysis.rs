@@ -1364,7 +1364,7 @@ impl FramePipeline {
     }
 
     /// As [`FramePipeline::new`], with the TCP connections followed by `lanes` threads (see
-    /// [`sharded`]); for one capture file (not a joined one). The handshakes and the counters
+    /// `sharded`); for one capture file (not a joined one). The handshakes and the counters
     /// are the same as with one.
     pub fn with_lanes(keylog: &Rc<RefCell<KeyLog>>, limits: Limits, lanes: usize) -> Self {
         if lanes < 2 || !sharded::splittable(limits) {
@@ -1565,7 +1565,7 @@ impl FramePipeline {
 }
 
 /// A capture's counters as the pipeline keeps them. Counted per file of a joined capture
-/// (what reading the file added) and summed, they are the capture's: [`capture_result`] makes
+/// (what reading the file added) and summed, they are the capture's: `capture_result` makes
 /// its [`CaptureResult`] of them.
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Counts {

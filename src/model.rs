@@ -115,7 +115,7 @@ impl FramePlace {
     }
 
     /// `frame` as a report says it: Wireshark's number, naming the file when it is not the
-    /// handshake's ("12 of capture [1]").
+    /// handshake's ("12 of capture \[1\]").
     pub fn text(self, frame: u64) -> String {
         match self.capture_of(frame) {
             c if c == self.capture => local_frame(frame).to_string(),

@@ -19,7 +19,7 @@
 //!
 //! The file: the line `chainsniff partial` and the format version (`u32`, little-endian), then
 //! a Zstandard stream of blocks, each a `u32` little-endian length and its bytes: first the
-//! [`Meta`] (JSON), then each certificate (postcard of DER and sightings), then each handshake
+//! `Meta` (JSON), then each certificate (postcard of DER and sightings), then each handshake
 //! in report order, then each handshake of the tail with its certificates (postcard of
 //! [`Session`], as the spill stores them).
 

@@ -1,7 +1,7 @@
 //! 802.1X conversations: EAPOL on the supplicant's link ([`EapolFlows`]) and RADIUS between
-//! the authenticator and the authentication server ([`RadiusFlow`], one per UDP conversation of
+//! the authenticator and the authentication server (`RadiusFlow`, one per UDP conversation of
 //! [`crate::flow::udp`]). Each EAP authentication in them becomes an
-//! [`EapSession`](crate::tls::eap::EapSession), whose TLS goes to a `TlsConn` as TCP's does.
+//! [`EapSession`], whose TLS goes to a `TlsConn` as TCP's does.
 //!
 //! **EAPOL.** A conversation is a supplicant's MAC and an authenticator's MAC. The supplicant
 //! sends EAP Responses, EAPOL-Start and -Logoff; the authenticator sends EAP Requests, Success

@@ -258,7 +258,7 @@ pub(crate) struct Evictor {
 /// How often (capture time) idle connections are looked for.
 const SWEEP_SECS: i64 = 30;
 
-/// When a table looks for idle conversations: every [`SWEEP_SECS`] of capture time, from the
+/// When a table looks for idle conversations: every `SWEEP_SECS` of capture time, from the
 /// first packet it was given. The TCP table sweeps on its own; when its sub-tables are on
 /// several threads, the thread that reads the capture keeps this clock over every TCP segment
 /// and tells them all to sweep at the same packet.

@@ -4,11 +4,11 @@
 //! are views of it. The JSON form is the report itself (`"schema": "chainsniff/1"`), documented
 //! in docs/report.md.
 
-//! The stage's files, in the order data goes through them: [`handshake`] (one handshake's
-//! report), [`build`] (judging the handshakes on helper threads, grouping them in order),
-//! [`group`] (servers, chain variants, clients, counts), [`evidence`] (streams and display
-//! filters for a group of handshakes), [`causes`] (root causes across servers, the
-//! headlines), [`model`] (the types), [`streamed`] (the `--format jsonl` lines).
+//! The stage's files, in the order data goes through them: `handshake` (one handshake's
+//! report), `build` (judging the handshakes on helper threads, grouping them in order),
+//! `group` (servers, chain variants, clients, counts), `evidence` (streams and display
+//! filters for a group of handshakes), `causes` (root causes across servers, the
+//! headlines), `model` (the types), `streamed` (the `--format jsonl` lines).
 
 use crate::analysis::CaptureResult;
 

@@ -514,7 +514,7 @@ pub struct Summary {
     pub errors: usize,
     /// Findings of severity warning.
     pub warnings: usize,
-    /// One line per root cause (the first [`causes::MAX_HEADLINES`] of `causes`, then how many
+    /// One line per root cause (the first `MAX_HEADLINES` of `causes`, then how many
     /// more), for the top of a ticket.
     pub headlines: Vec<String>,
     /// The root causes across servers, most failing clients first.
@@ -542,7 +542,7 @@ pub struct TrustInfo {
 /// The whole report: what `--format json` prints and every printer reads.
 #[derive(Debug, Serialize)]
 pub struct Report {
-    /// The schema name and version, [`SCHEMA`].
+    /// The schema name and version, [`crate::report::SCHEMA`].
     pub schema: &'static str,
     /// The program and version that made the report.
     pub generator: String,
