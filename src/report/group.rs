@@ -191,115 +191,51 @@ impl ClientsSeen {
             ips: Vec::with_capacity(clients),
             got_error: Vec::with_capacity(clients),
         };
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
-        let mut batch: Vec<ClientSeen> = Vec::new();
+        let mut one: Vec<ClientSeen> = Vec::new();
         let mut given_back = self.seen.len();
-        while !self.seen.is_empty() {
-            // The last CLIENT_BATCH clients' lines, taken off the end: in address order, each
-            // client's handshakes in report order.
-            let mut from = self.seen.len();
-            for _ in 0..CLIENT_BATCH {
-                let Some(&last) = from.checked_sub(1).map(|i| &self.seen[i]) else {
-                    break;
-                };
-                from = self.seen[..from]
-                    .iter()
-                    .rposition(|c| !same(c, &last))
-                    .map_or(0, |i| i + 1);
-            }
-            batch.clear();
-            batch.extend(self.seen.drain(from..).rev());
+        while let Some(&last) = self.seen.last() {
+            let from = self
+                .seen
+                .iter()
+                .rposition(|c| !same(c, &last))
+                .map_or(0, |i| i + 1);
+            one.clear();
+            one.extend(self.seen.drain(from..).rev());
             if given_back - self.seen.len() >= 1 << 16 {
                 self.seen.shrink_to_fit();
                 given_back = self.seen.len();
             }
-            // Each client's report is made and packed on one of the cores (nothing else runs
-            // now), then added in order.
-            let one_by_one: Vec<&[ClientSeen]> = batch.chunk_by(|a, b| same(a, b)).collect();
-            let this = &self;
-            let pack = |part: &[&[ClientSeen]]| -> std::io::Result<Vec<PackedClient>> {
-                part.iter()
-                    .map(|one| this.pack_client(one, analysis, servers))
-                    .collect()
+            let one = &one;
+            let ip = self.ip(&last);
+            let mut c = ClientReport {
+                ip,
+                identity: analysis.identities.of(ip),
+                ja3: Vec::new(),
+                ja4: Vec::new(),
+                handshakes: Vec::with_capacity(one.len()),
+                statuses: BTreeMap::new(),
+                servers: Vec::new(),
             };
-            let parts: Vec<std::io::Result<Vec<PackedClient>>> =
-                if workers == 1 || one_by_one.len() < 2 * CLIENTS_PER_THREAD {
-                    vec![pack(&one_by_one)]
-                } else {
-                    let per = one_by_one.len().div_ceil(workers);
-                    std::thread::scope(|scope| {
-                        let handles: Vec<_> = one_by_one
-                            .chunks(per)
-                            .map(|part| scope.spawn(move || pack(part)))
-                            .collect();
-                        handles
-                            .into_iter()
-                            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                            .collect()
-                    })
-                };
-            for part in parts {
-                for c in part? {
-                    out.push_encoded(c.ip, &c.record, c.got_error)?;
+            for h in one.iter() {
+                c.handshakes.push(h.handshake as usize);
+                let (ja3, ja4) = self.pairs[h.fingerprints as usize];
+                for (mine, fp) in [(&mut c.ja3, ja3), (&mut c.ja4, ja4)] {
+                    if let Some(fp) = self.fingerprints.get(fp as usize)
+                        && !mine.contains(fp)
+                    {
+                        mine.push(fp.clone());
+                    }
+                }
+                *c.statuses.entry(h.status.as_str().to_string()).or_default() += 1;
+                let endpoint = servers[h.server as usize].server;
+                if !c.servers.contains(&endpoint) {
+                    c.servers.push(endpoint);
                 }
             }
+            out.push(&c, one.iter().any(|h| h.error))?;
         }
         Ok(out)
     }
-
-    /// One client's report from its lines (its handshakes in report order), packed.
-    fn pack_client(
-        &self,
-        one: &[ClientSeen],
-        analysis: &Analysis,
-        servers: &[ServerReport],
-    ) -> std::io::Result<PackedClient> {
-        let ip = self.ip(&one[0]);
-        let mut c = ClientReport {
-            ip,
-            identity: analysis.identities.of(ip),
-            ja3: Vec::new(),
-            ja4: Vec::new(),
-            handshakes: Vec::with_capacity(one.len()),
-            statuses: BTreeMap::new(),
-            servers: Vec::new(),
-        };
-        for h in one {
-            c.handshakes.push(h.handshake as usize);
-            let (ja3, ja4) = self.pairs[h.fingerprints as usize];
-            for (mine, fp) in [(&mut c.ja3, ja3), (&mut c.ja4, ja4)] {
-                if let Some(fp) = self.fingerprints.get(fp as usize)
-                    && !mine.contains(fp)
-                {
-                    mine.push(fp.clone());
-                }
-            }
-            *c.statuses.entry(h.status.as_str().to_string()).or_default() += 1;
-            let endpoint = servers[h.server as usize].server;
-            if !c.servers.contains(&endpoint) {
-                c.servers.push(endpoint);
-            }
-        }
-        let mut record = Vec::new();
-        <Packed as crate::spill::Codec<ClientReport>>::encode(&c, &mut record)?;
-        Ok(PackedClient {
-            ip,
-            record,
-            got_error: one.iter().any(|h| h.error),
-        })
-    }
-}
-
-/// Clients taken off the sorted lines at a time by [`ClientsSeen::finish`].
-const CLIENT_BATCH: usize = 4096;
-/// Fewer clients than twice this in a batch are packed on the calling thread.
-const CLIENTS_PER_THREAD: usize = 256;
-
-/// A client's report as [`ClientList`] keeps it.
-struct PackedClient {
-    ip: std::net::IpAddr,
-    record: Vec<u8>,
-    got_error: bool,
 }
 
 /// The second stage of [`build`]: the report from the handshakes, in order, in batches.

@@ -321,16 +321,10 @@ impl ClientList {
         self.got_error[i]
     }
 
-    /// Adds the client at `ip` whose report `record` holds, packed ([`Packed`]).
-    pub(super) fn push_encoded(
-        &mut self,
-        ip: std::net::IpAddr,
-        record: &[u8],
-        got_error: bool,
-    ) -> std::io::Result<()> {
-        self.ips.push(ip);
+    pub(super) fn push(&mut self, c: &ClientReport, got_error: bool) -> std::io::Result<()> {
+        self.ips.push(c.ip);
         self.got_error.push(got_error);
-        self.records.push_encoded(record)
+        self.records.push(c)
     }
 }
 
