@@ -22,16 +22,16 @@ use crate::wire::radius;
 
 /// Datagrams looked at before a conversation that is neither DTLS nor QUIC is given up.
 const MAX_PROBES: u32 = 4;
+/// Most bytes buffered per DTLS message or QUIC CRYPTO stream.
+pub(crate) const MAX_BUFFER: usize = 256 << 10;
 
 /// A datagram to or from the DNS or mDNS port. DNS over DTLS and over QUIC have a port of their
-/// own (853), so a conversation on these whose first datagram is not DTLS or QUIC is given up
-/// at once: a capture's DNS queries are most of its UDP conversations, and each would be kept
-/// until idle (600 s) for nothing.
+/// own (853), so a conversation on these whose first datagram is none of the protocols looked
+/// for is given up at once: a capture's DNS queries are most of its UDP conversations, and each
+/// would be kept until idle (600 s) for nothing.
 fn is_plain_dns(d: &UdpDatagram<'_>) -> bool {
     [d.sport, d.dport].iter().any(|p| matches!(p, 53 | 5353))
 }
-/// Most bytes buffered per DTLS message or QUIC CRYPTO stream.
-pub(crate) const MAX_BUFFER: usize = 256 << 10;
 
 enum State {
     Probing(u32),

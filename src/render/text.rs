@@ -310,18 +310,7 @@ impl Text<'_> {
                     .map(|id| self.r.handshakes.get(*id).client_reaction.kind),
             );
             let all = s.without_chain_reactions.get(status).copied();
-            let rest = all.map_or_else(
-                // A report made otherwise than by `report::build`: read them back.
-                || {
-                    ReactionCount::of(
-                        ids[shown..]
-                            .iter()
-                            .map(|id| self.r.handshakes.get(*id).client_reaction.kind),
-                    )
-                },
-                |all| all.without(listed),
-            );
-            self.more_handshakes(o, rest, 4);
+            self.more_handshakes(o, all.unwrap_or_default().without(listed), 4);
         }
         o.push('\n');
     }

@@ -21,8 +21,8 @@ pub fn build(analysis: &Analysis) -> crate::Result<Report> {
 /// that is printed as JSON.
 pub fn build_as(analysis: &Analysis, records: Records) -> crate::Result<Report> {
     // Two stages: helper threads read the handshakes back, judge their chains and encode
-    // their records ([`judge`]), taking batches in turn; this thread takes the batches back in the same
-    // turn and groups them by server and chain ([`group`]). The order, and so the report, is
+    // their records ([`judge`]), taking batches in turn; this thread takes the batches back in
+    // the same turn and groups them by server and chain ([`group`]). The order, and so the report, is
     // that of one thread.
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
     let batches = analysis.sessions.len().div_ceil(BATCH);

@@ -1042,8 +1042,8 @@ fn failure(eap: bool, r: &Reaction) -> Option<String> {
 
 /// Who each client is, as cause lines name it: its kind, an index in `kinds` (0: none known,
 /// its JA4 is looked up at the end), and its name. One per client of the report, so kept small:
-/// the clients with no kind known are only in `unlabelled` (5 bytes each for IPv4, not 9), and a name
-/// is kept only when it is not the client's address.
+/// the clients with no kind known are only in `unlabelled` (5 bytes each for IPv4, not 9), and
+/// a name is kept only when it is not the client's address.
 #[derive(Default)]
 struct Labels {
     of: IpMap<u32>,

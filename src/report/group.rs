@@ -118,8 +118,9 @@ impl ClientsSeen {
         })
     }
 
-    fn add(&mut self, h: &HandshakeReport, server: u32) {
-        let (addr, v6) = match h.client.ip {
+    /// A client address as a line keeps it: `(addr, v6)` ([`ClientSeen::addr`]).
+    fn addr_of(&mut self, ip: std::net::IpAddr) -> (u32, bool) {
+        match ip {
             std::net::IpAddr::V4(a) => (a.to_bits(), false),
             std::net::IpAddr::V6(a) => {
                 let next = self.v6.len() as u32;
@@ -129,7 +130,11 @@ impl ClientsSeen {
                 });
                 (id, true)
             }
-        };
+        }
+    }
+
+    fn add(&mut self, h: &HandshakeReport, server: u32) {
+        let (addr, v6) = self.addr_of(h.client.ip);
         let seen = ClientSeen {
             addr,
             v6,
@@ -381,16 +386,19 @@ pub(super) fn group(
             }
             _ => {
                 let status = h.status.as_str();
-                server
-                    .without_chain
-                    .entry(status.to_string())
-                    .or_default()
-                    .push(h.id);
-                server
-                    .without_chain_reactions
-                    .entry(status.to_string())
-                    .or_default()
-                    .add(h.client_reaction.kind);
+                if !server.without_chain.contains_key(status) {
+                    server.without_chain.insert(status.to_string(), Vec::new());
+                    let count = crate::judge::ReactionCount::default();
+                    server
+                        .without_chain_reactions
+                        .insert(status.to_string(), count);
+                }
+                if let Some(ids) = server.without_chain.get_mut(status) {
+                    ids.push(h.id);
+                }
+                if let Some(count) = server.without_chain_reactions.get_mut(status) {
+                    count.add(h.client_reaction.kind);
+                }
             }
         }
 
@@ -671,14 +679,7 @@ mod tests {
             "::1",
         ];
         for (i, ip) in ips.iter().enumerate() {
-            let ip: std::net::IpAddr = ip.parse().unwrap();
-            let (addr, v6) = match ip {
-                std::net::IpAddr::V4(a) => (a.to_bits(), false),
-                std::net::IpAddr::V6(a) => {
-                    seen.v6.push(a);
-                    ((seen.v6.len() - 1) as u32, true)
-                }
-            };
+            let (addr, v6) = seen.addr_of(ip.parse().unwrap());
             let ja4 = Some(format!("ja4-{i}"));
             let fingerprints = seen.pair(&None, &ja4);
             seen.seen.push(ClientSeen {

@@ -321,6 +321,7 @@ impl ClientList {
         self.got_error[i]
     }
 
+    /// Adds a client's report; `got_error`: one of its handshakes has an error finding.
     pub(super) fn push(&mut self, c: &ClientReport, got_error: bool) -> std::io::Result<()> {
         self.ips.push(c.ip);
         self.got_error.push(got_error);
